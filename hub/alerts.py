@@ -1,0 +1,196 @@
+"""The alert lifecycle: open → acknowledged → resolved, one active alert per rule and subject.
+
+Every change is written with its audit record in one transaction and then announced on the
+alert bus, which feeds the consoles' live stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from hub.clock import Clock
+from hub.registry import Placement
+from hub.store import AuditEntry, Store
+
+log = logging.getLogger("carewatch.hub.alerts")
+
+Priority = Literal["emergency", "routine", "trouble"]
+ACTIVE_STATES: Final = ("open", "acknowledged")
+OUTCOMES: Final = {
+    "assisted_no_injury": "Attended: no injury",
+    "assisted_injury": "Attended: injury, care given",
+    "emergency_services": "Emergency services called",
+    "false_alarm": "False alarm",
+    "device_fault": "Device fault",
+    "other": "Other (see note)",
+}
+# How long after sensing an alert counts as late: a backlog replay or a slow path.
+LATE_AFTER_S: Final = 30.0
+
+
+class AlertError(Exception):
+    """A request that does not fit the alert's state; `status` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    rule: str
+    priority: Priority
+    placement: Placement
+    sensed_at: float
+    received_at: float
+    historical: bool
+    detail: dict[str, Any]
+
+
+class AlertBus:
+    """Fan-out of alert changes to live subscribers; a subscriber too slow to keep up is cut."""
+
+    def __init__(self, queue_size: int = 1000) -> None:
+        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._queue_size = queue_size
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._queue_size)
+        self._queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._queues.discard(queue)
+
+    def publish(self, alert: dict[str, Any]) -> None:
+        for queue in list(self._queues):
+            try:
+                queue.put_nowait(alert)
+            except asyncio.QueueFull:
+                log.warning("live subscriber fell behind and was disconnected")
+                self._queues.discard(queue)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._queues)
+
+
+class AlertService:
+    def __init__(self, store: Store, bus: AlertBus, clock: Clock) -> None:
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+
+    async def trigger(self, trigger: Trigger) -> dict[str, Any]:
+        """Open an alert, or add the repeat to the one already active for this rule and bed."""
+        subject = trigger.placement.subject
+        active = await self._store.active_alert(trigger.rule, subject)
+        if active is not None:
+            return await self._repeat(active, trigger)
+        now = self._clock.now()
+        delay = now - trigger.sensed_at
+        place = trigger.placement
+        fields: dict[str, Any] = {
+            "rule": trigger.rule,
+            "priority": trigger.priority,
+            "state": "open",
+            "subject": subject,
+            "site": place.site,
+            "zone": place.zone,
+            "zone_name": place.zone_name,
+            "room": place.room,
+            "room_name": place.room_name,
+            "bed": place.bed,
+            "resident_code": place.resident_code,
+            "resident_name": place.resident_name,
+            "device": place.device,
+            "sensed_at": trigger.sensed_at,
+            "opened_at": now,
+            "late_s": round(delay, 3) if trigger.historical or delay > LATE_AFTER_S else None,
+            "last_triggered_at": trigger.sensed_at,
+        }
+        entry = AuditEntry(now, "system", "opened", None, {"device": place.device, **trigger.detail})
+        alert_id = await self._store.insert_alert(fields, entry)
+        log.warning(
+            "alert opened",
+            extra={"site": place.site, "gateway": place.gateway, "device": place.device,
+                   "bed": place.bed, "rule": trigger.rule, "alert_id": alert_id},
+        )
+        return await self._announce(alert_id)
+
+    async def _repeat(self, active: dict[str, Any], trigger: Trigger) -> dict[str, Any]:
+        entry = AuditEntry(
+            self._clock.now(), "system", "repeated", None,
+            {"device": trigger.placement.device, **trigger.detail},
+        )
+        await self._store.update_alert(
+            active["id"],
+            {"count": active["count"] + 1,
+             "last_triggered_at": max(active["last_triggered_at"], trigger.sensed_at)},
+            ACTIVE_STATES,
+            entry,
+        )
+        return await self._announce(active["id"])
+
+    async def condition_cleared(self, rule: str, placement: Placement, sensed_at: float) -> None:
+        """Record that the condition cleared; an emergency still needs a person to close it."""
+        active = await self._store.active_alert(rule, placement.subject)
+        if active is None or active["cleared_at"] is not None:
+            return
+        entry = AuditEntry(self._clock.now(), "system", "condition_cleared", None,
+                           {"device": placement.device})
+        await self._store.update_alert(
+            active["id"], {"cleared_at": sensed_at}, ACTIVE_STATES, entry
+        )
+        await self._announce(active["id"])
+
+    async def acknowledge(self, alert_id: int, user: str, channel: str) -> dict[str, Any]:
+        now = self._clock.now()
+        entry = AuditEntry(now, user, "acknowledged", channel, {})
+        changed = await self._store.update_alert(
+            alert_id,
+            {"state": "acknowledged", "acknowledged_by": user, "acknowledged_at": now,
+             "acknowledged_via": channel},
+            ("open",),
+            entry,
+        )
+        if not changed:
+            await self._refuse(alert_id, "acknowledged")
+        return await self._announce(alert_id)
+
+    async def resolve(
+        self, alert_id: int, user: str, channel: str, outcome: str, note: str | None
+    ) -> dict[str, Any]:
+        if outcome not in OUTCOMES:
+            raise AlertError(422, f"unknown outcome {outcome!r}; use one of {sorted(OUTCOMES)}")
+        current = await self._store.alert(alert_id)
+        if current is None:
+            raise AlertError(404, f"no alert {alert_id}")
+        now = self._clock.now()
+        fields: dict[str, Any] = {"state": "resolved", "resolved_by": user, "resolved_at": now,
+                                  "outcome": outcome, "note": note}
+        if current["acknowledged_at"] is None:
+            fields |= {"acknowledged_by": user, "acknowledged_at": now,
+                       "acknowledged_via": channel}
+        entry = AuditEntry(now, user, "resolved", channel, {"outcome": outcome, "note": note})
+        if not await self._store.update_alert(alert_id, fields, ACTIVE_STATES, entry):
+            await self._refuse(alert_id, "resolved")
+        return await self._announce(alert_id)
+
+    async def _refuse(self, alert_id: int, wanted: str) -> None:
+        current = await self._store.alert(alert_id)
+        if current is None:
+            raise AlertError(404, f"no alert {alert_id}")
+        raise AlertError(
+            409, f"alert {alert_id} is {current['state']} and cannot be {wanted} now"
+        )
+
+    async def _announce(self, alert_id: int) -> dict[str, Any]:
+        alert = await self._store.alert(alert_id)
+        if alert is None:
+            raise AlertError(404, f"no alert {alert_id}")
+        self._bus.publish(alert)
+        return alert

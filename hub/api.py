@@ -1,0 +1,180 @@
+"""The hub's HTTP side: JSON API, the live alert stream (server-sent events) and the console."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from importlib.resources import files
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.middleware.sessions import SessionMiddleware
+
+from hub.alerts import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
+from hub.auth import Authenticator, Principal, start_session
+from hub.store import Store
+
+KEEPALIVE_S = 15.0
+STATE_FILTERS: dict[str, tuple[str, ...]] = {
+    "active": ACTIVE_STATES,
+    "open": ("open",),
+    "acknowledged": ("acknowledged",),
+    "resolved": ("resolved",),
+    "all": ("open", "acknowledged", "resolved"),
+}
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class AcknowledgeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["console", "phone", "api"] = "console"
+
+
+class ResolveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: str
+    note: str | None = Field(default=None, max_length=2000)
+    channel: Literal["console", "phone", "api"] = "console"
+
+
+def _current_principal(request: Request) -> Principal:
+    auth: Authenticator = request.app.state.auth
+    return auth.principal(request)
+
+
+Caller = Annotated[Principal, Depends(_current_principal)]
+
+
+def _web_file(name: str) -> str:
+    return files("hub").joinpath("web", name).read_text()
+
+
+def create_app(
+    *,
+    store: Store,
+    alerts: AlertService,
+    bus: AlertBus,
+    auth: Authenticator,
+    secret_key: str,
+    secure_cookies: bool,
+    health: Callable[[], dict[str, Any]],
+) -> FastAPI:
+    app = FastAPI(title="carewatch hub", version="0.1.0", docs_url=None, redoc_url=None)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret_key,
+        session_cookie="carewatch_session",
+        same_site="strict",
+        https_only=secure_cookies,
+        max_age=12 * 3600,
+    )
+    app.state.auth = auth
+
+    @app.exception_handler(AlertError)
+    async def _alert_error(_: Request, exc: AlertError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def console() -> HTMLResponse:
+        return HTMLResponse(_web_file("console.html"))
+
+    @app.get("/static/{name}")
+    async def static(name: str) -> Response:
+        media = {"console.js": "text/javascript", "console.css": "text/css",
+                 "alarm.wav": "audio/wav"}
+        if name not in media:
+            raise HTTPException(404, "not found")
+        data = files("hub").joinpath("web", name).read_bytes()
+        return Response(data, media_type=media[name])
+
+    @app.get("/api/health")
+    async def get_health() -> dict[str, Any]:
+        return health()
+
+    @app.post("/api/login")
+    async def login(body: LoginRequest, request: Request) -> dict[str, str]:
+        ok = await asyncio.to_thread(auth.check_password, body.username, body.password)
+        if not ok:
+            raise HTTPException(401, "wrong user name or password")
+        csrf = start_session(request, body.username)
+        return {"user": body.username, "name": auth.display_name(body.username),
+                "csrf_token": csrf}
+
+    @app.post("/api/logout")
+    async def logout(request: Request, caller: Caller) -> dict[str, str]:
+        request.session.clear()
+        return {"user": caller.username}
+
+    @app.get("/api/me")
+    async def me(request: Request, caller: Caller) -> dict[str, str]:
+        return {"user": caller.username, "name": auth.display_name(caller.username),
+                "csrf_token": str(request.session.get("csrf", ""))}
+
+    @app.get("/api/outcomes")
+    async def outcomes(_: Caller) -> dict[str, str]:
+        return OUTCOMES
+
+    @app.get("/api/alerts")
+    async def list_alerts(
+        _: Caller, state: str = "active", limit: int = 200
+    ) -> dict[str, list[dict[str, Any]]]:
+        if state not in STATE_FILTERS:
+            raise HTTPException(422, f"state must be one of {sorted(STATE_FILTERS)}")
+        if not 1 <= limit <= 1000:
+            raise HTTPException(422, "limit must be between 1 and 1000")
+        return {"alerts": await store.alerts(STATE_FILTERS[state], limit)}
+
+    @app.get("/api/alerts/{alert_id}")
+    async def get_alert(alert_id: int, _: Caller) -> dict[str, Any]:
+        alert = await store.alert(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        return {**alert, "history": await store.audit_for_alert(alert_id)}
+
+    @app.post("/api/alerts/{alert_id}/acknowledge")
+    async def acknowledge(
+        alert_id: int, caller: Caller, body: AcknowledgeRequest | None = None
+    ) -> dict[str, Any]:
+        channel = "api" if caller.via == "api" else (body or AcknowledgeRequest()).channel
+        return await alerts.acknowledge(alert_id, caller.username, channel)
+
+    @app.post("/api/alerts/{alert_id}/resolve")
+    async def resolve(alert_id: int, body: ResolveRequest, caller: Caller) -> dict[str, Any]:
+        channel = "api" if caller.via == "api" else body.channel
+        return await alerts.resolve(alert_id, caller.username, channel, body.outcome, body.note)
+
+    @app.get("/api/stream")
+    async def stream(request: Request, _: Caller) -> StreamingResponse:
+        queue = bus.subscribe()
+
+        async def events() -> AsyncIterator[str]:
+            try:
+                yield "retry: 2000\nevent: hello\ndata: {}\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        alert = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    except TimeoutError:
+                        yield ": keepalive\n\n"
+                        continue
+                    yield f"event: alert\ndata: {json.dumps(alert, separators=(',', ':'))}\n\n"
+            finally:
+                bus.unsubscribe(queue)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    return app

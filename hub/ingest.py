@@ -1,0 +1,195 @@
+"""Ingest: validate what arrives over MQTT, check who sent it, drop repeats, store, run rules.
+
+Every rejection is counted by reason and logged with the site and gateway it concerns. A bad item
+never takes the good items of its batch down with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.wire import (
+    MAX_ITEMS_PER_BATCH,
+    MAX_PAYLOAD_BYTES,
+    TopicAddress,
+    WireItem,
+    WireStatus,
+    parse_topic,
+)
+from hub.clock import Clock
+from hub.registry import Placement, Registry
+from hub.rules import InstantRules
+from hub.store import StoredItem, Store
+
+log = logging.getLogger("carewatch.hub.ingest")
+
+
+class _Envelope(BaseModel):
+    """A data batch with its items still unchecked, so each item is judged on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epoch: str = Field(pattern=r"^[0-9a-f]{8,32}$")
+    seq: int = Field(ge=1)
+    bdseq: int = Field(ge=0)
+    sent: float = Field(gt=0)
+    items: list[Any] = Field(min_length=1, max_length=MAX_ITEMS_PER_BATCH)
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    seq: int
+    item: StoredItem
+    placement: Placement
+
+
+class Ingest:
+    def __init__(
+        self, registry: Registry, store: Store, rules: InstantRules, clock: Clock
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._rules = rules
+        self._clock = clock
+        self.rejected: Counter[str] = Counter()
+        self.accepted = 0
+        self.duplicates = 0
+        self.gaps = 0
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "gaps": self.gaps,
+            **{f"rejected_{reason}": n for reason, n in sorted(self.rejected.items())},
+        }
+
+    async def handle(self, topic: str, payload: bytes) -> None:
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            self._reject("oversized", topic, f"{len(payload)} bytes")
+            return
+        address = parse_topic(topic)
+        if address is None or address.channel == "cmd":
+            self._reject("bad_topic", topic, "not a gateway data or status topic")
+            return
+        if not self._registry.has_gateway(address.site, address.gateway):
+            self._reject("unknown_gateway", topic, "gateway is not registered to this site")
+            return
+        try:
+            body = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._reject("malformed", topic, f"not JSON: {exc}")
+            return
+        if address.channel == "status":
+            await self._handle_status(address, body, topic)
+        else:
+            await self._handle_batch(address, body, topic)
+
+    async def _handle_status(self, address: TopicAddress, body: object, topic: str) -> None:
+        try:
+            status = WireStatus.model_validate(body)
+        except ValidationError as exc:
+            self._reject("malformed", topic, _first_error(exc))
+            return
+        known = await self._store.gateway_status(address.site, address.gateway)
+        if status.state == "offline" and known is not None and status.bdseq < known[1]:
+            log.info("stale death message ignored", extra=_where(address))
+            return
+        await self._store.set_gateway_status(
+            address.site, address.gateway, status.state, status.bdseq, self._clock.now()
+        )
+        log.info("gateway %s", status.state, extra=_where(address))
+
+    async def _handle_batch(self, address: TopicAddress, body: object, topic: str) -> None:
+        try:
+            batch = _Envelope.model_validate(body)
+        except ValidationError as exc:
+            self._reject("malformed", topic, _first_error(exc))
+            return
+        received_at = self._clock.now()
+        accepted = [
+            ok
+            for index, raw in enumerate(batch.items)
+            if (ok := self._accept_item(address, batch.seq + index, raw, received_at, topic))
+        ]
+        fresh = await self._drop_repeats(address, batch.epoch, accepted)
+        if not fresh:
+            return
+        await self._store.save_batch(
+            address.site, address.gateway, batch.epoch, fresh[-1].seq, [a.item for a in fresh]
+        )
+        self.accepted += len(fresh)
+        for entry in fresh:
+            await self._rules.evaluate(entry.item, entry.placement)
+
+    def _accept_item(
+        self, address: TopicAddress, seq: int, raw: object, received_at: float, topic: str
+    ) -> _Accepted | None:
+        try:
+            item = WireItem.model_validate(raw)
+        except ValidationError as exc:
+            self._reject("malformed_item", topic, f"item {seq}: {_first_error(exc)}")
+            return None
+        placement = self._registry.placement(item.dev)
+        if placement is None:
+            self._reject("unknown_device", topic, f"device {item.dev!r} is not registered")
+            return None
+        if (placement.site, placement.gateway) != (address.site, address.gateway):
+            self._reject(
+                "foreign_device",
+                topic,
+                f"device {item.dev!r} belongs to gateway {placement.site}/{placement.gateway}",
+            )
+            return None
+        stored = StoredItem(
+            device=item.dev,
+            kind=item.kind,
+            name=item.name,
+            value=item.value,
+            sensed_at=item.at,
+            received_at=received_at,
+            historical=item.hist,
+        )
+        return _Accepted(seq, stored, placement)
+
+    async def _drop_repeats(
+        self, address: TopicAddress, epoch: str, accepted: list[_Accepted]
+    ) -> list[_Accepted]:
+        """Keep items newer than the gateway's high-water mark; QoS 1 may deliver twice."""
+        mark = await self._store.sequence_mark(address.site, address.gateway)
+        last_seq = 0
+        if mark is not None and mark[0] == epoch:
+            last_seq = mark[1]
+        elif mark is not None:
+            log.warning("gateway outbox epoch changed; sequence restarts", extra=_where(address))
+        fresh = [a for a in accepted if a.seq > last_seq]
+        self.duplicates += len(accepted) - len(fresh)
+        if fresh and fresh[0].seq > last_seq + 1 and last_seq > 0:
+            self.gaps += 1
+            log.warning(
+                "sequence gap: expected %d, got %d",
+                last_seq + 1,
+                fresh[0].seq,
+                extra=_where(address),
+            )
+        return fresh
+
+    def _reject(self, reason: str, topic: str, detail: str) -> None:
+        self.rejected[reason] += 1
+        log.warning("rejected %s on %s: %s", reason, topic[:200], detail[:300])
+
+
+def _where(address: TopicAddress) -> dict[str, str]:
+    return {"site": address.site, "gateway": address.gateway}
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"]) or "payload"
+    return f"{where}: {err['msg']}"

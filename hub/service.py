@@ -1,0 +1,110 @@
+"""The hub process: wires store, registry, rules, alerts, MQTT and the web server together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from hub.alerts import AlertBus, AlertService
+from hub.api import create_app
+from hub.auth import Authenticator
+from hub.clock import Clock, SystemClock
+from hub.config import HubConfig
+from hub.ingest import Ingest
+from hub.mqtt_link import MqttLink
+from hub.registry import Registry
+from hub.rules import InstantRules
+from hub.store import Store
+
+log = logging.getLogger("carewatch.hub")
+
+
+@dataclass
+class Hub:
+    """A running hub. Build it with `Hub.start`, stop it with `stop()`."""
+
+    config: HubConfig
+    store: Store
+    registry: Registry
+    ingest: Ingest
+    bus: AlertBus
+    alerts: AlertService
+    mqtt: MqttLink
+    web_port: int
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _server: uvicorn.Server | None = None
+
+    @classmethod
+    async def start(cls, config: HubConfig, clock: Clock | None = None) -> Hub:
+        clock = clock or SystemClock()
+        registry = Registry(config.sites)
+        store = await Store.open(config.database)
+        bus = AlertBus()
+        alerts = AlertService(store, bus, clock)
+        ingest = Ingest(registry, store, InstantRules(alerts), clock)
+        mqtt = MqttLink(config.broker, ingest, clock)
+        sock = _bind(config.web.host, config.web.port)
+        hub = cls(config, store, registry, ingest, bus, alerts, mqtt, sock.getsockname()[1])
+        hub._serve(sock)
+        hub._tasks.append(asyncio.create_task(mqtt.run(hub._stop), name="hub-mqtt"))
+        log.info(
+            "hub started: %d beds, %d devices, console on http://%s:%d/",
+            registry.bed_count(), len(registry.devices()), config.web.host, hub.web_port,
+        )
+        return hub
+
+    def _serve(self, sock: socket.socket) -> None:
+        app = create_app(
+            store=self.store,
+            alerts=self.alerts,
+            bus=self.bus,
+            auth=Authenticator(self.config.users, self.config.tokens),
+            secret_key=self.config.web.secret_key,
+            secure_cookies=self.config.web.secure_cookies,
+            health=self.health,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        )
+        self._server = server
+        self._tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="hub-web"))
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.mqtt.connected.is_set() else "degraded",
+            "broker_connected": self.mqtt.connected.is_set(),
+            "beds": self.registry.bed_count(),
+            "devices": len(self.registry.devices()),
+            "live_consoles": self.bus.subscribers,
+            "ingest": self.ingest.counters(),
+        }
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.web.host}:{self.web_port}"
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
+
+    async def wait(self) -> None:
+        """Until a component ends by itself (it should not) or the hub is stopped."""
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock

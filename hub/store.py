@@ -1,0 +1,336 @@
+"""SQLite storage (WAL) for readings, events, live device state, alerts and the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    sensed_at REAL NOT NULL,
+    received_at REAL NOT NULL,
+    historical INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS readings_device_time ON readings (device, name, sensed_at);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    sensed_at REAL NOT NULL,
+    received_at REAL NOT NULL,
+    historical INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_device_time ON events (device, sensed_at);
+CREATE TABLE IF NOT EXISTS device_state (
+    device TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    sensed_at REAL NOT NULL,
+    PRIMARY KEY (device, name)
+);
+CREATE TABLE IF NOT EXISTS gateway_sequence (
+    site TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    last_seq INTEGER NOT NULL,
+    PRIMARY KEY (site, gateway)
+);
+CREATE TABLE IF NOT EXISTS gateway_status (
+    site TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    state TEXT NOT NULL,
+    bdseq INTEGER NOT NULL,
+    changed_at REAL NOT NULL,
+    PRIMARY KEY (site, gateway)
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    rule TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    state TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    site TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    zone_name TEXT NOT NULL,
+    room TEXT NOT NULL,
+    room_name TEXT NOT NULL,
+    bed TEXT,
+    resident_code TEXT,
+    resident_name TEXT,
+    device TEXT NOT NULL,
+    sensed_at REAL NOT NULL,
+    opened_at REAL NOT NULL,
+    late_s REAL,
+    count INTEGER NOT NULL DEFAULT 1,
+    last_triggered_at REAL NOT NULL,
+    cleared_at REAL,
+    acknowledged_by TEXT,
+    acknowledged_at REAL,
+    acknowledged_via TEXT,
+    resolved_by TEXT,
+    resolved_at REAL,
+    outcome TEXT,
+    note TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active
+    ON alerts (rule, subject) WHERE state != 'resolved';
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    alert_id INTEGER,
+    channel TEXT,
+    detail TEXT NOT NULL
+);
+"""
+
+ALERT_COLUMNS = (
+    "id, rule, priority, state, subject, site, zone, zone_name, room, room_name, bed, "
+    "resident_code, resident_name, device, sensed_at, opened_at, late_s, count, "
+    "last_triggered_at, cleared_at, acknowledged_by, acknowledged_at, acknowledged_via, "
+    "resolved_by, resolved_at, outcome, note"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: float
+    actor: str
+    action: str
+    channel: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    device: str
+    kind: str
+    name: str
+    value: object
+    sensed_at: float
+    received_at: float
+    historical: bool
+
+
+class Store:
+    """One connection, one writer: every statement runs on aiosqlite's own thread."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        # Coroutines share the connection; the lock keeps each write transaction whole.
+        self._write = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Store:
+        db = await aiosqlite.connect(str(path))
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode keeps the database consistent across a crash; the last
+        # transactions may be lost only on a power cut, and QoS 1 redelivery covers those.
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.executescript(SCHEMA)
+        await db.commit()
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def sequence_mark(self, site: str, gateway: str) -> tuple[str, int] | None:
+        async with self._db.execute(
+            "SELECT epoch, last_seq FROM gateway_sequence WHERE site = ? AND gateway = ?",
+            (site, gateway),
+        ) as cur:
+            row = await cur.fetchone()
+        return (str(row["epoch"]), int(row["last_seq"])) if row else None
+
+    async def _save_batch_locked(
+        self, site: str, gateway: str, epoch: str, last_seq: int, items: Iterable[StoredItem]
+    ) -> None:
+        """Store accepted items and the new de-duplication mark in one transaction."""
+        readings: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        live: list[tuple[Any, ...]] = []
+        for item in items:
+            row = (
+                item.device,
+                item.name,
+                json.dumps(item.value),
+                item.sensed_at,
+                item.received_at,
+                int(item.historical),
+            )
+            (readings if item.kind == "reading" else events).append(row)
+            if item.kind == "reading" and not item.historical:
+                live.append((item.device, item.name, json.dumps(item.value), item.sensed_at))
+        await self._db.executemany(
+            "INSERT INTO readings (device, name, value, sensed_at, received_at, historical) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            readings,
+        )
+        await self._db.executemany(
+            "INSERT INTO events (device, name, value, sensed_at, received_at, historical) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            events,
+        )
+        await self._db.executemany(
+            "INSERT INTO device_state (device, name, value, sensed_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (device, name) DO UPDATE SET value = excluded.value, "
+            "sensed_at = excluded.sensed_at WHERE excluded.sensed_at >= device_state.sensed_at",
+            live,
+        )
+        await self._db.execute(
+            "INSERT INTO gateway_sequence (site, gateway, epoch, last_seq) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (site, gateway) DO UPDATE SET epoch = excluded.epoch, "
+            "last_seq = excluded.last_seq",
+            (site, gateway, epoch, last_seq),
+        )
+        await self._db.commit()
+
+    async def device_state(self, device: str, name: str) -> object | None:
+        async with self._db.execute(
+            "SELECT value FROM device_state WHERE device = ? AND name = ?", (device, name)
+        ) as cur:
+            row = await cur.fetchone()
+        return json.loads(row["value"]) if row else None
+
+    async def count_rows(self, table: str) -> int:
+        if table not in {"readings", "events", "alerts", "audit"}:
+            raise ValueError(f"no table {table!r}")
+        async with self._db.execute(f"SELECT count(*) FROM {table}") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def gateway_status(self, site: str, gateway: str) -> tuple[str, int] | None:
+        async with self._db.execute(
+            "SELECT state, bdseq FROM gateway_status WHERE site = ? AND gateway = ?",
+            (site, gateway),
+        ) as cur:
+            row = await cur.fetchone()
+        return (str(row["state"]), int(row["bdseq"])) if row else None
+
+    async def _set_gateway_status_locked(
+        self, site: str, gateway: str, state: str, bdseq: int, at: float
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO gateway_status (site, gateway, state, bdseq, changed_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, gateway) DO UPDATE SET "
+            "state = excluded.state, bdseq = excluded.bdseq, changed_at = excluded.changed_at",
+            (site, gateway, state, bdseq, at),
+        )
+        await self._db.commit()
+
+    async def active_alert(self, rule: str, subject: str) -> dict[str, Any] | None:
+        async with self._db.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE rule = ? AND subject = ? "
+            "AND state != 'resolved'",
+            (rule, subject),
+        ) as cur:
+            row = await cur.fetchone()
+        return dict(row) if row else None
+
+    async def alert(self, alert_id: int) -> dict[str, Any] | None:
+        async with self._db.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return dict(row) if row else None
+
+    async def alerts(self, states: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
+        marks = ", ".join("?" for _ in states)
+        async with self._db.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state IN ({marks}) "
+            "ORDER BY CASE priority WHEN 'emergency' THEN 0 WHEN 'routine' THEN 1 ELSE 2 END, "
+            "opened_at DESC, id DESC LIMIT ?",
+            (*states, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [dict(row) for row in rows]
+
+    async def _insert_alert_locked(self, fields: dict[str, Any], audit: AuditEntry) -> int:
+        """Open an alert and record who or what opened it, in one transaction."""
+        names = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        cur = await self._db.execute(
+            f"INSERT INTO alerts ({names}) VALUES ({marks})", tuple(fields.values())
+        )
+        if cur.lastrowid is None:
+            raise RuntimeError("alert insert returned no id")
+        await self._insert_audit(cur.lastrowid, audit)
+        await self._db.commit()
+        return cur.lastrowid
+
+    async def _update_alert_locked(
+        self,
+        alert_id: int,
+        fields: dict[str, Any],
+        expect_states: tuple[str, ...],
+        audit: AuditEntry,
+    ) -> bool:
+        """Change an alert still in one of `expect_states`, with its audit record; else False."""
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        marks = ", ".join("?" for _ in expect_states)
+        cur = await self._db.execute(
+            f"UPDATE alerts SET {assignments} WHERE id = ? AND state IN ({marks})",
+            (*fields.values(), alert_id, *expect_states),
+        )
+        changed = cur.rowcount == 1
+        if changed:
+            await self._insert_audit(alert_id, audit)
+        await self._db.commit()
+        return changed
+
+    async def _insert_audit(self, alert_id: int | None, entry: AuditEntry) -> None:
+        await self._db.execute(
+            "INSERT INTO audit (at, actor, action, alert_id, channel, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (entry.at, entry.actor, entry.action, alert_id, entry.channel, json.dumps(entry.detail)),
+        )
+
+    async def audit_for_alert(self, alert_id: int) -> list[dict[str, Any]]:
+        async with self._db.execute(
+            "SELECT at, actor, action, channel, detail FROM audit WHERE alert_id = ? ORDER BY id",
+            (alert_id,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+
+    async def save_batch(
+        self, site: str, gateway: str, epoch: str, last_seq: int, items: Iterable[StoredItem]
+    ) -> None:
+        """Store accepted items and the new de-duplication mark in one transaction."""
+        async with self._write:
+            await self._save_batch_locked(site, gateway, epoch, last_seq, items)
+
+    async def set_gateway_status(
+        self, site: str, gateway: str, state: str, bdseq: int, at: float
+    ) -> None:
+        async with self._write:
+            await self._set_gateway_status_locked(site, gateway, state, bdseq, at)
+
+    async def insert_alert(self, fields: dict[str, Any], audit: AuditEntry) -> int:
+        """Open an alert and record who or what opened it, in one transaction."""
+        async with self._write:
+            return await self._insert_alert_locked(fields, audit)
+
+    async def update_alert(
+        self,
+        alert_id: int,
+        fields: dict[str, Any],
+        expect_states: tuple[str, ...],
+        audit: AuditEntry,
+    ) -> bool:
+        """Change an alert still in one of `expect_states`, with its audit record; else False."""
+        async with self._write:
+            return await self._update_alert_locked(alert_id, fields, expect_states, audit)
