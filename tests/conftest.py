@@ -1,0 +1,139 @@
+"""Shared fixtures: a real Mosquitto, a hub with a small registry, and a way to publish batches."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from edge.wire import data_topic
+from hub.auth import hash_password
+from hub.config import HubConfig
+from hub.service import Hub
+from tests.mosquitto import MosquittoBroker, mosquitto
+
+NURSE = ("nurse", "night-shift-pw")
+
+SMALL_SITE: dict[str, Any] = {
+    "id": "sunrise",
+    "name": "Sunrise Care Home",
+    "gateways": ["gw-east", "gw-west"],
+    "zones": [
+        {
+            "id": "east",
+            "name": "East wing",
+            "rooms": [
+                {
+                    "id": "r101",
+                    "name": "101",
+                    "beds": [
+                        {"code": "SR-E-101", "resident": {"code": "E-0001", "name": "Mary Jones"}}
+                    ],
+                },
+                {
+                    "id": "r102",
+                    "name": "102",
+                    "beds": [
+                        {"code": "SR-E-102", "resident": {"code": "E-0002", "name": "Li Wei"}}
+                    ],
+                },
+            ],
+        },
+        {
+            "id": "west",
+            "name": "West wing",
+            "rooms": [{"id": "r201", "name": "201", "beds": [{"code": "SR-W-201"}]}],
+        },
+    ],
+    "devices": [
+        {"id": "radar-101", "gateway": "gw-east", "profile": "seeed-mr60fda1", "bed": "SR-E-101"},
+        {"id": "radar-102", "gateway": "gw-east", "profile": "seeed-mr60fda1", "bed": "SR-E-102"},
+        {"id": "button-101", "gateway": "gw-east", "profile": "shelly-blu-button1",
+         "bed": "SR-E-101"},
+        {"id": "smoke-101", "gateway": "gw-east", "profile": "bthome-smoke", "room": "r101"},
+        {"id": "radar-201", "gateway": "gw-west", "profile": "seeed-mr60fda1", "bed": "SR-W-201"},
+    ],
+}
+
+
+def hub_config(broker: MosquittoBroker, database: Path, **overrides: Any) -> HubConfig:
+    raw: dict[str, Any] = {
+        "broker": {"host": broker.host, "port": broker.port, "client_id": "carewatch-hub-test"},
+        "database": str(database),
+        "web": {"host": "127.0.0.1", "port": 0, "secret_key": "test-secret-" + "k" * 32},
+        "users": [{"username": NURSE[0], "display_name": "Night Nurse",
+                   "password_hash": hash_password(NURSE[1])}],
+        "sites": [SMALL_SITE],
+    }
+    raw.update(overrides)
+    return HubConfig.model_validate(raw)
+
+
+@pytest.fixture
+def broker() -> Iterator[MosquittoBroker]:
+    with mosquitto() as running:
+        yield running
+
+
+@pytest.fixture
+def mosquitto_broker(broker: MosquittoBroker) -> MosquittoBroker:
+    return broker
+
+
+@pytest.fixture(name="mosquitto")
+def mosquitto_fixture(broker: MosquittoBroker) -> MosquittoBroker:
+    return broker
+
+
+HubFactory = Callable[..., Awaitable[Hub]]
+
+
+@pytest.fixture
+async def hub_factory(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[HubFactory]:
+    started: list[Hub] = []
+
+    async def start(**overrides: Any) -> Hub:
+        config = hub_config(broker, tmp_path / "hub.db", **overrides)
+        hub = await Hub.start(config)
+        started.append(hub)
+        await _wait(hub.mqtt.connected.wait(), "the hub did not connect to Mosquitto")
+        return hub
+
+    yield start
+    for hub in started:
+        await hub.stop()
+
+
+PublishBatch = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+def publish_batch(broker: MosquittoBroker) -> PublishBatch:
+    async def publish(
+        site: str,
+        gateway: str,
+        items: list[dict[str, Any]],
+        seq: int,
+        epoch: str = "0123abcd",
+        bdseq: int = 1,
+    ) -> None:
+        body = {"epoch": epoch, "seq": seq, "bdseq": bdseq, "sent": time.time(), "items": items}
+        async with aiomqtt.Client(broker.host, broker.port) as client:
+            await client.publish(data_topic(site, gateway), json.dumps(body), qos=1)
+
+    return publish
+
+
+async def _wait(awaitable: Awaitable[Any], message: str, timeout: float = 10.0) -> Any:
+
+
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError as exc:
+        raise AssertionError(message) from exc
