@@ -1,0 +1,38 @@
+"""`carewatch hub --config FILE`: run the central hub until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from hub.config import HubConfigError, load_hub_config
+from hub.service import Hub
+
+
+async def run_hub(config_path: Path) -> int:
+    try:
+        config = await asyncio.to_thread(load_hub_config, config_path)
+    except HubConfigError as exc:
+        print(f"carewatch hub: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    hub = await Hub.start(config)
+    print(f"carewatch hub: console on {hub.url}/", flush=True)
+    waiter = asyncio.create_task(hub.wait())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    await hub.stop()
+    return 0
+
+
+def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("hub", help="run the central hub",
+                                   description="Run the carewatch hub.")
+    parser.add_argument("--config", required=True, type=Path, help="hub YAML configuration")
+    parser.set_defaults(func=lambda args: asyncio.run(run_hub(args.config)))
