@@ -13,8 +13,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="carewatch",
         description="carewatch: a 24-hour safety watch for care homes and family care beds.",
     )
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from carewatch.decode_cmd import add_decode_parser
     from carewatch.demo import add_demo_parser

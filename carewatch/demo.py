@@ -36,8 +36,18 @@ log = logging.getLogger("carewatch.demo")
 
 SITE = "sunrise"
 RESIDENTS = [
-    "Mary Jones", "Li Wei", "Ahmed Khan", "Rosa Garcia", "John Smith", "Hana Sato",
-    "Olga Petrova", "Peter Brown", "Grace Okafor", "Tom Evans", "Zhang Min", "Ida Berg",
+    "Mary Jones",
+    "Li Wei",
+    "Ahmed Khan",
+    "Rosa Garcia",
+    "John Smith",
+    "Hana Sato",
+    "Olga Petrova",
+    "Peter Brown",
+    "Grace Okafor",
+    "Tom Evans",
+    "Zhang Min",
+    "Ida Berg",
 ]
 
 
@@ -89,20 +99,36 @@ def build_home() -> DemoHome:
             room = first_room + i
             resident = RESIDENTS[n]
             n += 1
-            home.beds.append(DemoBed(
-                code=f"SR-{zone[0].upper()}-{room}", zone=zone, room=f"r{room}",
-                room_name=str(room), resident=resident, elder_code=f"E-{n:04d}",
-                gateway=gateway, radar_id=f"radar-{room}", button_id=f"button-{room}",
-                button_address=_mac(n),
-            ))
+            home.beds.append(
+                DemoBed(
+                    code=f"SR-{zone[0].upper()}-{room}",
+                    zone=zone,
+                    room=f"r{room}",
+                    room_name=str(room),
+                    resident=resident,
+                    elder_code=f"E-{n:04d}",
+                    gateway=gateway,
+                    radar_id=f"radar-{room}",
+                    button_id=f"button-{room}",
+                    button_address=_mac(n),
+                )
+            )
     for family, name in (("chen", "Chen Hui"), ("okafor", "Samuel Okafor")):
         n += 1
-        home.beds.append(DemoBed(
-            code=f"FB-{family.upper()}", zone="family", room=f"home-{family}",
-            room_name=f"{name.split()[1]} home", resident=name, elder_code=f"E-{n:04d}",
-            gateway=f"gw-home-{family}", radar_id=f"radar-{family}",
-            button_id=f"button-{family}", button_address=_mac(n),
-        ))
+        home.beds.append(
+            DemoBed(
+                code=f"FB-{family.upper()}",
+                zone="family",
+                room=f"home-{family}",
+                room_name=f"{name.split()[1]} home",
+                resident=name,
+                elder_code=f"E-{n:04d}",
+                gateway=f"gw-home-{family}",
+                radar_id=f"radar-{family}",
+                button_id=f"button-{family}",
+                button_address=_mac(n),
+            )
+        )
     home.smokes = [
         DemoSmoke("smoke-east", _mac(100), "gw-east", "east-lounge"),
         DemoSmoke("smoke-west", _mac(101), "gw-west", "west-lounge"),
@@ -113,28 +139,62 @@ def build_home() -> DemoHome:
 
 def registry_for(home: DemoHome) -> dict[str, Any]:
     zones: dict[str, dict[str, Any]] = {
-        "east": {"id": "east", "name": "East wing", "rooms": [
-            {"id": "east-lounge", "name": "East lounge"}]},
-        "west": {"id": "west", "name": "West wing (dementia care)", "rooms": [
-            {"id": "west-lounge", "name": "West lounge"}]},
+        "east": {
+            "id": "east",
+            "name": "East wing",
+            "rooms": [{"id": "east-lounge", "name": "East lounge"}],
+        },
+        "west": {
+            "id": "west",
+            "name": "West wing (dementia care)",
+            "rooms": [{"id": "west-lounge", "name": "West lounge"}],
+        },
         "family": {"id": "family", "name": "Family beds", "kind": "family", "rooms": []},
     }
     devices: list[dict[str, Any]] = []
     for bed in home.beds:
-        zones[bed.zone]["rooms"].append({
-            "id": bed.room, "name": bed.room_name,
-            "beds": [{"code": bed.code, "resident": {"code": bed.elder_code, "name": bed.resident}}],
-        })
-        devices.append({"id": bed.radar_id, "gateway": bed.gateway, "profile": "seeed-mr60fda1",
-                        "bed": bed.code})
-        devices.append({"id": bed.button_id, "gateway": bed.gateway,
-                        "profile": "shelly-blu-button1", "bed": bed.code})
+        zones[bed.zone]["rooms"].append(
+            {
+                "id": bed.room,
+                "name": bed.room_name,
+                "beds": [
+                    {"code": bed.code, "resident": {"code": bed.elder_code, "name": bed.resident}}
+                ],
+            }
+        )
+        devices.append(
+            {
+                "id": bed.radar_id,
+                "gateway": bed.gateway,
+                "profile": "seeed-mr60fda1",
+                "bed": bed.code,
+            }
+        )
+        devices.append(
+            {
+                "id": bed.button_id,
+                "gateway": bed.gateway,
+                "profile": "shelly-blu-button1",
+                "bed": bed.code,
+            }
+        )
     for detector in home.smokes:
-        devices.append({"id": detector.device_id, "gateway": detector.gateway,
-                        "profile": "bthome-smoke", "room": detector.room})
+        devices.append(
+            {
+                "id": detector.device_id,
+                "gateway": detector.gateway,
+                "profile": "bthome-smoke",
+                "room": detector.room,
+            }
+        )
     gateways = sorted({b.gateway for b in home.beds})
-    return {"id": SITE, "name": "Sunrise Care Home", "zones": list(zones.values()),
-            "gateways": gateways, "devices": devices}
+    return {
+        "id": SITE,
+        "name": "Sunrise Care Home",
+        "zones": list(zones.values()),
+        "gateways": gateways,
+        "devices": devices,
+    }
 
 
 def edge_configs(home: DemoHome, broker: EmbeddedBroker, workdir: Path) -> list[EdgeConfig]:
@@ -143,20 +203,32 @@ def edge_configs(home: DemoHome, broker: EmbeddedBroker, workdir: Path) -> list[
         devices: list[dict[str, Any]] = []
         for bed in (b for b in home.beds if b.gateway == gateway):
             assert bed.radar is not None
-            devices.append({"id": bed.radar_id, "profile": "seeed-mr60fda1",
-                            "port": bed.radar.port})
-            devices.append({"id": bed.button_id, "profile": "shelly-blu-button1",
-                            "address": bed.button_address})
+            devices.append(
+                {"id": bed.radar_id, "profile": "seeed-mr60fda1", "port": bed.radar.port}
+            )
+            devices.append(
+                {
+                    "id": bed.button_id,
+                    "profile": "shelly-blu-button1",
+                    "address": bed.button_address,
+                }
+            )
         for detector in (s for s in home.smokes if s.gateway == gateway):
-            devices.append({"id": detector.device_id, "profile": "bthome-smoke",
-                            "address": detector.address})
-        configs.append(EdgeConfig.model_validate({
-            "site": SITE, "gateway": gateway,
-            "broker": {"host": broker.host, "port": broker.port},
-            "outbox": {"path": str(workdir / f"outbox-{gateway}.db")},
-            "ble": {"backend": "simulated", "socket": str(workdir / f"air-{gateway}.sock")},
-            "devices": devices,
-        }))
+            devices.append(
+                {"id": detector.device_id, "profile": "bthome-smoke", "address": detector.address}
+            )
+        configs.append(
+            EdgeConfig.model_validate(
+                {
+                    "site": SITE,
+                    "gateway": gateway,
+                    "broker": {"host": broker.host, "port": broker.port},
+                    "outbox": {"path": str(workdir / f"outbox-{gateway}.db")},
+                    "ble": {"backend": "simulated", "socket": str(workdir / f"air-{gateway}.sock")},
+                    "devices": devices,
+                }
+            )
+        )
     return configs
 
 
@@ -252,14 +324,27 @@ async def run_demo(
     for bed in home.beds:
         bed.radar = MR60FDA1Simulator()
     password = secrets.token_urlsafe(9)
-    hub = await Hub.start(HubConfig.model_validate({
-        "broker": {"host": broker.host, "port": broker.port, "client_id": "carewatch-hub-demo"},
-        "database": str(workdir / "hub.db"),
-        "web": {"host": "127.0.0.1", "port": web_port, "secret_key": secrets.token_hex(32)},
-        "users": [{"username": "nurse", "display_name": "Night nurse",
-                   "password_hash": hash_password(password)}],
-        "sites": [registry_for(home)],
-    }))
+    hub = await Hub.start(
+        HubConfig.model_validate(
+            {
+                "broker": {
+                    "host": broker.host,
+                    "port": broker.port,
+                    "client_id": "carewatch-hub-demo",
+                },
+                "database": str(workdir / "hub.db"),
+                "web": {"host": "127.0.0.1", "port": web_port, "secret_key": secrets.token_hex(32)},
+                "users": [
+                    {
+                        "username": "nurse",
+                        "display_name": "Night nurse",
+                        "password_hash": hash_password(password),
+                    }
+                ],
+                "sites": [registry_for(home)],
+            }
+        )
+    )
     agents = [EdgeAgent(config) for config in edge_configs(home, broker, workdir)]
     agent_tasks = [asyncio.create_task(agent.run(stop)) for agent in agents]
     scenario = Scenario(home, workdir, random.Random(12))
@@ -281,7 +366,9 @@ async def run_demo(
     return 0
 
 
-def _announce(url: str, password: str, home: DemoHome, workdir: Path, duration: float | None) -> None:
+def _announce(
+    url: str, password: str, home: DemoHome, workdir: Path, duration: float | None
+) -> None:
     gateways = len({b.gateway for b in home.beds})
     print(
         f"\ncarewatch demo is running: {len(home.beds)} beds "
@@ -298,14 +385,20 @@ def _announce(url: str, password: str, home: DemoHome, workdir: Path, duration: 
 
 def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "demo", help="run a simulated care home end to end",
+        "demo",
+        help="run a simulated care home end to end",
         description="Run an embedded broker, the hub, edge agents and simulated devices.",
     )
     parser.add_argument("--port", type=int, default=8080, help="console port (default 8080)")
-    parser.add_argument("--duration", type=float, default=None,
-                        help="stop by itself after this many seconds")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where to keep the demo's databases (default: a new temp folder)")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="stop by itself after this many seconds"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where to keep the demo's databases (default: a new temp folder)",
+    )
     parser.set_defaults(func=run_demo_command)
 
 
@@ -325,8 +418,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
             return await run_demo(args.port, args.duration, workdir, stop)
         except OSError as exc:
             if exc.errno == 98:
-                print(f"carewatch demo: port {args.port} is in use; try --port 8081",
-                      file=sys.stderr)
+                print(
+                    f"carewatch demo: port {args.port} is in use; try --port 8081", file=sys.stderr
+                )
                 return 2
             raise
 

@@ -32,7 +32,8 @@ async def run_hub(config_path: Path) -> int:
 
 
 def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("hub", help="run the central hub",
-                                   description="Run the carewatch hub.")
+    parser = subparsers.add_parser(
+        "hub", help="run the central hub", description="Run the carewatch hub."
+    )
     parser.add_argument("--config", required=True, type=Path, help="hub YAML configuration")
     parser.set_defaults(func=lambda args: asyncio.run(run_hub(args.config)))

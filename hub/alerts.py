@@ -112,24 +112,37 @@ class AlertService:
             "late_s": round(delay, 3) if trigger.historical or delay > LATE_AFTER_S else None,
             "last_triggered_at": trigger.sensed_at,
         }
-        entry = AuditEntry(now, "system", "opened", None, {"device": place.device, **trigger.detail})
+        entry = AuditEntry(
+            now, "system", "opened", None, {"device": place.device, **trigger.detail}
+        )
         alert_id = await self._store.insert_alert(fields, entry)
         log.warning(
             "alert opened",
-            extra={"site": place.site, "gateway": place.gateway, "device": place.device,
-                   "bed": place.bed, "rule": trigger.rule, "alert_id": alert_id},
+            extra={
+                "site": place.site,
+                "gateway": place.gateway,
+                "device": place.device,
+                "bed": place.bed,
+                "rule": trigger.rule,
+                "alert_id": alert_id,
+            },
         )
         return await self._announce(alert_id)
 
     async def _repeat(self, active: dict[str, Any], trigger: Trigger) -> dict[str, Any]:
         entry = AuditEntry(
-            self._clock.now(), "system", "repeated", None,
+            self._clock.now(),
+            "system",
+            "repeated",
+            None,
             {"device": trigger.placement.device, **trigger.detail},
         )
         await self._store.update_alert(
             active["id"],
-            {"count": active["count"] + 1,
-             "last_triggered_at": max(active["last_triggered_at"], trigger.sensed_at)},
+            {
+                "count": active["count"] + 1,
+                "last_triggered_at": max(active["last_triggered_at"], trigger.sensed_at),
+            },
             ACTIVE_STATES,
             entry,
         )
@@ -140,8 +153,9 @@ class AlertService:
         active = await self._store.active_alert(rule, placement.subject)
         if active is None or active["cleared_at"] is not None:
             return
-        entry = AuditEntry(self._clock.now(), "system", "condition_cleared", None,
-                           {"device": placement.device})
+        entry = AuditEntry(
+            self._clock.now(), "system", "condition_cleared", None, {"device": placement.device}
+        )
         await self._store.update_alert(
             active["id"], {"cleared_at": sensed_at}, ACTIVE_STATES, entry
         )
@@ -152,8 +166,12 @@ class AlertService:
         entry = AuditEntry(now, user, "acknowledged", channel, {})
         changed = await self._store.update_alert(
             alert_id,
-            {"state": "acknowledged", "acknowledged_by": user, "acknowledged_at": now,
-             "acknowledged_via": channel},
+            {
+                "state": "acknowledged",
+                "acknowledged_by": user,
+                "acknowledged_at": now,
+                "acknowledged_via": channel,
+            },
             ("open",),
             entry,
         )
@@ -170,11 +188,15 @@ class AlertService:
         if current is None:
             raise AlertError(404, f"no alert {alert_id}")
         now = self._clock.now()
-        fields: dict[str, Any] = {"state": "resolved", "resolved_by": user, "resolved_at": now,
-                                  "outcome": outcome, "note": note}
+        fields: dict[str, Any] = {
+            "state": "resolved",
+            "resolved_by": user,
+            "resolved_at": now,
+            "outcome": outcome,
+            "note": note,
+        }
         if current["acknowledged_at"] is None:
-            fields |= {"acknowledged_by": user, "acknowledged_at": now,
-                       "acknowledged_via": channel}
+            fields |= {"acknowledged_by": user, "acknowledged_at": now, "acknowledged_via": channel}
         entry = AuditEntry(now, user, "resolved", channel, {"outcome": outcome, "note": note})
         if not await self._store.update_alert(alert_id, fields, ACTIVE_STATES, entry):
             await self._refuse(alert_id, "resolved")
@@ -184,9 +206,7 @@ class AlertService:
         current = await self._store.alert(alert_id)
         if current is None:
             raise AlertError(404, f"no alert {alert_id}")
-        raise AlertError(
-            409, f"alert {alert_id} is {current['state']} and cannot be {wanted} now"
-        )
+        raise AlertError(409, f"alert {alert_id} is {current['state']} and cannot be {wanted} now")
 
     async def _announce(self, alert_id: int) -> dict[str, Any]:
         alert = await self._store.alert(alert_id)

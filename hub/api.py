@@ -91,8 +91,11 @@ def create_app(
 
     @app.get("/static/{name}")
     async def static(name: str) -> Response:
-        media = {"console.js": "text/javascript", "console.css": "text/css",
-                 "alarm.wav": "audio/wav"}
+        media = {
+            "console.js": "text/javascript",
+            "console.css": "text/css",
+            "alarm.wav": "audio/wav",
+        }
         if name not in media:
             raise HTTPException(404, "not found")
         data = files("hub").joinpath("web", name).read_bytes()
@@ -108,8 +111,7 @@ def create_app(
         if not ok:
             raise HTTPException(401, "wrong user name or password")
         csrf = start_session(request, body.username)
-        return {"user": body.username, "name": auth.display_name(body.username),
-                "csrf_token": csrf}
+        return {"user": body.username, "name": auth.display_name(body.username), "csrf_token": csrf}
 
     @app.post("/api/logout")
     async def logout(request: Request, caller: Caller) -> dict[str, str]:
@@ -118,8 +120,11 @@ def create_app(
 
     @app.get("/api/me")
     async def me(request: Request, caller: Caller) -> dict[str, str]:
-        return {"user": caller.username, "name": auth.display_name(caller.username),
-                "csrf_token": str(request.session.get("csrf", ""))}
+        return {
+            "user": caller.username,
+            "name": auth.display_name(caller.username),
+            "csrf_token": str(request.session.get("csrf", "")),
+        }
 
     @app.get("/api/outcomes")
     async def outcomes(_: Caller) -> dict[str, str]:

@@ -25,7 +25,7 @@ from edge.wire import (
 from hub.clock import Clock
 from hub.registry import Placement, Registry
 from hub.rules import InstantRules
-from hub.store import StoredItem, Store
+from hub.store import Store, StoredItem
 
 log = logging.getLogger("carewatch.hub.ingest")
 
@@ -50,9 +50,7 @@ class _Accepted:
 
 
 class Ingest:
-    def __init__(
-        self, registry: Registry, store: Store, rules: InstantRules, clock: Clock
-    ) -> None:
+    def __init__(self, registry: Registry, store: Store, rules: InstantRules, clock: Clock) -> None:
         self._registry = registry
         self._store = store
         self._rules = rules

@@ -49,7 +49,10 @@ class MqttLink:
                 attempt += 1
                 log.warning(
                     "broker %s:%d unreachable (%s); retrying in %.1f s",
-                    self._settings.host, self._settings.port, exc, delay,
+                    self._settings.host,
+                    self._settings.port,
+                    exc,
+                    delay,
                 )
                 try:
                     await asyncio.wait_for(stop.wait(), delay)

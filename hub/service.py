@@ -55,7 +55,10 @@ class Hub:
         hub._tasks.append(asyncio.create_task(mqtt.run(hub._stop), name="hub-mqtt"))
         log.info(
             "hub started: %d beds, %d devices, console on http://%s:%d/",
-            registry.bed_count(), len(registry.devices()), config.web.host, hub.web_port,
+            registry.bed_count(),
+            len(registry.devices()),
+            config.web.host,
+            hub.web_port,
         )
         return hub
 

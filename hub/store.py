@@ -295,7 +295,14 @@ class Store:
         await self._db.execute(
             "INSERT INTO audit (at, actor, action, alert_id, channel, detail) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (entry.at, entry.actor, entry.action, alert_id, entry.channel, json.dumps(entry.detail)),
+            (
+                entry.at,
+                entry.actor,
+                entry.action,
+                alert_id,
+                entry.channel,
+                json.dumps(entry.detail),
+            ),
         )
 
     async def audit_for_alert(self, alert_id: int) -> list[dict[str, Any]]:

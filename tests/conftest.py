@@ -54,8 +54,12 @@ SMALL_SITE: dict[str, Any] = {
     "devices": [
         {"id": "radar-101", "gateway": "gw-east", "profile": "seeed-mr60fda1", "bed": "SR-E-101"},
         {"id": "radar-102", "gateway": "gw-east", "profile": "seeed-mr60fda1", "bed": "SR-E-102"},
-        {"id": "button-101", "gateway": "gw-east", "profile": "shelly-blu-button1",
-         "bed": "SR-E-101"},
+        {
+            "id": "button-101",
+            "gateway": "gw-east",
+            "profile": "shelly-blu-button1",
+            "bed": "SR-E-101",
+        },
         {"id": "smoke-101", "gateway": "gw-east", "profile": "bthome-smoke", "room": "r101"},
         {"id": "radar-201", "gateway": "gw-west", "profile": "seeed-mr60fda1", "bed": "SR-W-201"},
     ],
@@ -67,8 +71,13 @@ def hub_config(broker: MosquittoBroker, database: Path, **overrides: Any) -> Hub
         "broker": {"host": broker.host, "port": broker.port, "client_id": "carewatch-hub-test"},
         "database": str(database),
         "web": {"host": "127.0.0.1", "port": 0, "secret_key": "test-secret-" + "k" * 32},
-        "users": [{"username": NURSE[0], "display_name": "Night Nurse",
-                   "password_hash": hash_password(NURSE[1])}],
+        "users": [
+            {
+                "username": NURSE[0],
+                "display_name": "Night Nurse",
+                "password_hash": hash_password(NURSE[1]),
+            }
+        ],
         "sites": [SMALL_SITE],
     }
     raw.update(overrides)
@@ -131,7 +140,6 @@ def publish_batch(broker: MosquittoBroker) -> PublishBatch:
 
 
 async def _wait(awaitable: Awaitable[Any], message: str, timeout: float = 10.0) -> Any:
-
 
     try:
         return await asyncio.wait_for(awaitable, timeout)

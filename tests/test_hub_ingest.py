@@ -203,7 +203,9 @@ async def test_stale_death_message_does_not_mark_a_live_gateway_offline(
     topic = status_topic("sunrise", "gw-east")
     await publish_raw(broker, topic, json.dumps({"state": "online", "bdseq": 5}).encode())
     await publish_raw(broker, topic, json.dumps({"state": "offline", "bdseq": 4}).encode())
-    await publish_raw(broker, topic, json.dumps({"state": "online", "bdseq": 5, "at": 1.0}).encode())
+    await publish_raw(
+        broker, topic, json.dumps({"state": "online", "bdseq": 5, "at": 1.0}).encode()
+    )
 
     async def recorded() -> bool:
         return await hub.store.gateway_status("sunrise", "gw-east") == ("online", 5)
