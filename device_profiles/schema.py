@@ -14,7 +14,7 @@ DECODER_CONNECTION: Final = {"micradar": "serial", "bthome": "ble"}
 
 
 class SerialSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     baudrate: int = Field(default=115200, gt=0)
 
@@ -28,7 +28,7 @@ class FieldRule(BaseModel):
     `values`, the raw number is used, multiplied by `scale`.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     source: str
     reading: str | None = None
@@ -48,7 +48,7 @@ class FieldRule(BaseModel):
 
 
 class DeviceProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
     vendor: str

@@ -1,0 +1,375 @@
+"""The edge agent: configuration → readers and decoders → durable outbox → MQTT publisher.
+
+```
+serial ports ─ SerialReader ─ decoder ─┐
+BLE backend ─ BLEDispatcher ─ decoder ─┴▶ queue ▶ writer ▶ Outbox (SQLite) ▶ Publisher ▶ MQTT
+```
+
+Readers run in callbacks on the event loop and hand observations to an in-memory queue; one
+writer task appends them to the outbox (one transaction per burst) and wakes the publisher.
+Whether an item is historical is decided when it is sensed: if the publisher is not connected to
+a listening hub at that moment, the item is backlog.
+
+Start it with `carewatch edge --config /etc/carewatch/edge.yaml` (or
+`python -m edge.agent --config …`). SIGINT and SIGTERM stop it cleanly: readers close, queued
+items are written to the outbox, and the gateway's offline status is published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from device_profiles import load_profile
+from edge.ble import BLEDecoder, BLEDispatcher, ScannerBackend, SimulatedAirBackend
+from edge.config import ConfigError, DeviceConfig, EdgeConfig, load_config
+from edge.decoders.registry import make_ble_decoder, make_serial_decoder
+from edge.logs import context_logger
+from edge.outbox import Outbox
+from edge.publisher import Backoff, Publisher
+from edge.serial_reader import SerialReader
+from edge.wire import Observation
+
+Clock = Callable[[], float]
+_Pending = tuple[list[Observation], bool]  # observations, historical
+
+
+def agent_name() -> str:
+    try:
+        return f"carewatch-edge/{metadata.version('carewatch')}"
+    except metadata.PackageNotFoundError:
+        return "carewatch-edge"
+
+
+@dataclass(frozen=True, slots=True)
+class _Devices:
+    serial: list[tuple[DeviceConfig, int, Any]]  # device, baudrate, SerialDecoder
+    ble: dict[str, tuple[str, BLEDecoder]]  # address -> (device id, BLEDecoder)
+
+
+class EdgeAgent:
+    """One gateway's agent. `await agent.run(stop)` until `stop` is set."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        clock: Clock = time.time,
+        backoff: Backoff | None = None,
+        ble_backend: ScannerBackend | None = None,
+        serial_retry_s: float = 3.0,
+        counters_interval_s: float = 300.0,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._backoff = backoff
+        self._ble_backend = ble_backend or _configured_backend(config)
+        self._serial_retry_s = serial_retry_s
+        self._counters_interval_s = counters_interval_s
+        self._log = context_logger(__name__, site=config.site, gateway=config.gateway)
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._readers: list[SerialReader] = []
+        self._dispatcher: BLEDispatcher | None = None
+        self._publisher: Publisher | None = None
+        self._outbox: Outbox | None = None
+        self.observations = 0
+        self.ready = asyncio.Event()
+
+    @property
+    def publisher(self) -> Publisher:
+        if self._publisher is None:
+            raise RuntimeError("the agent is not running")
+        return self._publisher
+
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            raise RuntimeError("the agent is not running")
+        return self._outbox
+
+    @property
+    def readers(self) -> list[SerialReader]:
+        return list(self._readers)
+
+    def counters(self) -> dict[str, int]:
+        """Rejections and throughput, flat: `<device>.<reason>`, `ble.<reason>`, totals."""
+        counts: dict[str, int] = {"observations": self.observations}
+        for reader in self._readers:
+            counts.update(_prefixed(reader.device_id, reader.decoder.rejected.items()))
+            counts.update(_prefixed(reader.device_id, reader.errors.items()))
+        if self._dispatcher is not None:
+            for key, value in self._dispatcher.rejected.items():
+                counts[key if "." in key else f"ble.{key}"] = value
+        if isinstance(self._ble_backend, SimulatedAirBackend):
+            counts.update(_prefixed("ble_air", self._ble_backend.rejected.items()))
+        if self._publisher is not None:
+            counts["items_sent"] = self._publisher.items_sent
+            counts["batches_sent"] = self._publisher.batches_sent
+        return counts
+
+    # --- running ----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        devices = await asyncio.to_thread(self._build_devices)
+        self._outbox = await Outbox.open(self.config.outbox.path)
+        try:
+            await self._run_with_outbox(devices, self._outbox, stop)
+        finally:
+            await self._outbox.close()
+            self._log.info("edge agent stopped")
+
+    async def _run_with_outbox(
+        self, devices: _Devices, outbox: Outbox, stop: asyncio.Event
+    ) -> None:
+        publisher_stop = asyncio.Event()
+        self._publisher = Publisher(
+            self.config.broker,
+            self.config.site,
+            self.config.gateway,
+            outbox,
+            agent_name(),
+            clock=self._clock,
+            backoff=self._backoff,
+        )
+        self._log.info(
+            "edge agent starting: %d serial, %d BLE devices; outbox %s (epoch %s, %d pending)",
+            len(devices.serial),
+            len(devices.ble),
+            self.config.outbox.path,
+            outbox.epoch,
+            await outbox.pending(),
+        )
+        publisher = asyncio.create_task(self._publisher.run(publisher_stop))
+        writer = asyncio.create_task(self._write(outbox, self._publisher))
+        inputs = self._start_inputs(devices, stop)
+        reporter = asyncio.create_task(self._report_counters(stop))
+        self.ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown(inputs, reporter, writer, publisher, publisher_stop)
+
+    def _start_inputs(self, devices: _Devices, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        tasks: list[asyncio.Task[None]] = []
+        for device, baudrate, decoder in devices.serial:
+            assert device.port is not None
+            reader = SerialReader(
+                device.id,
+                device.port,
+                baudrate,
+                decoder,
+                self._on_observations,
+                clock=self._clock,
+                retry_s=self._serial_retry_s,
+                log=self._log,
+            )
+            self._readers.append(reader)
+            tasks.append(asyncio.create_task(reader.run(stop)))
+        if devices.ble and self._ble_backend is not None:
+            self._dispatcher = BLEDispatcher(
+                devices.ble, self._on_observations, clock=self._clock, log=self._log
+            )
+            tasks.append(asyncio.create_task(self._scan(self._ble_backend, self._dispatcher)))
+        return tasks
+
+    async def _shutdown(
+        self,
+        inputs: list[asyncio.Task[None]],
+        reporter: asyncio.Task[None],
+        writer: asyncio.Task[None],
+        publisher: asyncio.Task[None],
+        publisher_stop: asyncio.Event,
+    ) -> None:
+        self._log.info("edge agent stopping")
+        for task in (*inputs, reporter):
+            task.cancel()
+        await asyncio.gather(*inputs, reporter, return_exceptions=True)
+        self._queue.put_nowait(None)  # the writer appends what is queued, then ends
+        await asyncio.gather(writer, return_exceptions=True)
+        publisher_stop.set()
+        await asyncio.gather(publisher, return_exceptions=True)
+        self._log.info("final counters: %s", _format_counters(self.counters()))
+
+    # --- devices ----------------------------------------------------------------------------
+
+    def _build_devices(self) -> _Devices:
+        """Load profiles and make decoders (reads profile files: run in a worker thread)."""
+        serial: list[tuple[DeviceConfig, int, Any]] = []
+        ble: dict[str, tuple[str, BLEDecoder]] = {}
+        for device in self.config.devices:
+            profile = load_profile(device.profile)
+            if profile.connection == "serial":
+                baudrate = profile.serial.baudrate if profile.serial else 115200
+                serial.append((device, baudrate, make_serial_decoder(profile, device.id)))
+            else:
+                assert device.address is not None
+                decoder = make_ble_decoder(profile, device.id, device.address, device.key_bytes)
+                ble[device.address] = (device.id, decoder)
+        return _Devices(serial, ble)
+
+    def _on_observations(self, observations: list[Observation]) -> None:
+        """From reader callbacks: queue for the writer, marked historical if not live now."""
+        historical = not (self._publisher is not None and self._publisher.live)
+        self.observations += len(observations)
+        self._queue.put_nowait((observations, historical))
+        for obs in observations:
+            if obs.kind == "event":
+                self._log.bind(device=obs.device).info(
+                    "event %s value=%s%s",
+                    obs.name,
+                    obs.value,
+                    " (historical)" if historical else "",
+                )
+
+    async def _scan(self, backend: ScannerBackend, dispatcher: BLEDispatcher) -> None:
+        while True:
+            try:
+                await backend.run(dispatcher)
+                return
+            except Exception:
+                self._log.exception("BLE scanner backend failed; restarting in 5 s")
+            await asyncio.sleep(5)
+
+    # --- outbox writer ----------------------------------------------------------------------
+
+    async def _write(self, outbox: Outbox, publisher: Publisher) -> None:
+        while True:
+            first = await self._queue.get()
+            pending, finished = _take_queued(self._queue, first)
+            for observations, historical in _runs(pending):
+                await self._append_retrying(outbox, observations, historical)
+            publisher.notify()
+            if finished:
+                return
+
+    async def _append_retrying(
+        self, outbox: Outbox, observations: list[Observation], historical: bool
+    ) -> None:
+        while True:
+            try:
+                await outbox.append(observations, historical)
+                return
+            except Exception:  # disk full, I/O error: keep the items in memory and retry
+                self._log.exception("cannot write %d items to the outbox", len(observations))
+                await asyncio.sleep(1)
+
+    async def _report_counters(self, stop: asyncio.Event) -> None:
+        last: dict[str, int] = {}
+        while not stop.is_set():
+            await asyncio.sleep(self._counters_interval_s)
+            now = self.counters()
+            if now != last:
+                self._log.info("counters: %s", _format_counters(now))
+                last = now
+
+
+def _take_queued(
+    queue: asyncio.Queue[_Pending | None], first: _Pending | None
+) -> tuple[list[_Pending], bool]:
+    """Everything queued right now (one transaction for a burst); True if the end was seen."""
+    taken: list[_Pending] = []
+    item = first
+    while True:
+        if item is None:
+            return taken, True
+        taken.append(item)
+        try:
+            item = queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return taken, False
+
+
+def _runs(pending: list[_Pending]) -> list[tuple[list[Observation], bool]]:
+    """Merge consecutive entries with the same historical flag, keeping order."""
+    runs: list[tuple[list[Observation], bool]] = []
+    for observations, historical in pending:
+        if runs and runs[-1][1] == historical:
+            runs[-1][0].extend(observations)
+        else:
+            runs.append((list(observations), historical))
+    return runs
+
+
+def _prefixed(prefix: str, items: Iterable[tuple[str, int]]) -> dict[str, int]:
+    return {f"{prefix}.{key}": value for key, value in items}
+
+
+def _format_counters(counts: dict[str, int]) -> str:
+    return " ".join(f"{key}={value}" for key, value in sorted(counts.items()) if value)
+
+
+def _configured_backend(config: EdgeConfig) -> ScannerBackend | None:
+    if config.ble.backend == "simulated" and config.ble.socket is not None:
+        return SimulatedAirBackend(config.ble.socket)
+    return None
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+
+async def main(config_path: str | Path) -> int:
+    """Run the agent of `config_path` until SIGINT/SIGTERM. Returns the exit status."""
+    try:
+        config = await asyncio.to_thread(load_config, config_path)
+    except ConfigError as exc:
+        print(f"carewatch edge: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await EdgeAgent(config).run(stop)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    return 0
+
+
+def add_edge_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `edge --config FILE [--log-level LEVEL]`; sets `func` to run it (returns exit code)."""
+    parser = subparsers.add_parser(
+        "edge", help="run the gateway agent", description="Run the carewatch edge agent."
+    )
+    parser.add_argument("--config", required=True, type=Path, help="edge YAML configuration")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default INFO)",
+    )
+    parser.set_defaults(func=run_edge_command)
+
+
+def run_edge_command(args: argparse.Namespace) -> int:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    else:
+        logging.getLogger().setLevel(args.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(main(args.config))
+    return 130
+
+
+def _cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge.agent")
+    add_edge_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["edge", *(argv if argv is not None else sys.argv[1:])])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(_cli())

@@ -1,0 +1,314 @@
+"""The edge agent's configuration: one YAML file per gateway.
+
+```yaml
+site: sunrise
+gateway: gw-east
+broker: {host: 127.0.0.1, port: 1883, username: null, password: null, tls: false, keepalive: 30}
+outbox: {path: /var/lib/carewatch/outbox.db}
+ble: {backend: simulated, socket: /run/carewatch/ble-air.sock}   # or backend: none
+devices:
+  - {id: radar-b12, profile: seeed-mr60fda1, port: /dev/serial/by-id/usb-...}
+  - {id: button-b12, profile: shelly-blu-button1, address: "B4:35:22:F5:3D:A4",
+     key: "90bffd73cb6b26ef58a7a8eba9232036"}
+```
+
+`load_config` reports every mistake it finds, each naming the file, the line and the field:
+`edge.yaml line 7, devices[1].key: BTHome key must be 32 hex characters`. An `EdgeConfig` can
+also be built directly in Python; it is then checked the same way (without line numbers).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from device_profiles import ProfileError, load_profile
+from edge.wire import ID_PATTERN
+
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Loc = tuple[str | int, ...]
+
+_MAC_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
+_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
+_DEFER_CHECKS = "defer_device_checks"
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used. `problems` holds one line per mistake."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrokerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    keepalive: int = Field(default=30, ge=5, le=3600)
+
+
+class OutboxConfig(_Strict):
+    path: Path
+
+
+class BLEConfig(_Strict):
+    backend: Literal["simulated", "none"] = "none"
+    socket: Path | None = None
+
+    @model_validator(mode="after")
+    def _socket_for_simulated(self) -> BLEConfig:
+        if self.backend == "simulated" and self.socket is None:
+            raise ValueError("the simulated backend needs 'socket' (a Unix datagram socket path)")
+        return self
+
+
+class DeviceConfig(_Strict):
+    id: Identifier
+    profile: str = Field(min_length=1)
+    port: str | None = None
+    address: str | None = None
+    key: str | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _mac_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        upper = value.strip().upper()
+        if not _MAC_RE.match(upper):
+            raise ValueError(f"BLE address must look like B4:35:22:F5:3D:A4, got {value!r}")
+        return upper
+
+    @field_validator("key")
+    @classmethod
+    def _bthome_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        lower = value.strip().lower()
+        if not _KEY_RE.match(lower):
+            raise ValueError("BTHome key must be 32 hex characters")
+        return lower
+
+    @property
+    def key_bytes(self) -> bytes | None:
+        return bytes.fromhex(self.key) if self.key is not None else None
+
+
+class EdgeConfig(_Strict):
+    site: Identifier
+    gateway: Identifier
+    broker: BrokerConfig = BrokerConfig()
+    outbox: OutboxConfig
+    ble: BLEConfig = BLEConfig()
+    devices: list[DeviceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _devices_consistent(self, info: ValidationInfo) -> EdgeConfig:
+        if isinstance(info.context, dict) and info.context.get(_DEFER_CHECKS):
+            return self  # load_config runs the checks itself, to report line numbers
+        problems = [f"{format_loc(loc)}: {message}" for loc, message in device_problems(self)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+# --- cross-field checks -------------------------------------------------------------------
+
+
+def device_problems(config: EdgeConfig) -> list[tuple[Loc, str]]:
+    """Mistakes that involve a profile or more than one device, each with its field path."""
+    problems: list[tuple[Loc, str]] = []
+    for index, device in enumerate(config.devices):
+        problems.extend(_device_problems(index, device, config.ble))
+    problems.extend(_duplicates(config.devices, "id"))
+    problems.extend(_duplicates(config.devices, "address"))
+    problems.extend(_duplicates(config.devices, "port"))
+    return problems
+
+
+def _device_problems(index: int, device: DeviceConfig, ble: BLEConfig) -> list[tuple[Loc, str]]:
+    here: Loc = ("devices", index)
+    try:
+        profile = load_profile(device.profile)
+    except ProfileError as exc:
+        return [((*here, "profile"), f"unknown device profile {device.profile!r}: {exc}")]
+    if profile.connection == "serial":
+        return _serial_problems(here, device)
+    problems = _ble_problems(here, device)
+    if ble.backend == "none":
+        problems.append(((*here, "profile"), "a BLE device needs ble.backend other than 'none'"))
+    return problems
+
+
+def _serial_problems(here: Loc, device: DeviceConfig) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    if device.port is None:
+        problems.append((here, f"profile {device.profile} connects over serial: 'port' is missing"))
+    for name in ("address", "key"):
+        if getattr(device, name) is not None:
+            problems.append(((*here, name), f"profile {device.profile} is a serial device"))
+    return problems
+
+
+def _ble_problems(here: Loc, device: DeviceConfig) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    if device.address is None:
+        problems.append((here, f"profile {device.profile} connects over BLE: 'address' is missing"))
+    if device.port is not None:
+        problems.append(((*here, "port"), f"profile {device.profile} is a BLE device"))
+    return problems
+
+
+def _duplicates(devices: Sequence[DeviceConfig], field: str) -> Iterator[tuple[Loc, str]]:
+    first_seen: dict[str, int] = {}
+    for index, device in enumerate(devices):
+        value = getattr(device, field)
+        if value is None:
+            continue
+        if value in first_seen:
+            yield (
+                ("devices", index, field),
+                f"duplicate {field} {value!r} (also devices[{first_seen[value]}])",
+            )
+        else:
+            first_seen[value] = index
+
+
+# --- loading from YAML ----------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> EdgeConfig:
+    """Read and check an edge configuration file. Raises ConfigError naming line and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> EdgeConfig:
+    root = _compose(text, source)
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+        raise ConfigError([f"{source} line 1: the file must be a mapping (site:, gateway:, ...)"])
+    problems = list(_duplicate_keys(root, source))
+    try:
+        config = EdgeConfig.model_validate(data, context={_DEFER_CHECKS: True})
+    except ValidationError as exc:
+        problems.extend(_at(source, root, loc, msg) for loc, msg in _pydantic_problems(exc))
+        raise ConfigError(_by_line(problems)) from None
+    problems.extend(_at(source, root, loc, msg) for loc, msg in device_problems(config))
+    if problems:
+        raise ConfigError(_by_line(problems))
+    return config
+
+
+def _by_line(problems: list[str]) -> list[str]:
+    def line(problem: str) -> int:
+        match = re.search(r" line (\d+)", problem)
+        return int(match.group(1)) if match else 0
+
+    return sorted(problems, key=line)
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError([f"{source} line {line}: invalid YAML: {exc.problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: invalid YAML: {exc}"]) from None
+
+
+def _pydantic_problems(exc: ValidationError) -> Iterator[tuple[Loc, str]]:
+    for error in exc.errors(include_url=False):
+        loc: Loc = tuple(error["loc"])
+        yield loc, _friendly(error["type"], str(error["msg"]), error.get("input"))
+
+
+def _friendly(kind: str, message: str, value: object) -> str:
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{value!r} is not a valid identifier (lowercase letters, digits, '-' and '_', "
+            "starting with a letter or digit, at most 63 characters)"
+        )
+    if kind == "missing":
+        return "this field is required"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    return message.removeprefix("Value error, ")
+
+
+def _at(source: str, root: yaml.Node, loc: Loc, message: str) -> str:
+    node = _node_at(root, loc)
+    return f"{source} line {node.start_mark.line + 1}, {format_loc(loc)}: {message}"
+
+
+def _node_at(root: yaml.Node, loc: Loc) -> yaml.Node:
+    """The deepest node along `loc`: the field's value, or the nearest enclosing one."""
+    node = root
+    for part in loc:
+        child = _child(node, part)
+        if child is None:
+            break
+        node = child
+    return node
+
+
+def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == part:
+                return value  # type: ignore[no-any-return]
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]  # type: ignore[no-any-return]
+    return None
+
+
+def _duplicate_keys(node: yaml.Node, source: str, loc: Loc = ()) -> Iterator[str]:
+    """YAML silently keeps the last of two equal keys; an installer wants to hear about it."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            if name in seen:
+                line = key.start_mark.line + 1
+                yield f"{source} line {line}, {format_loc((*loc, name))}: this key appears twice"
+            seen.add(name)
+            yield from _duplicate_keys(value, source, (*loc, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, source, (*loc, index))
+
+
+def format_loc(loc: Loc) -> str:
+    """('devices', 1, 'key') -> 'devices[1].key'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "(top level)"
