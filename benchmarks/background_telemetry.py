@@ -19,8 +19,9 @@ from edge.wire import data_topic, encode_batch
 BEDS_PER_GATEWAY = 20
 
 
-async def gateway(client: aiomqtt.Client, site: str, index: int, beds: range,
-                  interval: float) -> None:
+async def gateway(
+    client: aiomqtt.Client, site: str, index: int, beds: range, interval: float
+) -> None:
     name = f"bg-{index:04d}"
     epoch = secrets.token_hex(4)
     seq = 1
@@ -33,17 +34,23 @@ async def gateway(client: aiomqtt.Client, site: str, index: int, beds: range,
         for _ in range(per_tick):
             bed = beds[cursor % len(beds)]
             cursor += 1
-            items.append({"dev": f"bg-radar-{bed}", "at": round(now, 3),
-                          "reading": "presence", "value": cursor % 7 != 0})
-        await client.publish(data_topic(site, name), encode_batch(epoch, seq, 1, now, items),
-                             qos=1)
+            items.append(
+                {
+                    "dev": f"bg-radar-{bed}",
+                    "at": round(now, 3),
+                    "reading": "presence",
+                    "value": cursor % 7 != 0,
+                }
+            )
+        await client.publish(data_topic(site, name), encode_batch(epoch, seq, 1, now, items), qos=1)
         seq += len(items)
         await asyncio.sleep(1.0)
 
 
 async def run(args: argparse.Namespace) -> None:
-    async with aiomqtt.Client(args.host, args.port, identifier="bench-background",
-                              max_inflight_messages=1000) as client:
+    async with aiomqtt.Client(
+        args.host, args.port, identifier="bench-background", max_inflight_messages=1000
+    ) as client:
         tasks = []
         for g, start in enumerate(range(0, args.beds, BEDS_PER_GATEWAY)):
             beds = range(start, min(start + BEDS_PER_GATEWAY, args.beds))

@@ -25,9 +25,7 @@ _ID_RE: Final = re.compile(ID_PATTERN)
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
-BOOL_READINGS: Final = frozenset(
-    {"occupancy", "presence", "motion", "contact_open", "smoke"}
-)
+BOOL_READINGS: Final = frozenset({"occupancy", "presence", "motion", "contact_open", "smoke"})
 NUMERIC_READINGS: Final = frozenset(
     {"heart_rate", "respiration_rate", "battery", "rssi", "temperature", "humidity"}
 )
@@ -91,7 +89,11 @@ class Observation:
     value: Value = None
 
     def to_wire(self, historical: bool = False) -> dict[str, object]:
-        item: dict[str, object] = {"dev": self.device, "at": round(self.at, 3), self.kind: self.name}
+        item: dict[str, object] = {
+            "dev": self.device,
+            "at": round(self.at, 3),
+            self.kind: self.name,
+        }
         if self.value is not None:
             item["value"] = self.value
         if historical:

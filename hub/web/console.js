@@ -493,10 +493,18 @@
     }
   }
 
-  function openResolveForm(id, parts) {
+  async function openResolveForm(id, parts) {
     unlockSound();
-    if (parts.form) {
-      parts.form.querySelector("select").focus();
+    if (!Object.keys(outcomes).length) {
+      try {
+        outcomes = await api("GET", "/api/outcomes");
+      } catch (err) {
+        if (err.status !== 401) showCardError(parts, `Cannot load the outcomes: ${err.message}`);
+        return;
+      }
+    }
+    if (parts.form || !cards.has(id)) {
+      if (parts.form) parts.form.querySelector("select").focus();
       return;
     }
     const form = make("form", { class: "resolve-form", testid: "resolve-form", novalidate: true });
