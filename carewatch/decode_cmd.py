@@ -50,7 +50,9 @@ def add_decode_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("profile", help=f"device model, one of: {', '.join(available_profiles())}")
+    parser.add_argument(
+        "--profile", required=True, help=f"device model, one of: {', '.join(available_profiles())}"
+    )
     parser.add_argument("hex", nargs="*", help="hex bytes (spaces allowed); none: read stdin")
     parser.add_argument("--address", help="BLE: the sender's MAC, needed with --key")
     parser.add_argument("--key", help="BLE: the 32-hex-digit BTHome key of an encrypted device")

@@ -126,7 +126,7 @@ def test_bad_ble_options_exit_2(key: str, address: str | None, message: str) -> 
 def test_parser_registration_runs_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(prog="carewatch")
     add_decode_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["decode", "seeed-mr60fda1", FALL])
+    args = parser.parse_args(["decode", "--profile", "seeed-mr60fda1", FALL])
     assert args.func is decode_main
     assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out) == {"event": "fall", "value": True}
