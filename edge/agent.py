@@ -28,16 +28,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-from device_profiles import load_profile
+from device_profiles import ProfileError, load_profile
 from edge.ble import BLEDecoder, BLEDispatcher, ScannerBackend, SimulatedAirBackend
 from edge.config import ConfigError, DeviceConfig, EdgeConfig, load_config
 from edge.decoders.registry import make_ble_decoder, make_serial_decoder
 from edge.logs import context_logger
 from edge.outbox import Outbox
 from edge.publisher import Backoff, Publisher
-from edge.serial_reader import SerialReader
+from edge.serial_reader import SerialDecoder, SerialReader
 from edge.wire import Observation
 
 Clock = Callable[[], float]
@@ -53,7 +52,7 @@ def agent_name() -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Devices:
-    serial: list[tuple[DeviceConfig, int, Any]]  # device, baudrate, SerialDecoder
+    serial: list[tuple[DeviceConfig, int, SerialDecoder]]  # device, baudrate, decoder
     ble: dict[str, tuple[str, BLEDecoder]]  # address -> (device id, BLEDecoder)
 
 
@@ -204,7 +203,7 @@ class EdgeAgent:
 
     def _build_devices(self) -> _Devices:
         """Load profiles and make decoders (reads profile files: run in a worker thread)."""
-        serial: list[tuple[DeviceConfig, int, Any]] = []
+        serial: list[tuple[DeviceConfig, int, SerialDecoder]] = []
         ble: dict[str, tuple[str, BLEDecoder]] = {}
         for device in self.config.devices:
             profile = load_profile(device.profile)
@@ -331,6 +330,9 @@ async def main(config_path: str | Path) -> int:
         loop.add_signal_handler(signum, stop.set)
     try:
         await EdgeAgent(config).run(stop)
+    except ProfileError as exc:
+        print(f"carewatch edge: {exc}", file=sys.stderr)
+        return 2
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)

@@ -92,6 +92,8 @@ class Publisher:
         self._wake = asyncio.Event()
         self._connected = False
         self._session_up = False  # this connection got as far as its birth
+        self._stopping = False
+        self._connecting = False
         self._hub_state: str | None = None
         self._bdseq = 0
         self._tls = _tls_context(broker)
@@ -127,9 +129,10 @@ class Publisher:
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, publish, reconnect on failure, until `stop` is set."""
         attempt = 0
+        self._stopping = False
         while not stop.is_set():
             try:
-                await self._session(stop)
+                await self._session_or_stop(stop)
                 return
             except aiomqtt.MqttError as exc:
                 was_up, self._session_up = self._session_up, False
@@ -153,36 +156,63 @@ class Publisher:
 
     # --- one connection ---------------------------------------------------------------------
 
+    async def _session_or_stop(self, stop: asyncio.Event) -> None:
+        """A session; a stop while still connecting (a black-holed network) ends it at once."""
+        session = asyncio.create_task(self._session(stop))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([session, stopper], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            session.cancel()
+            raise
+        finally:
+            stopper.cancel()
+        if not session.done() and self._connecting:
+            session.cancel()
+            await asyncio.wait([session])
+            self._log.info("stopped while connecting to the broker")
+            return
+        await session
+
     async def _session(self, stop: asyncio.Event) -> None:
         self._bdseq = await self._outbox.next_bdseq()
         client = self._client(self._bdseq)
-        async with client:
-            await self._publish_birth(client)
-            self._session_up = True
-            await client.subscribe([(self.command_topic, 1), (HUB_STATUS_TOPIC, 1)])
-            self._connected = True
-            self._log.info(
-                "connected to broker %s:%d bdseq=%d epoch=%s",
-                self._broker.host,
-                self._broker.port,
-                self._bdseq,
-                self._outbox.epoch,
-            )
-            try:
-                await self._serve(client, stop)
-            finally:
-                self._connected = False
-            await self._publish_death(client)
+        self._connecting = True
+        try:
+            async with client:
+                self._connecting = False
+                await self._connected_session(client, stop)
+        finally:
+            self._connecting = False
+
+    async def _connected_session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        """Birth, subscriptions, then serve until stopped; death on a clean stop."""
+        await self._publish_birth(client)
+        self._session_up = True
+        await client.subscribe([(self.command_topic, 1), (HUB_STATUS_TOPIC, 1)])
+        self._connected = True
+        self._log.info(
+            "connected to broker %s:%d bdseq=%d epoch=%s",
+            self._broker.host,
+            self._broker.port,
+            self._bdseq,
+            self._outbox.epoch,
+        )
+        try:
+            await self._serve(client, stop)
+        finally:
+            self._connected = False
+        await self._publish_death(client)
 
     async def _serve(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         """Run listener and drainer until `stop` (returns) or a failure (raises)."""
         stopper = asyncio.create_task(stop.wait())
-        workers = [
-            asyncio.create_task(self._listen(client)),
-            asyncio.create_task(self._drain(client)),
-        ]
+        drainer = asyncio.create_task(self._drain(client))
+        workers = [asyncio.create_task(self._listen(client)), drainer]
         try:
             done, _ = await asyncio.wait([stopper, *workers], return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done and not drainer.done():
+                await self._let_batch_finish(drainer)
         finally:
             for task in (stopper, *workers):
                 task.cancel()
@@ -190,6 +220,12 @@ class Publisher:
         for task in workers:
             if task in done and not task.cancelled():
                 raise task.exception() or aiomqtt.MqttError("message stream ended")
+
+    async def _let_batch_finish(self, drainer: asyncio.Task[None]) -> None:
+        """On stop, let a batch in flight get its PUBACK, so a restart does not resend it."""
+        self._stopping = True
+        self._wake.set()
+        await asyncio.wait([drainer], timeout=min(self._publish_timeout, 5.0))
 
     def _client(self, bdseq: int) -> aiomqtt.Client:
         death = encode_status("offline", bdseq, None, self._agent)
@@ -224,7 +260,7 @@ class Publisher:
     # --- draining ---------------------------------------------------------------------------
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()  # before reading, so an append during the read is not missed
             if self._holding():
                 await self._wake.wait()  # store and forward until the hub is back

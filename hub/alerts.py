@@ -7,6 +7,7 @@ alert bus, which feeds the consoles' live stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -54,15 +55,15 @@ class AlertBus:
     """Fan-out of alert changes to live subscribers; a subscriber too slow to keep up is cut."""
 
     def __init__(self, queue_size: int = 1000) -> None:
-        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._queue_size = queue_size
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._queue_size)
+    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self._queue_size)
         self._queues.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         self._queues.discard(queue)
 
     def publish(self, alert: dict[str, Any]) -> None:
@@ -72,6 +73,13 @@ class AlertBus:
             except asyncio.QueueFull:
                 log.warning("live subscriber fell behind and was disconnected")
                 self._queues.discard(queue)
+
+    def close(self) -> None:
+        """End every live subscription: each subscriber receives None and should finish."""
+        for queue in list(self._queues):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        self._queues.clear()
 
     @property
     def subscribers(self) -> int:

@@ -172,6 +172,8 @@ def create_app(
                     except TimeoutError:
                         yield ": keepalive\n\n"
                         continue
+                    if alert is None:
+                        return
                     yield f"event: alert\ndata: {json.dumps(alert, separators=(',', ':'))}\n\n"
             finally:
                 bus.unsubscribe(queue)

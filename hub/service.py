@@ -73,7 +73,13 @@ class Hub:
             health=self.health,
         )
         server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=5,
+            )
         )
         self._server = server
         self._tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="hub-web"))
@@ -93,7 +99,10 @@ class Hub:
         return f"http://{self.config.web.host}:{self.web_port}"
 
     async def stop(self) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
+        self.bus.close()
         if self._server is not None:
             self._server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)

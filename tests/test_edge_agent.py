@@ -24,19 +24,13 @@ from edge.wire import WireBatch, WireStatus
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, button_press
 from tests.edge_helpers import eventually
-from tests.mosquitto import MosquittoBroker, mosquitto
+from tests.mosquitto import MosquittoBroker
 
 FALL = bytes.fromhex("53 59 83 01 00 01 01 32 54 43")
 BUTTON = "B4:35:22:F5:3D:A4"
 KEY = "90bffd73cb6b26ef58a7a8eba9232036"
 DATA = "carewatch/v1/sunrise/gw-east/data"
 STATUS = "carewatch/v1/sunrise/gw-east/status"
-
-
-@pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    with mosquitto() as running:
-        yield running
 
 
 @pytest.fixture

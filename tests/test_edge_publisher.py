@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
-import pytest
 
 from edge.config import BrokerConfig
 from edge.outbox import Outbox
@@ -25,12 +25,6 @@ DATA = f"carewatch/v1/{SITE}/{GATEWAY}/data"
 STATUS = f"carewatch/v1/{SITE}/{GATEWAY}/status"
 CMD = f"carewatch/v1/{SITE}/{GATEWAY}/cmd"
 FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.0)
-
-
-@pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    with mosquitto() as running:
-        yield running
 
 
 class Collector:
@@ -266,3 +260,23 @@ async def test_unreachable_broker_keeps_items_until_it_appears(tmp_path: Path) -
             await eventually(lambda: publisher.items_sent == 3)
         # every failed attempt used a bdseq: it only ever grows
         assert json.loads((await retained_status(broker)).model_dump_json())["bdseq"] >= 2
+
+
+async def test_stop_while_connecting_to_a_silent_broker_is_prompt(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # accepts TCP (backlog) but never answers CONNECT
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        host, port = silent.getsockname()
+        outbox = await Outbox.open(tmp_path / "outbox.db")
+        publisher = Publisher(
+            BrokerConfig(host=host, port=port), SITE, GATEWAY, outbox, "t", connect_timeout=30
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(publisher.run(stop))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        assert time.monotonic() - started < 2
+        assert not publisher.connected
+        await outbox.close()

@@ -148,3 +148,14 @@ async def test_live_stream_carries_new_alerts_and_their_changes(
         ("alert", "acknowledged"),
     ]
     assert events[0][1]["bed"] == "SR-E-101"
+
+
+async def test_hub_stops_promptly_while_a_console_is_connected(hub_factory: HubFactory) -> None:
+    hub = await hub_factory()
+    async with httpx.AsyncClient(base_url=hub.url, timeout=30) as client:
+        await login(client)
+        ready = asyncio.Event()
+        stream = asyncio.create_task(read_stream_events(client, 1, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        await asyncio.wait_for(hub.stop(), 10)
+        assert await asyncio.wait_for(stream, 10) == []

@@ -1,0 +1,277 @@
+"""The night-staff console in a real browser (Debian's Chromium), a real hub and Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Locator, Page, async_playwright, expect
+
+from hub.service import Hub
+from tests.conftest import NURSE, HubFactory, PublishBatch
+from tests.tcpproxy import TcpProxy
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "console.png"
+
+
+@dataclass
+class Console:
+    hub: Hub
+    page: Page
+    publish_batch: PublishBatch
+    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def send(
+        self, dev: str, name: str, value: Any = True, kind: str = "event", **extra: Any
+    ) -> None:
+        """One item from gateway gw-east, with a fresh sequence number."""
+        item = {"dev": dev, "at": time.time(), kind: name, "value": value, **extra}
+        await self.publish_batch("sunrise", "gw-east", [item], seq=next(self._seq))
+
+    async def wait_for_active_alerts(self, n: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(await self.hub.store.alerts(("open", "acknowledged"), 100)) != n:
+            assert time.monotonic() < deadline, f"the hub never had {n} active alerts"
+            await asyncio.sleep(0.05)
+
+    def card(self, bed: str, rule: str) -> Locator:
+        return (
+            self.page.get_by_test_id("alert-card")
+            .filter(has=self.page.get_by_test_id("alert-bed").get_by_text(bed, exact=True))
+            .filter(has=self.page.get_by_test_id("alert-rule").get_by_text(rule, exact=True))
+        )
+
+    async def alarms(self) -> int:
+        return int(await self.page.evaluate("window.carewatchConsole.alarmsSounded"))
+
+    async def api_alert(self, alert_id: str) -> dict[str, Any]:
+        response = await self.page.request.get(f"{self.hub.url}/api/alerts/{alert_id}")
+        assert response.status == 200, await response.text()
+        return dict(await response.json())
+
+
+@pytest.fixture
+async def console(hub_factory: HubFactory, publish_batch: PublishBatch) -> AsyncIterator[Console]:
+    hub = await hub_factory()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context(
+            viewport={"width": 1180, "height": 820}, timezone_id="Europe/London"
+        )
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(hub.url + "/")
+        try:
+            yield Console(hub, page, publish_batch)
+        finally:
+            # Closing the browser ends its live stream before the hub is stopped.
+            await browser.close()
+    assert errors == [], f"JavaScript errors in the console: {errors}"
+
+
+async def log_in(page: Page, password: str = NURSE[1]) -> None:
+    await page.get_by_test_id("login-username").fill(NURSE[0])
+    await page.get_by_test_id("login-password").fill(password)
+    await page.get_by_test_id("login-submit").click()
+
+
+async def test_a_wrong_password_shows_an_error_and_no_console(console: Console) -> None:
+    page = console.page
+    await expect(page.get_by_test_id("login-form")).to_be_visible()
+    await log_in(page, password="not-the-password")
+    await expect(page.get_by_test_id("login-error")).to_have_text("Wrong user name or password.")
+    await expect(page.get_by_test_id("console")).to_be_hidden()
+    # The right password then gets in, and the error goes away.
+    await log_in(page)
+    await expect(page.get_by_test_id("console")).to_be_visible()
+    await expect(page.get_by_test_id("login-error")).to_be_hidden()
+    await expect(page.get_by_test_id("current-user")).to_have_text("Night Nurse (nurse)")
+
+
+async def test_a_fall_arrives_live_is_acknowledged_and_resolved(console: Console) -> None:
+    page = console.page
+    await log_in(page)
+    await expect(page.get_by_test_id("queue-empty")).to_be_visible()
+    await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+    await expect(page.get_by_test_id("sound-toggle")).to_have_attribute("data-state", "on")
+    await expect(page.get_by_test_id("alert-card")).to_have_count(0)
+    before = await console.alarms()
+
+    await console.send("radar-101", "fall")
+
+    card = page.get_by_test_id("alert-card")
+    await expect(card).to_have_count(1)
+    await expect(card).to_have_attribute("data-state", "open")
+    await expect(card.get_by_test_id("alert-rule")).to_have_text("Fall")
+    await expect(card.get_by_test_id("alert-bed")).to_have_text("SR-E-101")
+    await expect(card.get_by_test_id("alert-room")).to_have_text("Room 101")
+    await expect(card.get_by_test_id("alert-zone")).to_have_text("East wing")
+    await expect(card.get_by_test_id("alert-resident")).to_contain_text("Mary Jones")
+    await expect(card.get_by_test_id("alert-resident")).to_contain_text("E-0001")
+    await expect(card.get_by_test_id("alert-opened")).to_have_text(
+        re.compile(r"^Opened \d\d:\d\d:\d\d$")
+    )
+    await expect(card.get_by_test_id("alert-ago")).to_have_text("just now")
+    await expect(page.get_by_test_id("queue-empty")).to_be_hidden()
+    await page.wait_for_function("n => window.carewatchConsole.alarmsSounded === n + 1", arg=before)
+    alert_id = await card.get_attribute("data-alert-id")
+    assert alert_id is not None and alert_id.isdigit()
+
+    await card.get_by_test_id("acknowledge-button").click()
+    await expect(card).to_have_attribute("data-state", "acknowledged")
+    await expect(card.get_by_test_id("alert-acked")).to_contain_text("Acknowledged by nurse")
+    await expect(card.get_by_test_id("acknowledge-button")).to_have_count(0)
+    acked = await console.api_alert(alert_id)
+    assert acked["state"] == "acknowledged"
+    assert acked["acknowledged_by"] == "nurse"
+    assert acked["acknowledged_via"] == "console"
+
+    await card.get_by_test_id("resolve-button").click()
+    form = card.get_by_test_id("resolve-form")
+    await expect(form).to_be_visible()
+    # Resolving needs an outcome: submitting without one is refused in the page.
+    await form.get_by_test_id("resolve-submit").click()
+    await expect(card.get_by_test_id("alert-error")).to_have_text("Choose an outcome first.")
+    assert (await console.api_alert(alert_id))["state"] == "acknowledged"
+
+    await form.get_by_test_id("resolve-outcome").select_option("assisted_no_injury")
+    await form.get_by_test_id("resolve-note").fill("Found on the floor by the bed, helped up.")
+    await form.get_by_test_id("resolve-submit").click()
+
+    await expect(page.get_by_test_id("alert-card")).to_have_count(0)
+    await expect(page.get_by_test_id("queue-empty")).to_be_visible()
+    resolved_item = page.locator(f'[data-testid="resolved-item"][data-alert-id="{alert_id}"]')
+    await expect(resolved_item.get_by_test_id("resolved-outcome")).to_have_text(
+        "Attended: no injury"
+    )
+    resolved = await console.api_alert(alert_id)
+    assert resolved["state"] == "resolved"
+    assert resolved["outcome"] == "assisted_no_injury"
+    assert resolved["note"] == "Found on the floor by the bed, helped up."
+    assert resolved["resolved_by"] == "nurse"
+
+
+async def test_late_repeated_and_cleared_alerts_say_so(console: Console) -> None:
+    page = console.page
+    await log_in(page)
+    await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+
+    # Replayed from the gateway's outbox after an outage: sensed four minutes ago.
+    await console.send("radar-101", "fall", at=time.time() - 240, hist=True)
+    card = console.card("SR-E-101", "Fall")
+    await expect(card.get_by_test_id("alert-late")).to_contain_text("Late by 4 min")
+    await expect(card.get_by_test_id("alert-count")).to_have_count(0)
+    await expect(card.get_by_test_id("alert-cleared")).to_have_count(0)
+
+    alarms = await console.alarms()
+    await console.send("radar-101", "fall")
+    await expect(card.get_by_test_id("alert-count")).to_have_text("×2 triggers")
+    await page.wait_for_function("n => window.carewatchConsole.alarmsSounded === n + 1", arg=alarms)
+
+    await console.send("radar-101", "fall", value=False)
+    await expect(card.get_by_test_id("alert-cleared")).to_contain_text("Device reports cleared at")
+    # Cleared is not resolved: the card stays open until a person deals with it.
+    await expect(card).to_have_attribute("data-state", "open")
+    await expect(page.get_by_test_id("alert-card")).to_have_count(1)
+
+
+async def test_a_lost_stream_shows_the_banner_and_catches_up(console: Console) -> None:
+    page = console.page
+    async with TcpProxy("127.0.0.1", console.hub.web_port) as proxy:
+        # The console talks to the hub through a link the test can break.
+        await page.goto(f"http://127.0.0.1:{proxy.port}/")
+        await log_in(page)
+        banner = page.get_by_test_id("connection-banner")
+        state = page.get_by_test_id("connection-state")
+        await expect(state).to_have_text("Live")
+        await expect(banner).to_be_hidden()
+
+        await proxy.pause()
+        proxy.cut()
+        await expect(banner).to_be_visible()
+        await expect(banner).to_have_text("Lost contact with the hub — reconnecting…")
+        await expect(state).to_have_text("Reconnecting…")
+        # The fall happens while the console cannot hear the hub.
+        await console.send("radar-102", "fall")
+        await console.wait_for_active_alerts(1)
+        await expect(page.get_by_test_id("alert-card")).to_have_count(0)
+        await expect(banner).to_be_visible()
+
+        await proxy.resume()
+        await expect(banner).to_be_hidden(timeout=15_000)
+        await expect(state).to_have_text("Live")
+        card = console.card("SR-E-102", "Fall")
+        await expect(card).to_have_attribute("data-state", "open")
+        await expect(card.get_by_test_id("alert-resident")).to_contain_text("Li Wei")
+
+
+async def test_after_a_reload_the_console_asks_for_sound(console: Console) -> None:
+    page = console.page
+    await log_in(page)
+    await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+    await expect(page.get_by_test_id("sound-toggle")).to_have_attribute("data-state", "on")
+    await page.reload()
+    # Still signed in, but the browser will not play sound until someone taps.
+    await expect(page.get_by_test_id("console")).to_be_visible()
+    toggle = page.get_by_test_id("sound-toggle")
+    await expect(toggle).to_have_text("Sound off — tap to enable")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("data-state", "on")
+    await expect(toggle).to_have_text("Sound on — tap to test")
+
+
+async def test_screenshot_of_an_open_fall_and_an_acknowledged_call(console: Console) -> None:
+    page = console.page
+    await log_in(page)
+    await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+
+    # Earlier in the night: a smoke alarm in room 101 (a room device, no bed), a false alarm.
+    await console.send("smoke-101", "smoke", kind="reading")
+    smoke = console.card("Whole room", "Smoke alarm")
+    await expect(smoke.get_by_test_id("alert-room")).to_have_text("Room 101")
+    await smoke.get_by_test_id("resolve-button").click()
+    await smoke.get_by_test_id("resolve-outcome").select_option("false_alarm")
+    await smoke.get_by_test_id("resolve-note").fill("Burnt toast in the kitchenette.")
+    await smoke.get_by_test_id("resolve-submit").click()
+    await expect(smoke).to_have_count(0)
+    await expect(page.get_by_test_id("resolved-item")).to_have_count(1)
+    await expect(page.get_by_test_id("resolved-outcome")).to_have_text("False alarm")
+
+    await console.send("button-101", "call_button")
+    call = console.card("SR-E-101", "Call button")
+    await call.get_by_test_id("acknowledge-button").click()
+    await expect(call).to_have_attribute("data-state", "acknowledged")
+
+    await console.send("radar-102", "fall")
+    fall = console.card("SR-E-102", "Fall")
+    await expect(fall).to_have_attribute("data-state", "open")
+
+    # Emergency first, then newest: the fall (newer) is above the call.
+    cards = page.get_by_test_id("alert-card")
+    await expect(cards).to_have_count(2)
+    await expect(cards.nth(0).get_by_test_id("alert-rule")).to_have_text("Fall")
+    await expect(cards.nth(1).get_by_test_id("alert-rule")).to_have_text("Call button")
+    await expect(page.get_by_test_id("active-count")).to_have_text("2")
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOT), animations="disabled")
+    assert SCREENSHOT.stat().st_size > 10_000
