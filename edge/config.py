@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -41,6 +41,7 @@ from edge.wire import ID_PATTERN
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Loc = tuple[str | int, ...]
+_Model = TypeVar("_Model", bound=BaseModel)
 
 _MAC_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 _KEY_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -224,6 +225,26 @@ def parse_config(text: str, source: str = "<config>") -> EdgeConfig:
     if problems:
         raise ConfigError(_by_line(problems))
     return config
+
+
+def validate_document(text: str, source: str, model: type[_Model]) -> _Model:
+    """Parse YAML `text` into `model`; ConfigError lists every mistake with its line and field.
+
+    The hub reads its configuration through this too, so both processes report alike.
+    """
+    root = _compose(text, source)
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+        raise ConfigError([f"{source} line 1: the file must be a mapping of settings"])
+    problems = list(_duplicate_keys(root, source))
+    try:
+        document = model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_at(source, root, loc, msg) for loc, msg in _pydantic_problems(exc))
+        raise ConfigError(_by_line(problems)) from None
+    if problems:
+        raise ConfigError(_by_line(problems))
+    return document
 
 
 def _by_line(problems: list[str]) -> list[str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from hub.registry import SiteSpec
+from edge.config import ConfigError, validate_document
+from hub.registry import Registry, RegistryError, SiteSpec
 
 
 class BrokerSettings(BaseModel):
@@ -63,16 +63,16 @@ class HubConfigError(ValueError):
 
 
 def load_hub_config(path: Path) -> HubConfig:
+    """Read and check the hub's configuration, registry included; errors name line and field."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise HubConfigError(f"{path}: cannot read the file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise HubConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise HubConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
     try:
-        return HubConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise HubConfigError(f"{path}: {problems}") from exc
+        config = validate_document(text, str(path), HubConfig)
+        Registry(config.sites)
+    except ConfigError as exc:
+        raise HubConfigError(str(exc)) from None
+    except RegistryError as exc:
+        raise HubConfigError(f"{path}: {exc}") from None
+    return config

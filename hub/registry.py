@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from device_profiles import ProfileError, load_profile
 from edge.wire import Identifier
 
 BedCode = str
@@ -133,6 +134,10 @@ class Registry:
     ) -> Placement:
         if device.id in self._devices:
             raise RegistryError(f"device {device.id!r} is listed twice")
+        try:
+            load_profile(device.profile)
+        except ProfileError as exc:
+            raise RegistryError(f"device {device.id!r}: {exc}") from None
         if device.gateway not in site.gateways:
             raise RegistryError(
                 f"device {device.id!r}: gateway {device.gateway!r} is not a gateway of site "
