@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,17 @@ class Store:
     async def close(self) -> None:
         await self._db.close()
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One whole write transaction: committed at the end, rolled back on an error."""
+        async with self._write:
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.rollback()
+                raise
+            await self._db.commit()
+
     async def sequence_mark(self, site: str, gateway: str) -> tuple[str, int] | None:
         async with self._db.execute(
             "SELECT epoch, last_seq FROM gateway_sequence WHERE site = ? AND gateway = ?",
@@ -155,7 +167,7 @@ class Store:
             row = await cur.fetchone()
         return (str(row["epoch"]), int(row["last_seq"])) if row else None
 
-    async def _save_batch_locked(
+    async def save_batch(
         self, site: str, gateway: str, epoch: str, last_seq: int, items: Iterable[StoredItem]
     ) -> None:
         """Store accepted items and the new de-duplication mark in one transaction."""
@@ -174,29 +186,30 @@ class Store:
             (readings if item.kind == "reading" else events).append(row)
             if item.kind == "reading" and not item.historical:
                 live.append((item.device, item.name, json.dumps(item.value), item.sensed_at))
-        await self._db.executemany(
-            "INSERT INTO readings (device, name, value, sensed_at, received_at, historical) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            readings,
-        )
-        await self._db.executemany(
-            "INSERT INTO events (device, name, value, sensed_at, received_at, historical) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            events,
-        )
-        await self._db.executemany(
-            "INSERT INTO device_state (device, name, value, sensed_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (device, name) DO UPDATE SET value = excluded.value, "
-            "sensed_at = excluded.sensed_at WHERE excluded.sensed_at >= device_state.sensed_at",
-            live,
-        )
-        await self._db.execute(
-            "INSERT INTO gateway_sequence (site, gateway, epoch, last_seq) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (site, gateway) DO UPDATE SET epoch = excluded.epoch, "
-            "last_seq = excluded.last_seq",
-            (site, gateway, epoch, last_seq),
-        )
-        await self._db.commit()
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT INTO readings (device, name, value, sensed_at, received_at, historical) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                readings,
+            )
+            await db.executemany(
+                "INSERT INTO events (device, name, value, sensed_at, received_at, historical) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                events,
+            )
+            await db.executemany(
+                "INSERT INTO device_state (device, name, value, sensed_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (device, name) DO UPDATE SET value = excluded.value, "
+                "sensed_at = excluded.sensed_at "
+                "WHERE excluded.sensed_at >= device_state.sensed_at",
+                live,
+            )
+            await db.execute(
+                "INSERT INTO gateway_sequence (site, gateway, epoch, last_seq) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (site, gateway) DO UPDATE SET "
+                "epoch = excluded.epoch, last_seq = excluded.last_seq",
+                (site, gateway, epoch, last_seq),
+            )
 
     async def device_state(self, device: str, name: str) -> object | None:
         async with self._db.execute(
@@ -220,16 +233,16 @@ class Store:
             row = await cur.fetchone()
         return (str(row["state"]), int(row["bdseq"])) if row else None
 
-    async def _set_gateway_status_locked(
+    async def set_gateway_status(
         self, site: str, gateway: str, state: str, bdseq: int, at: float
     ) -> None:
-        await self._db.execute(
-            "INSERT INTO gateway_status (site, gateway, state, bdseq, changed_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, gateway) DO UPDATE SET "
-            "state = excluded.state, bdseq = excluded.bdseq, changed_at = excluded.changed_at",
-            (site, gateway, state, bdseq, at),
-        )
-        await self._db.commit()
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO gateway_status (site, gateway, state, bdseq, changed_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, gateway) DO UPDATE SET "
+                "state = excluded.state, bdseq = excluded.bdseq, changed_at = excluded.changed_at",
+                (site, gateway, state, bdseq, at),
+            )
 
     async def active_alert(self, rule: str, subject: str) -> dict[str, Any] | None:
         async with self._db.execute(
@@ -258,20 +271,20 @@ class Store:
             rows = await cur.fetchall()
         return [dict(row) for row in rows]
 
-    async def _insert_alert_locked(self, fields: dict[str, Any], audit: AuditEntry) -> int:
+    async def insert_alert(self, fields: dict[str, Any], audit: AuditEntry) -> int:
         """Open an alert and record who or what opened it, in one transaction."""
         names = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
-        cur = await self._db.execute(
-            f"INSERT INTO alerts ({names}) VALUES ({marks})", tuple(fields.values())
-        )
-        if cur.lastrowid is None:
-            raise RuntimeError("alert insert returned no id")
-        await self._insert_audit(cur.lastrowid, audit)
-        await self._db.commit()
+        async with self._transaction() as db:
+            cur = await db.execute(
+                f"INSERT INTO alerts ({names}) VALUES ({marks})", tuple(fields.values())
+            )
+            if cur.lastrowid is None:
+                raise RuntimeError("alert insert returned no id")
+            await self._insert_audit(cur.lastrowid, audit)
         return cur.lastrowid
 
-    async def _update_alert_locked(
+    async def update_alert(
         self,
         alert_id: int,
         fields: dict[str, Any],
@@ -281,14 +294,14 @@ class Store:
         """Change an alert still in one of `expect_states`, with its audit record; else False."""
         assignments = ", ".join(f"{name} = ?" for name in fields)
         marks = ", ".join("?" for _ in expect_states)
-        cur = await self._db.execute(
-            f"UPDATE alerts SET {assignments} WHERE id = ? AND state IN ({marks})",
-            (*fields.values(), alert_id, *expect_states),
-        )
-        changed = cur.rowcount == 1
-        if changed:
-            await self._insert_audit(alert_id, audit)
-        await self._db.commit()
+        async with self._transaction() as db:
+            cur = await db.execute(
+                f"UPDATE alerts SET {assignments} WHERE id = ? AND state IN ({marks})",
+                (*fields.values(), alert_id, *expect_states),
+            )
+            changed = cur.rowcount == 1
+            if changed:
+                await self._insert_audit(alert_id, audit)
         return changed
 
     async def _insert_audit(self, alert_id: int | None, entry: AuditEntry) -> None:
@@ -312,32 +325,3 @@ class Store:
         ) as cur:
             rows = await cur.fetchall()
         return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
-
-    async def save_batch(
-        self, site: str, gateway: str, epoch: str, last_seq: int, items: Iterable[StoredItem]
-    ) -> None:
-        """Store accepted items and the new de-duplication mark in one transaction."""
-        async with self._write:
-            await self._save_batch_locked(site, gateway, epoch, last_seq, items)
-
-    async def set_gateway_status(
-        self, site: str, gateway: str, state: str, bdseq: int, at: float
-    ) -> None:
-        async with self._write:
-            await self._set_gateway_status_locked(site, gateway, state, bdseq, at)
-
-    async def insert_alert(self, fields: dict[str, Any], audit: AuditEntry) -> int:
-        """Open an alert and record who or what opened it, in one transaction."""
-        async with self._write:
-            return await self._insert_alert_locked(fields, audit)
-
-    async def update_alert(
-        self,
-        alert_id: int,
-        fields: dict[str, Any],
-        expect_states: tuple[str, ...],
-        audit: AuditEntry,
-    ) -> bool:
-        """Change an alert still in one of `expect_states`, with its audit record; else False."""
-        async with self._write:
-            return await self._update_alert_locked(alert_id, fields, expect_states, audit)
