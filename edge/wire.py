@@ -17,6 +17,7 @@ TOPIC_ROOT: Final = "carewatch/v1"
 HUB_STATUS_TOPIC: Final = f"{TOPIC_ROOT}/_hub/status"
 DATA_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/data"
 STATUS_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/status"
+DEVICES_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/devices"
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
 MAX_ITEMS_PER_BATCH: Final = 500
 
@@ -32,7 +33,7 @@ NUMERIC_READINGS: Final = frozenset(
 READINGS: Final = BOOL_READINGS | NUMERIC_READINGS
 EVENTS: Final = frozenset({"fall", "call_button", "stillness", "tamper", "device_test"})
 
-Channel = Literal["data", "status", "cmd"]
+Channel = Literal["data", "status", "devices", "cmd"]
 
 
 def is_identifier(value: str) -> bool:
@@ -45,6 +46,10 @@ def data_topic(site: str, gateway: str) -> str:
 
 def status_topic(site: str, gateway: str) -> str:
     return f"{TOPIC_ROOT}/{site}/{gateway}/status"
+
+
+def devices_topic(site: str, gateway: str) -> str:
+    return f"{TOPIC_ROOT}/{site}/{gateway}/devices"
 
 
 def command_topic(site: str, gateway: str) -> str:
@@ -70,6 +75,8 @@ def parse_topic(topic: str) -> TopicAddress | None:
         return TopicAddress(site, gateway, "data")
     if channel == "status":
         return TopicAddress(site, gateway, "status")
+    if channel == "devices":
+        return TopicAddress(site, gateway, "devices")
     if channel == "cmd":
         return TopicAddress(site, gateway, "cmd")
     return None
@@ -160,6 +167,35 @@ class WireStatus(BaseModel):
     bdseq: int = Field(ge=0)
     at: float | None = None
     agent: str | None = None
+
+
+class WireDeviceHealth(BaseModel):
+    """How one device looks from its gateway: heard within its supervision window or not."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dev: Identifier
+    online: bool
+    last_seen: float | None = None
+    battery: float | None = Field(default=None, ge=0, le=100)
+    rssi: int | None = Field(default=None, ge=-127, le=20)
+
+
+class WireDevicesReport(BaseModel):
+    """A gateway's retained report of all its devices' health."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: float = Field(gt=0)
+    devices: list[WireDeviceHealth] = Field(max_length=MAX_ITEMS_PER_BATCH)
+
+
+def encode_devices_report(at: float, devices: list[WireDeviceHealth]) -> bytes:
+    body = {
+        "at": round(at, 3),
+        "devices": [device.model_dump(exclude_none=True) for device in devices],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def encode_batch(

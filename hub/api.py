@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from hub.alerts import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
 from hub.auth import Authenticator, Principal, start_session
+from hub.registry import Registry
 from hub.store import Store
 
 KEEPALIVE_S = 15.0
@@ -66,6 +68,7 @@ def create_app(
     alerts: AlertService,
     bus: AlertBus,
     auth: Authenticator,
+    registry: Registry,
     secret_key: str,
     secure_cookies: bool,
     health: Callable[[], dict[str, Any]],
@@ -158,6 +161,15 @@ def create_app(
     async def resolve(alert_id: int, body: ResolveRequest, caller: Caller) -> dict[str, Any]:
         channel = "api" if caller.via == "api" else body.channel
         return await alerts.resolve(alert_id, caller.username, channel, body.outcome, body.note)
+
+    @app.get("/api/devices")
+    async def list_devices(_: Caller) -> dict[str, list[dict[str, Any]]]:
+        """Every registered device, where it is, and its health as its gateway last reported."""
+        health = await store.device_health()
+        devices = [
+            {**asdict(place), "health": health.get(place.device)} for place in registry.devices()
+        ]
+        return {"devices": devices}
 
     @app.get("/api/stream")
     async def stream(request: Request, _: Caller) -> StreamingResponse:

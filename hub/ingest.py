@@ -18,6 +18,7 @@ from edge.wire import (
     MAX_ITEMS_PER_BATCH,
     MAX_PAYLOAD_BYTES,
     TopicAddress,
+    WireDevicesReport,
     WireItem,
     WireStatus,
     parse_topic,
@@ -25,7 +26,7 @@ from edge.wire import (
 from hub.clock import Clock
 from hub.registry import Placement, Registry
 from hub.rules import InstantRules
-from hub.store import Store, StoredItem
+from hub.store import DeviceHealth, Store, StoredItem
 
 log = logging.getLogger("carewatch.hub.ingest")
 
@@ -86,6 +87,8 @@ class Ingest:
             return
         if address.channel == "status":
             await self._handle_status(address, body, topic)
+        elif address.channel == "devices":
+            await self._handle_devices(address, body, topic)
         else:
             await self._handle_batch(address, body, topic)
 
@@ -103,6 +106,34 @@ class Ingest:
             address.site, address.gateway, status.state, status.bdseq, self._clock.now()
         )
         log.info("gateway %s", status.state, extra=_where(address))
+
+    async def _handle_devices(self, address: TopicAddress, body: object, topic: str) -> None:
+        try:
+            report = WireDevicesReport.model_validate(body)
+        except ValidationError as exc:
+            self._reject("malformed", topic, _first_error(exc))
+            return
+        health = [
+            DeviceHealth(d.dev, d.online, d.last_seen, d.battery, d.rssi, report.at)
+            for d in report.devices
+            if self._owned(address, d.dev, topic) is not None
+        ]
+        await self._store.save_device_health(health)
+
+    def _owned(self, address: TopicAddress, device: str, topic: str) -> Placement | None:
+        """The device's placement if it belongs to the gateway whose topic carried it."""
+        placement = self._registry.placement(device)
+        if placement is None:
+            self._reject("unknown_device", topic, f"device {device!r} is not registered")
+            return None
+        if (placement.site, placement.gateway) != (address.site, address.gateway):
+            self._reject(
+                "foreign_device",
+                topic,
+                f"device {device!r} belongs to gateway {placement.site}/{placement.gateway}",
+            )
+            return None
+        return placement
 
     async def _handle_batch(self, address: TopicAddress, body: object, topic: str) -> None:
         try:
@@ -134,16 +165,8 @@ class Ingest:
         except ValidationError as exc:
             self._reject("malformed_item", topic, f"item {seq}: {_first_error(exc)}")
             return None
-        placement = self._registry.placement(item.dev)
+        placement = self._owned(address, item.dev, topic)
         if placement is None:
-            self._reject("unknown_device", topic, f"device {item.dev!r} is not registered")
-            return None
-        if (placement.site, placement.gateway) != (address.site, address.gateway):
-            self._reject(
-                "foreign_device",
-                topic,
-                f"device {item.dev!r} belongs to gateway {placement.site}/{placement.gateway}",
-            )
             return None
         stored = StoredItem(
             device=item.dev,

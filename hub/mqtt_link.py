@@ -13,7 +13,12 @@ import logging
 
 import aiomqtt
 
-from edge.wire import DATA_SUBSCRIPTION, HUB_STATUS_TOPIC, STATUS_SUBSCRIPTION
+from edge.wire import (
+    DATA_SUBSCRIPTION,
+    DEVICES_SUBSCRIPTION,
+    HUB_STATUS_TOPIC,
+    STATUS_SUBSCRIPTION,
+)
 from hub.clock import Clock
 from hub.config import BrokerSettings
 from hub.ingest import Ingest
@@ -74,6 +79,7 @@ class MqttLink:
         ) as client:
             await client.subscribe(DATA_SUBSCRIPTION, qos=1)
             await client.subscribe(STATUS_SUBSCRIPTION, qos=1)
+            await client.subscribe(DEVICES_SUBSCRIPTION, qos=1)
             await client.publish(
                 HUB_STATUS_TOPIC, _hub_status("online", self._clock.now()), qos=1, retain=True
             )

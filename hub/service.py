@@ -68,6 +68,7 @@ class Hub:
             alerts=self.alerts,
             bus=self.bus,
             auth=Authenticator(self.config.users, self.config.tokens),
+            registry=self.registry,
             secret_key=self.config.web.secret_key,
             secure_cookies=self.config.web.secure_cookies,
             health=self.health,

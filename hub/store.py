@@ -55,6 +55,14 @@ CREATE TABLE IF NOT EXISTS gateway_status (
     changed_at REAL NOT NULL,
     PRIMARY KEY (site, gateway)
 );
+CREATE TABLE IF NOT EXISTS device_health (
+    device TEXT PRIMARY KEY,
+    online INTEGER NOT NULL,
+    last_seen REAL,
+    battery REAL,
+    rssi INTEGER,
+    reported_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY,
     rule TEXT NOT NULL,
@@ -112,6 +120,16 @@ class AuditEntry:
     action: str
     channel: str | None
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceHealth:
+    device: str
+    online: bool
+    last_seen: float | None
+    battery: float | None
+    rssi: int | None
+    reported_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +261,28 @@ class Store:
                 "state = excluded.state, bdseq = excluded.bdseq, changed_at = excluded.changed_at",
                 (site, gateway, state, bdseq, at),
             )
+
+    async def save_device_health(self, reports: Iterable[DeviceHealth]) -> None:
+        async with self._transaction() as db:
+            await db.executemany(
+                "INSERT INTO device_health (device, online, last_seen, battery, rssi, "
+                "reported_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET "
+                "online = excluded.online, last_seen = excluded.last_seen, "
+                "battery = excluded.battery, rssi = excluded.rssi, "
+                "reported_at = excluded.reported_at "
+                "WHERE excluded.reported_at >= device_health.reported_at",
+                [
+                    (h.device, int(h.online), h.last_seen, h.battery, h.rssi, h.reported_at)
+                    for h in reports
+                ],
+            )
+
+    async def device_health(self) -> dict[str, dict[str, Any]]:
+        async with self._db.execute(
+            "SELECT device, online, last_seen, battery, rssi, reported_at FROM device_health"
+        ) as cur:
+            rows = await cur.fetchall()
+        return {str(row["device"]): {**dict(row), "online": bool(row["online"])} for row in rows}
 
     async def active_alert(self, rule: str, subject: str) -> dict[str, Any] | None:
         async with self._db.execute(

@@ -9,10 +9,12 @@ from typing import Any
 
 import httpx
 
+from edge.wire import WireDeviceHealth, devices_topic, encode_devices_report
 from hub.auth import token_digest
 from hub.service import Hub
 from tests.conftest import NURSE, HubFactory, PublishBatch
-from tests.test_hub_ingest import eventually, fall
+from tests.mosquitto import MosquittoBroker
+from tests.test_hub_ingest import eventually, fall, publish_raw
 
 
 async def login(client: httpx.AsyncClient) -> str:
@@ -159,3 +161,32 @@ async def test_hub_stops_promptly_while_a_console_is_connected(hub_factory: HubF
         await asyncio.wait_for(ready.wait(), 10)
         await asyncio.wait_for(hub.stop(), 10)
         assert await asyncio.wait_for(stream, 10) == []
+
+
+async def test_device_health_reports_are_stored_and_listed(
+    hub_factory: HubFactory, broker: MosquittoBroker
+) -> None:
+    hub = await hub_factory()
+    now = time.time()
+    report = encode_devices_report(
+        now,
+        [
+            WireDeviceHealth(dev="radar-101", online=False, last_seen=now - 120),
+            WireDeviceHealth(dev="button-101", online=True, last_seen=now, battery=87, rssi=-71),
+            WireDeviceHealth(dev="radar-201", online=True, last_seen=now),  # gw-west's device
+        ],
+    )
+    await publish_raw(broker, devices_topic("sunrise", "gw-east"), report)
+
+    async def stored() -> bool:
+        return len(await hub.store.device_health()) == 2
+
+    await eventually(stored)
+    assert hub.ingest.counters()["rejected_foreign_device"] == 1
+    async with httpx.AsyncClient(base_url=hub.url) as client:
+        await login(client)
+        devices = {d["device"]: d for d in (await client.get("/api/devices")).json()["devices"]}
+    assert devices["radar-101"]["health"]["online"] is False
+    assert devices["radar-101"]["bed"] == "SR-E-101"
+    assert devices["button-101"]["health"]["battery"] == 87
+    assert devices["radar-201"]["health"] is None
