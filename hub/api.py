@@ -83,6 +83,7 @@ def create_app(
         max_age=12 * 3600,
     )
     app.state.auth = auth
+    sites = [{"id": site.id, "name": site.name} for site in registry.sites.values()]
 
     @app.exception_handler(AlertError)
     async def _alert_error(_: Request, exc: AlertError) -> JSONResponse:
@@ -109,12 +110,17 @@ def create_app(
         return health()
 
     @app.post("/api/login")
-    async def login(body: LoginRequest, request: Request) -> dict[str, str]:
+    async def login(body: LoginRequest, request: Request) -> dict[str, Any]:
         ok = await asyncio.to_thread(auth.check_password, body.username, body.password)
         if not ok:
             raise HTTPException(401, "wrong user name or password")
         csrf = start_session(request, body.username)
-        return {"user": body.username, "name": auth.display_name(body.username), "csrf_token": csrf}
+        return {
+            "user": body.username,
+            "name": auth.display_name(body.username),
+            "csrf_token": csrf,
+            "sites": sites,
+        }
 
     @app.post("/api/logout")
     async def logout(request: Request, caller: Caller) -> dict[str, str]:
@@ -122,11 +128,12 @@ def create_app(
         return {"user": caller.username}
 
     @app.get("/api/me")
-    async def me(request: Request, caller: Caller) -> dict[str, str]:
+    async def me(request: Request, caller: Caller) -> dict[str, Any]:
         return {
             "user": caller.username,
             "name": auth.display_name(caller.username),
             "csrf_token": str(request.session.get("csrf", "")),
+            "sites": sites,
         }
 
     @app.get("/api/outcomes")

@@ -111,6 +111,7 @@ async def test_a_fall_arrives_live_is_acknowledged_and_resolved(console: Console
     page = console.page
     await log_in(page)
     await expect(page.get_by_test_id("queue-empty")).to_be_visible()
+    await expect(page.get_by_test_id("site-name")).to_have_text("Sunrise Care Home")
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     await expect(page.get_by_test_id("sound-toggle")).to_have_attribute("data-state", "on")
     await expect(page.get_by_test_id("alert-card")).to_have_count(0)

@@ -61,7 +61,7 @@
     clock: $("clock"),
   };
 
-  let me = null; // {user, name, csrf_token}
+  let me = null; // {user, name, csrf_token, sites: [{id, name}]}
   let outcomes = {}; // code -> label
   const active = new Map(); // id -> {alert, stamp}
   const recent = new Map(); // id -> alert (resolved)
@@ -594,9 +594,9 @@
     el.summary.textContent = all.length ? `${open} waiting · ${acked} being handled` : "";
     document.title = open ? `(${open}) carewatch — ALERT` : "carewatch — night console";
     document.body.classList.toggle("has-open", open > 0);
-    const sites = new Set([...all, ...recent.values()].map((a) => a.site).filter(Boolean));
-    el.site.textContent = [...sites].join(" · ");
-    el.site.hidden = sites.size === 0;
+    const sites = (me && me.sites) || [];
+    el.site.textContent = sites.map((site) => site.name).join(" · ");
+    el.site.hidden = sites.length === 0;
   }
 
   function renderRecent() {
