@@ -166,8 +166,19 @@ class Store:
     async def close(self) -> None:
         await self._db.close()
 
+    @property
+    def db(self) -> aiosqlite.Connection:
+        """The shared connection, for reads by modules that keep their own tables."""
+        return self._db
+
+    async def add_schema(self, schema: str) -> None:
+        """Create a module's own tables (idempotent `CREATE ... IF NOT EXISTS` statements)."""
+        async with self._write:
+            await self._db.executescript(schema)
+            await self._db.commit()
+
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One whole write transaction: committed at the end, rolled back on an error."""
         async with self._write:
             try:
@@ -204,7 +215,7 @@ class Store:
             (readings if item.kind == "reading" else events).append(row)
             if item.kind == "reading" and not item.historical:
                 live.append((item.device, item.name, json.dumps(item.value), item.sensed_at))
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.executemany(
                 "INSERT INTO readings (device, name, value, sensed_at, received_at, historical) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -254,7 +265,7 @@ class Store:
     async def set_gateway_status(
         self, site: str, gateway: str, state: str, bdseq: int, at: float
     ) -> None:
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.execute(
                 "INSERT INTO gateway_status (site, gateway, state, bdseq, changed_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, gateway) DO UPDATE SET "
@@ -263,7 +274,7 @@ class Store:
             )
 
     async def save_device_health(self, reports: Iterable[DeviceHealth]) -> None:
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.executemany(
                 "INSERT INTO device_health (device, online, last_seen, battery, rssi, "
                 "reported_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET "
@@ -315,7 +326,7 @@ class Store:
         """Open an alert and record who or what opened it, in one transaction."""
         names = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             cur = await db.execute(
                 f"INSERT INTO alerts ({names}) VALUES ({marks})", tuple(fields.values())
             )
@@ -334,7 +345,7 @@ class Store:
         """Change an alert still in one of `expect_states`, with its audit record; else False."""
         assignments = ", ".join(f"{name} = ?" for name in fields)
         marks = ", ".join("?" for _ in expect_states)
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             cur = await db.execute(
                 f"UPDATE alerts SET {assignments} WHERE id = ? AND state IN ({marks})",
                 (*fields.values(), alert_id, *expect_states),
