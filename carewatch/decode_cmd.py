@@ -31,7 +31,11 @@ EXPLAIN: Final = {
     "garbage": "bytes outside any frame",
     "oversized": "length field too large for a frame",
     "bad_checksum": "checksum does not match the frame",
-    "bad_tail": "frame does not end in 54 43",
+    "bad_head_checksum": "header checksum does not match the frame header",
+    "bad_head": "frame head byte is wrong",
+    "bad_tail": "frame tail bytes are wrong",
+    "bad_footer": "frame does not end in the protocol's footer",
+    "bad_type": "unknown report type",
     "bad_value": "value not allowed by the profile",
     "bad_length": "data length does not fit the field",
     "truncated": "incomplete frame at the end of the input",
@@ -55,7 +59,9 @@ def add_decode_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     )
     parser.add_argument("hex", nargs="*", help="hex bytes (spaces allowed); none: read stdin")
     parser.add_argument("--address", help="BLE: the sender's MAC, needed with --key")
-    parser.add_argument("--key", help="BLE: the 32-hex-digit BTHome key of an encrypted device")
+    parser.add_argument(
+        "--key", help="BLE: the 32-hex-digit BTHome key or MiBeacon bindkey of an encrypted device"
+    )
     parser.add_argument("--rssi", type=int, help="BLE: the RSSI to report as a reading")
     parser.set_defaults(func=decode_main)
 

@@ -3,12 +3,18 @@
 ```
 serial ports ─ SerialReader ─ decoder ─┐
 BLE backend ─ BLEDispatcher ─ decoder ─┴▶ queue ▶ writer ▶ Outbox (SQLite) ▶ Publisher ▶ MQTT
+        └──── heard / link up, down ──▶ Supervisor ─ device report (retained) ─┘
 ```
 
 Readers run in callbacks on the event loop and hand observations to an in-memory queue; one
 writer task appends them to the outbox (one transaction per burst) and wakes the publisher.
 Whether an item is historical is decided when it is sensed: if the publisher is not connected to
 a listening hub at that moment, the item is backlog.
+
+The readers tell the Supervisor when each device is heard from and whether its port or the
+BLE scanner is up; every change of a device's online flag publishes the retained device report.
+A BLE radio that cannot be used (no D-Bus, no BlueZ, no adapter) is reported once with what to
+do and retried every `ble.retry_s`; the serial devices and the publisher carry on meanwhile.
 
 Start it with `carewatch edge --config /etc/carewatch/edge.yaml` (or
 `python -m edge.agent --config …`). SIGINT and SIGTERM stop it cleanly: readers close, queued
@@ -24,19 +30,28 @@ import logging
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from device_profiles import ProfileError, load_profile
-from edge.ble import BLEDecoder, BLEDispatcher, ScannerBackend, SimulatedAirBackend
+from edge.ble import (
+    BleakBackend,
+    BLEDecoder,
+    BLEDispatcher,
+    BLEUnavailable,
+    ScannerBackend,
+    SimulatedAirBackend,
+)
 from edge.config import ConfigError, DeviceConfig, EdgeConfig, load_config
 from edge.decoders.registry import make_ble_decoder, make_serial_decoder
-from edge.logs import context_logger
+from edge.logs import ContextLogger, context_logger
 from edge.outbox import Outbox
 from edge.publisher import Backoff, Publisher
 from edge.serial_reader import SerialDecoder, SerialReader
+from edge.supervision import Supervisor
 from edge.wire import Observation
 
 Clock = Callable[[], float]
@@ -54,6 +69,7 @@ def agent_name() -> str:
 class _Devices:
     serial: list[tuple[DeviceConfig, int, SerialDecoder]]  # device, baudrate, decoder
     ble: dict[str, tuple[str, BLEDecoder]]  # address -> (device id, BLEDecoder)
+    windows: dict[str, float]  # device id -> supervision window, seconds
 
 
 class EdgeAgent:
@@ -68,19 +84,27 @@ class EdgeAgent:
         ble_backend: ScannerBackend | None = None,
         serial_retry_s: float = 3.0,
         counters_interval_s: float = 300.0,
+        supervision_check_s: float = 5.0,
+        devices_report_s: float = 300.0,
     ) -> None:
         self.config = config
         self._clock = clock
         self._backoff = backoff
-        self._ble_backend = ble_backend or _configured_backend(config)
+        self._log = context_logger(__name__, site=config.site, gateway=config.gateway)
+        self._ble_backend = ble_backend or _configured_backend(config, self._log)
         self._serial_retry_s = serial_retry_s
         self._counters_interval_s = counters_interval_s
-        self._log = context_logger(__name__, site=config.site, gateway=config.gateway)
+        self._supervision_check_s = supervision_check_s
+        self._devices_report_s = devices_report_s
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._readers: list[SerialReader] = []
         self._dispatcher: BLEDispatcher | None = None
         self._publisher: Publisher | None = None
         self._outbox: Outbox | None = None
+        self._supervisor: Supervisor | None = None
+        self._ble_devices: list[str] = []
+        self.ble_unavailable: Counter[str] = Counter()  # failed BLE starts by reason
+        self._ble_problem: str | None = None  # the reason last logged, until scanning starts
         self.observations = 0
         self.ready = asyncio.Event()
 
@@ -100,6 +124,12 @@ class EdgeAgent:
     def readers(self) -> list[SerialReader]:
         return list(self._readers)
 
+    @property
+    def supervisor(self) -> Supervisor:
+        if self._supervisor is None:
+            raise RuntimeError("the agent is not running")
+        return self._supervisor
+
     def counters(self) -> dict[str, int]:
         """Rejections and throughput, flat: `<device>.<reason>`, `ble.<reason>`, totals."""
         counts: dict[str, int] = {"observations": self.observations}
@@ -111,16 +141,25 @@ class EdgeAgent:
                 counts[key if "." in key else f"ble.{key}"] = value
         if isinstance(self._ble_backend, SimulatedAirBackend):
             counts.update(_prefixed("ble_air", self._ble_backend.rejected.items()))
+        counts.update(_prefixed("ble.unavailable", self.ble_unavailable.items()))
+        if self._supervisor is not None:
+            health = self._supervisor.health()
+            counts["devices_offline"] = sum(not device.online for device in health)
         if self._publisher is not None:
             counts["items_sent"] = self._publisher.items_sent
             counts["batches_sent"] = self._publisher.batches_sent
+            counts["device_reports_sent"] = self._publisher.reports_sent
         return counts
 
     # --- running ----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         devices = await asyncio.to_thread(self._build_devices)
-        self._outbox = await Outbox.open(self.config.outbox.path)
+        self._supervisor = Supervisor(
+            devices.windows, clock=self._clock, on_change=self._report_devices, log=self._log
+        )
+        outbox = self.config.outbox
+        self._outbox = await Outbox.open(outbox.path, max_bytes=outbox.max_bytes, log=self._log)
         try:
             await self._run_with_outbox(devices, self._outbox, stop)
         finally:
@@ -139,6 +178,8 @@ class EdgeAgent:
             agent_name(),
             clock=self._clock,
             backoff=self._backoff,
+            devices_report=self.supervisor.report,
+            devices_report_s=self._devices_report_s,
         )
         self._log.info(
             "edge agent starting: %d serial, %d BLE devices; outbox %s (epoch %s, %d pending)",
@@ -151,6 +192,7 @@ class EdgeAgent:
         publisher = asyncio.create_task(self._publisher.run(publisher_stop))
         writer = asyncio.create_task(self._write(outbox, self._publisher))
         inputs = self._start_inputs(devices, stop)
+        inputs.append(asyncio.create_task(self.supervisor.run(stop, self._supervision_check_s)))
         reporter = asyncio.create_task(self._report_counters(stop))
         self.ready.set()
         try:
@@ -171,12 +213,18 @@ class EdgeAgent:
                 clock=self._clock,
                 retry_s=self._serial_retry_s,
                 log=self._log,
+                watch=self.supervisor,
             )
             self._readers.append(reader)
             tasks.append(asyncio.create_task(reader.run(stop)))
         if devices.ble and self._ble_backend is not None:
+            self._ble_devices = [device_id for device_id, _ in devices.ble.values()]
             self._dispatcher = BLEDispatcher(
-                devices.ble, self._on_observations, clock=self._clock, log=self._log
+                devices.ble,
+                self._on_observations,
+                clock=self._clock,
+                log=self._log,
+                watch=self.supervisor,
             )
             tasks.append(asyncio.create_task(self._scan(self._ble_backend, self._dispatcher)))
         return tasks
@@ -190,6 +238,7 @@ class EdgeAgent:
         publisher_stop: asyncio.Event,
     ) -> None:
         self._log.info("edge agent stopping")
+        self.supervisor.close()
         for task in (*inputs, reporter):
             task.cancel()
         await asyncio.gather(*inputs, reporter, return_exceptions=True)
@@ -205,8 +254,10 @@ class EdgeAgent:
         """Load profiles and make decoders (reads profile files: run in a worker thread)."""
         serial: list[tuple[DeviceConfig, int, SerialDecoder]] = []
         ble: dict[str, tuple[str, BLEDecoder]] = {}
+        windows: dict[str, float] = {}
         for device in self.config.devices:
             profile = load_profile(device.profile)
+            windows[device.id] = device.supervision_s or profile.supervision_s
             if profile.connection == "serial":
                 baudrate = profile.serial.baudrate if profile.serial else 115200
                 serial.append((device, baudrate, make_serial_decoder(profile, device.id)))
@@ -214,13 +265,15 @@ class EdgeAgent:
                 assert device.address is not None
                 decoder = make_ble_decoder(profile, device.id, device.address, device.key_bytes)
                 ble[device.address] = (device.id, decoder)
-        return _Devices(serial, ble)
+        return _Devices(serial, ble, windows)
 
     def _on_observations(self, observations: list[Observation]) -> None:
         """From reader callbacks: queue for the writer, marked historical if not live now."""
         historical = not (self._publisher is not None and self._publisher.live)
         self.observations += len(observations)
         self._queue.put_nowait((observations, historical))
+        if self._supervisor is not None:
+            self._supervisor.observe(observations)
         for obs in observations:
             if obs.kind == "event":
                 self._log.bind(device=obs.device).info(
@@ -231,13 +284,49 @@ class EdgeAgent:
                 )
 
     async def _scan(self, backend: ScannerBackend, dispatcher: BLEDispatcher) -> None:
+        """Run the scanner; while it cannot run, its devices are offline and it is retried."""
+        retry_s = self.config.ble.retry_s
         while True:
             try:
-                await backend.run(dispatcher)
+                await backend.run(dispatcher, self._ble_scanning)
                 return
+            except BLEUnavailable as problem:
+                self._ble_unavailable(problem, retry_s)
             except Exception:
-                self._log.exception("BLE scanner backend failed; restarting in 5 s")
-            await asyncio.sleep(5)
+                self._log.exception("BLE scanner backend failed; restarting in %.0f s", retry_s)
+            finally:
+                self._ble_links(up=False)
+            await asyncio.sleep(retry_s)
+
+    def _ble_scanning(self) -> None:
+        if self._ble_problem is not None:
+            self._log.info("BLE scanning works again (was: %s)", self._ble_problem)
+            self._ble_problem = None
+        self._ble_links(up=True)
+
+    def _ble_links(self, up: bool) -> None:
+        if self._supervisor is not None:
+            for device_id in self._ble_devices:
+                self._supervisor.link(device_id, up)
+
+    def _ble_unavailable(self, problem: BLEUnavailable, retry_s: float) -> None:
+        """Counted every time; logged with what to do once per reason, not every retry."""
+        self.ble_unavailable[problem.reason] += 1
+        first = self._ble_problem != problem.reason
+        self._ble_problem = problem.reason
+        report = self._log.error if first else self._log.debug
+        report(
+            "BLE unavailable (%s): %s. BLE devices (%s) are reported offline; serial devices "
+            "carry on; retrying every %.0f s",
+            problem.reason,
+            problem.message,
+            ", ".join(self._ble_devices),
+            retry_s,
+        )
+
+    def _report_devices(self) -> None:
+        if self._publisher is not None:
+            self._publisher.report_devices()
 
     # --- outbox writer ----------------------------------------------------------------------
 
@@ -307,9 +396,12 @@ def _format_counters(counts: dict[str, int]) -> str:
     return " ".join(f"{key}={value}" for key, value in sorted(counts.items()) if value)
 
 
-def _configured_backend(config: EdgeConfig) -> ScannerBackend | None:
-    if config.ble.backend == "simulated" and config.ble.socket is not None:
-        return SimulatedAirBackend(config.ble.socket)
+def _configured_backend(config: EdgeConfig, log: ContextLogger) -> ScannerBackend | None:
+    ble = config.ble
+    if ble.backend == "simulated" and ble.socket is not None:
+        return SimulatedAirBackend(ble.socket, log=log)
+    if ble.backend == "bleak":
+        return BleakBackend(ble.adapter, ble.scanning, log=log)
     return None
 
 

@@ -4,8 +4,8 @@
 site: sunrise
 gateway: gw-east
 broker: {host: 127.0.0.1, port: 1883, username: null, password: null, tls: false, keepalive: 30}
-outbox: {path: /var/lib/carewatch/outbox.db}
-ble: {backend: simulated, socket: /run/carewatch/ble-air.sock}   # or backend: none
+outbox: {path: /var/lib/carewatch/outbox.db, max_bytes: 50000000}   # disk budget, bytes
+ble: {backend: bleak, adapter: hci0, scanning: auto}   # or simulated (with socket:), or none
 devices:
   - {id: radar-b12, profile: seeed-mr60fda1, port: /dev/serial/by-id/usb-...}
   - {id: button-b12, profile: shelly-blu-button1, address: "B4:35:22:F5:3D:A4",
@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from device_profiles import ProfileError, load_profile
+from edge.outbox import DEFAULT_MAX_BYTES, MIN_MAX_BYTES
 from edge.wire import ID_PATTERN
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -71,12 +72,40 @@ class BrokerConfig(_Strict):
 
 
 class OutboxConfig(_Strict):
+    """Where the durable outbox lives and how much disk it may use (see edge/outbox.py).
+
+    50 MB holds about 500,000 items (~95 bytes each): some 36 hours of a 20-device gateway's
+    telemetry (benchmarks/outage_replay.py), a negligible share of any SD card, and quick to
+    replay once the link is back. Over budget, the oldest routine readings are dropped; events
+    and emergency readings (smoke, door) never are.
+    """
+
     path: Path
+    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=MIN_MAX_BYTES)
 
 
 class BLEConfig(_Strict):
-    backend: Literal["simulated", "none"] = "none"
+    """How BLE adverts are heard.
+
+    `bleak`: a real adapter through BlueZ. `adapter` pins one (`hci0`; default: the first
+    powered adapter); `scanning` is `auto` (passive where BlueZ supports it, else active with a
+    warning), `passive` or `active`; while the adapter or BlueZ is missing the agent retries
+    every `retry_s` seconds and reports its BLE devices offline. `simulated`: the simulators'
+    Unix datagram `socket`. `none`: no BLE devices.
+    """
+
+    backend: Literal["bleak", "simulated", "none"] = "none"
     socket: Path | None = None
+    adapter: str | None = None
+    scanning: Literal["auto", "passive", "active"] = "auto"
+    retry_s: float = Field(default=30.0, ge=1.0, le=3600.0)
+
+    @field_validator("adapter")
+    @classmethod
+    def _adapter_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"hci[0-9]{1,3}", value):
+            raise ValueError(f"a BlueZ adapter name looks like hci0, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _socket_for_simulated(self) -> BLEConfig:
@@ -91,6 +120,7 @@ class DeviceConfig(_Strict):
     port: str | None = None
     address: str | None = None
     key: str | None = None
+    supervision_s: int | None = Field(default=None, gt=0)  # overrides the profile's window
 
     @field_validator("address")
     @classmethod

@@ -11,6 +11,12 @@ Per connection:
    `notify()` wakes the drainer at once, so a new item leaves within milliseconds.
    While the hub's retained status says "offline", items are held in the outbox (store and
    forward, as Sparkplug edge nodes do for their primary host) and sent once it is back.
+   Once a hub has been heard, each new connection also waits until its status is heard again
+   (at once if the broker kept it retained; else when the hub reconnects and republishes it).
+5. publish the retained device health report (QoS 1) after every birth and rebirth, whenever
+   `report_devices()` is called (a device went online or offline), and at least every
+   `devices_report_s`. The report is built when it is sent, so a report is never stale and a
+   disconnected gateway sends just the current one on its next connection.
 
 If the broker goes away, nothing is lost: unacknowledged items stay in the outbox and are sent
 again on the next connection (the hub de-duplicates on `seq`). Reconnects back off
@@ -39,6 +45,7 @@ from edge.wire import (
     MAX_ITEMS_PER_BATCH,
     command_topic,
     data_topic,
+    devices_topic,
     encode_batch,
     encode_status,
     status_topic,
@@ -77,6 +84,8 @@ class Publisher:
         publish_timeout: float = 15.0,
         connect_timeout: float = 10.0,
         hold_while_hub_offline: bool = True,
+        devices_report: Callable[[], bytes] | None = None,
+        devices_report_s: float = 300.0,
     ) -> None:
         self._broker = broker
         self._site = site
@@ -95,11 +104,17 @@ class Publisher:
         self._stopping = False
         self._connecting = False
         self._hub_state: str | None = None
+        self._hub_heard = False  # the hub's status arrived on this connection
         self._bdseq = 0
         self._tls = _tls_context(broker)
         self.status_topic = status_topic(site, gateway)
         self.data_topic = data_topic(site, gateway)
         self.command_topic = command_topic(site, gateway)
+        self.devices_topic = devices_topic(site, gateway)
+        self._devices_report = devices_report
+        self._devices_report_s = devices_report_s
+        self._devices_due = asyncio.Event()
+        self.reports_sent = 0
         self.batches_sent = 0
         self.items_sent = 0
         self._log = context_logger(__name__, site=site, gateway=gateway)
@@ -120,11 +135,21 @@ class Publisher:
         return self._connected and not self._holding()
 
     def _holding(self) -> bool:
-        return self._hold_while_hub_offline and self._hub_state == "offline"
+        """Hold while the hub is offline; and, once a hub has been heard, after each reconnect
+        until it is heard again: a restarted broker may have lost the hub's subscriptions, and
+        a batch published before the hub resubscribes would reach no one."""
+        if not self._hold_while_hub_offline:
+            return False
+        unconfirmed = self._hub_state is not None and not self._hub_heard
+        return self._hub_state == "offline" or unconfirmed
 
     def notify(self) -> None:
         """Something was appended to the outbox: wake the drainer."""
         self._wake.set()
+
+    def report_devices(self) -> None:
+        """Device health changed: publish a fresh report now, or on the next connection."""
+        self._devices_due.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, publish, reconnect on failure, until `stop` is set."""
@@ -189,6 +214,7 @@ class Publisher:
         """Birth, subscriptions, then serve until stopped; death on a clean stop."""
         await self._publish_birth(client)
         self._session_up = True
+        self._hub_heard = False
         await client.subscribe([(self.command_topic, 1), (HUB_STATUS_TOPIC, 1)])
         self._connected = True
         self._log.info(
@@ -209,6 +235,8 @@ class Publisher:
         stopper = asyncio.create_task(stop.wait())
         drainer = asyncio.create_task(self._drain(client))
         workers = [asyncio.create_task(self._listen(client)), drainer]
+        if self._devices_report is not None:
+            workers.append(asyncio.create_task(self._report(client, self._devices_report)))
         try:
             done, _ = await asyncio.wait([stopper, *workers], return_when=asyncio.FIRST_COMPLETED)
             if stopper in done and not drainer.done():
@@ -248,6 +276,18 @@ class Publisher:
         await client.publish(
             self.status_topic, birth, qos=1, retain=True, timeout=self._publish_timeout
         )
+        self._devices_due.set()  # every birth is followed by the device report
+
+    async def _report(self, client: aiomqtt.Client, build: Callable[[], bytes]) -> None:
+        """Publish the device report when due, and at least every `devices_report_s`."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._devices_due.wait(), self._devices_report_s)
+            self._devices_due.clear()
+            await client.publish(
+                self.devices_topic, build(), qos=1, retain=True, timeout=self._publish_timeout
+            )
+            self.reports_sent += 1
 
     async def _publish_death(self, client: aiomqtt.Client) -> None:
         death = encode_status("offline", self._bdseq, self._clock(), self._agent)
@@ -305,6 +345,7 @@ class Publisher:
             self._log.warning("unreadable hub status %r", payload)
             return
         previous, self._hub_state = self._hub_state, str(state)
+        self._hub_heard = True
         if state == "online":
             self._log.info("hub is online and listening")
         else:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.config import ConfigError, validate_document
+from hub.escalation_policy import EscalationConfig
 from hub.registry import Registry, RegistryError, SiteSpec
+from hub.roster import RosterConfig
+from hub.watch_settings import WatchConfig
 
 
 class BrokerSettings(BaseModel):
@@ -17,6 +20,8 @@ class BrokerSettings(BaseModel):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None  # CA that signed the broker's certificate; None: system trust
     client_id: str = "carewatch-hub"
     keepalive: int = Field(default=30, ge=5)
 
@@ -55,7 +60,21 @@ class HubConfig(BaseModel):
     web: WebSettings
     users: list[UserSpec] = Field(default_factory=list)
     tokens: list[TokenSpec] = Field(default_factory=list)
-    sites: list[SiteSpec] = Field(min_length=1)
+    organisation: str = Field(default="carewatch", min_length=1, max_length=200)
+    # Seeds the registry on the first start only; afterwards the database is the source of truth.
+    sites: list[SiteSpec] | None = Field(default=None, min_length=1)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    # escalation (hub/roster.py, hub/escalation_policy.py): who is on duty, who is told when
+    roster: RosterConfig = Field(default_factory=RosterConfig)
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+
+    @model_validator(mode="after")
+    def _people_are_users(self) -> HubConfig:
+        users = {user.username for user in self.users}
+        problems = self.roster.unknown_users(users) + self.escalation.unknown_users(users)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class HubConfigError(ValueError):
@@ -70,7 +89,8 @@ def load_hub_config(path: Path) -> HubConfig:
         raise HubConfigError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
     try:
         config = validate_document(text, str(path), HubConfig)
-        Registry(config.sites)
+        if config.sites:
+            Registry.from_specs(config.sites)
     except ConfigError as exc:
         raise HubConfigError(str(exc)) from None
     except RegistryError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 
 import aiomqtt
 
@@ -28,6 +29,13 @@ log = logging.getLogger("carewatch.hub.mqtt")
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 
 
+def _tls_context(settings: BrokerSettings) -> ssl.SSLContext | None:
+    """TLS that verifies the broker's certificate and host name against `ca_file`."""
+    if not settings.tls:
+        return None
+    return ssl.create_default_context(cafile=settings.ca_file)
+
+
 def _hub_status(state: str, at: float | None) -> bytes:
     body: dict[str, object] = {"state": state}
     if at is not None:
@@ -40,6 +48,7 @@ class MqttLink:
         self._settings = settings
         self._ingest = ingest
         self._clock = clock
+        self._tls = _tls_context(settings)
         self.connected = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -76,6 +85,7 @@ class MqttLink:
             clean_session=False,
             keepalive=settings.keepalive,
             will=will,
+            tls_context=self._tls,
         ) as client:
             await client.subscribe(DATA_SUBSCRIPTION, qos=1)
             await client.subscribe(STATUS_SUBSCRIPTION, qos=1)

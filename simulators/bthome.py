@@ -26,7 +26,9 @@ MAX_LEGACY_ADVERT: Final = 31
 
 PACKET_ID: Final = 0x00
 BATTERY: Final = 0x01
+MOTION: Final = 0x21
 SMOKE: Final = 0x29
+WINDOW: Final = 0x2D
 BUTTON: Final = 0x3A
 BUTTON_EVENTS: Final = {
     "none": 0x00,
@@ -132,9 +134,44 @@ def smoke(
     encryption: Encryption | None = None,
 ) -> bytes:
     """A smoke-detector advert: packet id, battery, smoke (0x29)."""
+    return _binary_sensor(SMOKE, packet_id, detected, battery, name, encryption)
+
+
+def door_window(
+    packet_id: int,
+    is_open: bool,
+    battery: int,
+    *,
+    name: str | None = None,
+    encryption: Encryption | None = None,
+) -> bytes:
+    """A door/window advert (Shelly BLU Door/Window): packet id, battery, window (0x2D)."""
+    return _binary_sensor(WINDOW, packet_id, is_open, battery, name, encryption)
+
+
+def motion(
+    packet_id: int,
+    detected: bool,
+    battery: int,
+    *,
+    name: str | None = None,
+    encryption: Encryption | None = None,
+) -> bytes:
+    """A motion advert (Shelly BLU Motion): packet id, battery, motion (0x21)."""
+    return _binary_sensor(MOTION, packet_id, detected, battery, name, encryption)
+
+
+def _binary_sensor(
+    obj_id: int,
+    packet_id: int,
+    on: bool,
+    battery: int,
+    name: str | None,
+    encryption: Encryption | None,
+) -> bytes:
     objects = [
         (PACKET_ID, bytes([packet_id])),
         (BATTERY, bytes([battery])),
-        (SMOKE, bytes([int(detected)])),
+        (obj_id, bytes([int(on)])),
     ]
     return advert(objects, name=name, encryption=encryption)

@@ -7,7 +7,22 @@
         ...
         broker.stop()                    # an outage: the port refuses connections
         broker.start()                   # back on the same port (retained messages are gone:
-                                         # persistence is off)
+                                         # persistence is off unless asked for)
+
+Security settings (all optional, keyword-only):
+
+    with mosquitto(
+        tls=TlsFiles(cafile=ca, certfile=cert, keyfile=key),  # the listener speaks TLS only
+        password_file=passwd,            # also turns allow_anonymous off
+        acl_file=acl,
+        persistence=True,                # kept in the broker's working directory
+        extra_config="max_packet_size 266240\n",
+    ) as broker: ...
+
+or a complete configuration of your own (it must listen on `port`):
+
+    port = free_port()
+    with mosquitto(port=port, config=f"listener {port} 127.0.0.1\n...") as broker: ...
 
 As a pytest fixture (conftest.py):
 
@@ -27,6 +42,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 MOSQUITTO = os.environ.get("CAREWATCH_MOSQUITTO", "/usr/sbin/mosquitto")
@@ -55,18 +71,47 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """PEM files for a TLS listener: the CA clients trust, the broker's certificate and key."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+
+
 class MosquittoBroker:
     """A mosquitto process with a generated config; `stop()`/`start()` keep the same port."""
 
-    def __init__(self, workdir: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        tls: TlsFiles | None = None,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+        persistence: bool = False,
+        extra_config: str = "",
+        config: str | None = None,
+    ) -> None:
         self.executable = _find_mosquitto()
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.workdir = workdir
         self.config_path = workdir / "mosquitto.conf"
         self.log_path = workdir / "mosquitto.log"
+        self.tls = tls
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.persistence = persistence
+        self.extra_config = extra_config
         self._process: subprocess.Popen[bytes] | None = None
-        self._write_config()
+        if config is not None:
+            self.config_path.write_text(config)
+        else:
+            self._write_config()
 
     def __iter__(self) -> Iterator[str | int]:
         return iter((self.host, self.port))
@@ -76,17 +121,35 @@ class MosquittoBroker:
         return self._process is not None and self._process.poll() is None
 
     def _write_config(self) -> None:
-        self.config_path.write_text(
-            f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "log_dest stderr\n"
-            "log_type error\n"
-            "log_type warning\n"
-            "log_type notice\n"
-            "log_type information\n"
-            "max_queued_messages 100000\n"
-        )
+        lines = [f"listener {self.port} {self.host}"]
+        if self.tls is not None:
+            lines += [
+                f"cafile {self.tls.cafile}",
+                f"certfile {self.tls.certfile}",
+                f"keyfile {self.tls.keyfile}",
+            ]
+        lines.append(f"allow_anonymous {'false' if self.password_file else 'true'}")
+        if self.password_file is not None:
+            lines.append(f"password_file {self.password_file}")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
+        if self.persistence:
+            lines += ["persistence true", f"persistence_location {self.workdir}/"]
+        else:
+            lines.append("persistence false")
+        if os.geteuid() == 0 and (self.tls or self.password_file or self.acl_file):
+            # Started as root, mosquitto drops to the "mosquitto" user, who could not read
+            # these files in a private temporary directory.
+            lines.append("user root")
+        lines += [
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "max_queued_messages 100000",
+        ]
+        self.config_path.write_text("\n".join(lines) + "\n" + self.extra_config)
 
     def start(self) -> None:
         if self.running:
@@ -138,10 +201,33 @@ class MosquittoBroker:
 
 
 @contextlib.contextmanager
-def mosquitto(host: str = "127.0.0.1") -> Iterator[MosquittoBroker]:
-    """Start a fresh mosquitto on a free port; stop it afterwards. Raises if it cannot."""
+def mosquitto(
+    host: str = "127.0.0.1",
+    *,
+    port: int | None = None,
+    tls: TlsFiles | None = None,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
+    persistence: bool = False,
+    extra_config: str = "",
+    config: str | None = None,
+) -> Iterator[MosquittoBroker]:
+    """Start a fresh mosquitto (on a free port unless given); stop it afterwards.
+
+    Raises if it cannot. The keyword arguments are MosquittoBroker's.
+    """
     with tempfile.TemporaryDirectory(prefix="carewatch-mosquitto-") as workdir:
-        broker = MosquittoBroker(Path(workdir), host)
+        broker = MosquittoBroker(
+            Path(workdir),
+            host,
+            port,
+            tls=tls,
+            password_file=password_file,
+            acl_file=acl_file,
+            persistence=persistence,
+            extra_config=extra_config,
+            config=config,
+        )
         broker.start()
         try:
             yield broker

@@ -5,13 +5,16 @@ import json
 import pytest
 
 from carewatch.decode_cmd import add_decode_parser, decode_main, run_decode
-from simulators.bthome import Encryption, button_press, smoke
+from simulators import xiaomi
+from simulators.bthome import Encryption, button_press, door_window, motion, smoke
 
 FALL = "53 59 83 01 00 01 01 32 54 43"
 PRESENT = "535980010001012f5443"
 BAD_CHECKSUM = "53 59 83 01 00 01 01 33 54 43"
 BUTTON_KEY = "90bffd73cb6b26ef58a7a8eba9232036"
 BUTTON_MAC = "B4:35:22:F5:3D:A4"
+SPEC_KEY = "231d39c1d7cc1ab1aee224cd096db932"
+SPEC_MAC = "54:48:E6:8F:80:A5"
 
 
 def _run(
@@ -130,3 +133,95 @@ def test_parser_registration_runs_the_command(capsys: pytest.CaptureFixture[str]
     assert args.func is decode_main
     assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out) == {"event": "fall", "value": True}
+
+
+@pytest.mark.parametrize(
+    ("profile", "frame", "expected"),
+    [
+        (
+            "seeed-mr60bha1",
+            "53 59 85 02 00 01 48 7C 54 43",
+            [{"reading": "heart_rate", "value": 72}],
+        ),
+        (
+            "seeed-mr60bha1",
+            "53 59 84 01 00 01 01 33 54 43",
+            [{"reading": "occupancy", "value": True}],
+        ),
+        ("seeed-mr60fda2", "01 00 01 00 01 0E 02 F2 01 FE", [{"event": "fall", "value": True}]),
+        (
+            "seeed-mr60bha2",
+            "01 00 04 00 04 0A 14 E0 00 00 70 41 CE",
+            [{"reading": "respiration_rate", "value": 15.0}],
+        ),
+        (
+            "hlk-ld2410",
+            "F4 F3 F2 F1 0D 00 02 AA 02 51 00 00 00 00 3B 00 00 55 00 F8 F7 F6 F5",
+            [{"reading": "presence", "value": True}, {"reading": "motion", "value": False}],
+        ),
+    ],
+)
+def test_new_serial_profiles_decode(
+    profile: str, frame: str, expected: list[dict[str, object]]
+) -> None:
+    assert _run(profile, [frame]) == (0, expected, "")
+
+
+@pytest.mark.parametrize(
+    ("profile", "frame", "reason"),
+    [
+        ("seeed-mr60fda2", "01 00 01 00 01 0E 02 F2 01 FF", "bad_checksum"),
+        ("seeed-mr60fda2", "01 00 01 00 01 0E 02 F3 01 FE", "bad_head_checksum"),
+        (
+            "hlk-ld2410",
+            "F4 F3 F2 F1 0D 00 02 AA 02 51 00 00 00 00 3B 00 00 55 00 F8 F7 F6 F4",
+            "bad_footer",
+        ),
+    ],
+)
+def test_new_serial_profiles_report_rejections(profile: str, frame: str, reason: str) -> None:
+    status, lines, err = _run(profile, [frame])
+    assert (status, lines) == (1, [])
+    assert f"input 1: rejected {reason} (" in err
+
+
+@pytest.mark.parametrize(
+    ("profile", "advert", "expected"),
+    [
+        (
+            "shelly-blu-door-window",
+            door_window(1, True, 80, encryption=Encryption(bytes.fromhex(SPEC_KEY), SPEC_MAC, 9)),
+            {"reading": "contact_open", "value": True},
+        ),
+        (
+            "shelly-blu-motion",
+            motion(1, True, 80, encryption=Encryption(bytes.fromhex(SPEC_KEY), SPEC_MAC, 9)),
+            {"reading": "motion", "value": True},
+        ),
+        (
+            "xiaomi-jtyjgd03mi",
+            xiaomi.smoke(SPEC_MAC, 0x0101, True, key=bytes.fromhex(SPEC_KEY)),
+            {"reading": "smoke", "value": True},
+        ),
+        (
+            "linptech-ps1bb",
+            xiaomi.pressure(SPEC_MAC, 0x0101, True, key=bytes.fromhex(SPEC_KEY)),
+            {"reading": "occupancy", "value": True},
+        ),
+    ],
+)
+def test_new_encrypted_ble_profiles_decode_with_key(
+    profile: str, advert: bytes, expected: dict[str, object]
+) -> None:
+    status, lines, err = _run(profile, [advert.hex()], address=SPEC_MAC, key=SPEC_KEY)
+    assert (status, err) == (0, "")
+    assert lines[0] == expected
+
+
+def test_xiaomi_replayed_advert_is_reported() -> None:
+    key = bytes.fromhex(SPEC_KEY)
+    newer = xiaomi.pressure(SPEC_MAC, 0x0200, True, key=key).hex()
+    older = xiaomi.pressure(SPEC_MAC, 0x01FF, False, key=key).hex()
+    status, lines, err = _run("linptech-ps1bb", [newer, older], address=SPEC_MAC, key=SPEC_KEY)
+    assert (status, lines) == (1, [{"reading": "occupancy", "value": True}])
+    assert "input 2: rejected replay" in err

@@ -11,7 +11,7 @@ from edge.decoders.base import Advertisement, DecodeError
 from edge.decoders.bthome import BTHOME_UUID, BTHomeDecoder
 from edge.decoders.registry import make_ble_decoder
 from edge.wire import Observation
-from simulators.bthome import Encryption, advert, button_press, smoke
+from simulators.bthome import Encryption, advert, button_press, door_window, motion, smoke
 
 SPEC_KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")
 SPEC_MAC = "54:48:E6:8F:80:A5"
@@ -293,3 +293,61 @@ def test_air_message_round_trips() -> None:
 def test_bad_air_messages_raise_value_error(message: bytes) -> None:
     with pytest.raises(ValueError, match="air message"):
         decode_air_message(message)
+
+
+def _shelly(model: str, key: bytes | None, address: str = SPEC_MAC) -> BTHomeDecoder:
+    return BTHomeDecoder(load_profile(model), "dev-1", address, key)
+
+
+def test_shelly_door_window_reference_payload_is_open() -> None:
+    adv = parse_advertising_data(PLAIN_MAC, -70, bytes.fromhex(DOOR_OPEN))
+    observations = _shelly("shelly-blu-door-window", None, PLAIN_MAC).decode(adv, 1.0)
+    assert _summary(observations) == {"contact_open": True, "battery": 100, "rssi": -70}
+
+
+@pytest.mark.parametrize(("is_open", "expected"), [(True, True), (False, False)])
+def test_shelly_door_window_encrypted_maps_window_without_inversion(
+    is_open: bool, expected: bool
+) -> None:
+    raw = door_window(1, is_open, 88, encryption=Encryption(SPEC_KEY, SPEC_MAC, 7))
+    observations = _shelly("shelly-blu-door-window", SPEC_KEY).decode(
+        parse_advertising_data(SPEC_MAC, -60, raw), 1.0
+    )
+    assert _summary(observations) == {"contact_open": expected, "battery": 88, "rssi": -60}
+
+
+def test_shelly_door_window_ignores_rotation_illuminance_and_button() -> None:
+    raw = advert(
+        [(0x00, b"\x03"), (0x05, bytes(3)), (0x2D, b"\x00"), (0x3A, b"\x01"), (0x3F, b"\x20\x03")]
+    )
+    observations = _shelly("shelly-blu-door-window", None, PLAIN_MAC).decode(
+        parse_advertising_data(PLAIN_MAC, -60, raw), 1.0
+    )
+    assert [(obs.kind, obs.name) for obs in observations] == [
+        ("reading", "contact_open"),
+        ("reading", "rssi"),
+    ]
+
+
+def test_shelly_blu_motion_vector_decodes_by_its_profile() -> None:
+    adv = Advertisement(
+        SPEC_MAC, -55, {BTHOME_UUID: bytes.fromhex("41 87b9 00112233 72b0231f")}, "SBMO-003Z"
+    )
+    observations = _shelly("shelly-blu-motion", SPEC_KEY).decode(adv, 1.0)
+    assert _summary(observations) == {"motion": True, "rssi": -55}
+
+
+def test_shelly_blu_motion_reference_frame_and_motion_cleared() -> None:
+    decoder = _shelly("shelly-blu-motion", None, PLAIN_MAC)
+    adv = parse_advertising_data(PLAIN_MAC, -70, bytes.fromhex(MOTION_100LX))
+    assert _summary(decoder.decode(adv, 1.0)) == {"motion": True, "battery": 100, "rssi": -70}
+    cleared = parse_advertising_data(PLAIN_MAC, -70, motion(0x22, False, 99))
+    assert _summary(decoder.decode(cleared, 2.0)) == {"motion": False, "battery": 99, "rssi": -70}
+
+
+def test_shelly_plaintext_to_an_encrypted_profile_is_a_mismatch() -> None:
+    with pytest.raises(DecodeError) as caught:
+        _shelly("shelly-blu-motion", SPEC_KEY).decode(
+            parse_advertising_data(SPEC_MAC, -60, motion(1, True, 90)), 1.0
+        )
+    assert caught.value.reason == "encryption_mismatch"

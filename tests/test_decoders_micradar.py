@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from device_profiles import DeviceProfile, ProfileError, load_profile
+from device_profiles import ProfileError, load_profile
 from edge.decoders.base import DecodeError
 from edge.decoders.micradar import (
     MicRadarDecoder,
@@ -52,25 +52,6 @@ def _summary(observations: list[Observation]) -> list[tuple[str, str, object]]:
     return [(obs.kind, obs.name, obs.value) for obs in observations]
 
 
-def _vitals_profile() -> DeviceProfile:
-    return DeviceProfile.model_validate(
-        {
-            "model": "test-vitals",
-            "vendor": "test",
-            "name": "test",
-            "connection": "serial",
-            "decoder": "micradar",
-            "serial": {"baudrate": 115200},
-            "supervision_s": 60,
-            "rules": [
-                {"source": "85 02", "reading": "heart_rate"},
-                {"source": "81 02", "reading": "respiration_rate"},
-                {"source": "84 01", "reading": "occupancy", "values": {"0": False, "1": True}},
-            ],
-        }
-    )
-
-
 @pytest.mark.parametrize("text", OFFICIAL + list(SIMULATOR.values()))
 def test_reference_frame_is_framed_and_reencoded(text: str) -> None:
     raw = bytes.fromhex(text)
@@ -107,7 +88,7 @@ def test_frames_without_rule_are_ignored_and_counted_as_unmapped() -> None:
 
 
 def test_vital_sign_frames_decode_with_a_profile_that_maps_them() -> None:
-    decoder = make_serial_decoder(_vitals_profile(), "bed-1")
+    decoder = make_serial_decoder(load_profile("seeed-mr60bha1"), "bed-1")
     stream = b"".join(
         bytes.fromhex(SIMULATOR[name]) for name in ("heart_rate_72", "breathing_16", "in_bed")
     )
@@ -131,7 +112,7 @@ def test_checksum_equal_to_header_byte_does_not_break_framing() -> None:
 def test_heart_rate_0x43_inside_data_is_framed_by_length() -> None:
     heart_67 = encode_frame(0x85, 0x02, b"\x43")
     assert heart_67 == bytes.fromhex("53 59 85 02 00 01 43 77 54 43")
-    decoder = make_serial_decoder(_vitals_profile(), "bed-1")
+    decoder = make_serial_decoder(load_profile("seeed-mr60bha1"), "bed-1")
     observations = decoder.feed(heart_67 + heart_67, 1.0)
     assert _summary(observations) == [("reading", "heart_rate", 67)] * 2
     assert decoder.rejected == Counter()
@@ -254,3 +235,50 @@ def test_partial_frame_completed_in_time_is_kept() -> None:
     assert decoder.feed(FALL[:4], at=0.0) == []
     assert _summary(decoder.feed(FALL[4:], at=1.5)) == [("event", "fall", True)]
     assert decoder.rejected == Counter()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("heart_rate_72", [("reading", "heart_rate", 72)]),
+        ("breathing_16", [("reading", "respiration_rate", 16)]),
+        ("in_bed", [("reading", "occupancy", True)]),
+        ("present", [("reading", "presence", True)]),
+        ("absent", [("reading", "presence", False)]),
+        ("moving", [("reading", "motion", True)]),
+        ("fall", []),  # not a BHA1 report
+        ("heartbeat", []),
+        ("distance_150", []),
+    ],
+)
+def test_mr60bha1_profile_maps_the_reference_frames(
+    name: str, expected: list[tuple[str, str, object]]
+) -> None:
+    decoder = make_serial_decoder(load_profile("seeed-mr60bha1"), "bed-1")
+    assert _summary(decoder.feed(bytes.fromhex(SIMULATOR[name]), 1.0)) == expected
+    assert decoder.rejected == Counter()
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (encode_frame(0x84, 0x01, b"\x00"), [("reading", "occupancy", False)]),
+        (encode_frame(0x84, 0x01, b"\x02"), []),  # "none": the radar cannot tell
+        (encode_frame(0x85, 0x02, b"\x00"), []),  # 0 bpm is no reading
+        (encode_frame(0x81, 0x02, b"\x00"), []),
+        (encode_frame(0x80, 0x02, b"\x01"), [("reading", "motion", False)]),
+    ],
+)
+def test_mr60bha1_no_reading_values_make_nothing(
+    frame: bytes, expected: list[tuple[str, str, object]]
+) -> None:
+    decoder = make_serial_decoder(load_profile("seeed-mr60bha1"), "bed-1")
+    assert _summary(decoder.feed(frame, 1.0)) == expected
+    assert decoder.rejected == Counter()
+
+
+def test_mr60bha1_bad_bed_state_is_bad_value_and_next_frame_comes_through() -> None:
+    decoder = make_serial_decoder(load_profile("seeed-mr60bha1"), "bed-1")
+    stream = encode_frame(0x84, 0x01, b"\x03") + bytes.fromhex(SIMULATOR["in_bed"])
+    assert _summary(decoder.feed(stream, 1.0)) == [("reading", "occupancy", True)]
+    assert decoder.rejected == Counter({"bad_value": 1})

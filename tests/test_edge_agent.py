@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -196,3 +197,45 @@ async def retained_state(broker: MosquittoBroker, wanted: str) -> str:
             return state
         await asyncio.sleep(0.1)
     return state
+
+
+async def test_missing_bluez_leaves_serial_devices_and_the_publisher_running(
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    radar: tuple[int, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """backend: bleak on a machine without D-Bus, BlueZ or adapter hci99: the radar's fall still
+    reaches Mosquitto, the problem is logged once with what to do, counted, and the BLE button
+    is reported offline."""
+    master, port = radar
+    config = make_config(tmp_path, broker, port).model_copy(
+        update={"ble": BLEConfig(backend="bleak", adapter="hci99", retry_s=1.0)}
+    )
+    agent = EdgeAgent(config, backoff=Backoff(0.05, 0.2), supervision_check_s=0.05)
+    stop = asyncio.Event()
+    caplog.set_level(logging.DEBUG, logger="edge.agent")
+    async with messages(broker) as queue:
+        task = asyncio.create_task(agent.run(stop))
+        try:
+            await asyncio.wait_for(agent.ready.wait(), 10)
+            await eventually(lambda: agent.publisher.live and all(r.is_open for r in agent.readers))
+            os.write(master, FALL)
+            batch = WireBatch.model_validate_json(await next_on(queue, DATA))
+            assert [(item.dev, item.event) for item in batch.items] == [("radar-b12", "fall")]
+
+            await eventually(lambda: sum(agent.ble_unavailable.values()) >= 2, within=5)  # retried
+            health = {device.dev: device.online for device in agent.supervisor.health()}
+            assert health == {"radar-b12": True, "button-b12": False}
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    (reason,) = agent.ble_unavailable
+    assert reason in {"no_dbus", "no_bluez", "no_adapter", "denied"}
+    assert agent.counters()[f"ble.unavailable.{reason}"] >= 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors  # once, not on every retry
+    assert "BLE unavailable" in errors[0]
+    assert "bluetoothctl list" in errors[0] or "usermod" in errors[0]
+    assert "button-b12" in errors[0] and "gateway=gw-east" in errors[0]

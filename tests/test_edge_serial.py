@@ -102,3 +102,24 @@ async def test_missing_port_is_retried_and_unplug_recovers(tmp_path: Path) -> No
         finally:
             device.unplug()
     assert all(obs.name == "fall" for obs in received)
+
+
+async def test_reopens_when_the_by_id_link_goes_away_or_moves(tmp_path: Path) -> None:
+    """udev removes the by-id name before the tty errors, or the name points at a new tty."""
+    link = tmp_path / "usb-radar"
+    old = Pty(link)
+    received: list[Observation] = []
+    try:
+        async with reading(link, received) as reader:
+            await eventually(lambda: reader.is_open)
+            link.unlink()  # the old tty is still there and silent: only the name went
+            await eventually(lambda: reader.errors["port_error"] == 1 and not reader.is_open)
+            new = Pty(link)
+            try:
+                await eventually(lambda: reader.is_open)
+                new.write(FALL)
+                await eventually(lambda: len(received) == 1)
+            finally:
+                new.unplug()
+    finally:
+        old.unplug()

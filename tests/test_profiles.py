@@ -14,7 +14,19 @@ from device_profiles import (
 )
 from edge.wire import EVENTS, READINGS
 
-SHIPPED = {"seeed-mr60fda1", "shelly-blu-button1", "bthome-smoke"}
+SHIPPED = {
+    "seeed-mr60fda1",
+    "seeed-mr60bha1",
+    "seeed-mr60fda2",
+    "seeed-mr60bha2",
+    "hlk-ld2410",
+    "shelly-blu-button1",
+    "shelly-blu-door-window",
+    "shelly-blu-motion",
+    "bthome-smoke",
+    "xiaomi-jtyjgd03mi",
+    "linptech-ps1bb",
+}
 
 
 @pytest.fixture
@@ -134,3 +146,114 @@ def test_micradar_sources_are_control_command_pairs() -> None:
     )
     with pytest.raises(ValidationError, match="control/command pair"):
         DeviceProfile.model_validate(data)
+
+
+def _serial_dict(decoder: str, rules: list[dict[str, object]]) -> dict[str, object]:
+    return _profile_dict(
+        connection="serial", decoder=decoder, serial={"baudrate": 115200}, rules=rules
+    )
+
+
+def test_tinyframe_rules_need_a_hex_type_and_a_format() -> None:
+    with pytest.raises(ValidationError, match="'format' is needed by decoder 'tinyframe'"):
+        DeviceProfile.model_validate(
+            _serial_dict("tinyframe", [{"source": "0E02", "event": "fall"}])
+        )
+    bad_source = [{"source": "0E 02", "format": "u8", "event": "fall"}]
+    with pytest.raises(ValidationError, match="hex message type"):
+        DeviceProfile.model_validate(_serial_dict("tinyframe", bad_source))
+    bad_format = [{"source": "0E02", "format": "f64", "event": "fall"}]
+    with pytest.raises(ValidationError, match="format"):
+        DeviceProfile.model_validate(_serial_dict("tinyframe", bad_format))
+
+
+def test_format_is_refused_outside_tinyframe() -> None:
+    rules = [{"source": "83 01", "format": "u8", "event": "fall"}]
+    with pytest.raises(ValidationError, match="only by it"):
+        DeviceProfile.model_validate(_serial_dict("micradar", rules))
+
+
+def test_ld2410_sources_are_report_fields() -> None:
+    rules = [{"source": "target", "reading": "presence"}]
+    with pytest.raises(ValidationError, match="not one of target_state"):
+        DeviceProfile.model_validate(_serial_dict("ld2410", rules))
+
+
+def test_xiaomi_profiles_need_a_product_id_and_only_they_have_one() -> None:
+    with pytest.raises(ValidationError, match="'product_id' is needed by decoder 'xiaomi'"):
+        DeviceProfile.model_validate(_profile_dict(decoder="xiaomi"))
+    with pytest.raises(ValidationError, match="'product_id'"):
+        DeviceProfile.model_validate(_profile_dict(product_id=0x0997))
+    with pytest.raises(ValidationError, match="decoder 'xiaomi' needs connection 'ble'"):
+        DeviceProfile.model_validate(
+            _serial_dict("xiaomi", [{"source": "smoke", "reading": "smoke"}])
+        )
+
+
+@pytest.mark.parametrize(
+    ("model", "decoder", "baudrate", "sources"),
+    [
+        ("seeed-mr60bha1", "micradar", 115200, {"84 01", "81 02", "85 02", "80 01", "80 02"}),
+        ("seeed-mr60fda2", "tinyframe", 115200, {"0E02", "0F09"}),
+        ("seeed-mr60bha2", "tinyframe", 115200, {"0A14", "0A15", "0F09"}),
+        ("hlk-ld2410", "ld2410", 256000, {"target_state"}),
+    ],
+)
+def test_serial_profiles_pin_decoder_baudrate_and_sources(
+    model: str, decoder: str, baudrate: int, sources: set[str]
+) -> None:
+    profile = load_profile(model)
+    assert profile.decoder == decoder
+    assert profile.serial is not None and profile.serial.baudrate == baudrate
+    assert {rule.source for rule in profile.rules} == sources
+
+
+def test_mr60bha1_pins_its_firmware_and_ignores_zero_rates() -> None:
+    profile = load_profile("seeed-mr60bha1")
+    assert profile.firmware == "G60SM1SYv010009"
+    rates = [rule for rule in profile.rules if rule.reading in ("heart_rate", "respiration_rate")]
+    assert len(rates) == 2 and all(rule.ignore == {"0"} for rule in rates)
+
+
+def test_tinyframe_profiles_keep_their_own_type_tables() -> None:
+    fda2, bha2 = load_profile("seeed-mr60fda2"), load_profile("seeed-mr60bha2")
+    assert {r.source: r.format for r in fda2.rules} == {"0E02": "u8", "0F09": "u8"}
+    assert {r.source: r.format for r in bha2.rules} == {"0A14": "f32", "0A15": "f32", "0F09": "u8"}
+
+
+@pytest.mark.parametrize(
+    ("model", "product_id", "source", "reading"),
+    [
+        ("xiaomi-jtyjgd03mi", 0x0997, "smoke", "smoke"),
+        ("linptech-ps1bb", 0x3F4C, "occupancy", "occupancy"),
+    ],
+)
+def test_xiaomi_profiles_are_sleepy_with_product_ids(
+    model: str, product_id: int, source: str, reading: str
+) -> None:
+    profile = load_profile(model)
+    assert (profile.decoder, profile.product_id, profile.trigger_based) == (
+        "xiaomi",
+        product_id,
+        True,
+    )
+    assert profile.rules[0].source == source and profile.rules[0].reading == reading
+
+
+@pytest.mark.parametrize(
+    ("model", "source", "reading"),
+    [
+        ("shelly-blu-door-window", "window", "contact_open"),
+        ("shelly-blu-motion", "motion", "motion"),
+    ],
+)
+def test_shelly_profiles_map_their_sensor_battery_and_rssi(
+    model: str, source: str, reading: str
+) -> None:
+    profile = load_profile(model)
+    assert [(r.source, r.reading) for r in profile.rules] == [
+        (source, reading),
+        ("battery", "battery"),
+        ("signal_strength", "rssi"),
+    ]
+    assert profile.rules[0].values is None  # 1 = open / detected: no inversion

@@ -1,20 +1,26 @@
+import argparse
 import socket
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import serial
 
+from carewatch.sim_cmd import add_sim_parser
 from device_profiles import load_profile
-from edge.decoders.adstructures import decode_air_message
+from edge.decoders.adstructures import decode_air_message, parse_advertising_data
+from edge.decoders.ld2410 import basic_fields
 from edge.decoders.micradar import MicRadarFramer
-from edge.decoders.registry import make_serial_decoder
+from edge.decoders.registry import make_ble_decoder, make_serial_decoder
 from edge.wire import Observation
+from simulators import bthome, ld2410, mr60bha1, tinyframe, xiaomi
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, advert, button_press, service_data, smoke
 from simulators.mr60fda1 import FRAMES, MR60FDA1Simulator
+from simulators.serial_pty import SerialPtySimulator
 
 # Reference section 2A simulator table, plus the two "cleared"/"stationary" frames it implies.
 REFERENCE_FRAMES = {
@@ -142,3 +148,151 @@ def test_air_sender_delivers_the_advert_as_a_datagram() -> None:
         finally:
             receiver.close()
     assert decode_air_message(datagram) == ("AA:BB:CC:DD:EE:FF", -55, raw)
+
+
+# Reference section 2B simulator frames, and 3.1 / 5.1 examples.
+TINYFRAME_REFERENCE = {
+    "fall": "01 00 01 00 01 0E 02 F2 01 FE",
+    "fall_cleared": "01 00 02 00 01 0E 02 F1 00 FF",
+    "present": "01 00 03 00 01 0F 09 FA 01 FE",
+    "breathing_15": "01 00 04 00 04 0A 14 E0 00 00 70 41 CE",
+    "heart_72": "01 00 05 00 04 0A 15 E0 00 00 90 42 2D",
+    "distance": "01 00 06 00 08 0A 16 EC 01 00 00 00 00 00 00 3F C1",
+}
+
+
+def _hex(frame: bytes) -> str:
+    return frame.hex(" ").upper()
+
+
+def test_tinyframe_frames_equal_the_reference_bytes() -> None:
+    named = tinyframe.FDA2_FRAMES | tinyframe.BHA2_FRAMES
+    assert {name: _hex(named[name]) for name in TINYFRAME_REFERENCE} == TINYFRAME_REFERENCE
+    assert _hex(tinyframe.heart_rate(0x6975, 0.0)) == "01 69 75 00 04 0A 15 F9 00 00 00 00 FF"
+    assert _hex(tinyframe.breathing(0x3A33, 0.0)) == "01 3A 33 00 04 0A 14 ED 00 00 00 00 FF"
+
+
+def test_mr60bha1_frames_equal_the_reference_bytes() -> None:
+    assert _hex(mr60bha1.FRAMES["heart_72"]) == "53 59 85 02 00 01 48 7C 54 43"
+    assert _hex(mr60bha1.FRAMES["breathing_16"]) == "53 59 81 02 00 01 10 40 54 43"
+    assert _hex(mr60bha1.FRAMES["in_bed"]) == "53 59 84 01 00 01 01 33 54 43"
+    assert _hex(mr60bha1.FRAMES["heartbeat"]) == "53 59 01 01 00 01 0F BE 54 43"
+
+
+def test_ld2410_frames_equal_the_reference_bytes() -> None:
+    assert _hex(ld2410.FRAMES["stationary"]) == (
+        "F4 F3 F2 F1 0D 00 02 AA 02 51 00 00 00 00 3B 00 00 55 00 F8 F7 F6 F5"
+    )
+    assert _hex(ld2410.FRAMES["both"]) == (
+        "F4 F3 F2 F1 0D 00 02 AA 03 4F 00 64 4C 00 64 32 00 55 00 F8 F7 F6 F5"
+    )
+    engineering = ld2410.engineering_report(
+        basic_fields(3, 30, 60, 0, 57, 0),
+        [0x3C, 0x22, 0x05, 0x03, 0x03, 0x04, 0x03, 0x06, 0x05],
+        [0x00, 0x00, 0x39, 0x10, 0x13, 0x06, 0x06, 0x08, 0x04],
+        bytes([0x03, 0x05]),
+    )
+    assert _hex(engineering) == (
+        "F4 F3 F2 F1 23 00 01 AA 03 1E 00 3C 00 00 39 00 00 08 08 3C 22 05 03 03 04 03 06 05"
+        " 00 00 39 10 13 06 06 08 04 03 05 55 00 F8 F7 F6 F5"
+    )
+
+
+def test_xiaomi_simulator_reproduces_the_encrypted_reference_vectors() -> None:
+    door = xiaomi.service_data(
+        0x098B,
+        0x04A3,
+        [(0x1019, b"\x02")],
+        mac="E4:AA:EC:81:21:AE",
+        key=bytes.fromhex("017e52d2684779298709b117c0a75a7b"),
+    )
+    assert _hex(door) == "58 58 8B 09 A3 AE 21 81 EC AA E4 0E 2C 55 3C 04 00 00 D2 8A 50 0C"
+    motion = xiaomi.service_data(
+        0x0A8D,
+        0x068C,
+        [(0x000F, bytes.fromhex("000100"))],
+        mac="18:C2:3C:20:8E:77",
+        key=bytes.fromhex("4960bb9f8711b4ffd7df1756d11427ae"),
+        registered=True,
+    )
+    assert _hex(motion) == (
+        "58 59 8D 0A 8C 77 8E 20 3C C2 18 5A 27 36 28 EC 32 06 00 00 C4 26 40 15"
+    )
+
+
+def test_xiaomi_simulator_reproduces_the_plain_reference_vector() -> None:
+    plain = xiaomi.service_data(
+        0x03DD,
+        0x24,
+        [(0x0003, b"\x01")],
+        mac="AA:BB:CC:DD:EE:FF",
+        include_mac=False,
+        version=3,
+        auth_mode=0,
+    )
+    assert _hex(plain) == "40 30 DD 03 24 03 00 01 01"
+
+
+def test_bthome_door_and_motion_adverts_equal_the_reference_layout() -> None:
+    assert bthome.motion(0x21, True, 100).hex(" ") == "02 01 06 0a 16 d2 fc 40 00 21 01 64 21 01"
+    assert bthome.door_window(0x4E, True, 100).hex(" ") == (
+        "02 01 06 0a 16 d2 fc 40 00 4e 01 64 2d 01"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "frames", "expected"),
+    [
+        ("seeed-mr60bha1", mr60bha1.FRAMES, {"occupancy", "heart_rate", "respiration_rate"}),
+        ("seeed-mr60fda2", tinyframe.FDA2_FRAMES, {"fall", "presence"}),
+        ("seeed-mr60bha2", tinyframe.BHA2_FRAMES, {"presence", "heart_rate", "respiration_rate"}),
+        ("hlk-ld2410", ld2410.FRAMES, {"presence", "motion"}),
+    ],
+)
+def test_every_serial_simulator_frame_reads_back_through_a_pty(
+    tmp_path: Path, model: str, frames: dict[str, bytes], expected: set[str]
+) -> None:
+    decoder = make_serial_decoder(load_profile(model), "dev-1")
+    stream = b"".join(frames.values())
+    with SerialPtySimulator(frames, link=tmp_path / "tty") as device:
+        with serial.Serial(str(device.link), 115200, timeout=0.5) as port:
+            for name in frames:
+                device.send(name)
+            data = _read(port, len(stream))
+    assert data == stream
+    observations = decoder.feed(data, 1.0)
+    assert expected <= {obs.name for obs in observations}
+    assert (decoder.rejected, decoder.pending) == (Counter(), 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "model", "key", "expected"),
+    [
+        (["door"], "shelly-blu-door-window", None, {"contact_open": True, "battery": 90}),
+        (["motion", "--clear"], "shelly-blu-motion", None, {"motion": False, "battery": 90}),
+        (["pressure-mat", "--key", "11" * 16], "linptech-ps1bb", "11" * 16, {"occupancy": True}),
+        (["xiaomi-smoke", "--clear"], "xiaomi-jtyjgd03mi", None, {"smoke": False}),
+    ],
+)
+def test_sim_command_sends_adverts_the_profiles_decode(
+    argv: list[str], model: str, key: str | None, expected: dict[str, object]
+) -> None:
+    address = "A4:C1:38:00:00:01"
+    parser = argparse.ArgumentParser(prog="carewatch")
+    add_sim_parser(parser.add_subparsers(dest="command"))
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:
+        path = str(Path(directory) / "air.sock")
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(path)
+        receiver.settimeout(5)
+        try:
+            args = parser.parse_args(["sim", *argv, "--socket", path, "--address", address])
+            assert args.func(args) == 0
+            _, rssi, raw = decode_air_message(receiver.recv(4096))
+        finally:
+            receiver.close()
+    decoder = make_ble_decoder(
+        load_profile(model), "dev-1", address, None if key is None else bytes.fromhex(key)
+    )
+    observations = decoder.decode(parse_advertising_data(address, rssi, raw), 1.0)
+    assert {obs.name: obs.value for obs in observations if obs.name != "rssi"} == expected

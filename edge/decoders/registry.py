@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Protocol
+from collections.abc import Callable
+from typing import Final, Protocol, TypeVar
 
 from device_profiles import DeviceProfile, ProfileError
 from edge.decoders.base import Advertisement
-from edge.decoders.bthome import BTHomeDecoder
-from edge.decoders.micradar import MicRadarSerialDecoder
+from edge.decoders.ld2410 import make_ld2410_decoder
+from edge.decoders.micradar import make_micradar_decoder
+from edge.decoders.tinyframe import make_tinyframe_decoder
 from edge.wire import Observation
+
+FactoryT = TypeVar("FactoryT")
 
 
 class SerialDecoder(Protocol):
@@ -31,21 +35,48 @@ class BLEDecoder(Protocol):
     def decode(self, adv: Advertisement, at: float) -> list[Observation]: ...
 
 
+SERIAL_DECODERS: Final[dict[str, Callable[[DeviceProfile, str], SerialDecoder]]] = {
+    "micradar": make_micradar_decoder,
+    "tinyframe": make_tinyframe_decoder,
+    "ld2410": make_ld2410_decoder,
+}
+
+
+# The BLE parsers are imported only when a device needs them: xiaomi-ble alone brings in
+# aiohttp, tens of megabytes that a gateway with only serial radars should not carry.
+def _bthome(profile: DeviceProfile, device_id: str, address: str, key: bytes | None) -> BLEDecoder:
+    from edge.decoders.bthome import BTHomeDecoder
+
+    return BTHomeDecoder(profile, device_id, address, key)
+
+
+def _xiaomi(profile: DeviceProfile, device_id: str, address: str, key: bytes | None) -> BLEDecoder:
+    from edge.decoders.xiaomi import XiaomiDecoder
+
+    return XiaomiDecoder(profile, device_id, address, key)
+
+
+BLE_DECODERS: Final[dict[str, Callable[[DeviceProfile, str, str, bytes | None], BLEDecoder]]] = {
+    "bthome": _bthome,
+    "xiaomi": _xiaomi,
+}
+
+
 def make_serial_decoder(profile: DeviceProfile, device_id: str) -> SerialDecoder:
-    _expect(profile, "micradar")
-    return MicRadarSerialDecoder(profile, device_id)
+    return _pick(SERIAL_DECODERS, profile, "serial")(profile, device_id)
 
 
 def make_ble_decoder(
     profile: DeviceProfile, device_id: str, address: str, key: bytes | None
 ) -> BLEDecoder:
-    _expect(profile, "bthome")
-    return BTHomeDecoder(profile, device_id, address, key)
+    return _pick(BLE_DECODERS, profile, "ble")(profile, device_id, address, key)
 
 
-def _expect(profile: DeviceProfile, decoder: str) -> None:
-    if profile.decoder != decoder:
+def _pick(factories: dict[str, FactoryT], profile: DeviceProfile, connection: str) -> FactoryT:
+    factory = factories.get(profile.decoder)
+    if factory is None:
         raise ProfileError(
             f"profile {profile.model!r} uses decoder {profile.decoder!r} over "
-            f"{profile.connection}, not {decoder!r}"
+            f"{profile.connection}, not {connection}"
         )
+    return factory

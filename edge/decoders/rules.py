@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from device_profiles.schema import FieldRule
 from edge.decoders.base import DecodeError
 from edge.wire import BOOL_READINGS, NUMERIC_READINGS, Observation, Value
@@ -29,7 +31,19 @@ def apply_rule(rule: FieldRule, raw: Raw, device: str, at: float) -> Observation
     return Observation(device, at, "event", str(rule.event), value)
 
 
+def apply_rules(
+    rules: Iterable[FieldRule], raw: Mapping[str, Raw], device: str, at: float
+) -> list[Observation]:
+    """The observations of every rule whose `source` is among the named raw values."""
+    observations = (
+        apply_rule(rule, raw[rule.source], device, at) for rule in rules if rule.source in raw
+    )
+    return [obs for obs in observations if obs is not None]
+
+
 def _translate(rule: FieldRule, raw: Raw) -> Value:
+    if value_key(raw) in rule.ignore:
+        return None
     if rule.values is not None:
         key = value_key(raw)
         if key not in rule.values:
