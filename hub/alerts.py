@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from hub.clock import Clock
 from hub.registry import Placement
-from hub.store import AuditEntry, Store
+from hub.store import AuditEntry, Store, TimerKey
 
 log = logging.getLogger("carewatch.hub.alerts")
 
 Priority = Literal["emergency", "routine", "trouble"]
+AlertListener = Callable[[dict[str, Any]], Awaitable[None]]
 ACTIVE_STATES: Final = ("open", "acknowledged")
 OUTCOMES: Final = {
     "assisted_no_injury": "Attended: no injury",
@@ -28,6 +30,8 @@ OUTCOMES: Final = {
     "device_fault": "Device fault",
     "other": "Other (see note)",
 }
+# A trouble alert whose condition went away (device back online, battery replaced).
+SELF_CLEARED: Final = "self_cleared"
 # How long after sensing an alert counts as late: a backlog replay or a slow path.
 LATE_AFTER_S: Final = 30.0
 
@@ -42,13 +46,20 @@ class AlertError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
+    """What raised an alert, and about whom: a device's place, or a whole gateway."""
+
     rule: str
     priority: Priority
-    placement: Placement
+    site: str
+    subject: str
     sensed_at: float
     received_at: float
-    historical: bool
-    detail: dict[str, Any]
+    placement: Placement | None = None
+    gateway: str | None = None
+    historical: bool = False
+    test: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+    consumes: TimerKey | None = None
 
 
 class AlertBus:
@@ -91,46 +102,50 @@ class AlertService:
         self._store = store
         self._bus = bus
         self._clock = clock
+        # (rule, subject) of every active alert, so that "the condition cleared", which most
+        # readings say, costs no query when there is nothing to clear.
+        self._active: set[tuple[str, str]] = set()
+        self._listeners: list[AlertListener] = []
+
+    def add_listener(self, listener: AlertListener) -> None:
+        """Call `listener` with the alert after every change (escalation, notification)."""
+        self._listeners.append(listener)
+
+    async def load(self) -> None:
+        for alert in await self._store.alerts(ACTIVE_STATES, limit=None):
+            self._active.add((alert["rule"], alert["subject"]))
 
     async def trigger(self, trigger: Trigger) -> dict[str, Any]:
-        """Open an alert, or add the repeat to the one already active for this rule and bed."""
-        subject = trigger.placement.subject
-        active = await self._store.active_alert(trigger.rule, subject)
+        """Open an alert, or add the repeat to the one already active for this rule and subject."""
+        active = await self._store.active_alert(trigger.rule, trigger.subject)
         if active is not None:
             return await self._repeat(active, trigger)
         now = self._clock.now()
         delay = now - trigger.sensed_at
-        place = trigger.placement
         fields: dict[str, Any] = {
             "rule": trigger.rule,
             "priority": trigger.priority,
             "state": "open",
-            "subject": subject,
-            "site": place.site,
-            "zone": place.zone,
-            "zone_name": place.zone_name,
-            "room": place.room,
-            "room_name": place.room_name,
-            "bed": place.bed,
-            "resident_code": place.resident_code,
-            "resident_name": place.resident_name,
-            "device": place.device,
+            "subject": trigger.subject,
+            "site": trigger.site,
+            "gateway": trigger.gateway or _gateway_of(trigger.placement),
+            "test": int(trigger.test),
+            **_place_fields(trigger.placement),
             "sensed_at": trigger.sensed_at,
             "opened_at": now,
             "late_s": round(delay, 3) if trigger.historical or delay > LATE_AFTER_S else None,
             "last_triggered_at": trigger.sensed_at,
         }
-        entry = AuditEntry(
-            now, "system", "opened", None, {"device": place.device, **trigger.detail}
-        )
-        alert_id = await self._store.insert_alert(fields, entry)
+        entry = AuditEntry(now, "system", "opened", None, trigger.detail)
+        alert_id = await self._store.insert_alert(fields, entry, trigger.consumes)
         log.warning(
-            "alert opened",
+            "alert opened: %s",
+            trigger.rule,
             extra={
-                "site": place.site,
-                "gateway": place.gateway,
-                "device": place.device,
-                "bed": place.bed,
+                "site": trigger.site,
+                "gateway": fields["gateway"],
+                "device": fields["device"],
+                "bed": fields["bed"],
                 "rule": trigger.rule,
                 "alert_id": alert_id,
             },
@@ -138,13 +153,7 @@ class AlertService:
         return await self._announce(alert_id)
 
     async def _repeat(self, active: dict[str, Any], trigger: Trigger) -> dict[str, Any]:
-        entry = AuditEntry(
-            self._clock.now(),
-            "system",
-            "repeated",
-            None,
-            {"device": trigger.placement.device, **trigger.detail},
-        )
+        entry = AuditEntry(self._clock.now(), "system", "repeated", None, trigger.detail)
         await self._store.update_alert(
             active["id"],
             {
@@ -153,20 +162,34 @@ class AlertService:
             },
             ACTIVE_STATES,
             entry,
+            trigger.consumes,
         )
         return await self._announce(active["id"])
 
-    async def condition_cleared(self, rule: str, placement: Placement, sensed_at: float) -> None:
-        """Record that the condition cleared; an emergency still needs a person to close it."""
-        active = await self._store.active_alert(rule, placement.subject)
-        if active is None or active["cleared_at"] is not None:
+    async def condition_cleared(self, rule: str, subject: str, sensed_at: float) -> None:
+        """Record that the condition cleared. Trouble alerts resolve by themselves; an
+        emergency or routine alert still needs a person to close it."""
+        if (rule, subject) not in self._active:
             return
-        entry = AuditEntry(
-            self._clock.now(), "system", "condition_cleared", None, {"device": placement.device}
-        )
-        await self._store.update_alert(
-            active["id"], {"cleared_at": sensed_at}, ACTIVE_STATES, entry
-        )
+        active = await self._store.active_alert(rule, subject)
+        if active is None:
+            return
+        now = self._clock.now()
+        if active["priority"] == "trouble":
+            entry = AuditEntry(now, "system", "resolved", None, {"outcome": SELF_CLEARED})
+            fields = {
+                "state": "resolved",
+                "cleared_at": sensed_at,
+                "resolved_by": "system",
+                "resolved_at": now,
+                "outcome": SELF_CLEARED,
+            }
+        elif active["cleared_at"] is None:
+            entry = AuditEntry(now, "system", "condition_cleared", None, {})
+            fields = {"cleared_at": sensed_at}
+        else:
+            return
+        await self._store.update_alert(active["id"], fields, ACTIVE_STATES, entry)
         await self._announce(active["id"])
 
     async def acknowledge(self, alert_id: int, user: str, channel: str) -> dict[str, Any]:
@@ -220,5 +243,45 @@ class AlertService:
         alert = await self._store.alert(alert_id)
         if alert is None:
             raise AlertError(404, f"no alert {alert_id}")
+        key = (alert["rule"], alert["subject"])
+        if alert["state"] in ACTIVE_STATES:
+            self._active.add(key)
+        else:
+            self._active.discard(key)
         self._bus.publish(alert)
+        for listener in self._listeners:
+            try:
+                await listener(alert)
+            except Exception:
+                log.exception("alert listener failed for alert %s", alert_id)
         return alert
+
+
+def _place_fields(place: Placement | None) -> dict[str, Any]:
+    if place is None:
+        return dict.fromkeys(
+            (
+                "zone",
+                "zone_name",
+                "room",
+                "room_name",
+                "bed",
+                "resident_code",
+                "resident_name",
+                "device",
+            )
+        )
+    return {
+        "zone": place.zone,
+        "zone_name": place.zone_name,
+        "room": place.room,
+        "room_name": place.room_name,
+        "bed": place.bed,
+        "resident_code": place.resident_code,
+        "resident_name": place.resident_name,
+        "device": place.device,
+    }
+
+
+def _gateway_of(place: Placement | None) -> str | None:
+    return place.gateway if place is not None else None

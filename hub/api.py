@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.sessions import SessionMiddleware
 
 from hub.alerts import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
+from hub.api_registry import install_registry_api
 from hub.auth import Authenticator, Principal, start_session
 from hub.registry import Registry
+from hub.registry_service import RegistryService
 from hub.store import Store
 
 KEEPALIVE_S = 15.0
@@ -69,6 +71,7 @@ def create_app(
     bus: AlertBus,
     auth: Authenticator,
     registry: Registry,
+    registry_admin: RegistryService,
     secret_key: str,
     secure_cookies: bool,
     health: Callable[[], dict[str, Any]],
@@ -83,7 +86,10 @@ def create_app(
         max_age=12 * 3600,
     )
     app.state.auth = auth
-    sites = [{"id": site.id, "name": site.name} for site in registry.sites.values()]
+    install_registry_api(app, registry_admin)
+
+    def sites() -> list[dict[str, str]]:
+        return [{"id": site.id, "name": site.name} for site in registry.sites.values()]
 
     @app.exception_handler(AlertError)
     async def _alert_error(_: Request, exc: AlertError) -> JSONResponse:
@@ -119,7 +125,7 @@ def create_app(
             "user": body.username,
             "name": auth.display_name(body.username),
             "csrf_token": csrf,
-            "sites": sites,
+            "sites": sites(),
         }
 
     @app.post("/api/logout")
@@ -133,7 +139,7 @@ def create_app(
             "user": caller.username,
             "name": auth.display_name(caller.username),
             "csrf_token": str(request.session.get("csrf", "")),
-            "sites": sites,
+            "sites": sites(),
         }
 
     @app.get("/api/outcomes")

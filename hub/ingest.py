@@ -25,8 +25,8 @@ from edge.wire import (
 )
 from hub.clock import Clock
 from hub.registry import Placement, Registry
-from hub.rules import InstantRules
 from hub.store import DeviceHealth, Store, StoredItem
+from hub.watch import Watch
 
 log = logging.getLogger("carewatch.hub.ingest")
 
@@ -51,10 +51,10 @@ class _Accepted:
 
 
 class Ingest:
-    def __init__(self, registry: Registry, store: Store, rules: InstantRules, clock: Clock) -> None:
+    def __init__(self, registry: Registry, store: Store, watch: Watch, clock: Clock) -> None:
         self._registry = registry
         self._store = store
-        self._rules = rules
+        self._watch = watch
         self._clock = clock
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
@@ -102,8 +102,12 @@ class Ingest:
         if status.state == "offline" and known is not None and status.bdseq < known[1]:
             log.info("stale death message ignored", extra=_where(address))
             return
+        now = self._clock.now()
         await self._store.set_gateway_status(
-            address.site, address.gateway, status.state, status.bdseq, self._clock.now()
+            address.site, address.gateway, status.state, status.bdseq, now
+        )
+        await self._watch.on_gateway_status(
+            address.site, address.gateway, status.state == "online", now
         )
         log.info("gateway %s", status.state, extra=_where(address))
 
@@ -113,16 +117,23 @@ class Ingest:
         except ValidationError as exc:
             self._reject("malformed", topic, _first_error(exc))
             return
-        health = [
-            DeviceHealth(d.dev, d.online, d.last_seen, d.battery, d.rssi, report.at)
-            for d in report.devices
-            if self._owned(address, d.dev, topic) is not None
+        now = self._clock.now()
+        await self._watch.on_gateway_heard(address.site, address.gateway, now)
+        owned = [
+            (device, place)
+            for device in report.devices
+            if (place := self._owned(address, device.dev, topic, now)) is not None
         ]
-        await self._store.save_device_health(health)
+        await self._store.save_device_health(
+            DeviceHealth(d.dev, d.online, d.last_seen, d.battery, d.rssi, report.at)
+            for d, _ in owned
+        )
+        for device, place in owned:
+            await self._watch.on_device_health(place, device.online, now)
 
-    def _owned(self, address: TopicAddress, device: str, topic: str) -> Placement | None:
-        """The device's placement if it belongs to the gateway whose topic carried it."""
-        placement = self._registry.placement(device)
+    def _owned(self, address: TopicAddress, device: str, topic: str, at: float) -> Placement | None:
+        """The device's placement at `at` if it belongs to the gateway whose topic carried it."""
+        placement = self._registry.placement(device, at)
         if placement is None:
             self._reject("unknown_device", topic, f"device {device!r} is not registered")
             return None
@@ -142,6 +153,7 @@ class Ingest:
             self._reject("malformed", topic, _first_error(exc))
             return
         received_at = self._clock.now()
+        await self._watch.on_gateway_heard(address.site, address.gateway, received_at)
         accepted = [
             ok
             for index, raw in enumerate(batch.items)
@@ -155,7 +167,7 @@ class Ingest:
         )
         self.accepted += len(fresh)
         for entry in fresh:
-            await self._rules.evaluate(entry.item, entry.placement)
+            await self._watch.on_item(entry.item, entry.placement)
 
     def _accept_item(
         self, address: TopicAddress, seq: int, raw: object, received_at: float, topic: str
@@ -165,7 +177,7 @@ class Ingest:
         except ValidationError as exc:
             self._reject("malformed_item", topic, f"item {seq}: {_first_error(exc)}")
             return None
-        placement = self._owned(address, item.dev, topic)
+        placement = self._owned(address, item.dev, topic, item.at)
         if placement is None:
             return None
         stored = StoredItem(

@@ -1,75 +1,50 @@
-"""Who and what is where: sites, zones, rooms, beds with their codes, residents, gateways, devices.
+"""Who and what is where: the in-memory registry that ingest and the rules read on every item.
 
-Loaded from the hub's configuration for now; the registry API and binding history come later.
+The registry lives in the hub's database (`hub.registry_store`) and is changed through
+`hub.registry_service`; this module is the read side. `Registry.load` swaps in a new index built
+from the data after each change, so `placement(device, at)` stays a dictionary lookup plus, for a
+bed's device, a bisect over that bed's binding history.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from hub.registry_data import RegistryData, data_from_specs
+from hub.registry_models import (
+    Bed,
+    BedSpec,
+    Binding,
+    Device,
+    DeviceSpec,
+    Gateway,
+    RegistryError,
+    Resident,
+    ResidentSpec,
+    Room,
+    RoomSpec,
+    Site,
+    SiteSpec,
+    Zone,
+    ZoneSpec,
+)
 
-from device_profiles import ProfileError, load_profile
-from edge.wire import Identifier
+__all__ = [
+    "BedCode",
+    "BedSpec",
+    "DeviceSpec",
+    "Placement",
+    "Registry",
+    "RegistryError",
+    "ResidentSpec",
+    "RoomSpec",
+    "SiteSpec",
+    "ZoneSpec",
+]
 
 BedCode = str
-
-
-class ResidentSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-
-
-class BedSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: BedCode = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-    resident: ResidentSpec | None = None
-
-
-class RoomSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: Identifier
-    name: str
-    beds: list[BedSpec] = Field(default_factory=list)
-
-
-class ZoneSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: Identifier
-    name: str
-    kind: str = "care_home"
-    rooms: list[RoomSpec] = Field(default_factory=list)
-
-
-class DeviceSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: Identifier
-    gateway: Identifier
-    profile: str
-    bed: BedCode | None = None
-    room: Identifier | None = None
-
-    @model_validator(mode="after")
-    def _bound_once(self) -> DeviceSpec:
-        if (self.bed is None) == (self.room is None):
-            raise ValueError(f"device {self.id!r} must be bound to exactly one of a bed or a room")
-        return self
-
-
-class SiteSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: Identifier
-    name: str
-    zones: list[ZoneSpec] = Field(default_factory=list)
-    gateways: list[Identifier] = Field(default_factory=list)
-    devices: list[DeviceSpec] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +62,9 @@ class Placement:
     bed: str | None
     resident_code: str | None
     resident_name: str | None
+    zone_kind: str = "care_home"
+    room_kind: str = "bedroom"
+    role: str | None = None
 
     @property
     def subject(self) -> str:
@@ -94,67 +72,48 @@ class Placement:
         return f"bed:{self.bed}" if self.bed is not None else f"room:{self.site}/{self.room}"
 
 
-class RegistryError(ValueError):
-    pass
+@dataclass(frozen=True, slots=True)
+class _Timeline:
+    """A device's placement for each binding of its bed, in start order, and when vacant."""
+
+    starts: list[float]
+    bindings: list[Binding]
+    placements: list[Placement]
+    vacant: Placement
+    current: Placement
+
+    def at(self, at: float) -> Placement:
+        index = bisect.bisect_right(self.starts, at) - 1
+        if index >= 0 and self.bindings[index].covers(at):
+            return self.placements[index]
+        return self.vacant
 
 
-class Registry:
-    def __init__(self, sites: list[SiteSpec]) -> None:
-        self.sites = {site.id: site for site in sites}
-        self._gateways: set[tuple[str, str]] = set()
-        self._devices: dict[str, Placement] = {}
-        self._bed_codes: set[str] = set()
-        for site in sites:
-            self._index_site(site)
+class RegistryIndex:
+    """Everything `Registry` answers, precomputed from one version of the data."""
 
-    def _index_site(self, site: SiteSpec) -> None:
-        rooms: dict[str, tuple[ZoneSpec, RoomSpec]] = {}
-        beds: dict[str, tuple[ZoneSpec, RoomSpec, BedSpec]] = {}
-        for zone in site.zones:
-            for room in zone.rooms:
-                if room.id in rooms:
-                    raise RegistryError(f"site {site.id}: room {room.id!r} is listed twice")
-                rooms[room.id] = (zone, room)
-                for bed in room.beds:
-                    if bed.code in self._bed_codes:
-                        raise RegistryError(f"bed code {bed.code!r} is used twice")
-                    self._bed_codes.add(bed.code)
-                    beds[bed.code] = (zone, room, bed)
-        for gateway in site.gateways:
-            self._gateways.add((site.id, gateway))
-        for device in site.devices:
-            self._devices[device.id] = self._place(site, device, rooms, beds)
+    def __init__(self, data: RegistryData) -> None:
+        self.data = data
+        self.gateways = frozenset((g.site, g.id) for g in data.all(Gateway))
+        self.sites = {site.id: site for site in data.all(Site)}
+        self.devices = {device.id: self._timeline(device) for device in data.all(Device)}
 
-    def _place(
-        self,
-        site: SiteSpec,
-        device: DeviceSpec,
-        rooms: dict[str, tuple[ZoneSpec, RoomSpec]],
-        beds: dict[str, tuple[ZoneSpec, RoomSpec, BedSpec]],
-    ) -> Placement:
-        if device.id in self._devices:
-            raise RegistryError(f"device {device.id!r} is listed twice")
-        try:
-            load_profile(device.profile)
-        except ProfileError as exc:
-            raise RegistryError(f"device {device.id!r}: {exc}") from None
-        if device.gateway not in site.gateways:
-            raise RegistryError(
-                f"device {device.id!r}: gateway {device.gateway!r} is not a gateway of site "
-                f"{site.id!r}"
-            )
-        bed: BedSpec | None = None
+    def _timeline(self, device: Device) -> _Timeline:
+        vacant = self._vacant(device)
+        history = self.data.bed_history.get(device.bed, []) if device.bed is not None else []
+        placements = [self._occupied(vacant, binding) for binding in history]
+        occupant = self.data.occupant(device.bed) if device.bed is not None else None
+        current = placements[-1] if occupant is not None else vacant
+        return _Timeline([b.start for b in history], history, placements, vacant, current)
+
+    def _vacant(self, device: Device) -> Placement:
+        room_id = device.room
         if device.bed is not None:
-            if device.bed not in beds:
-                raise RegistryError(f"device {device.id!r}: no bed with code {device.bed!r}")
-            zone, room, bed = beds[device.bed]
-        else:
-            if device.room not in rooms:
-                raise RegistryError(f"device {device.id!r}: no room {device.room!r}")
-            zone, room = rooms[str(device.room)]
-        resident = bed.resident if bed is not None else None
+            room_id = self.data.get(Bed, (device.bed,)).room
+        room = self.data.get(Room, (device.site, str(room_id)))
+        zone = self.data.get(Zone, (device.site, room.zone))
         return Placement(
-            site=site.id,
+            site=device.site,
             gateway=device.gateway,
             device=device.id,
             profile=device.profile,
@@ -162,19 +121,63 @@ class Registry:
             zone_name=zone.name,
             room=room.id,
             room_name=room.name,
-            bed=bed.code if bed is not None else None,
-            resident_code=resident.code if resident else None,
-            resident_name=resident.name if resident else None,
+            bed=device.bed,
+            resident_code=None,
+            resident_name=None,
+            zone_kind=zone.kind,
+            room_kind=room.kind,
+            role=device.role,
         )
 
-    def has_gateway(self, site: str, gateway: str) -> bool:
-        return (site, gateway) in self._gateways
+    def _occupied(self, vacant: Placement, binding: Binding) -> Placement:
+        person = self.data.get(Resident, (binding.resident,))
+        return replace(vacant, resident_code=person.code, resident_name=person.name)
 
-    def placement(self, device: str) -> Placement | None:
-        return self._devices.get(device)
+
+class Registry:
+    """The registry as ingest, rules and the API read it. Never changed in place: reloaded."""
+
+    def __init__(self, data: RegistryData | None = None, organisation: str = "carewatch") -> None:
+        self.organisation = organisation
+        self._index = RegistryIndex(data or RegistryData())
+
+    @classmethod
+    def from_specs(cls, sites: list[SiteSpec], organisation: str = "carewatch") -> Registry:
+        """A registry straight from configuration specs; raises RegistryError if they are wrong."""
+        return cls(data_from_specs(sites), organisation)
+
+    def load(self, data: RegistryData) -> None:
+        self.install(RegistryIndex(data))
+
+    def install(self, index: RegistryIndex) -> None:
+        """Swap in a new index; readers see the old one or the new one, never a mix."""
+        self._index = index
+
+    @property
+    def data(self) -> RegistryData:
+        """The current data. Read it, never change it: changes go through a copy."""
+        return self._index.data
+
+    @property
+    def sites(self) -> dict[str, Site]:
+        return self._index.sites
+
+    def has_gateway(self, site: str, gateway: str) -> bool:
+        return (site, gateway) in self._index.gateways
+
+    def gateways(self) -> Iterator[tuple[str, str]]:
+        """Every registered gateway as (site, gateway)."""
+        return iter(sorted(self._index.gateways))
+
+    def placement(self, device: str, at: float | None = None) -> Placement | None:
+        """Where the device is, naming the resident bound to its bed at `at` (default: now)."""
+        timeline = self._index.devices.get(device)
+        if timeline is None:
+            return None
+        return timeline.current if at is None else timeline.at(at)
 
     def devices(self) -> list[Placement]:
-        return list(self._devices.values())
+        return [timeline.current for timeline in self._index.devices.values()]
 
     def bed_count(self) -> int:
-        return len(self._bed_codes)
+        return len(self._index.data.tables[Bed])

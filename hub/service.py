@@ -12,14 +12,19 @@ import uvicorn
 
 from hub.alerts import AlertBus, AlertService
 from hub.api import create_app
+from hub.api_escalation import escalation_routes
 from hub.auth import Authenticator
 from hub.clock import Clock, SystemClock
 from hub.config import HubConfig
+from hub.escalation import Escalation, start_escalation
 from hub.ingest import Ingest
 from hub.mqtt_link import MqttLink
 from hub.registry import Registry
-from hub.rules import InstantRules
+from hub.registry_service import RegistryService
 from hub.store import Store
+from hub.timers import Timers
+from hub.watch import Watch
+from hub.watch_settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub")
 
@@ -34,24 +39,58 @@ class Hub:
     ingest: Ingest
     bus: AlertBus
     alerts: AlertService
+    timers: Timers
+    watch: Watch
     mqtt: MqttLink
     web_port: int
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _server: uvicorn.Server | None = None
+    registry_admin: RegistryService | None = None
+    escalation: Escalation | None = None
 
     @classmethod
     async def start(cls, config: HubConfig, clock: Clock | None = None) -> Hub:
         clock = clock or SystemClock()
-        registry = Registry(config.sites)
         store = await Store.open(config.database)
+        registry_admin = await RegistryService.open(store, clock, config.sites, config.organisation)
+        registry = registry_admin.registry
         bus = AlertBus()
         alerts = AlertService(store, bus, clock)
-        ingest = Ingest(registry, store, InstantRules(alerts), clock)
+        await alerts.load()
+        timers = Timers(store, clock)
+        await timers.load()
+        watch = Watch(registry, alerts, timers, WatchPolicy(config.watch), clock)
+        await watch.start()
+        # escalation: roster, steps as durable timers, notifications (hub/escalation.py)
+        escalation = await start_escalation(
+            config,
+            store=store,
+            alerts=alerts,
+            timers=timers,
+            registry=registry,
+            consoles=bus,
+            clock=clock,
+        )
+        ingest = Ingest(registry, store, watch, clock)
         mqtt = MqttLink(config.broker, ingest, clock)
         sock = _bind(config.web.host, config.web.port)
-        hub = cls(config, store, registry, ingest, bus, alerts, mqtt, sock.getsockname()[1])
-        hub._serve(sock)
+        hub = cls(
+            config,
+            store,
+            registry,
+            ingest,
+            bus,
+            alerts,
+            timers,
+            watch,
+            mqtt,
+            sock.getsockname()[1],
+        )
+        hub.registry_admin = registry_admin
+        hub.escalation = escalation
+        hub._serve(sock, registry_admin)
+        hub._tasks.append(asyncio.create_task(timers.run(hub._stop), name="hub-timers"))
         hub._tasks.append(asyncio.create_task(mqtt.run(hub._stop), name="hub-mqtt"))
         log.info(
             "hub started: %d beds, %d devices, console on http://%s:%d/",
@@ -62,17 +101,20 @@ class Hub:
         )
         return hub
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: socket.socket, registry_admin: RegistryService) -> None:
         app = create_app(
             store=self.store,
             alerts=self.alerts,
             bus=self.bus,
             auth=Authenticator(self.config.users, self.config.tokens),
             registry=self.registry,
+            registry_admin=registry_admin,
             secret_key=self.config.web.secret_key,
             secure_cookies=self.config.web.secure_cookies,
             health=self.health,
         )
+        if self.escalation is not None:  # escalation and figures routes (hub/api_escalation.py)
+            app.include_router(escalation_routes(self.escalation))
         server = uvicorn.Server(
             uvicorn.Config(
                 app,

@@ -70,14 +70,16 @@ CREATE TABLE IF NOT EXISTS alerts (
     state TEXT NOT NULL,
     subject TEXT NOT NULL,
     site TEXT NOT NULL,
-    zone TEXT NOT NULL,
-    zone_name TEXT NOT NULL,
-    room TEXT NOT NULL,
-    room_name TEXT NOT NULL,
+    zone TEXT,
+    zone_name TEXT,
+    room TEXT,
+    room_name TEXT,
     bed TEXT,
     resident_code TEXT,
     resident_name TEXT,
-    device TEXT NOT NULL,
+    device TEXT,
+    gateway TEXT,
+    test INTEGER NOT NULL DEFAULT 0,
     sensed_at REAL NOT NULL,
     opened_at REAL NOT NULL,
     late_s REAL,
@@ -94,6 +96,13 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active
     ON alerts (rule, subject) WHERE state != 'resolved';
+CREATE TABLE IF NOT EXISTS timers (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    due_at REAL NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
@@ -107,10 +116,13 @@ CREATE TABLE IF NOT EXISTS audit (
 
 ALERT_COLUMNS = (
     "id, rule, priority, state, subject, site, zone, zone_name, room, room_name, bed, "
-    "resident_code, resident_name, device, sensed_at, opened_at, late_s, count, "
+    "resident_code, resident_name, device, gateway, test, sensed_at, opened_at, late_s, count, "
     "last_triggered_at, cleared_at, acknowledged_by, acknowledged_at, acknowledged_via, "
     "resolved_by, resolved_at, outcome, note"
 )
+
+
+TimerKey = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,18 +323,20 @@ class Store:
             row = await cur.fetchone()
         return dict(row) if row else None
 
-    async def alerts(self, states: tuple[str, ...], limit: int) -> list[dict[str, Any]]:
+    async def alerts(self, states: tuple[str, ...], limit: int | None) -> list[dict[str, Any]]:
         marks = ", ".join("?" for _ in states)
         async with self._db.execute(
             f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state IN ({marks}) "
             "ORDER BY CASE priority WHEN 'emergency' THEN 0 WHEN 'routine' THEN 1 ELSE 2 END, "
             "opened_at DESC, id DESC LIMIT ?",
-            (*states, limit),
+            (*states, -1 if limit is None else limit),
         ) as cur:
             rows = await cur.fetchall()
         return [dict(row) for row in rows]
 
-    async def insert_alert(self, fields: dict[str, Any], audit: AuditEntry) -> int:
+    async def insert_alert(
+        self, fields: dict[str, Any], audit: AuditEntry, consumes: TimerKey | None = None
+    ) -> int:
         """Open an alert and record who or what opened it, in one transaction."""
         names = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
@@ -333,6 +347,7 @@ class Store:
             if cur.lastrowid is None:
                 raise RuntimeError("alert insert returned no id")
             await self._insert_audit(cur.lastrowid, audit)
+            await self._consume(db, consumes)
         return cur.lastrowid
 
     async def update_alert(
@@ -341,6 +356,7 @@ class Store:
         fields: dict[str, Any],
         expect_states: tuple[str, ...],
         audit: AuditEntry,
+        consumes: TimerKey | None = None,
     ) -> bool:
         """Change an alert still in one of `expect_states`, with its audit record; else False."""
         assignments = ", ".join(f"{name} = ?" for name in fields)
@@ -353,21 +369,20 @@ class Store:
             changed = cur.rowcount == 1
             if changed:
                 await self._insert_audit(alert_id, audit)
+            await self._consume(db, consumes)
         return changed
 
+    async def _consume(self, db: aiosqlite.Connection, timer: TimerKey | None) -> None:
+        """Delete the durable timer whose firing caused this change, in the same transaction."""
+        if timer is not None:
+            await db.execute("DELETE FROM timers WHERE kind = ? AND key = ?", timer)
+
     async def _insert_audit(self, alert_id: int | None, entry: AuditEntry) -> None:
-        await self._db.execute(
-            "INSERT INTO audit (at, actor, action, alert_id, channel, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                entry.at,
-                entry.actor,
-                entry.action,
-                alert_id,
-                entry.channel,
-                json.dumps(entry.detail),
-            ),
-        )
+        await self._db.execute(AUDIT_INSERT, _audit_row(alert_id, entry))
+
+    async def insert_audit(self, entries: Iterable[AuditEntry]) -> None:
+        """Record actions that concern no alert (alert_id NULL); call it inside `transaction()`."""
+        await self._db.executemany(AUDIT_INSERT, [_audit_row(None, entry) for entry in entries])
 
     async def audit_for_alert(self, alert_id: int) -> list[dict[str, Any]]:
         async with self._db.execute(
@@ -376,3 +391,13 @@ class Store:
         ) as cur:
             rows = await cur.fetchall()
         return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+
+
+AUDIT_INSERT = (
+    "INSERT INTO audit (at, actor, action, alert_id, channel, detail) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _audit_row(alert_id: int | None, entry: AuditEntry) -> tuple[Any, ...]:
+    detail = json.dumps(entry.detail)
+    return (entry.at, entry.actor, entry.action, alert_id, entry.channel, detail)

@@ -14,6 +14,7 @@ import pytest
 
 from edge.wire import data_topic
 from hub.auth import hash_password
+from hub.clock import Clock
 from hub.config import HubConfig
 from hub.service import Hub
 from tests.mosquitto import MosquittoBroker, mosquitto
@@ -66,7 +67,7 @@ SMALL_SITE: dict[str, Any] = {
 }
 
 
-def hub_config(broker: MosquittoBroker, database: Path, **overrides: Any) -> HubConfig:
+def hub_config(broker: MosquittoBroker, database: Path, /, **overrides: Any) -> HubConfig:
     raw: dict[str, Any] = {
         "broker": {"host": broker.host, "port": broker.port, "client_id": "carewatch-hub-test"},
         "database": str(database),
@@ -107,9 +108,9 @@ HubFactory = Callable[..., Awaitable[Hub]]
 async def hub_factory(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[HubFactory]:
     started: list[Hub] = []
 
-    async def start(**overrides: Any) -> Hub:
+    async def start(clock: Clock | None = None, **overrides: Any) -> Hub:
         config = hub_config(broker, tmp_path / "hub.db", **overrides)
-        hub = await Hub.start(config)
+        hub = await Hub.start(config, clock)
         started.append(hub)
         await _wait(hub.mqtt.connected.wait(), "the hub did not connect to Mosquitto")
         return hub
@@ -117,6 +118,27 @@ async def hub_factory(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[
     yield start
     for hub in started:
         await hub.stop()
+
+
+class ManualClock:
+    """A clock that moves only when the test says so; sleepers wake as it passes their time."""
+
+    def __init__(self, start: float) -> None:
+        self._now = start
+        self._moved = asyncio.Event()
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        until = self._now + seconds
+        while self._now < until:
+            self._moved.clear()
+            await self._moved.wait()
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+        self._moved.set()
 
 
 PublishBatch = Callable[..., Awaitable[None]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from typing import Any
@@ -22,7 +23,9 @@ def fall(device: str, value: bool = True, **extra: Any) -> dict[str, Any]:
 async def eventually(check: Any, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        result = await check() if asyncio.iscoroutinefunction(check) else check()
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return
         if time.monotonic() > deadline:

@@ -1,0 +1,526 @@
+"""Escalation: an alert goes to more people, step by step, until someone answers.
+
+Every alert that is not a test gets one durable timer (kind `escalate`, key the alert id):
+- open: firing n notifies step n of the policy, after its delay from opening; past the last
+  step, the last step again every `repeat_every_min`;
+- acknowledged: the timer becomes a re-alert (`realert_after_min` after the acknowledgement,
+  repeating) that tells the acknowledger and the charge nurse again;
+- resolved: the timer is cancelled.
+
+Each firing is recorded once (`escalation_steps`, unique per alert, phase and n) in the same
+transaction as its planned notification attempts (`notifications`, result `pending`), then
+the timer moves to the next firing, then the attempts are delivered and their results written.
+A restart therefore neither repeats a step (its record exists) nor loses one (its timer is in
+the database); an attempt still pending after a crash is delivered when the hub starts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
+
+from hub.alerts import AlertService
+from hub.clock import Clock
+from hub.config import HubConfig
+from hub.escalation_policy import EscalationPolicies, Period, Policy
+from hub.notify import (
+    ConsoleNotifier,
+    DeliveryResult,
+    LiveConsoles,
+    Notification,
+    Notifier,
+    Recipient,
+)
+from hub.registry import Registry
+from hub.registry_models import Resident
+from hub.roster import Roster
+from hub.store import AuditEntry, Store
+from hub.timers import Timer, Timers
+from hub.watch_settings import WatchPolicy
+
+log = logging.getLogger("carewatch.hub.escalation")
+
+KIND: Final = "escalate"
+SEND_TIMEOUT_S: Final = 15.0
+Phase = Literal["escalate", "realert"]
+REALERT_TARGETS: Final = ("acknowledger", "charge_nurse")
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS escalation_steps (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    policy TEXT NOT NULL,
+    targets TEXT NOT NULL,
+    due_at REAL NOT NULL,
+    at REAL NOT NULL,
+    UNIQUE (alert_id, phase, n)
+);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL,
+    step_id INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    target TEXT NOT NULL,
+    channel TEXT,
+    recipient_kind TEXT,
+    recipient TEXT,
+    recipient_name TEXT,
+    phone TEXT,
+    email TEXT,
+    at REAL NOT NULL,
+    result TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS notifications_alert ON notifications (alert_id, id);
+CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (result) WHERE result = 'pending';
+"""
+ATTEMPT_COLUMNS: Final = (
+    "id, alert_id, step_id, step, phase, target, channel, recipient_kind, recipient, "
+    "recipient_name, phone, email, at, result, detail"
+)
+
+
+class ContactLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def email(self) -> str | None: ...
+
+
+class ContactBook(Protocol):
+    """The seam to the registry: a resident's contacts, in calling order."""
+
+    def contacts_for(self, resident_code: str) -> Sequence[ContactLike]: ...
+
+
+class RegistryContacts:
+    """A resident's contacts as the registry holds them now."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def contacts_for(self, resident_code: str) -> Sequence[ContactLike]:
+        resident = self._registry.data.find(Resident, (resident_code,))
+        return resident.contacts if resident is not None else ()
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One notification attempt decided at a step, before delivery."""
+
+    target: str
+    recipient: Recipient | None
+    channel: str | None
+    result: str  # pending, no_channel, no_recipient
+    detail: str = ""
+
+
+class Escalation:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        alerts: AlertService,
+        timers: Timers,
+        roster: Roster,
+        policies: EscalationPolicies,
+        watch: WatchPolicy,
+        contacts: ContactBook,
+        people: Mapping[str, str],
+        clock: Clock,
+        notifiers: Sequence[Notifier] = (),
+    ) -> None:
+        self._store = store
+        self._timers = timers
+        self._roster = roster
+        self._policies = policies
+        self._watch = watch
+        self._contacts = contacts
+        self._people = people
+        self._clock = clock
+        self._notifiers: list[Notifier] = list(notifiers)
+        # One change at a time: an acknowledgement must not race a step that is firing.
+        self._lock = asyncio.Lock()
+        alerts.add_listener(self._on_alert)
+        timers.on(KIND, self._fire)
+
+    def add_notifier(self, notifier: Notifier) -> None:
+        self._notifiers.append(notifier)
+
+    @property
+    def roster(self) -> Roster:
+        return self._roster
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    async def start(self) -> None:
+        """Create the tables, give every active alert its timer, deliver leftover attempts."""
+        await self._store.add_schema(SCHEMA)
+        for alert in await self._store.alerts(("open", "acknowledged"), limit=None):
+            async with self._lock:
+                await self._reconcile(alert)
+        await self._deliver_leftovers()
+
+    # --- the timer ------------------------------------------------------------------------
+
+    async def _on_alert(self, alert: dict[str, Any]) -> None:
+        async with self._lock:
+            await self._reconcile(alert)
+
+    async def _reconcile(self, alert: dict[str, Any]) -> None:
+        """Make the alert's timer match its state; a repeat trigger changes nothing."""
+        if alert["test"]:
+            return
+        pending = self._timers.pending(KIND, str(alert["id"]))
+        phase = _phase(alert)
+        if phase is None:
+            await self._timers.cancel(KIND, str(alert["id"]))
+        elif pending is not None and pending.payload.get("phase") == phase:
+            return
+        elif phase == "realert" or not await self._has_steps(alert["id"]):
+            await self._schedule(alert, phase, 0)
+
+    async def _schedule(self, alert: dict[str, Any], phase: Phase, n: int) -> None:
+        due = self._due(alert, phase, n)
+        if due is None:
+            await self._timers.cancel(KIND, str(alert["id"]))
+        else:
+            await self._timers.set(KIND, str(alert["id"]), due, {"phase": phase, "n": n})
+
+    def _due(self, alert: dict[str, Any], phase: Phase, n: int) -> float | None:
+        policy = self._policy(alert)
+        if phase == "realert":
+            return policy.realert_due(alert["acknowledged_at"], n)
+        if n > 0 and alert["priority"] not in policy.escalate:
+            return None
+        return policy.step_due(alert["opened_at"], n)
+
+    async def _fire(self, timer: Timer) -> None:
+        async with self._lock:
+            alert = await self._store.alert(int(timer.key))
+            if alert is None or alert["test"]:
+                return
+            phase, n = timer.payload.get("phase"), int(timer.payload.get("n", 0))
+            if phase != _phase(alert):
+                await self._reconcile(alert)  # changed before this step came due
+                return
+            assert phase is not None
+            step_id = await self._record_step(alert, phase, n, timer.due_at)
+            await self._schedule(alert, phase, n + 1)
+        await self._deliver(
+            alert, await self._attempts("step_id = ? AND result = 'pending'", step_id)
+        )
+
+    # --- who is told ------------------------------------------------------------------------
+
+    def _period(self, alert: dict[str, Any]) -> Period:
+        settings = self._watch.settings(alert["site"], alert["zone"], alert["resident_code"])
+        return "night" if settings.is_night(alert["opened_at"]) else "day"
+
+    def _policy(self, alert: dict[str, Any]) -> Policy:
+        return self._policies.policy(alert["site"], alert["resident_code"], self._period(alert))
+
+    async def _targets(self, alert: dict[str, Any], phase: Phase, n: int) -> tuple[str, ...]:
+        if phase == "realert":
+            return REALERT_TARGETS
+        targets = self._policy(alert).steps[self._policy(alert).step(n)].notify
+        if n == 0 and await self._all_on_duty(alert):
+            return ("all_on_duty", *targets)
+        return targets
+
+    async def _all_on_duty(self, alert: dict[str, Any]) -> bool:
+        """Smoke: the watch marks the alert for everyone on duty when it opens it."""
+        history = await self._store.audit_for_alert(alert["id"])
+        opened = next((entry for entry in history if entry["action"] == "opened"), None)
+        return alert["rule"] == "smoke" or bool(opened and opened["detail"].get("all_on_duty"))
+
+    def _recipients(self, target: str, alert: dict[str, Any], at: float) -> list[Recipient]:
+        site = alert["site"]
+        users: list[str]
+        if target == "family_contacts":
+            code = alert["resident_code"]
+            contacts = self._contacts.contacts_for(code) if code else ()
+            return [Recipient("contact", c.name, c.name, c.phone, c.email) for c in contacts]
+        if target == "on_duty_zone":
+            users = self._roster.on_duty(site, at, alert["zone"])
+        elif target == "charge_nurse":
+            users = self._roster.charge_nurses(site, at)
+        elif target == "all_on_duty":
+            users = self._roster.everyone_on_duty(site, at)
+        elif target == "acknowledger":
+            users = [alert["acknowledged_by"]] if alert["acknowledged_by"] else []
+        else:
+            users = [target.removeprefix("user:")]
+        return [Recipient("user", user, self._people.get(user, user)) for user in users]
+
+    def _plan(self, alert: dict[str, Any], targets: Sequence[str], at: float) -> list[Planned]:
+        planned: list[Planned] = []
+        seen: set[tuple[str, str]] = set()
+        for target in targets:
+            people = self._recipients(target, alert, at)
+            if not people:
+                planned.append(Planned(target, None, None, "no_recipient", _nobody(target)))
+            for person in people:
+                if (person.kind, person.id) in seen:
+                    continue
+                seen.add((person.kind, person.id))
+                channels = [n.channel for n in self._notifiers if n.accepts(person)]
+                planned += [Planned(target, person, channel, "pending") for channel in channels]
+                if not channels:
+                    detail = "no delivery channel reaches this person yet"
+                    planned.append(Planned(target, person, None, "no_channel", detail))
+        return planned
+
+    # --- the record -------------------------------------------------------------------------
+
+    async def _has_steps(self, alert_id: int) -> bool:
+        async with self._store.db.execute(
+            "SELECT 1 FROM escalation_steps WHERE alert_id = ? LIMIT 1", (alert_id,)
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    async def _record_step(self, alert: dict[str, Any], phase: Phase, n: int, due: float) -> int:
+        """Record firing n with its planned attempts, once; return the step's id."""
+        now = self._clock.now()
+        targets = await self._targets(alert, phase, n)
+        planned = self._plan(alert, targets, now)
+        step = self._policy(alert).step(n) if phase == "escalate" else n
+        kind = "repeat" if phase == "escalate" and n != step else phase
+        async with self._store.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO escalation_steps (alert_id, phase, n, step, policy, targets, due_at, "
+                "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id, phase, n) DO NOTHING",
+                (alert["id"], phase, n, step, self._period(alert), json.dumps(targets), due, now),
+            )
+            if cur.rowcount != 1:
+                return await self._step_id(alert["id"], phase, n)
+            step_id = int(cur.lastrowid or 0)
+            detail = {"phase": kind, "n": n, "step": step, "targets": list(targets)}
+            await self._audit(
+                alert["id"], AuditEntry(now, "system", "escalation_step", None, detail)
+            )
+            for plan in planned:
+                row = await db.execute(
+                    "INSERT INTO notifications (alert_id, step_id, step, phase, target, channel, "
+                    "recipient_kind, recipient, recipient_name, phone, email, at, result, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        alert["id"],
+                        step_id,
+                        step,
+                        kind,
+                        plan.target,
+                        plan.channel,
+                        *_recipient_columns(plan.recipient),
+                        now,
+                        plan.result,
+                        plan.detail,
+                    ),
+                )
+                if plan.result != "pending":
+                    await self._audit_attempt(alert["id"], int(row.lastrowid or 0), plan, now)
+        log.info(
+            "escalation %s %d of alert %s: %d attempt(s)",
+            kind,
+            n,
+            alert["id"],
+            len(planned),
+            extra={"site": alert["site"], "rule": alert["rule"], "alert_id": alert["id"]},
+        )
+        return step_id
+
+    async def _step_id(self, alert_id: int, phase: str, n: int) -> int:
+        async with self._store.db.execute(
+            "SELECT id FROM escalation_steps WHERE alert_id = ? AND phase = ? AND n = ?",
+            (alert_id, phase, n),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row["id"]) if row else 0
+
+    async def _audit(self, alert_id: int, entry: AuditEntry) -> None:
+        # Inside the caller's transaction, on the shared connection.
+        await self._store._insert_audit(alert_id, entry)
+
+    async def _audit_attempt(self, alert_id: int, attempt: int, plan: Planned, at: float) -> None:
+        person = plan.recipient
+        detail = {
+            "attempt": attempt,
+            "target": plan.target,
+            "recipient": person.id if person else None,
+            "recipient_kind": person.kind if person else None,
+            "result": plan.result,
+            "detail": plan.detail,
+        }
+        await self._audit(alert_id, AuditEntry(at, "system", "notification", plan.channel, detail))
+
+    async def _attempts(self, where: str, *args: Any) -> list[dict[str, Any]]:
+        async with self._store.db.execute(
+            f"SELECT {ATTEMPT_COLUMNS} FROM notifications WHERE {where} ORDER BY id", args
+        ) as cur:
+            return [dict(row) for row in await cur.fetchall()]
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    async def _deliver(self, alert: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
+        if not attempts:
+            return
+        results = await asyncio.gather(*(self._send(alert, row) for row in attempts))
+        now = self._clock.now()
+        async with self._store.transaction() as db:
+            for row, result in zip(attempts, results, strict=True):
+                outcome = "delivered" if result.delivered else "failed"
+                await db.execute(
+                    "UPDATE notifications SET result = ?, detail = ?, at = ? WHERE id = ?",
+                    (outcome, result.detail, now, row["id"]),
+                )
+                plan = Planned(
+                    row["target"], _recipient(row), row["channel"], outcome, result.detail
+                )
+                await self._audit_attempt(alert["id"], row["id"], plan, now)
+
+    async def _send(self, alert: dict[str, Any], row: dict[str, Any]) -> DeliveryResult:
+        notifier = next((n for n in self._notifiers if n.channel == row["channel"]), None)
+        recipient = _recipient(row)
+        if notifier is None or recipient is None:
+            return DeliveryResult(False, f"channel {row['channel']!r} is not available")
+        notification = Notification(alert, recipient, row["step"], row["phase"], row["target"])
+        try:
+            return await asyncio.wait_for(notifier.send(notification), SEND_TIMEOUT_S)
+        except TimeoutError:
+            return DeliveryResult(False, f"no answer within {SEND_TIMEOUT_S:.0f} s")
+        except Exception as exc:
+            log.exception("notifier %s failed", notifier.channel)
+            return DeliveryResult(False, f"{type(exc).__name__}: {exc}")
+
+    async def _deliver_leftovers(self) -> None:
+        """Attempts a crash left pending: deliver them if their alert is still active."""
+        leftovers = await self._attempts("result = 'pending'")
+        for alert_id in dict.fromkeys(row["alert_id"] for row in leftovers):
+            alert = await self._store.alert(alert_id)
+            rows = [row for row in leftovers if row["alert_id"] == alert_id]
+            if alert is not None and alert["state"] != "resolved":
+                await self._deliver(alert, rows)
+            else:
+                await self._skip(rows)
+
+    async def _skip(self, rows: list[dict[str, Any]]) -> None:
+        async with self._store.transaction() as db:
+            await db.executemany(
+                "UPDATE notifications SET result = 'skipped', "
+                "detail = 'alert closed before delivery' WHERE id = ?",
+                [(row["id"],) for row in rows],
+            )
+
+    # --- what the console and the API show ----------------------------------------------------
+
+    async def summary(self, alert_id: int) -> dict[str, Any]:
+        """`escalation_step` (1-based, the last step reached), `notified` (names reached),
+        `next_escalation_at`."""
+        async with self._store.db.execute(
+            "SELECT max(step) AS step FROM escalation_steps WHERE alert_id = ? AND phase = ?",
+            (alert_id, "escalate"),
+        ) as cur:
+            row = await cur.fetchone()
+        reached = await self._attempts("alert_id = ? AND result = 'delivered'", alert_id)
+        pending = self._timers.pending(KIND, str(alert_id))
+        return {
+            "escalation_step": None if row is None or row["step"] is None else row["step"] + 1,
+            "notified": list(dict.fromkeys(r["recipient_name"] for r in reached)),
+            "next_escalation_at": pending.due_at if pending else None,
+        }
+
+    async def history(self, alert_id: int) -> dict[str, Any]:
+        """Every step reached, with its attempts and their results, and the next one due."""
+        async with self._store.db.execute(
+            "SELECT id, phase, n, step, policy, targets, due_at, at FROM escalation_steps "
+            "WHERE alert_id = ? ORDER BY id",
+            (alert_id,),
+        ) as cur:
+            steps = [dict(row) for row in await cur.fetchall()]
+        attempts = await self._attempts("alert_id = ?", alert_id)
+        for step in steps:
+            step["targets"] = json.loads(step["targets"])
+            step["attempts"] = [a for a in attempts if a["step_id"] == step["id"]]
+        pending = self._timers.pending(KIND, str(alert_id))
+        upcoming = {"due_at": pending.due_at, **pending.payload} if pending else None
+        return {
+            "alert_id": alert_id,
+            "steps": steps,
+            "next": upcoming,
+            **await self.summary(alert_id),
+        }
+
+
+def _phase(alert: dict[str, Any]) -> Phase | None:
+    if alert["state"] == "open":
+        return "escalate"
+    if alert["state"] == "acknowledged":
+        return "realert"
+    return None
+
+
+def _nobody(target: str) -> str:
+    return {
+        "on_duty_zone": "nobody on duty for this zone",
+        "charge_nurse": "no charge nurse on duty",
+        "family_contacts": "the resident has no contacts",
+        "all_on_duty": "nobody on duty at this site",
+        "acknowledger": "nobody acknowledged",
+    }.get(target, "nobody to notify")
+
+
+def _recipient_columns(person: Recipient | None) -> tuple[Any, ...]:
+    if person is None:
+        return (None, None, None, None, None)
+    return (person.kind, person.id, person.name, person.phone, person.email)
+
+
+def _recipient(row: Mapping[str, Any]) -> Recipient | None:
+    if row["recipient_kind"] not in ("user", "contact"):
+        return None
+    kind: Literal["user", "contact"] = row["recipient_kind"]
+    return Recipient(kind, row["recipient"], row["recipient_name"], row["phone"], row["email"])
+
+
+async def start_escalation(
+    config: HubConfig,
+    *,
+    store: Store,
+    alerts: AlertService,
+    timers: Timers,
+    registry: Registry,
+    consoles: LiveConsoles,
+    clock: Clock,
+) -> Escalation:
+    """The hub's escalation engine from its configuration, started (see `Hub.start`)."""
+    watch = WatchPolicy(config.watch)
+    escalation = Escalation(
+        store=store,
+        alerts=alerts,
+        timers=timers,
+        roster=Roster(config.roster, watch),
+        policies=EscalationPolicies(config.escalation),
+        watch=watch,
+        contacts=RegistryContacts(registry),
+        people={user.username: user.display_name or user.username for user in config.users},
+        clock=clock,
+        notifiers=[ConsoleNotifier(consoles)],
+    )
+    await escalation.start()
+    return escalation

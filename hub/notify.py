@@ -1,0 +1,109 @@
+"""Notifiers: how a notification reaches a person, and what came of the attempt.
+
+The escalation engine decides who must be told; a notifier delivers on one channel. Every
+attempt and its result is recorded by the engine. The console is the only channel for now;
+Web Push and Apprise notifiers plug in here next, as further `Notifier`s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+RecipientKind = Literal["user", "contact"]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A hub user (staff, charge nurse) or a resident's contact."""
+
+    kind: RecipientKind
+    id: str  # the username, or the contact's name
+    name: str
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    alert: dict[str, Any]
+    recipient: Recipient
+    step: int
+    phase: str  # "escalate", "repeat" or "realert"
+    target: str
+
+    @property
+    def text(self) -> str:
+        alert = self.alert
+        where = " · ".join(
+            str(part)
+            for part in (alert.get("resident_name"), alert.get("bed"), alert.get("zone_name"))
+            if part
+        )
+        opening = "Reminder: still not resolved" if self.phase == "realert" else "Alert"
+        return f"{opening}: {alert['rule'].replace('_', ' ')} ({alert['priority']}) {where}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    delivered: bool
+    detail: str = ""
+
+
+class Notifier(Protocol):
+    channel: str
+
+    def accepts(self, recipient: Recipient) -> bool:
+        """Whether this channel can reach `recipient` at all."""
+        ...
+
+    async def send(self, notification: Notification) -> DeliveryResult: ...
+
+
+class LiveConsoles(Protocol):
+    @property
+    def subscribers(self) -> int: ...
+
+
+class ConsoleNotifier:
+    """Staff see every alert on the live console stream; this records whether one was open.
+
+    The console shows the alert to whoever is logged in, so an attempt counts as delivered
+    when at least one console is connected, and as failed when none is.
+    """
+
+    channel = "console"
+
+    def __init__(self, consoles: LiveConsoles) -> None:
+        self._consoles = consoles
+
+    def accepts(self, recipient: Recipient) -> bool:
+        return recipient.kind == "user"
+
+    async def send(self, notification: Notification) -> DeliveryResult:
+        count = self._consoles.subscribers
+        if count == 0:
+            return DeliveryResult(False, "no console connected")
+        return DeliveryResult(True, f"on {count} live console(s)")
+
+
+@dataclass
+class RecordingNotifier:
+    """For tests: keeps what it was asked to send; fails for the recipients in `fail_for`."""
+
+    channel: str = "recording"
+    kinds: tuple[RecipientKind, ...] = ("user", "contact")
+    fail_for: set[str] = field(default_factory=set)
+    sent: list[Notification] = field(default_factory=list)
+
+    def accepts(self, recipient: Recipient) -> bool:
+        return recipient.kind in self.kinds
+
+    async def send(self, notification: Notification) -> DeliveryResult:
+        self.sent.append(notification)
+        if notification.recipient.id in self.fail_for:
+            return DeliveryResult(False, "told to fail")
+        return DeliveryResult(True, "recorded")
+
+    def recipients(self) -> list[str]:
+        return [n.recipient.id for n in self.sent]

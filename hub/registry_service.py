@@ -1,0 +1,217 @@
+"""Changing the registry: check on a working copy, store with the audit record, swap it in.
+
+Every change, from the API, the CLI or a CSV import, goes through `RegistryService.apply`: the
+registry's data is copied, the change is checked and applied to the copy (`RegistryData`),
+the changed records are written with one audit record each in a single transaction, and only
+then does the in-memory `Registry` switch to the new data. A refused change leaves both the
+database and the running registry untouched.
+
+On a hub's first start (no site in the database) the configuration's `sites:` seeds the
+registry; from then on the database is the source of truth and `sites:` is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Final, TypeVar
+
+from hub.clock import Clock
+from hub.registry import Registry, RegistryIndex
+from hub.registry_csv import import_csv
+from hub.registry_data import Change, RegistryData, data_from_specs, when
+from hub.registry_models import (
+    Bed,
+    Binding,
+    Device,
+    RecordBase,
+    RegistryError,
+    Resident,
+    SiteSpec,
+    parse_record,
+    record_fields,
+)
+from hub.registry_store import RegistryStore
+from hub.store import AuditEntry, Store
+
+log = logging.getLogger("carewatch.hub.registry")
+
+R = TypeVar("R", bound=RecordBase)
+# How far ahead of the hub's clock an admission, transfer or discharge may be dated.
+FUTURE_SLACK_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change and through which channel (`console`, `api`, `cli`, `config`)."""
+
+    name: str
+    channel: str
+
+
+SYSTEM = Actor("system", "config")
+
+
+class RegistryService:
+    def __init__(self, registry: Registry, store: RegistryStore, clock: Clock) -> None:
+        self.registry = registry
+        self._store = store
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        store: Store,
+        clock: Clock,
+        seed: list[SiteSpec] | None = None,
+        organisation: str = "carewatch",
+    ) -> RegistryService:
+        """Load the registry from the database, seeding it from `seed` if it holds none."""
+        registry_store = await RegistryStore.open(store)
+        data = await registry_store.load()
+        service = cls(Registry(data, organisation), registry_store, clock)
+        if data.is_empty() and seed:
+            await service._seed(seed)
+        elif seed:
+            log.info(
+                "registry loaded from the database; the configuration's sites: list is ignored "
+                "(it only seeds an empty database)"
+            )
+        elif data.is_empty():
+            log.warning("the registry is empty: add sites through the API or the CLI")
+        return service
+
+    async def _seed(self, sites: list[SiteSpec]) -> None:
+        data = data_from_specs(sites)
+        changes = _changes_of(data)
+        summary = dict(Counter(type(c.record).KIND for c in changes))
+        entry = AuditEntry(
+            self._clock.now(), SYSTEM.name, "registry.seeded", SYSTEM.channel, summary
+        )
+        await self._store.save(changes, [entry])
+        self.registry.load(data)
+        log.info("registry seeded from the configuration: %s", summary)
+
+    async def apply(
+        self, change: Callable[[RegistryData], list[Change]], actor: Actor
+    ) -> list[Change]:
+        """Check and make one change (any number of records), or refuse it whole."""
+        async with self._lock:
+            # Checking and indexing take a while for thousands of beds: off the event loop.
+            changes, index = await asyncio.to_thread(self._prepare, change)
+            now = self._clock.now()
+            await self._store.save(changes, [_audit(c, actor, now) for c in changes])
+            self.registry.install(index)
+        return changes
+
+    def _prepare(
+        self, change: Callable[[RegistryData], list[Change]]
+    ) -> tuple[list[Change], RegistryIndex]:
+        data = self.registry.data.copy()  # the current data is never changed, only replaced
+        changes = change(data)
+        return changes, RegistryIndex(data)
+
+    async def create(self, kind: type[R], fields: dict[str, Any], actor: Actor) -> R:
+        record = parse_record(kind, fields)
+        (change,) = await self.apply(lambda data: [data.create(record)], actor)  # type: ignore[arg-type]
+        return change.record  # type: ignore[return-value]
+
+    async def update(
+        self, kind: type[R], key: tuple[str, ...], patch: dict[str, Any], actor: Actor
+    ) -> R:
+        (change,) = await self.apply(lambda data: [data.update(kind, key, patch)], actor)
+        return change.record  # type: ignore[return-value]
+
+    async def admit(self, resident: str, bed: str, at: float | None, actor: Actor) -> Binding:
+        when_ = self._when(at)
+        changes = await self.apply(lambda data: data.admit(resident, bed, when_), actor)
+        return _last_binding(changes)
+
+    async def transfer(self, resident: str, bed: str, at: float | None, actor: Actor) -> Binding:
+        when_ = self._when(at)
+        changes = await self.apply(lambda data: data.transfer(resident, bed, when_), actor)
+        return _last_binding(changes)
+
+    async def discharge(self, resident: str, at: float | None, actor: Actor) -> Binding:
+        when_ = self._when(at)
+        changes = await self.apply(lambda data: data.discharge(resident, when_), actor)
+        return _last_binding(changes)
+
+    async def import_csv(self, what: str, text: str, actor: Actor) -> dict[str, dict[str, int]]:
+        """Import a CSV document (`residents`, `beds` or `devices`); how many of what changed."""
+        now = self._clock.now()
+        changes = await self.apply(lambda data: import_csv(data, what, text, now), actor)
+        counts: dict[str, dict[str, int]] = {}
+        for change in changes:
+            kind = counts.setdefault(change.action, {})
+            kind[change.record.KIND] = kind.get(change.record.KIND, 0) + 1
+        return counts
+
+    def _when(self, at: float | None) -> float:
+        now = self._clock.now()
+        if at is None:
+            return now
+        if at > now + FUTURE_SLACK_S:
+            raise RegistryError(f"{when(at)} is in the future; the hub's time is {when(now)}")
+        return at
+
+    # Reading, with each record's bindings.
+
+    def listing(self, kind: type[RecordBase], site: str | None = None) -> list[dict[str, Any]]:
+        """Every record of a kind in key order, only those of `site` if it is given."""
+        records = sorted(self.registry.data.all(kind), key=lambda r: r.key)
+        if site is not None and "site" in kind.model_fields:
+            records = [r for r in records if getattr(r, "site", None) == site]
+        return [self.describe(r) for r in records]
+
+    def describe(self, record: RecordBase, history: bool = False) -> dict[str, Any]:
+        """A record as the API shows it: beds with their resident, residents with their bed."""
+        data = self.registry.data
+        fields = record_fields(record)
+        if isinstance(record, Bed):
+            fields["resident"] = self._binding(data.occupant(record.code))
+            if history:
+                fields["history"] = [
+                    self._binding(b) for b in data.bed_history.get(record.code, [])
+                ]
+                fields["devices"] = [d.id for d in data.devices_of_bed(record.code)]
+        elif isinstance(record, Resident):
+            fields["binding"] = self._binding(data.current_binding(record.code))
+            if history:
+                past = data.resident_history.get(record.code, [])
+                fields["history"] = [self._binding(b) for b in past]
+        elif isinstance(record, Device) and history:
+            placement = self.registry.placement(record.id)
+            fields["placement"] = None if placement is None else asdict(placement)
+        return fields
+
+    def _binding(self, binding: Binding | None) -> dict[str, Any] | None:
+        if binding is None:
+            return None
+        person = self.registry.data.find(Resident, (binding.resident,))
+        return {**record_fields(binding), "resident_name": person.name if person else None}
+
+
+def _changes_of(data: RegistryData) -> list[Change]:
+    """Everything in `data` as changes to store: how a seeded registry is written."""
+    changes = [Change("created", r) for table in data.tables.values() for r in table.values()]
+    bindings = (b for history in data.bed_history.values() for b in history)
+    return changes + [Change("started", b) for b in bindings]
+
+
+def _audit(change: Change, actor: Actor, now: float) -> AuditEntry:
+    record = change.record
+    detail = {"record": record.KIND, "key": "/".join(record.key), "fields": record_fields(record)}
+    return AuditEntry(
+        now, actor.name, f"registry.{record.KIND}.{change.action}", actor.channel, detail
+    )
+
+
+def _last_binding(changes: list[Change]) -> Binding:
+    record = changes[-1].record
+    assert isinstance(record, Binding)
+    return record

@@ -1,0 +1,129 @@
+"""Durable timers: "if she is not back in bed by 03:40", "escalate at step 2 in 3 minutes".
+
+Timers live in SQLite, so a hub restart neither loses nor repeats them. A handler that opens or
+changes an alert consumes its timer in the same transaction (`Trigger.consumes`), so
+a crash between the two cannot fire it twice. Times come from the injectable clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hub.clock import Clock
+from hub.store import Store
+
+log = logging.getLogger("carewatch.hub.timers")
+
+# How long the loop sleeps at most before looking again; bounds the cost of a clock jump.
+MAX_NAP_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    kind: str
+    key: str
+    due_at: float
+    payload: dict[str, Any]
+
+
+Handler = Callable[[Timer], Awaitable[None]]
+
+
+class Timers:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+        self._handlers: dict[str, Handler] = {}
+        self._due: dict[tuple[str, str], Timer] = {}
+        self._heap: list[tuple[float, str, str]] = []
+        self._wake = asyncio.Event()
+        self.fired = 0
+
+    async def load(self) -> None:
+        async with self._store.db.execute("SELECT kind, key, due_at, payload FROM timers") as cur:
+            rows = list(await cur.fetchall())
+        for kind, key, due_at, payload in rows:
+            self._remember(Timer(str(kind), str(key), float(due_at), json.loads(payload)))
+        log.info("loaded %d pending timers", len(rows))
+
+    def on(self, kind: str, handler: Handler) -> None:
+        self._handlers[kind] = handler
+
+    def pending(self, kind: str, key: str) -> Timer | None:
+        return self._due.get((kind, key))
+
+    async def set(self, kind: str, key: str, due_at: float, payload: dict[str, Any]) -> None:
+        """Start or move a timer; one per kind and key."""
+        timer = Timer(kind, key, due_at, payload)
+        async with self._store.transaction() as db:
+            await db.execute(
+                "INSERT INTO timers (kind, key, due_at, payload) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (kind, key) DO UPDATE SET due_at = excluded.due_at, "
+                "payload = excluded.payload",
+                (kind, key, due_at, json.dumps(payload)),
+            )
+        self._remember(timer)
+
+    async def cancel(self, kind: str, key: str) -> bool:
+        if (kind, key) not in self._due:
+            return False
+        async with self._store.transaction() as db:
+            await db.execute("DELETE FROM timers WHERE kind = ? AND key = ?", (kind, key))
+        del self._due[(kind, key)]
+        return True
+
+    def _remember(self, timer: Timer) -> None:
+        self._due[(timer.kind, timer.key)] = timer
+        heapq.heappush(self._heap, (timer.due_at, timer.kind, timer.key))
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._fire_due()
+            self._wake.clear()
+            nap = min(MAX_NAP_S, self._next_due() - self._clock.now())
+            sleeper = asyncio.create_task(self._clock.sleep(max(0.0, nap)))
+            waker = asyncio.create_task(self._wake.wait())
+            stopper = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({sleeper, waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sleeper, waker, stopper):
+                    task.cancel()
+
+    def _next_due(self) -> float:
+        while self._heap:
+            due_at, kind, key = self._heap[0]
+            current = self._due.get((kind, key))
+            if current is not None and current.due_at == due_at:
+                return due_at
+            heapq.heappop(self._heap)  # cancelled or moved
+        return self._clock.now() + MAX_NAP_S
+
+    async def _fire_due(self) -> None:
+        while self._heap and self._next_due() <= self._clock.now():
+            _, kind, key = heapq.heappop(self._heap)
+            timer = self._due[(kind, key)]
+            await self._fire(timer)
+
+    async def _fire(self, timer: Timer) -> None:
+        handler = self._handlers.get(timer.kind)
+        try:
+            if handler is None:
+                log.error("no handler for timer kind %r; dropping %s", timer.kind, timer.key)
+            else:
+                await handler(timer)
+            self.fired += 1
+        except Exception:
+            log.exception("timer %s/%s failed; it stays pending", timer.kind, timer.key)
+            # Retry later rather than lose a "not back in bed" alarm to a transient error.
+            await self.set(timer.kind, timer.key, self._clock.now() + 30, timer.payload)
+            return
+        if self._due.get((timer.kind, timer.key)) is timer:
+            await self.cancel(timer.kind, timer.key)

@@ -1,0 +1,552 @@
+"""The 24-hour watch: every rule of DESIGN.md §7, driven by items, gateway news and timers.
+
+Instant rules turn an item straight into an alert (fall, call button, smoke, exit door at night,
+tamper, low battery). Waiting rules start a durable timer and raise the alert only if the
+condition still holds when it fires (not back in bed, no activity by day, still in bed at the
+up-by time, too long in the bathroom, vital signs out of range, a device or gateway silent).
+
+Every rule reads its settings from the watch policy for the bed's site, zone and resident, so a
+site, a zone or one resident can change a rule without code.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from device_profiles import DeviceProfile, load_profile
+from hub.alerts import AlertService, Priority, Trigger
+from hub.clock import Clock
+from hub.registry import Placement, Registry
+from hub.store import StoredItem
+from hub.timers import Timer, Timers
+from hub.watch_settings import WatchPolicy, WatchSettings
+
+log = logging.getLogger("carewatch.hub.watch")
+
+INSTANT_EVENTS: Final[dict[str, tuple[str, Priority]]] = {
+    "fall": ("fall", "emergency"),
+    "call_button": ("call_button", "emergency"),
+    "tamper": ("tamper", "trouble"),
+}
+VITALS: Final = ("heart_rate", "respiration_rate")
+ACTIVITY_READINGS: Final = frozenset({"motion", "presence", "occupancy"})
+BATTERY_HYSTERESIS: Final = 5.0
+# How often at most a device's or gateway's silence timer is rewritten to the database.
+SILENCE_WRITE_FRACTION: Final = 0.25
+
+
+@dataclass
+class _PlaceState:
+    """What the watch remembers about a bed or room between items."""
+
+    in_bed: bool | None = None
+    present: bool | None = None
+
+
+@dataclass
+class _Heard:
+    last: float
+    written_due: float
+
+
+@dataclass
+class _GatewayState:
+    online: bool = True
+    heard: _Heard | None = None
+
+
+@dataclass
+class _Memory:
+    places: dict[str, _PlaceState] = field(default_factory=dict)
+    devices: dict[str, _Heard] = field(default_factory=dict)
+    gateways: dict[tuple[str, str], _GatewayState] = field(default_factory=dict)
+    battery_low: dict[str, float] = field(default_factory=dict)
+
+
+class Watch:
+    def __init__(
+        self,
+        registry: Registry,
+        alerts: AlertService,
+        timers: Timers,
+        policy: WatchPolicy,
+        clock: Clock,
+    ) -> None:
+        self._registry = registry
+        self._alerts = alerts
+        self._timers = timers
+        self._policy = policy
+        self._clock = clock
+        self._memory = _Memory()
+        self._started_at = clock.now()
+        for kind, handler in (
+            ("bed_exit", self._bed_exit_due),
+            ("inactivity", self._inactivity_due),
+            ("not_up", self._not_up_due),
+            ("bathroom", self._bathroom_due),
+            ("vitals", self._vitals_due),
+            ("device_silent", self._device_silent_due),
+            ("gateway_silent", self._gateway_silent_due),
+            ("battery_reminder", self._battery_reminder_due),
+        ):
+            timers.on(kind, handler)
+
+    async def start(self) -> None:
+        """Make sure every device, gateway and bed has its standing timers."""
+        now = self._clock.now()
+        for place in self._registry.devices():
+            if self._timers.pending("device_silent", place.device) is None:
+                due = now + _profile(place).supervision_s
+                await self._timers.set("device_silent", place.device, due, {})
+            if place.bed is not None and self._timers.pending("not_up", place.bed) is None:
+                await self._schedule_not_up(place, now)
+        for site, gateway in self._registry.gateways():
+            if self._timers.pending("gateway_silent", f"{site}/{gateway}") is None:
+                due = now + self._policy.settings(site, None, None).gateway_keepalive_s
+                await self._timers.set("gateway_silent", f"{site}/{gateway}", due, {})
+
+    def settings(self, place: Placement) -> WatchSettings:
+        return self._policy.settings(place.site, place.zone, place.resident_code)
+
+    # --- items ------------------------------------------------------------------------------
+
+    async def on_item(self, item: StoredItem, place: Placement) -> None:
+        await self._heard_device(place, item.received_at)
+        if item.kind == "event":
+            await self._on_event(item, place)
+        else:
+            await self._on_reading(item, place)
+
+    async def _on_event(self, item: StoredItem, place: Placement) -> None:
+        rule = INSTANT_EVENTS.get(item.name)
+        if rule is None:
+            return
+        if item.value is False:
+            await self._alerts.condition_cleared(rule[0], place.subject, item.sensed_at)
+        else:
+            await self._raise(rule[0], rule[1], place, item, subject=_subject_for(rule[0], place))
+
+    async def _on_reading(self, item: StoredItem, place: Placement) -> None:
+        name, value = item.name, item.value
+        if name == "smoke":
+            await self._on_smoke(item, place)
+        elif name == "contact_open":
+            await self._on_door(item, place)
+        elif name == "battery" and isinstance(value, int | float):
+            await self._on_battery(float(value), item, place)
+        elif name in VITALS and isinstance(value, int | float):
+            await self._on_vital(name, float(value), item, place)
+        if name == "occupancy" and isinstance(value, bool):
+            await self._on_occupancy(value, item, place)
+        if name == "presence" and isinstance(value, bool):
+            await self._on_presence(value, item, place)
+        if name in ACTIVITY_READINGS and (value is True or name == "occupancy"):
+            await self._on_activity(item, place)
+
+    async def _on_smoke(self, item: StoredItem, place: Placement) -> None:
+        if item.value is True:
+            await self._raise("smoke", "emergency", place, item, detail={"all_on_duty": True})
+        else:
+            await self._alerts.condition_cleared("smoke", place.subject, item.sensed_at)
+
+    async def _on_door(self, item: StoredItem, place: Placement) -> None:
+        subject = f"device:{place.device}"
+        if item.value is False:
+            await self._alerts.condition_cleared("door_at_night", subject, item.sensed_at)
+            return
+        settings = self.settings(place)
+        if (
+            place.role == "exit_door"
+            and settings.door_at_night
+            and settings.is_night(item.sensed_at)
+        ):
+            await self._raise("door_at_night", "emergency", place, item, subject=subject)
+
+    async def _on_battery(self, level: float, item: StoredItem, place: Placement) -> None:
+        threshold = _profile(place).battery_low
+        if threshold is None:
+            return
+        subject = f"device:{place.device}"
+        if level < threshold and place.device not in self._memory.battery_low:
+            self._memory.battery_low[place.device] = level
+            await self._raise(
+                "low_battery",
+                "trouble",
+                place,
+                item,
+                subject=subject,
+                detail={"battery": level, "below": threshold},
+            )
+            remind = item.sensed_at + self.settings(place).low_battery_remind_h * 3600
+            await self._timers.set("battery_reminder", place.device, remind, {})
+        elif level >= threshold + BATTERY_HYSTERESIS:
+            self._memory.battery_low.pop(place.device, None)
+            await self._timers.cancel("battery_reminder", place.device)
+            await self._alerts.condition_cleared("low_battery", subject, item.sensed_at)
+
+    async def _on_occupancy(self, in_bed: bool, item: StoredItem, place: Placement) -> None:
+        if place.bed is None:
+            return
+        state = self._place(place)
+        previous, state.in_bed = state.in_bed, in_bed
+        if in_bed:
+            await self._timers.cancel("bed_exit", place.bed)
+            await self._alerts.condition_cleared("bed_exit", place.subject, item.sensed_at)
+            return
+        await self._cancel_vitals(place, item.sensed_at)
+        settings = self.settings(place)
+        if (
+            previous is not False
+            and settings.bed_exit
+            and settings.is_night(item.sensed_at)
+            and self._timers.pending("bed_exit", place.bed) is None
+        ):
+            due = item.sensed_at + settings.bed_exit_return_min * 60
+            await self._timers.set("bed_exit", place.bed, due, _timer_payload(place, item))
+
+    async def _on_presence(self, present: bool, item: StoredItem, place: Placement) -> None:
+        self._place(place).present = present
+        if place.room_kind != "bathroom":
+            return
+        key = f"{place.site}/{place.room}"
+        if not present:
+            await self._timers.cancel("bathroom", key)
+            await self._alerts.condition_cleared("prolonged_stay", place.subject, item.sensed_at)
+        elif self._timers.pending("bathroom", key) is None:
+            due = item.sensed_at + self.settings(place).bathroom_max_min * 60
+            await self._timers.set("bathroom", key, due, _timer_payload(place, item))
+
+    async def _on_activity(self, item: StoredItem, place: Placement) -> None:
+        if place.bed is None or item.historical:
+            return
+        settings = self.settings(place)
+        if not settings.inactivity:
+            return
+        due = item.sensed_at + settings.inactivity_hours * 3600
+        pending = self._timers.pending("inactivity", place.bed)
+        # Rewriting the durable timer on every reading would cost a write per item; moving it
+        # once a minute keeps it within a minute of the truth.
+        if pending is None or due - pending.due_at > 60:
+            await self._timers.set("inactivity", place.bed, due, _timer_payload(place, item))
+        await self._alerts.condition_cleared("inactivity", place.subject, item.sensed_at)
+
+    async def _on_vital(self, name: str, value: float, item: StoredItem, place: Placement) -> None:
+        if place.bed is None:
+            return
+        settings = self.settings(place)
+        limits = settings.heart_rate if name == "heart_rate" else settings.respiration_rate
+        key = f"{place.bed}/{name}"
+        if limits.min <= value <= limits.max or value == 0:
+            await self._timers.cancel("vitals", key)
+            return
+        state = self._place(place)
+        in_bed = state.in_bed if state.in_bed is not None else state.present
+        if not settings.vital_signs or not in_bed:
+            return
+        if self._timers.pending("vitals", key) is None:
+            payload = {**_timer_payload(place, item), "reading": name, "value": value}
+            await self._timers.set("vitals", key, item.sensed_at + limits.for_s, payload)
+
+    async def _cancel_vitals(self, place: Placement, at: float) -> None:
+        for name in VITALS:
+            await self._timers.cancel("vitals", f"{place.bed}/{name}")
+
+    # --- gateways and device health --------------------------------------------------------
+
+    async def on_gateway_status(self, site: str, gateway: str, online: bool, at: float) -> None:
+        state = self._gateway(site, gateway)
+        state.online = online
+        subject = f"gateway:{site}/{gateway}"
+        if online:
+            await self._heard_gateway(site, gateway, at)
+            await self._alerts.condition_cleared("gateway_offline", subject, at)
+        else:
+            await self._raise_gateway_offline(site, gateway, at, "death message")
+
+    async def on_gateway_heard(self, site: str, gateway: str, at: float) -> None:
+        await self._heard_gateway(site, gateway, at)
+
+    async def on_device_health(self, place: Placement, online: bool, at: float) -> None:
+        if online:
+            await self._alerts.condition_cleared("device_offline", f"device:{place.device}", at)
+        else:
+            await self._raise_device_offline(place, at, "reported offline by its gateway")
+
+    async def _heard_device(self, place: Placement, at: float) -> None:
+        window = _profile(place).supervision_s
+        await self._heard(
+            "device_silent", place.device, self._memory.devices, place.device, at, window
+        )
+        await self._alerts.condition_cleared("device_offline", f"device:{place.device}", at)
+
+    async def _heard_gateway(self, site: str, gateway: str, at: float) -> None:
+        state = self._gateway(site, gateway)
+        window = self._policy.settings(site, None, None).gateway_keepalive_s
+        key = f"{site}/{gateway}"
+        heard = {key: state.heard} if state.heard is not None else {}
+        await self._heard("gateway_silent", key, heard, key, at, window)
+        state.heard = heard[key]
+        if not state.online:
+            return
+        await self._alerts.condition_cleared("gateway_offline", f"gateway:{key}", at)
+
+    async def _heard(
+        self, kind: str, key: str, memory: dict[str, _Heard], name: str, at: float, window: float
+    ) -> None:
+        heard = memory.get(name)
+        due = at + window
+        if heard is None or due - heard.written_due > window * SILENCE_WRITE_FRACTION:
+            await self._timers.set(kind, key, due, {})
+            memory[name] = _Heard(at, due)
+        else:
+            heard.last = max(heard.last, at)
+
+    # --- timers ----------------------------------------------------------------------------
+
+    async def _bed_exit_due(self, timer: Timer) -> None:
+        place = self._registry.placement(timer.payload["device"], timer.payload["sensed_at"])
+        if place is None or self._place(place).in_bed:
+            return
+        await self._raise_from_timer(
+            "bed_exit", "emergency", place, timer, {"out_of_bed_since": timer.payload["sensed_at"]}
+        )
+
+    async def _inactivity_due(self, timer: Timer) -> None:
+        place = self._registry.placement(timer.payload["device"], timer.payload["sensed_at"])
+        if place is None:
+            return
+        settings = self.settings(place)
+        now = self._clock.now()
+        if settings.is_night(now):
+            # Sleep is not inactivity: count the hours again from the end of the night.
+            morning = settings.night.next_end(settings.local(now)).timestamp()
+            due = morning + settings.inactivity_hours * 3600
+            await self._timers.set("inactivity", timer.key, due, timer.payload)
+            return
+        await self._raise_from_timer(
+            "inactivity",
+            "emergency",
+            place,
+            timer,
+            {"no_activity_since": timer.payload["sensed_at"]},
+        )
+
+    async def _not_up_due(self, timer: Timer) -> None:
+        place = self._registry.placement(timer.payload["device"])
+        if place is None:
+            return
+        if self._place(place).in_bed:
+            await self._raise_from_timer("not_up", "emergency", place, timer, {})
+        await self._schedule_not_up(place, self._clock.now() + 60)
+
+    async def _schedule_not_up(self, place: Placement, after: float) -> None:
+        settings = self.settings(place)
+        if settings.up_by is None or place.bed is None or not _makes(place, "occupancy"):
+            return
+        local = settings.local(after)
+        candidate = datetime.combine(local.date(), settings.up_by, local.tzinfo)
+        if candidate <= local:
+            candidate += timedelta(days=1)
+        payload = {"device": place.device, "sensed_at": after}
+        await self._timers.set("not_up", place.bed, candidate.timestamp(), payload)
+
+    async def _bathroom_due(self, timer: Timer) -> None:
+        place = self._registry.placement(timer.payload["device"], timer.payload["sensed_at"])
+        if place is None or not self._place(place).present:
+            return
+        await self._raise_from_timer(
+            "prolonged_stay", "routine", place, timer, {"in_room_since": timer.payload["sensed_at"]}
+        )
+
+    async def _vitals_due(self, timer: Timer) -> None:
+        place = self._registry.placement(timer.payload["device"], timer.payload["sensed_at"])
+        if place is None:
+            return
+        detail = {"reading": timer.payload["reading"], "value": timer.payload["value"]}
+        await self._raise_from_timer("vital_signs", "emergency", place, timer, detail)
+
+    async def _device_silent_due(self, timer: Timer) -> None:
+        place = self._registry.placement(timer.key)
+        if place is None:
+            return
+        window = _profile(place).supervision_s
+        heard = self._memory.devices.get(place.device)
+        now = self._clock.now()
+        last = heard.last if heard is not None else self._started_at
+        if now < last + window:
+            await self._timers.set("device_silent", place.device, last + window, {})
+            return
+        await self._raise_device_offline(
+            place,
+            last,
+            "not heard within its supervision window",
+            consumes=("device_silent", timer.key),
+        )
+
+    async def _gateway_silent_due(self, timer: Timer) -> None:
+        site, _, gateway = timer.key.partition("/")
+        state = self._gateway(site, gateway)
+        window = self._policy.settings(site, None, None).gateway_keepalive_s
+        last = state.heard.last if state.heard is not None else self._started_at
+        if self._clock.now() < last + window:
+            await self._timers.set("gateway_silent", timer.key, last + window, {})
+            return
+        await self._raise_gateway_offline(
+            site,
+            gateway,
+            last,
+            "silent past its keep-alive",
+            consumes=("gateway_silent", timer.key),
+        )
+
+    async def _battery_reminder_due(self, timer: Timer) -> None:
+        place = self._registry.placement(timer.key)
+        level = self._memory.battery_low.get(timer.key)
+        if place is None or level is None:
+            return
+        now = self._clock.now()
+        await self._alerts.trigger(
+            Trigger(
+                rule="low_battery",
+                priority="trouble",
+                site=place.site,
+                subject=f"device:{place.device}",
+                sensed_at=now,
+                received_at=now,
+                placement=place,
+                detail={"battery": level, "reminder": True},
+            )
+        )
+        remind = now + self.settings(place).low_battery_remind_h * 3600
+        await self._timers.set("battery_reminder", timer.key, remind, {})
+
+    # --- raising ---------------------------------------------------------------------------
+
+    async def _raise(
+        self,
+        rule: str,
+        priority: Priority,
+        place: Placement,
+        item: StoredItem,
+        *,
+        subject: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        await self._alerts.trigger(
+            Trigger(
+                rule=rule,
+                priority=priority,
+                site=place.site,
+                subject=subject or place.subject,
+                sensed_at=item.sensed_at,
+                received_at=item.received_at,
+                placement=place,
+                historical=item.historical,
+                test=self.settings(place).maintenance,
+                detail={
+                    "device": place.device,
+                    item.kind: item.name,
+                    "value": item.value,
+                    **(detail or {}),
+                },
+            )
+        )
+
+    async def _raise_from_timer(
+        self,
+        rule: str,
+        priority: Priority,
+        place: Placement,
+        timer: Timer,
+        detail: dict[str, Any],
+    ) -> None:
+        now = self._clock.now()
+        await self._alerts.trigger(
+            Trigger(
+                rule=rule,
+                priority=priority,
+                site=place.site,
+                subject=place.subject,
+                sensed_at=timer.due_at,
+                received_at=now,
+                placement=place,
+                test=self.settings(place).maintenance,
+                detail={"device": place.device, **detail},
+                consumes=(timer.kind, timer.key),
+            )
+        )
+
+    async def _raise_device_offline(
+        self, place: Placement, since: float, why: str, consumes: tuple[str, str] | None = None
+    ) -> None:
+        if not self.settings(place).device_offline or not self._gateway_online(place):
+            return  # one gateway alert, not thirty device alerts
+        now = self._clock.now()
+        await self._alerts.trigger(
+            Trigger(
+                rule="device_offline",
+                priority="trouble",
+                site=place.site,
+                subject=f"device:{place.device}",
+                sensed_at=since,
+                received_at=now,
+                placement=place,
+                test=self.settings(place).maintenance,
+                detail={"why": why, "last_heard": since},
+                consumes=consumes,
+            )
+        )
+
+    async def _raise_gateway_offline(
+        self,
+        site: str,
+        gateway: str,
+        since: float,
+        why: str,
+        consumes: tuple[str, str] | None = None,
+    ) -> None:
+        self._gateway(site, gateway).online = False
+        now = self._clock.now()
+        await self._alerts.trigger(
+            Trigger(
+                rule="gateway_offline",
+                priority="trouble",
+                site=site,
+                subject=f"gateway:{site}/{gateway}",
+                sensed_at=since,
+                received_at=now,
+                gateway=gateway,
+                detail={"why": why, "severity": "high"},
+                consumes=consumes,
+            )
+        )
+
+    # --- memory ----------------------------------------------------------------------------
+
+    def _place(self, place: Placement) -> _PlaceState:
+        return self._memory.places.setdefault(place.subject, _PlaceState())
+
+    def _gateway(self, site: str, gateway: str) -> _GatewayState:
+        return self._memory.gateways.setdefault((site, gateway), _GatewayState())
+
+    def _gateway_online(self, place: Placement) -> bool:
+        return self._gateway(place.site, place.gateway).online
+
+
+def _profile(place: Placement) -> DeviceProfile:
+    return load_profile(place.profile)
+
+
+def _makes(place: Placement, reading: str) -> bool:
+    return any(rule.reading == reading for rule in _profile(place).rules)
+
+
+def _subject_for(rule: str, place: Placement) -> str:
+    return f"device:{place.device}" if rule == "tamper" else place.subject
+
+
+def _timer_payload(place: Placement, item: StoredItem) -> dict[str, Any]:
+    return {"device": place.device, "sensed_at": item.sensed_at}

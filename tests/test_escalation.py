@@ -1,0 +1,385 @@
+"""Escalation through a real hub and Mosquitto: who is told, at which step, and when.
+
+The hub's clock is a manual clock that the test moves, so minutes pass in moments. Every
+notification attempt is read back from the hub's own record (`/api/alerts/{id}/escalation`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from hub.auth import hash_password
+from hub.notify import RecordingNotifier
+from hub.service import Hub
+from tests.conftest import NURSE, SMALL_SITE, HubFactory, ManualClock, PublishBatch
+from tests.test_hub_ingest import eventually
+
+NIGHT_0300 = datetime(2026, 11, 22, 3, 0, tzinfo=ZoneInfo("UTC")).timestamp()
+PASSWORD = "escalation-test-pw"
+STAFF = ("carer-east", "carer-west", "sister", "day-sister")
+ROSTER = {
+    "sites": {
+        "sunrise": {
+            "shifts": [
+                {
+                    "name": "day",
+                    "start": "07:00",
+                    "end": "19:00",
+                    "charge_nurse": "day-sister",
+                    "assignments": [{"user": "nurse"}],
+                },
+                {
+                    "name": "night",
+                    "start": "19:00",
+                    "end": "07:00",
+                    "charge_nurse": "sister",
+                    "assignments": [
+                        {"user": "carer-east", "zones": ["east"]},
+                        {"user": "carer-west", "zones": ["west"]},
+                    ],
+                },
+            ]
+        }
+    }
+}
+ESCALATION = {
+    "defaults": {
+        "steps": [
+            {"after_min": 0, "notify": "on_duty_zone"},
+            {"after_min": 2, "notify": "charge_nurse"},
+            {"after_min": 5, "notify": "family_contacts"},
+        ],
+        "repeat_every_min": 5,
+        "realert_after_min": 20,
+    }
+}
+DAUGHTER = {"name": "Anna Jones", "relation": "family", "phone": "+44 7700 900123"}
+
+
+def site_with_contacts() -> dict[str, Any]:
+    site = copy.deepcopy(SMALL_SITE)
+    resident = site["zones"][0]["rooms"][0]["beds"][0]["resident"]
+    resident["contacts"] = [DAUGHTER]
+    return site
+
+
+def users() -> list[dict[str, Any]]:
+    nurse = {"username": NURSE[0], "password_hash": hash_password(NURSE[1])}
+    digest = hash_password(PASSWORD)
+    return [nurse] + [
+        {"username": name, "display_name": name.title(), "password_hash": digest} for name in STAFF
+    ]
+
+
+class Night:
+    """A hub at 03:00 with a night roster, a recording notifier and a manual clock."""
+
+    def __init__(self, hub: Hub, clock: ManualClock, publish: PublishBatch) -> None:
+        self.hub = hub
+        self.clock = clock
+        self.recorder = RecordingNotifier()
+        self._publish = publish
+        self._seq = 0
+        assert hub.escalation is not None
+        hub.escalation.add_notifier(self.recorder)
+
+    async def send(self, item: dict[str, Any]) -> int:
+        """Publish one item from gw-east; return the id of the alert it opens."""
+        self._seq += 1
+        await self._publish("sunrise", "gw-east", [{**item, "at": self.clock.now()}], seq=self._seq)
+
+        async def opened() -> bool:
+            return bool(await self.hub.store.alerts(("open",), 10))
+
+        await eventually(opened)
+        (alert,) = await self.hub.store.alerts(("open",), 10)
+        if not alert["test"]:
+            await self.first_step(int(alert["id"]))
+        return int(alert["id"])
+
+    async def first_step(self, alert_id: int) -> None:
+        """Until the alert's first step has fired and been delivered (it is due at once)."""
+
+        async def fired() -> bool:
+            async with self.hub.store.db.execute(
+                "SELECT count(*) FROM escalation_steps WHERE alert_id = ?", (alert_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            return row is not None and row[0] > 0
+
+        await eventually(fired)
+        await self.settled()
+
+    async def pass_time(self, seconds: float) -> None:
+        """Move the clock a minute at a time, letting due steps fire and deliver."""
+        while seconds > 0:
+            self.clock.advance(min(60.0, seconds))
+            seconds -= 60.0
+            await asyncio.sleep(0.05)
+        await self.settled()
+
+    async def settled(self) -> None:
+        """Until no attempt is still pending delivery."""
+
+        async def delivered() -> bool:
+            async with self.hub.store.db.execute(
+                "SELECT count(*) FROM notifications WHERE result = 'pending'"
+            ) as cur:
+                row = await cur.fetchone()
+            return row is not None and row[0] == 0
+
+        await eventually(delivered)
+
+    async def record(self, alert_id: int) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.hub.url) as client:
+            await login(client, NURSE[0], NURSE[1])
+            response = await client.get(f"/api/alerts/{alert_id}/escalation")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def reached(self, alert_id: int) -> list[tuple[str, int, float, list[str]]]:
+        """(phase, step, at, recipients reached through the recording notifier) per firing."""
+        steps = (await self.record(alert_id))["steps"]
+        return [
+            (
+                "repeat"
+                if step["phase"] == "escalate" and step["n"] != step["step"]
+                else step["phase"],
+                step["step"],
+                step["at"] - NIGHT_0300,
+                [
+                    a["recipient"]
+                    for a in step["attempts"]
+                    if a["channel"] == "recording" and a["result"] == "delivered"
+                ],
+            )
+            for step in steps
+        ]
+
+    async def act(self, alert_id: int, user: str, action: str) -> None:
+        body = {"outcome": "assisted_no_injury"} if action == "resolve" else {}
+        async with httpx.AsyncClient(base_url=self.hub.url) as client:
+            csrf = await login(client, user, PASSWORD)
+            response = await client.post(
+                f"/api/alerts/{alert_id}/{action}", json=body, headers={"X-CSRF-Token": csrf}
+            )
+        assert response.status_code == 200, response.text
+
+
+async def login(client: httpx.AsyncClient, user: str, password: str) -> str:
+    response = await client.post("/api/login", json={"username": user, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["csrf_token"])
+
+
+@pytest.fixture
+def night(hub_factory: HubFactory, publish_batch: PublishBatch) -> Any:
+    clock = ManualClock(NIGHT_0300)
+
+    async def start(**overrides: Any) -> Night:
+        config: dict[str, Any] = {
+            "users": users(),
+            "sites": [site_with_contacts()],
+            "roster": ROSTER,
+            "escalation": ESCALATION,
+            "watch": {"defaults": {"timezone": "UTC"}},
+        }
+        hub = await hub_factory(clock=clock, **(config | overrides))
+        return Night(hub, clock, publish_batch)
+
+    return start
+
+
+FALL = {"dev": "radar-101", "event": "fall", "value": True}
+SMOKE = {"dev": "smoke-101", "reading": "smoke", "value": True}
+
+
+async def test_nobody_answers_so_each_step_reaches_further_then_the_last_repeats(
+    night: Any,
+) -> None:
+    ward: Night = await night()
+    alert_id = await ward.send(FALL)
+    await ward.pass_time(11 * 60)
+
+    assert await ward.reached(alert_id) == [
+        ("escalate", 0, 0.0, ["carer-east"]),
+        ("escalate", 1, 120.0, ["sister"]),
+        ("escalate", 2, 300.0, ["Anna Jones"]),
+        ("repeat", 2, 600.0, ["Anna Jones"]),
+    ]
+    record = await ward.record(alert_id)
+    family = record["steps"][2]["attempts"]
+    assert [(a["recipient_kind"], a["phone"], a["result"]) for a in family] == [
+        ("contact", "+44 7700 900123", "delivered")
+    ]
+    # Staff are also told on the console; no console is open in this test, and that is recorded.
+    console = [a for a in record["steps"][0]["attempts"] if a["channel"] == "console"]
+    assert [(a["recipient"], a["result"], a["detail"]) for a in console] == [
+        ("carer-east", "failed", "no console connected")
+    ]
+    assert record["escalation_step"] == 3
+    assert record["next"] == {"due_at": NIGHT_0300 + 900, "phase": "escalate", "n": 4}
+    assert record["notified"] == ["Carer-East", "Sister", "Anna Jones"]
+    history = [entry["action"] for entry in await ward.hub.store.audit_for_alert(alert_id)]
+    assert history.count("escalation_step") == 4
+    assert history.count("notification") == 4 + 2  # recording ×4, console ×2 (staff only)
+
+
+async def test_acknowledged_at_step_two_goes_no_further(night: Any) -> None:
+    ward: Night = await night()
+    alert_id = await ward.send(FALL)
+    await ward.pass_time(3 * 60)
+    await ward.act(alert_id, "sister", "acknowledge")
+    await ward.pass_time(15 * 60)
+
+    assert await ward.reached(alert_id) == [
+        ("escalate", 0, 0.0, ["carer-east"]),
+        ("escalate", 1, 120.0, ["sister"]),
+    ]
+    assert "Anna Jones" not in ward.recorder.recipients()  # nor anyone else's family
+    timer = ward.hub.timers.pending("escalate", str(alert_id))
+    assert timer is not None and timer.payload == {"phase": "realert", "n": 0}
+
+
+async def test_an_acknowledged_alert_left_unresolved_is_re_alerted_until_resolved(
+    night: Any,
+) -> None:
+    ward: Night = await night()
+    alert_id = await ward.send(FALL)
+    await ward.pass_time(60)
+    await ward.act(alert_id, "carer-east", "acknowledge")  # at 03:01
+    await ward.pass_time(19 * 60)
+    assert [r[0] for r in await ward.reached(alert_id)] == ["escalate"]
+    await ward.pass_time(21 * 60)
+
+    assert (await ward.reached(alert_id))[1:] == [
+        ("realert", 0, 21 * 60.0, ["carer-east", "sister"]),
+        ("realert", 1, 41 * 60.0, ["carer-east", "sister"]),
+    ]
+    assert ward.recorder.sent[-1].text.startswith("Reminder: still not resolved: fall")
+    await ward.act(alert_id, "carer-east", "resolve")
+    await ward.pass_time(60 * 60)
+    assert len(await ward.reached(alert_id)) == 3
+    assert ward.hub.timers.pending("escalate", str(alert_id)) is None
+
+
+async def test_a_test_alert_is_never_escalated(night: Any) -> None:
+    ward: Night = await night(
+        watch={"defaults": {"timezone": "UTC"}, "zones": {"sunrise/east": {"maintenance": True}}}
+    )
+    alert_id = await ward.send(FALL)
+    await ward.pass_time(30 * 60)
+    alert = await ward.hub.store.alert(alert_id)
+    assert alert is not None and alert["test"] == 1
+    assert (await ward.record(alert_id))["steps"] == []
+    assert [n for n in ward.recorder.sent if n.alert["id"] == alert_id] == []
+    assert ward.hub.timers.pending("escalate", str(alert_id)) is None
+    async with httpx.AsyncClient(base_url=ward.hub.url) as client:
+        await login(client, NURSE[0], NURSE[1])
+        figures = (await client.get("/api/figures", params={"site": "sunrise"})).json()
+    assert figures["figures"][0]["alerts"] == 0  # the test fall is not counted
+
+
+async def test_smoke_tells_everyone_on_duty_at_once(night: Any) -> None:
+    ward: Night = await night()
+    alert_id = await ward.send(SMOKE)
+
+    (first,) = await ward.reached(alert_id)
+    assert first[:3] == ("escalate", 0, 0.0)
+    assert sorted(first[3]) == ["carer-east", "carer-west", "sister"]
+    record = await ward.record(alert_id)
+    assert record["steps"][0]["targets"] == ["all_on_duty", "on_duty_zone"]
+
+
+async def test_a_pending_step_fires_once_at_its_time_after_the_hub_is_killed(
+    night: Any, hub_factory: HubFactory
+) -> None:
+    ward: Night = await night()
+    alert_id = await ward.send(FALL)
+    await ward.pass_time(60)
+    await kill(ward.hub)
+
+    restarted = Night(
+        await hub_factory(
+            clock=ward.clock,
+            users=users(),
+            sites=[site_with_contacts()],
+            roster=ROSTER,
+            escalation=ESCALATION,
+            watch={"defaults": {"timezone": "UTC"}},
+        ),
+        ward.clock,
+        ward._publish,
+    )
+    await restarted.pass_time(59)
+    assert [r[:3] for r in await restarted.reached(alert_id)] == [("escalate", 0, 0.0)]
+    await restarted.pass_time(1)
+    await restarted.pass_time(3 * 60)
+
+    assert await restarted.reached(alert_id) == [
+        ("escalate", 0, 0.0, ["carer-east"]),  # told by the first hub
+        ("escalate", 1, 120.0, ["sister"]),
+        ("escalate", 2, 300.0, ["Anna Jones"]),
+    ]
+    told = [n.recipient.id for n in restarted.recorder.sent if n.alert["id"] == alert_id]
+    assert told == ["sister", "Anna Jones"]
+
+
+async def kill(hub: Hub) -> None:
+    """Stop the hub's tasks and drop its database connection, without a clean shutdown."""
+    for task in hub._tasks:
+        task.cancel()
+    await asyncio.gather(*hub._tasks, return_exceptions=True)
+    await hub.store.close()
+    hub._stop.set()  # the fixture's stop() has nothing left to do
+
+
+async def test_a_crash_between_recording_a_step_and_moving_its_timer_repeats_nothing(
+    night: Any, hub_factory: HubFactory
+) -> None:
+    ward: Night = await night()
+    alert_id = await ward.send(FALL)
+    await ward.pass_time(2 * 60)  # step 1 (charge nurse) recorded and delivered
+    db = ward.hub.store.db
+    # As if the hub died after the step's transaction: timer not yet moved, attempts undelivered.
+    await db.execute(
+        "UPDATE timers SET due_at = ?, payload = ? WHERE kind = 'escalate' AND key = ?",
+        (NIGHT_0300 + 120, '{"phase": "escalate", "n": 1}', str(alert_id)),
+    )
+    await db.execute("UPDATE notifications SET result = 'pending' WHERE step = 1")
+    await db.commit()
+    await kill(ward.hub)
+
+    restarted = Night(
+        await hub_factory(
+            clock=ward.clock,
+            users=users(),
+            sites=[site_with_contacts()],
+            roster=ROSTER,
+            escalation=ESCALATION,
+            watch={"defaults": {"timezone": "UTC"}},
+        ),
+        ward.clock,
+        ward._publish,
+    )
+    await restarted.settled()
+    await restarted.pass_time(60)
+
+    steps = (await restarted.record(alert_id))["steps"]
+    assert [(s["n"], s["at"] - NIGHT_0300) for s in steps] == [(0, 0.0), (1, 120.0)]
+    # The leftover attempts were delivered once, by the restarted hub (the recording
+    # notifier it had before the crash is gone, so that channel now fails).
+    assert [(a["channel"], a["result"], a["at"]) for a in steps[1]["attempts"]] == [
+        ("console", "failed", NIGHT_0300 + 120),
+        ("recording", "failed", NIGHT_0300 + 120),
+    ]
+    assert [n for n in restarted.recorder.sent if n.alert["id"] == alert_id] == []
+    timer = restarted.hub.timers.pending("escalate", str(alert_id))
+    assert timer is not None and (timer.due_at, timer.payload["n"]) == (NIGHT_0300 + 300, 2)
