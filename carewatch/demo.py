@@ -315,35 +315,50 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+async def start_embedded_broker() -> EmbeddedBroker:
+    """An embedded MQTT broker on a free loopback port (the demo and `carewatch sim scenario`)."""
+    broker = EmbeddedBroker("127.0.0.1", _free_port("127.0.0.1"))
+    await broker.start()
+    return broker
+
+
+def local_hub_config(
+    broker: EmbeddedBroker,
+    workdir: Path,
+    sites: list[dict[str, Any]],
+    *,
+    web_port: int = 0,
+    users: list[dict[str, Any]] | None = None,
+    watch: dict[str, Any] | None = None,
+) -> HubConfig:
+    """A hub on loopback for a simulated world: its database in `workdir`, these sites."""
+    return HubConfig.model_validate(
+        {
+            "broker": {"host": broker.host, "port": broker.port, "client_id": "carewatch-hub-demo"},
+            "database": str(workdir / "hub.db"),
+            "web": {"host": "127.0.0.1", "port": web_port, "secret_key": secrets.token_hex(32)},
+            "users": users or [],
+            "sites": sites,
+            "watch": watch or {},
+        }
+    )
+
+
 async def run_demo(
     web_port: int, duration: float | None, workdir: Path, stop: asyncio.Event
 ) -> int:
     home = build_home()
-    broker = EmbeddedBroker("127.0.0.1", _free_port("127.0.0.1"))
-    await broker.start()
+    broker = await start_embedded_broker()
     for bed in home.beds:
         bed.radar = MR60FDA1Simulator()
     password = secrets.token_urlsafe(9)
+    nurse = {
+        "username": "nurse",
+        "display_name": "Night nurse",
+        "password_hash": hash_password(password),
+    }
     hub = await Hub.start(
-        HubConfig.model_validate(
-            {
-                "broker": {
-                    "host": broker.host,
-                    "port": broker.port,
-                    "client_id": "carewatch-hub-demo",
-                },
-                "database": str(workdir / "hub.db"),
-                "web": {"host": "127.0.0.1", "port": web_port, "secret_key": secrets.token_hex(32)},
-                "users": [
-                    {
-                        "username": "nurse",
-                        "display_name": "Night nurse",
-                        "password_hash": hash_password(password),
-                    }
-                ],
-                "sites": [registry_for(home)],
-            }
-        )
+        local_hub_config(broker, workdir, [registry_for(home)], web_port=web_port, users=[nurse])
     )
     agents = [EdgeAgent(config) for config in edge_configs(home, broker, workdir)]
     agent_tasks = [asyncio.create_task(agent.run(stop)) for agent in agents]

@@ -6,6 +6,7 @@ carewatch sim mr60bha2 --link /tmp/ttyRADAR1      # serial: mr60fda1, mr60bha1, 
 carewatch sim button --socket /run/carewatch/ble-air.sock --address B4:35:22:F5:3D:A4
 carewatch sim door --socket … --address … [--closed] [--key HEX --counter N]
 carewatch sim pressure-mat --socket … --address … [--clear] [--key HEX --counter N]
+carewatch sim scenario night_bed_exit_not_back [--speed 600]   # a resident's night, end to end
 """
 
 from __future__ import annotations
@@ -107,6 +108,38 @@ def add_sim_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         serial.set_defaults(func=run_serial, frames=frames)
     for kind, description in BLE.items():
         _add_ble_parser(kinds.add_parser(kind, help=f"send one advert of {description}"), kind)
+    _add_scenario_parser(kinds)
+
+
+def _add_scenario_parser(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    scenario = kinds.add_parser(
+        "scenario",
+        help="play a resident scenario through an embedded broker, the hub and an edge agent",
+        description="Play a scenario file (docs/scenarios.md) and print its steps and alerts.",
+    )
+    scenario.add_argument(
+        "file", help="a scenario file, or the name of one in simulators/scenarios/"
+    )
+    scenario.add_argument(
+        "--speed",
+        type=_speed,
+        default=None,
+        help="simulated seconds per second (default: the file's)",
+    )
+    scenario.set_defaults(func=_run_scenario)
+
+
+def _speed(text: str) -> float:
+    speed = float(text)
+    if not 0 < speed <= 100_000:
+        raise argparse.ArgumentTypeError("a speed is a number above 0 and at most 100000")
+    return speed
+
+
+def _run_scenario(args: argparse.Namespace) -> int:
+    from carewatch.scenario_cmd import run_scenario_command  # the hub, only when asked for
+
+    return run_scenario_command(args)
 
 
 def _add_ble_parser(sub: argparse.ArgumentParser, kind: str) -> None:

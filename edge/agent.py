@@ -50,6 +50,7 @@ from edge.decoders.registry import make_ble_decoder, make_serial_decoder
 from edge.logs import ContextLogger, context_logger
 from edge.outbox import Outbox
 from edge.publisher import Backoff, Publisher
+from edge.repeats import RepeatFilter
 from edge.serial_reader import SerialDecoder, SerialReader
 from edge.supervision import Supervisor
 from edge.wire import Observation
@@ -102,6 +103,7 @@ class EdgeAgent:
         self._publisher: Publisher | None = None
         self._outbox: Outbox | None = None
         self._supervisor: Supervisor | None = None
+        self._repeats: RepeatFilter | None = None
         self._ble_devices: list[str] = []
         self.ble_unavailable: Counter[str] = Counter()  # failed BLE starts by reason
         self._ble_problem: str | None = None  # the reason last logged, until scanning starts
@@ -149,6 +151,8 @@ class EdgeAgent:
             counts["items_sent"] = self._publisher.items_sent
             counts["batches_sent"] = self._publisher.batches_sent
             counts["device_reports_sent"] = self._publisher.reports_sent
+        if self._repeats is not None:
+            counts["readings_repeated_suppressed"] = self._repeats.suppressed
         return counts
 
     # --- running ----------------------------------------------------------------------------
@@ -158,6 +162,7 @@ class EdgeAgent:
         self._supervisor = Supervisor(
             devices.windows, clock=self._clock, on_change=self._report_devices, log=self._log
         )
+        self._repeats = RepeatFilter(devices.windows, self._clock)
         outbox = self.config.outbox
         self._outbox = await Outbox.open(outbox.path, max_bytes=outbox.max_bytes, log=self._log)
         try:
@@ -271,9 +276,12 @@ class EdgeAgent:
         """From reader callbacks: queue for the writer, marked historical if not live now."""
         historical = not (self._publisher is not None and self._publisher.live)
         self.observations += len(observations)
-        self._queue.put_nowait((observations, historical))
         if self._supervisor is not None:
             self._supervisor.observe(observations)
+        if self._repeats is not None:
+            observations = self._repeats.admit(observations)
+        if observations:
+            self._queue.put_nowait((observations, historical))
         for obs in observations:
             if obs.kind == "event":
                 self._log.bind(device=obs.device).info(
@@ -439,20 +447,20 @@ def add_edge_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument("--config", required=True, type=Path, help="edge YAML configuration")
     parser.add_argument(
         "--log-level",
-        default="INFO",
+        dest="edge_log_level",
+        default=None,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging level (default INFO)",
+        help="logging level (default: carewatch's --log-level, INFO)",
     )
     parser.set_defaults(func=run_edge_command)
 
 
 def run_edge_command(args: argparse.Namespace) -> int:
+    level = args.edge_log_level or getattr(args, "log_level", None) or "INFO"
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     else:
-        logging.getLogger().setLevel(args.log_level)
+        logging.getLogger().setLevel(level)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(main(args.config))
     return 130

@@ -52,7 +52,7 @@ from typing import Final, Literal
 import aiosqlite
 
 from edge.logs import ContextLogger, context_logger
-from edge.wire import Observation
+from edge.wire import SAFETY_READINGS, Observation
 
 WireDict = dict[str, object]
 Logger = ContextLogger | logging.Logger
@@ -67,7 +67,7 @@ PROTECTED_LOG_INTERVAL_S: Final = 60.0
 
 # Readings that are themselves emergencies (or clear one), kept like events: a smoke alarm and
 # a door opening at night must reach the hub however long the outage.
-PROTECTED_READINGS: Final = frozenset({"smoke", "contact_open"})
+PROTECTED_READINGS: Final = SAFETY_READINGS
 
 _PROTECTED_SQL: Final = (
     "json_extract(item, '$.event') IS NOT NULL OR json_extract(item, '$.reading') IN ("

@@ -31,6 +31,8 @@ NUMERIC_READINGS: Final = frozenset(
     {"heart_rate", "respiration_rate", "battery", "rssi", "temperature", "humidity"}
 )
 READINGS: Final = BOOL_READINGS | NUMERIC_READINGS
+# Readings that are alarms in themselves: never dropped for disk space, never thinned out.
+SAFETY_READINGS: Final = frozenset({"smoke", "contact_open"})
 EVENTS: Final = frozenset({"fall", "call_button", "stillness", "tamper", "device_test"})
 
 Channel = Literal["data", "status", "devices", "cmd"]

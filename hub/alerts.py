@@ -159,6 +159,7 @@ class AlertService:
             {
                 "count": active["count"] + 1,
                 "last_triggered_at": max(active["last_triggered_at"], trigger.sensed_at),
+                "cleared_at": None,  # it happened again: not cleared any more
             },
             ACTIVE_STATES,
             entry,

@@ -163,7 +163,12 @@ class Ingest:
         if not fresh:
             return
         await self._store.save_batch(
-            address.site, address.gateway, batch.epoch, fresh[-1].seq, [a.item for a in fresh]
+            address.site,
+            address.gateway,
+            batch.epoch,
+            # The batch's last number, even if that item was refused: it was used, not lost.
+            batch.seq + len(batch.items) - 1,
+            [a.item for a in fresh],
         )
         self.accepted += len(fresh)
         for entry in fresh:
@@ -215,7 +220,9 @@ class Ingest:
 
     def _reject(self, reason: str, topic: str, detail: str) -> None:
         self.rejected[reason] += 1
-        log.warning("rejected %s on %s: %s", reason, topic[:200], detail[:300])
+        address = parse_topic(topic)
+        where = _where(address) if address is not None else {}
+        log.warning("rejected %s on %s: %s", reason, topic[:200], detail[:300], extra=where)
 
 
 def _where(address: TopicAddress) -> dict[str, str]:

@@ -58,6 +58,8 @@ class MqttLink:
                 await self._session(stop)
                 return
             except aiomqtt.MqttError as exc:
+                if self.connected.is_set():
+                    attempt = 0  # it was up: start again from the shortest delay
                 self.connected.clear()
                 delay = RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)]
                 attempt += 1

@@ -91,6 +91,9 @@ class Hub:
         hub.escalation = escalation
         hub._serve(sock, registry_admin)
         hub._tasks.append(asyncio.create_task(timers.run(hub._stop), name="hub-timers"))
+        hub._tasks.append(
+            asyncio.create_task(timers.run_flusher(hub._stop), name="hub-timer-writer")
+        )
         hub._tasks.append(asyncio.create_task(mqtt.run(hub._stop), name="hub-mqtt"))
         log.info(
             "hub started: %d beds, %d devices, console on http://%s:%d/",

@@ -8,6 +8,7 @@ a crash between the two cannot fire it twice. Times come from the injectable clo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import json
 import logging
@@ -20,6 +21,11 @@ from hub.store import Store
 
 log = logging.getLogger("carewatch.hub.timers")
 
+UPSERT = (
+    "INSERT INTO timers (kind, key, due_at, payload) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (kind, key) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload"
+)
+FLUSH_EVERY_S = 1.0
 # How long the loop sleeps at most before looking again; bounds the cost of a clock jump.
 MAX_NAP_S = 60.0
 
@@ -43,6 +49,7 @@ class Timers:
         self._due: dict[tuple[str, str], Timer] = {}
         self._heap: list[tuple[float, str, str]] = []
         self._wake = asyncio.Event()
+        self._dirty: set[tuple[str, str]] = set()
         self.fired = 0
 
     async def load(self) -> None:
@@ -58,25 +65,55 @@ class Timers:
     def pending(self, kind: str, key: str) -> Timer | None:
         return self._due.get((kind, key))
 
-    async def set(self, kind: str, key: str, due_at: float, payload: dict[str, Any]) -> None:
-        """Start or move a timer; one per kind and key."""
+    async def set(
+        self,
+        kind: str,
+        key: str,
+        due_at: float,
+        payload: dict[str, Any],
+        *,
+        deferred: bool = False,
+    ) -> None:
+        """Start or move a timer; one per kind and key.
+
+        `deferred` timers are written with the next batch (within FLUSH_EVERY_S) instead of at
+        once. They are for standing timers that every reading pushes back (silence,
+        inactivity): a crash loses at most their last push, which only makes them fire early
+        and re-check. A timer that is an alarm in waiting (not back in bed) is written at once.
+        """
         timer = Timer(kind, key, due_at, payload)
-        async with self._store.transaction() as db:
-            await db.execute(
-                "INSERT INTO timers (kind, key, due_at, payload) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (kind, key) DO UPDATE SET due_at = excluded.due_at, "
-                "payload = excluded.payload",
-                (kind, key, due_at, json.dumps(payload)),
-            )
+        if deferred:
+            self._dirty.add((kind, key))
+        else:
+            self._dirty.discard((kind, key))
+            async with self._store.transaction() as db:
+                await db.execute(UPSERT, _row(timer))
         self._remember(timer)
 
     async def cancel(self, kind: str, key: str) -> bool:
         if (kind, key) not in self._due:
             return False
+        self._dirty.discard((kind, key))
         async with self._store.transaction() as db:
             await db.execute("DELETE FROM timers WHERE kind = ? AND key = ?", (kind, key))
         del self._due[(kind, key)]
         return True
+
+    async def flush(self) -> None:
+        """Write the deferred timers, all in one transaction."""
+        if not self._dirty:
+            return
+        rows = [_row(self._due[key]) for key in self._dirty if key in self._due]
+        self._dirty.clear()
+        async with self._store.transaction() as db:
+            await db.executemany(UPSERT, rows)
+
+    async def run_flusher(self, stop: asyncio.Event) -> None:
+        """Write deferred timers every FLUSH_EVERY_S of real time, and once more at the end."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), FLUSH_EVERY_S)
+            await self.flush()
 
     def _remember(self, timer: Timer) -> None:
         self._due[(timer.kind, timer.key)] = timer
@@ -127,3 +164,7 @@ class Timers:
             return
         if self._due.get((timer.kind, timer.key)) is timer:
             await self.cancel(timer.kind, timer.key)
+
+
+def _row(timer: Timer) -> tuple[str, str, float, str]:
+    return (timer.kind, timer.key, timer.due_at, json.dumps(timer.payload))

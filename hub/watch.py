@@ -34,6 +34,7 @@ INSTANT_EVENTS: Final[dict[str, tuple[str, Priority]]] = {
 VITALS: Final = ("heart_rate", "respiration_rate")
 ACTIVITY_READINGS: Final = frozenset({"motion", "presence", "occupancy"})
 BATTERY_HYSTERESIS: Final = 5.0
+BACKSTOP_SILENCE_S: Final = 600.0
 # How often at most a device's or gateway's silence timer is rewritten to the database.
 SILENCE_WRITE_FRACTION: Final = 0.25
 
@@ -99,7 +100,7 @@ class Watch:
         now = self._clock.now()
         for place in self._registry.devices():
             if self._timers.pending("device_silent", place.device) is None:
-                due = now + _profile(place).supervision_s
+                due = now + _silence_window(place)
                 await self._timers.set("device_silent", place.device, due, {})
             if place.bed is not None and self._timers.pending("not_up", place.bed) is None:
                 await self._schedule_not_up(place, now)
@@ -230,7 +231,8 @@ class Watch:
         # Rewriting the durable timer on every reading would cost a write per item; moving it
         # once a minute keeps it within a minute of the truth.
         if pending is None or due - pending.due_at > 60:
-            await self._timers.set("inactivity", place.bed, due, _timer_payload(place, item))
+            payload = _timer_payload(place, item)
+            await self._timers.set("inactivity", place.bed, due, payload, deferred=True)
         await self._alerts.condition_cleared("inactivity", place.subject, item.sensed_at)
 
     async def _on_vital(self, name: str, value: float, item: StoredItem, place: Placement) -> None:
@@ -271,12 +273,12 @@ class Watch:
 
     async def on_device_health(self, place: Placement, online: bool, at: float) -> None:
         if online:
-            await self._alerts.condition_cleared("device_offline", f"device:{place.device}", at)
+            await self._heard_device(place, at)
         else:
             await self._raise_device_offline(place, at, "reported offline by its gateway")
 
     async def _heard_device(self, place: Placement, at: float) -> None:
-        window = _profile(place).supervision_s
+        window = _silence_window(place)
         await self._heard(
             "device_silent", place.device, self._memory.devices, place.device, at, window
         )
@@ -299,7 +301,7 @@ class Watch:
         heard = memory.get(name)
         due = at + window
         if heard is None or due - heard.written_due > window * SILENCE_WRITE_FRACTION:
-            await self._timers.set(kind, key, due, {})
+            await self._timers.set(kind, key, due, {}, deferred=True)
             memory[name] = _Heard(at, due)
         else:
             heard.last = max(heard.last, at)
@@ -372,7 +374,7 @@ class Watch:
         place = self._registry.placement(timer.key)
         if place is None:
             return
-        window = _profile(place).supervision_s
+        window = _silence_window(place)
         heard = self._memory.devices.get(place.device)
         now = self._clock.now()
         last = heard.last if heard is not None else self._started_at
@@ -533,7 +535,21 @@ class Watch:
         return self._memory.gateways.setdefault((site, gateway), _GatewayState())
 
     def _gateway_online(self, place: Placement) -> bool:
-        return self._gateway(place.site, place.gateway).online
+        """Online and heard since the hub started: a gateway that never came up raises its own
+        alert, not one per device."""
+        state = self._gateway(place.site, place.gateway)
+        return state.online and state.heard is not None
+
+
+def _silence_window(place: Placement) -> float:
+    """How long the hub waits before calling a device silent.
+
+    The gateway supervises each device against its profile's window and reports a device
+    offline at once; readings that only repeat are sent now and then, and the gateway's device
+    report comes every few minutes. The hub's own check is the backstop for a gateway that
+    stopped telling, so it never waits less than BACKSTOP_SILENCE_S.
+    """
+    return max(_profile(place).supervision_s, BACKSTOP_SILENCE_S)
 
 
 def _profile(place: Placement) -> DeviceProfile:

@@ -303,10 +303,10 @@ async def test_vital_signs_out_of_bed_are_not_judged(ward_at: WardAt) -> None:
 async def test_a_silent_device_goes_offline_and_comes_back(ward_at: WardAt) -> None:
     ward = await ward_at(DAY_1000)
     await ward.send("bed-201", "presence", True, gateway="gw-west")
-    await ward.send("bed-101", "presence", True)
-    await ward.pass_time(50)
-    await ward.send("bed-101", "presence", True)
-    await ward.pass_time(30)  # bed-201 silent for 80 s, past its 60 s window
+    for _ in range(3):
+        await ward.send("bed-101", "presence", True)
+        await ward.pass_time(4 * 60)
+    await ward.send("bed-101", "presence", True)  # bed-201 has been silent for 12 minutes
 
     async def offline() -> bool:
         return "bed-201" in {a["device"] for a in await ward.alerts("device_offline")}
@@ -326,6 +326,8 @@ async def test_an_offline_gateway_raises_one_alert_not_one_per_device(
     ward_at: WardAt, publish_raw_status: Send
 ) -> None:
     ward = await ward_at(DAY_1000)
+    await ward.send("bed-101", "presence", True)
+    await ward.send("bed-201", "presence", True, gateway="gw-west")
     await publish_raw_status("gw-west", "offline")
 
     async def west(state: str) -> bool:
@@ -333,7 +335,7 @@ async def test_an_offline_gateway_raises_one_alert_not_one_per_device(
         return [a["state"] for a in alerts if a["subject"] == "gateway:sunrise/gw-west"] == [state]
 
     await eventually(lambda: west("open"))
-    await ward.pass_time(5 * 60)
+    await ward.pass_time(11 * 60)
     offline = {a["device"] for a in await ward.alerts("device_offline")}
     assert "bed-201" not in offline  # its gateway's alert says it all
     assert "bed-101" in offline  # the east gateway is up: its silent radar is reported

@@ -1,0 +1,401 @@
+"""Resident scenarios: the format, the runner's frames, and whole nights through the real stack.
+
+The end-to-end tests play a scenario through the simulators' pseudo-terminals and BLE air, a
+real in-process edge agent, real Mosquitto and a real hub, the agent and the hub sharing one
+ScaledClock fast enough that a night takes a few seconds. Each rule gets a scenario that must
+alert and one that must not. Supervision windows are short at these speeds, so the tests look at
+the rule under test, not at "no alert at all".
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.config import ConfigError
+from hub.clock import ScaledClock
+from hub.service import Hub
+from simulators import bthome, mr60bha1
+from simulators.scenario import (
+    ACTIONS,
+    SCENARIOS,
+    ResidentSpec,
+    Scenario,
+    load_scenario,
+    parse_scenario,
+    run_scenario,
+    unmet_expectations,
+)
+from simulators.scenario_world import ScenarioWorld
+from tests.conftest import HubFactory
+from tests.mosquitto import MosquittoBroker
+from tests.test_hub_ingest import eventually
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = sorted(SCENARIOS.glob("*.yaml"))
+ALL_STATES = ("open", "acknowledged", "resolved")
+
+
+def scenario(text: str) -> Scenario:
+    return parse_scenario(
+        'name: test\nstart: "2026-11-22T21:30:00"\ntimezone: Europe/London\n' + text
+    )
+
+
+# --- the format -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_every_shipped_scenario_loads_and_says_what_it_expects(path: Path) -> None:
+    loaded = load_scenario(path)
+    assert loaded.expect.alerts or loaded.expect.no_alerts
+    assert loaded.duration_s <= 8 * 3600
+
+
+def test_the_shipped_set_covers_the_issue() -> None:
+    assert {p.stem for p in SHIPPED} >= {
+        "night_bed_exit_not_back",
+        "night_bed_exit_back_in_time",
+        "fall_at_night",
+        "day_inactivity",
+        "exit_door_at_night",
+        "vital_signs_high_heart_rate",
+    }
+
+
+def test_times_are_first_occurrences_after_start_in_the_sites_zone() -> None:
+    night = scenario(
+        'timeline:\n  - {at: "22:00", do: in_bed}\n  - {at: "03:10", do: out_of_bed}\nend: "04:00"'
+    )
+    (in_bed, _), (out, _) = night.schedule()
+    assert night.local(in_bed).isoformat() == "2026-11-22T22:00:00+00:00"
+    assert night.local(out).isoformat() == "2026-11-23T03:10:00+00:00"
+    assert night.duration_s == 6.5 * 3600
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('timeline:\n  - {at: "22:00", do: jump}', "line 5, timeline[0].do: unknown action 'jump'"),
+        (
+            'timeline:\n  - {at: "08:00", do: no_movement}\n  - {at: "03:15", do: heart_rate,'
+            " value: 150}",
+            "line 5, timeline: step 1 (03:15:00 heart_rate) comes before step 0 (08:00:00 "
+            "no_movement)",
+        ),
+        (
+            'timeline:\n  - {at: "02:00", do: door_open, device: garden-gate}\n'
+            "devices: [{id: front-door, kind: exit_door}]",
+            "unknown device 'garden-gate'; devices are front-door",
+        ),
+        (
+            'devices: [{id: front-door, kind: exit_door}]\ntimeline:\n  - {at: "02:00", do: fall}',
+            "step 0 (02:00:00 fall): no fall_radar among the scenario's devices",
+        ),
+        (
+            'timeline:\n  - {at: "02:00", do: fall, device: bed-radar}',
+            "bed-radar is the bed_radar's id; name the fall_radar otherwise",
+        ),
+        ("timeline:\n  - {at: 22:00, do: in_bed}", 'give a time of day in quotes, like "22:00"'),
+        ('timeline:\n  - {at: "25:00", do: in_bed}', "'25:00' is not a time of day"),
+        ('timeline:\n  - {at: "22:00", do: heart_rate}', "heart_rate needs a value from 1 to 255"),
+        ('timeline:\n  - {at: "22:00", do: in_bed, value: 3}', "in_bed takes no value"),
+        ('timeline:\n  - {at: "22:00", do: in_bed}\nend: "21:45"', "end 21:45:00 comes before"),
+        ("timeline: []", "timeline: List should have at least 1 item"),
+        (
+            "watch: {bed_exit_return_min: -1}\ntimeline: []",
+            "line 4, watch.bed_exit_return_min: Input should be greater than 0",
+        ),
+        ('expect: {alerts: [bed-exit]}\ntimeline: [{at: "22:00", do: in_bed}]', "unknown rule"),
+    ],
+)
+def test_mistakes_are_reported_with_their_line(body: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        scenario(body)
+    assert message in str(caught.value)
+
+
+def test_a_named_device_of_the_wrong_kind_is_refused() -> None:
+    listed = "devices: [{id: bed-radar, kind: bed_radar}, {id: front-door, kind: exit_door}]\n"
+    with pytest.raises(ConfigError, match="door_open needs a exit_door; bed-radar is a bed_radar"):
+        scenario(listed + 'timeline:\n  - {at: "02:00", do: door_open, device: bed-radar}')
+
+
+def test_a_timeline_uses_one_device_of_each_kind_it_needs_and_always_the_bed_radar() -> None:
+    steps = scenario('timeline:\n  - {at: "22:00", do: call_button}\n  - {at: "23:00", do: fall}')
+    assert steps.devices_used() == {
+        "bed-radar": "bed_radar",
+        "fall-radar": "fall_radar",
+        "call-button": "call_button",
+    }
+
+
+# --- the runner -----------------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self, device: str, clock: ScaledClock, sent: list[tuple[float, str, bytes]]):
+        self._device, self._clock, self._sent = device, clock, sent
+
+    def send(self, frame: bytes) -> None:
+        self._sent.append((self._clock.now(), self._device, frame))
+
+
+async def test_the_runner_sends_each_step_as_byte_exact_frames_on_time() -> None:
+    night = scenario(
+        "timeline:\n"
+        '  - {at: "22:00", do: in_bed}\n'
+        '  - {at: "22:30", do: heart_rate, value: 150}\n'
+        '  - {at: "23:00", do: out_of_bed}\n'
+        '  - {at: "23:01", do: door_open}\n'
+        '  - {at: "23:02", do: door_open}\n'
+        'end: "23:10"'
+    )
+    clock = ScaledClock(night.start_at, 20_000)
+    sent: list[tuple[float, str, bytes]] = []
+    senders = {device: Recorder(device, clock, sent) for device in night.devices_used()}
+    await run_scenario(night, senders, clock)
+
+    def at(hhmm: str) -> float:
+        return datetime.fromisoformat(f"2026-11-22T{hhmm}:00+00:00").timestamp()
+
+    def first_after(moment: float, device: str) -> bytes:
+        return next(f for t, d, f in sent if d == device and t >= moment)
+
+    assert first_after(at("22:00"), "bed-radar") == bytes.fromhex("5359840100010133 5443")
+    assert first_after(at("22:30"), "bed-radar") == mr60bha1.heart_rate(150)
+    assert first_after(at("23:00"), "bed-radar") == mr60bha1.FRAMES["out_of_bed"]
+    doors = [f for _, d, f in sent if d == "exit-door"]
+    assert doors == [bthome.door_window(1, True, 90), bthome.door_window(2, True, 90)]
+    assert clock.now() >= at("23:10")
+    # In bed, the radar keeps reporting the rates every 30 s (half its 60 s window) and no
+    # more: 30 minutes at 150 bpm are about 60 reports of it.
+    racing = [t for t, _, f in sent if f == mr60bha1.heart_rate(150) and t < at("23:00")]
+    assert 55 <= len(racing) <= 62
+    assert max(b - a for a, b in itertools.pairwise(racing)) < 45
+
+
+def test_every_action_names_a_known_device_kind() -> None:
+    from simulators.scenario import DEVICE_KINDS
+
+    assert {a.kind for a in ACTIONS.values()} - {None} <= set(DEVICE_KINDS)
+
+
+# --- through the real edge agent and hub ----------------------------------------------------
+
+Play = Callable[..., Awaitable[Hub]]
+
+
+@pytest.fixture
+async def play(
+    hub_factory: HubFactory, broker: MosquittoBroker, tmp_path: Path
+) -> AsyncIterator[Play]:
+    """Play a scenario so that it takes `wall_s` seconds; the hub that watched it."""
+    worlds: list[ScenarioWorld] = []
+
+    async def run(played: Scenario, wall_s: float) -> Hub:
+        played = played.model_copy(update={"speed": played.duration_s / wall_s})
+        clock = ScaledClock(played.start_at, played.speed, held=True)
+        world = ScenarioWorld(played, tmp_path)
+        worlds.append(world)
+        hub = await hub_factory(clock=clock, sites=[world.site()], watch=world.watch())
+        await world.play(broker.host, broker.port, clock)
+        return hub
+
+    yield run
+    for world in worlds:
+        world.close()
+
+
+async def alerts(hub: Hub, rule: str) -> list[dict[str, Any]]:
+    return [a for a in await hub.store.alerts(ALL_STATES, None) if a["rule"] == rule]
+
+
+async def rules_raised(hub: Hub) -> set[str]:
+    return {a["rule"] for a in await hub.store.alerts(ALL_STATES, None)}
+
+
+async def raised_once(hub: Hub, rule: str) -> dict[str, Any]:
+    async def one() -> bool:
+        return len(await alerts(hub, rule)) == 1
+
+    await eventually(one)
+    (alert,) = await alerts(hub, rule)
+    return alert
+
+
+def local(played: Scenario, at: float) -> str:
+    return f"{played.local(at):%H:%M}"
+
+
+async def test_not_back_in_bed_at_night_raises_bed_exit_after_30_minutes(play: Play) -> None:
+    night = load_scenario(SCENARIOS / "night_bed_exit_not_back.yaml")
+    hub = await play(night, wall_s=6)
+    alert = await raised_once(hub, "bed_exit")
+    assert (alert["bed"], alert["resident_name"], alert["priority"]) == (
+        "SR-E-101",
+        "Mary Jones",
+        "emergency",
+    )
+    assert local(night, alert["sensed_at"]) in {"03:40", "03:41"}
+    assert unmet_expectations(night, await rules_raised(hub)) == []
+
+
+async def test_back_in_bed_in_time_raises_no_bed_exit(play: Play) -> None:
+    night = load_scenario(SCENARIOS / "night_bed_exit_back_in_time.yaml")
+    hub = await play(night, wall_s=6)
+    assert await alerts(hub, "bed_exit") == []
+    assert hub.timers.pending("bed_exit", "SR-E-101") is None
+    assert unmet_expectations(night, await rules_raised(hub)) == []  # nor sleep as inactivity
+
+
+async def test_a_residents_shorter_wait_makes_the_same_night_an_alert(play: Play) -> None:
+    night = load_scenario(SCENARIOS / "night_bed_exit_back_in_time.yaml")
+    strict = ResidentSpec(code="E-0001", name="Mary Jones", watch={"bed_exit_return_min": 10})
+    hub = await play(night.model_copy(update={"resident": strict}), wall_s=6)
+    alert = await raised_once(hub, "bed_exit")
+    assert local(night, alert["sensed_at"]) in {"03:20", "03:21"}
+
+
+async def test_getting_up_by_day_is_not_a_bed_exit(play: Play) -> None:
+    nap = scenario(
+        'timeline:\n  - {at: "13:00", do: in_bed}\n  - {at: "14:00", do: out_of_bed}\nend: "15:00"'
+    )
+    hub = await play(nap.model_copy(update={"start": datetime(2026, 11, 22, 13, 0)}), wall_s=3)
+    assert await alerts(hub, "bed_exit") == []
+
+
+async def test_a_fall_at_night_is_an_emergency_at_once(play: Play) -> None:
+    night = load_scenario(SCENARIOS / "fall_at_night.yaml")
+    hub = await play(night, wall_s=5)
+    alert = await raised_once(hub, "fall")
+    assert (alert["device"], alert["bed"], alert["priority"]) == (
+        "fall-radar",
+        "SR-E-101",
+        "emergency",
+    )
+    assert local(night, alert["sensed_at"]) == "02:42"
+    assert alert["opened_at"] - alert["sensed_at"] < 60
+    assert unmet_expectations(night, await rules_raised(hub)) == []
+
+
+async def test_the_exit_door_opening_at_night_alerts(play: Play) -> None:
+    night = load_scenario(SCENARIOS / "exit_door_at_night.yaml")
+    hub = await play(night, wall_s=5)
+    alert = await raised_once(hub, "door_at_night")
+    assert (alert["device"], alert["room_name"], alert["priority"]) == (
+        "exit-door",
+        "Exit",
+        "emergency",
+    )
+    assert local(night, alert["sensed_at"]) == "02:05"
+    assert unmet_expectations(night, await rules_raised(hub)) == []
+
+
+async def test_the_exit_door_opening_by_day_does_not(play: Play) -> None:
+    day = scenario(
+        "watch: {door_at_night: true}\ntimeline:\n"
+        '  - {at: "14:05", do: door_open}\n  - {at: "14:06", do: door_closed}\nend: "14:20"'
+    )
+    hub = await play(day.model_copy(update={"start": datetime(2026, 11, 22, 14, 0)}), wall_s=3)
+    assert await alerts(hub, "door_at_night") == []
+
+
+async def test_a_high_heart_rate_in_bed_raises_vital_signs(play: Play) -> None:
+    night = load_scenario(SCENARIOS / "vital_signs_high_heart_rate.yaml")
+    hub = await play(night, wall_s=5)
+    alert = await raised_once(hub, "vital_signs")
+    assert local(night, alert["sensed_at"]) in {"01:01", "01:02"}  # 60 s of 150 bpm
+
+
+async def test_a_heart_rate_spike_of_seconds_is_not_judged(play: Play) -> None:
+    night = scenario(
+        "timeline:\n"
+        '  - {at: "00:30", do: in_bed}\n'
+        '  - {at: "01:00:00", do: heart_rate, value: 150}\n'
+        '  - {at: "01:00:15", do: heart_rate, value: 72}\n'
+        'end: "01:10"'
+    )
+    start = datetime(2026, 11, 23, 0, 30)
+    hub = await play(night.model_copy(update={"start": start}), wall_s=4)  # speed 600
+    assert await alerts(hub, "vital_signs") == []
+
+
+async def test_no_movement_for_four_hours_by_day_raises_inactivity(play: Play) -> None:
+    day = load_scenario(SCENARIOS / "day_inactivity.yaml")
+    hub = await play(day, wall_s=7)
+    alert = await raised_once(hub, "inactivity")
+    assert local(day, alert["sensed_at"]) in {"13:58", "13:59", "14:00", "14:01"}
+    assert unmet_expectations(day, await rules_raised(hub)) == []
+
+
+async def test_moving_again_within_four_hours_is_not_inactivity(play: Play) -> None:
+    day = scenario(
+        "timeline:\n"
+        '  - {at: "09:00", do: out_of_bed}\n'
+        '  - {at: "10:00", do: no_movement}\n'
+        '  - {at: "13:30", do: motion}\n'
+        'end: "14:30"'
+    )
+    hub = await play(day.model_copy(update={"start": datetime(2026, 11, 23, 9, 0)}), wall_s=6)
+    assert await alerts(hub, "inactivity") == []
+
+
+async def test_too_long_in_the_bathroom_raises_a_routine_alert(play: Play) -> None:
+    day = load_scenario(SCENARIOS / "bathroom_too_long.yaml")
+    hub = await play(day, wall_s=4)
+    alert = await raised_once(hub, "prolonged_stay")
+    assert (alert["room_name"], alert["priority"]) == ("Bathroom", "routine")
+    assert local(day, alert["sensed_at"]) in {"10:50", "10:51"}
+
+
+async def test_a_short_bathroom_visit_raises_nothing(play: Play) -> None:
+    day = load_scenario(SCENARIOS / "bathroom_too_long.yaml")
+    short = [step for step in day.timeline if step.do != "bathroom_leave"]
+    leave = day.timeline[-1].model_copy(update={"at": datetime(2000, 1, 1, 10, 25).time()})
+    hub = await play(day.model_copy(update={"timeline": [*short, leave]}), wall_s=4)
+    assert await alerts(hub, "prolonged_stay") == []
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def test_carewatch_sim_scenario_prints_steps_and_alerts_and_ends_with_the_timeline() -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "carewatch.cli", "--log-level", "WARNING"),
+            *("sim", "scenario", "vital_signs_high_heart_rate", "--speed", "1200"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "01:00:00  step   heart_rate 150" in lines
+    assert any(line.startswith("01:01") and "vital_signs" in line for line in lines)
+    assert "As expected." in lines
+
+
+def test_carewatch_sim_scenario_refuses_a_broken_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text('name: x\nstart: "2026-11-22T21:30:00"\ntimeline: [{at: "22:00", do: nap}]\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "carewatch.cli", "sim", "scenario", str(broken)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "line 3, timeline[0].do: unknown action 'nap'" in result.stderr
