@@ -35,6 +35,7 @@ from simulators.mr60fda1 import MR60FDA1Simulator
 log = logging.getLogger("carewatch.demo")
 
 SITE = "sunrise"
+RADAR_HEARTBEAT_S = 10.0
 RESIDENTS = [
     "Mary Jones",
     "Li Wei",
@@ -277,13 +278,24 @@ class Scenario:
             (40, lambda: self.call_button("SR-W-203")),
             (50, lambda: self.smoke("smoke-west", False)),
         ]
+        heartbeats = asyncio.create_task(self._heartbeats(stop))
         started = time.monotonic()
-        for at, action in script:
-            if await _sleep_until(stop, started + at):
-                return
-            action()
-        while not await _sleep_until(stop, time.monotonic() + self._rng.uniform(45, 120)):
-            self._random_event()
+        try:
+            for at, action in script:
+                if await _sleep_until(stop, started + at):
+                    return
+                action()
+            while not await _sleep_until(stop, time.monotonic() + self._rng.uniform(45, 120)):
+                self._random_event()
+        finally:
+            await heartbeats
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
+        """The radars' own heartbeat frames, which keep them online between events."""
+        while not await _sleep_until(stop, time.monotonic() + RADAR_HEARTBEAT_S):
+            for bed in self._home.beds:
+                if bed.radar is not None:
+                    bed.radar.send("heartbeat")
 
     def _random_event(self) -> None:
         bed = self._rng.choice(self._home.beds)
