@@ -62,6 +62,9 @@ from tests.mosquitto import mosquitto
 ARRIVAL_TIMEOUT_S: Final = 10.0
 Zone = tuple[dict[str, Any], list[dict[str, Any]], list[str]]
 ArrivalKey = tuple[str, str]  # (rule, bed)
+Sample = tuple[float, float]  # (perf_counter when sent, milliseconds)
+LAG_TICK_S: Final = 0.01
+LAG_REPORTED_S: Final = 0.1
 
 
 def trigger_zone(beds: int) -> Zone:
@@ -158,9 +161,9 @@ def item(device: str, at: float, **what: object) -> dict[str, object]:
 
 async def instant_path(
     gateways: Gateways, stream: Stream, beds: int, event: str, device: str, gap: float
-) -> list[float]:
+) -> list[Sample]:
     """Send `event` from each trigger bed's `device` in turn; milliseconds to the stream."""
-    latencies: list[float] = []
+    latencies: list[Sample] = []
     for i in range(beds):
         at = gateways.clock.now()
         sent = time.perf_counter()
@@ -173,7 +176,7 @@ async def instant_path(
                 f"no {event} alert for TR-{i:05d} within {ARRIVAL_TIMEOUT_S:.0f} s", file=sys.stderr
             )
         else:
-            latencies.append((arrival - sent) * 1000)
+            latencies.append((sent, (arrival - sent) * 1000))
         await asyncio.sleep(gap)
     return latencies
 
@@ -190,7 +193,7 @@ async def put_timer_beds_to_bed(gateways: Gateways, beds: int) -> None:
 
 async def timer_path(
     gateways: Gateways, stream: Stream, beds: int, wait_s: float, gap: float
-) -> list[float]:
+) -> list[Sample]:
     """Out of bed at night, bed after bed; milliseconds from due to the alert on the stream."""
     due: dict[str, float] = {}
     for i in range(beds):
@@ -201,30 +204,56 @@ async def timer_path(
         # due, in the hub's time, is the sensed time as sent (rounded to 1 ms) plus the wait
         due[f"TM-{i:05d}"] = sent + (round(at, 3) - at) + wait_s
         await asyncio.sleep(gap)
-    latencies: list[float] = []
+    latencies: list[Sample] = []
     for bed, due_at in due.items():
         arrival = await stream.wait_for(("bed_exit", bed), due_at + ARRIVAL_TIMEOUT_S)
         if arrival is None:
             print(f"no bed_exit alert for {bed} within {ARRIVAL_TIMEOUT_S:.0f} s", file=sys.stderr)
         else:
-            latencies.append((arrival - due_at) * 1000)
+            latencies.append((due_at, (arrival - due_at) * 1000))
     return latencies
 
 
 @dataclass
 class Results:
-    paths: dict[str, list[float]]
-    background_rate: float
-    cpu: dict[str, float]
-    seconds: float
-    counters: dict[str, int]
-    start_s: float
+    paths: dict[str, list[Sample]] = field(default_factory=dict)
+    stalls: list[Sample] = field(default_factory=list)
+    began: float = 0.0  # perf_counter at the start of the measurement
+    background_rate: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    counters: dict[str, int] = field(default_factory=dict)
+    start_s: float = 0.0
+
+
+async def watch_loop(stalls: list[Sample]) -> None:
+    """Record every time the event loop (the hub's, as it is in-process) was held up."""
+    while True:
+        before = time.perf_counter()
+        await asyncio.sleep(LAG_TICK_S)
+        late = time.perf_counter() - before - LAG_TICK_S
+        if late > LAG_REPORTED_S:
+            stalls.append((before, late * 1000))
+
+
+async def run_paths(
+    gateways: Gateways, stream: Stream, args: argparse.Namespace
+) -> dict[str, list[Sample]]:
+    return {
+        "call_button": await instant_path(
+            gateways, stream, args.triggers, "call_button", "tr-button-{}", args.gap
+        ),
+        "fall": await instant_path(gateways, stream, args.triggers, "fall", "tr-fall-{}", args.gap),
+        "bed_exit (minus wait)": await timer_path(
+            gateways, stream, args.timer_beds, args.bed_exit_min * 60, args.timer_gap
+        ),
+    }
 
 
 async def measure(
     hub: Hub, clock: ScaledClock, meter: CpuMeter, args: argparse.Namespace
-) -> tuple[dict[str, list[float]], float, dict[str, float], float]:
-    stream = Stream()
+) -> Results:
+    stream, results = Stream(), Results()
     async with (
         httpx.AsyncClient(base_url=hub.url, timeout=60) as web,
         aiomqtt.Client(hub.config.broker.host, hub.config.broker.port) as mqtt,
@@ -236,24 +265,16 @@ async def measure(
         gateways = Gateways(mqtt, clock)
         await put_timer_beds_to_bed(gateways, args.timer_beds)
         await asyncio.sleep(args.warmup)
-        accepted, started = hub.ingest.accepted, time.perf_counter()
+        accepted, results.began = hub.ingest.accepted, time.perf_counter()
+        lag = asyncio.create_task(watch_loop(results.stalls))
         meter.start()
-        paths = {
-            "call_button": await instant_path(
-                gateways, stream, args.triggers, "call_button", "tr-button-{}", args.gap
-            ),
-            "fall": await instant_path(
-                gateways, stream, args.triggers, "fall", "tr-fall-{}", args.gap
-            ),
-            "bed_exit (minus wait)": await timer_path(
-                gateways, stream, args.timer_beds, args.bed_exit_min * 60, args.timer_gap
-            ),
-        }
-        cpu = meter.stop()
-        seconds = time.perf_counter() - started
-        rate = (hub.ingest.accepted - accepted) / seconds
+        results.paths = await run_paths(gateways, stream, args)
+        results.cpu = meter.stop()
+        results.seconds = time.perf_counter() - results.began
+        results.background_rate = (hub.ingest.accepted - accepted) / results.seconds
+        lag.cancel()
         reader.cancel()
-    return paths, rate, cpu, seconds
+    return results
 
 
 async def run(args: argparse.Namespace) -> Results:
@@ -290,13 +311,13 @@ async def run(args: argparse.Namespace) -> Results:
                     "mosquitto": child_named("mosquitto"),
                 }
             )
-            paths, rate, cpu, seconds = await measure(hub, clock, meter, args)
-            counters = hub.ingest.counters()
+            results = await measure(hub, clock, meter, args)
+            results.counters, results.start_s = hub.ingest.counters(), start_s
         finally:
             background.terminate()
             background.communicate(timeout=30)
             await hub.stop()
-    return Results(paths, rate, cpu, seconds, counters, start_s)
+    return results
 
 
 def report(results: Results, args: argparse.Namespace) -> None:
@@ -310,22 +331,31 @@ def report(results: Results, args: argparse.Namespace) -> None:
     )
     cores = "   ".join(f"{name} {cpu / results.seconds:.2f}" for name, cpu in results.cpu.items())
     print(f"  CPU (cores)  {cores}")
-    for path, latencies in results.paths.items():
-        print_path(path, latencies)
+    for path, samples in results.paths.items():
+        print_path(path, samples, results.began)
+    stalls = ", ".join(f"{ms:.0f} ms at +{at - results.began:.1f} s" for at, ms in results.stalls)
+    print(f"  event loop held up > {LAG_REPORTED_S * 1000:.0f} ms: {stalls or 'never'}")
     print(f"  bed-exit wait configured: {args.bed_exit_min * 60:g} s ({args.bed_exit_min} min)")
     print(f"  hub start: {results.start_s:.1f} s; ingest counters: {results.counters}")
     print("  targets (DESIGN.md §13, fall frame → console): p50 ≤ 50 ms, p99 ≤ 250 ms")
 
 
-def print_path(path: str, latencies: Sequence[float]) -> None:
-    if not latencies:
+def print_path(path: str, samples: Sequence[Sample], began: float) -> None:
+    if not samples:
         print(f"  {path:22} no alert arrived")
         return
-    ordered = sorted(latencies)
+    ordered = sorted(ms for _, ms in samples)
     print(
         f"  {path:22} n={len(ordered):<4} p50 {percentile(ordered, 50):7.1f} ms   "
         f"p90 {percentile(ordered, 90):7.1f} ms   p99 {percentile(ordered, 99):7.1f} ms   "
         f"max {ordered[-1]:7.1f} ms   mean {statistics.fmean(ordered):7.1f} ms"
+    )
+    worst = sorted(samples, key=lambda sample: -sample[1])[:3]
+    print(
+        "  "
+        + " " * 22
+        + " slowest: "
+        + ", ".join(f"{ms:.0f} ms at +{at - began:.1f} s" for at, ms in worst)
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Final, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -42,11 +42,19 @@ from edge.wire import ID_PATTERN
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Loc = tuple[str | int, ...]
+IDENTIFIER_FIELDS: Final = frozenset({"site", "gateway", "id", "gateways"})
 _Model = TypeVar("_Model", bound=BaseModel)
 
 _MAC_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 _KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 _DEFER_CHECKS = "defer_device_checks"
+
+
+def check_ca_file(value: str | None) -> str | None:
+    """A CA file named in a configuration must be there: better now than at connect time."""
+    if value is not None and not Path(value).is_file():
+        raise ValueError(f"CA file {value!r} does not exist or is not a file")
+    return value
 
 
 class ConfigError(Exception):
@@ -68,6 +76,12 @@ class BrokerConfig(_Strict):
     password: str | None = None
     tls: bool = False
     ca_file: str | None = None
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: str | None) -> str | None:
+        return check_ca_file(value)
+
     keepalive: int = Field(default=30, ge=5, le=3600)
 
 
@@ -299,10 +313,13 @@ def _compose(text: str, source: str) -> yaml.Node | None:
 def _pydantic_problems(exc: ValidationError) -> Iterator[tuple[Loc, str]]:
     for error in exc.errors(include_url=False):
         loc: Loc = tuple(error["loc"])
-        yield loc, _friendly(error["type"], str(error["msg"]), error.get("input"))
+        yield loc, _friendly(error["type"], str(error["msg"]), error.get("input"), loc)
 
 
-def _friendly(kind: str, message: str, value: object) -> str:
+def _friendly(kind: str, message: str, value: object, loc: Loc = ()) -> str:
+    if kind == "string_pattern_mismatch" and loc and loc[-1] not in IDENTIFIER_FIELDS:
+        # Never echo the value: it may be a password hash or a token digest.
+        return f"does not have the expected form ({message.removeprefix('String ')})"
     if kind == "string_pattern_mismatch":
         return (
             f"{value!r} is not a valid identifier (lowercase letters, digits, '-' and '_', "

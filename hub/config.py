@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge.config import ConfigError, validate_document
+from edge.config import ConfigError, check_ca_file, validate_document
 from hub.escalation_policy import EscalationConfig
 from hub.registry import Registry, RegistryError, SiteSpec
 from hub.roster import RosterConfig
@@ -22,6 +22,12 @@ class BrokerSettings(BaseModel):
     password: str | None = None
     tls: bool = False
     ca_file: str | None = None  # CA that signed the broker's certificate; None: system trust
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: str | None) -> str | None:
+        return check_ca_file(value)
+
     client_id: str = "carewatch-hub"
     keepalive: int = Field(default=30, ge=5)
 

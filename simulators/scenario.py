@@ -468,9 +468,11 @@ class _Play:
             self.report(device)
 
     async def keep_reporting(self, device: str, period: float, clock: Clock) -> None:
-        while True:
+        due = clock.now()
+        while True:  # on a fixed beat, so that the gaps do not grow with the loop's delays
             self.report(device)
-            await clock.sleep(period)
+            due += period
+            await clock.sleep(due - clock.now())
 
     def apply(self, step: Step) -> None:
         ACTIONS[step.do].run(self, self.scenario.device_for(step), step)

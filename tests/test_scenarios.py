@@ -9,6 +9,8 @@ the rule under test, not at "no alert at all".
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 import itertools
 import os
 import subprocess
@@ -141,8 +143,34 @@ def test_a_timeline_uses_one_device_of_each_kind_it_needs_and_always_the_bed_rad
 # --- the runner -----------------------------------------------------------------------------
 
 
+class VirtualClock:
+    """Simulated time that jumps from one sleeper's wake-up to the next: no wall clock at all."""
+
+    def __init__(self, start: float) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._count = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._count), woken))
+        await woken
+
+    async def drive(self, until_done: asyncio.Task[None]) -> None:
+        while not until_done.done():
+            for _ in range(5):  # let every woken task run up to its next sleep
+                await asyncio.sleep(0)
+            if self._sleepers:
+                self._now, _, woken = heapq.heappop(self._sleepers)
+                if not woken.done():  # not a sleeper cancelled meanwhile
+                    woken.set_result(None)
+
+
 class Recorder:
-    def __init__(self, device: str, clock: ScaledClock, sent: list[tuple[float, str, bytes]]):
+    def __init__(self, device: str, clock: VirtualClock, sent: list[tuple[float, str, bytes]]):
         self._device, self._clock, self._sent = device, clock, sent
 
     def send(self, frame: bytes) -> None:
@@ -152,35 +180,41 @@ class Recorder:
 async def test_the_runner_sends_each_step_as_byte_exact_frames_on_time() -> None:
     night = scenario(
         "timeline:\n"
-        '  - {at: "22:00", do: in_bed}\n'
-        '  - {at: "22:30", do: heart_rate, value: 150}\n'
-        '  - {at: "23:00", do: out_of_bed}\n'
+        '  - {at: "22:00:05", do: in_bed}\n'
+        '  - {at: "22:30:10", do: heart_rate, value: 150}\n'
+        '  - {at: "23:00:05", do: out_of_bed}\n'
         '  - {at: "23:01", do: door_open}\n'
         '  - {at: "23:02", do: door_open}\n'
         'end: "23:10"'
     )
-    clock = ScaledClock(night.start_at, 20_000)
+    clock = VirtualClock(night.start_at)
     sent: list[tuple[float, str, bytes]] = []
     senders = {device: Recorder(device, clock, sent) for device in night.devices_used()}
-    await run_scenario(night, senders, clock)
+    playing = asyncio.create_task(run_scenario(night, senders, clock))
+    await clock.drive(playing)
+    await playing
 
     def at(hhmm: str) -> float:
-        return datetime.fromisoformat(f"2026-11-22T{hhmm}:00+00:00").timestamp()
+        return datetime.fromisoformat(f"2026-11-22T{hhmm}+00:00").timestamp()
 
-    def first_after(moment: float, device: str) -> bytes:
-        return next(f for t, d, f in sent if d == device and t >= moment)
+    def sent_at(moment: str, device: str = "bed-radar") -> list[bytes]:
+        return [f for t, d, f in sent if d == device and t == at(moment)]
 
-    assert first_after(at("22:00"), "bed-radar") == bytes.fromhex("5359840100010133 5443")
-    assert first_after(at("22:30"), "bed-radar") == mr60bha1.heart_rate(150)
-    assert first_after(at("23:00"), "bed-radar") == mr60bha1.FRAMES["out_of_bed"]
-    doors = [f for _, d, f in sent if d == "exit-door"]
-    assert doors == [bthome.door_window(1, True, 90), bthome.door_window(2, True, 90)]
-    assert clock.now() >= at("23:10")
-    # In bed, the radar keeps reporting the rates every 30 s (half its 60 s window) and no
-    # more: 30 minutes at 150 bpm are about 60 reports of it.
-    racing = [t for t, _, f in sent if f == mr60bha1.heart_rate(150) and t < at("23:00")]
-    assert 55 <= len(racing) <= 62
-    assert max(b - a for a, b in itertools.pairwise(racing)) < 45
+    in_bed = bytes.fromhex("5359840100010133 5443")  # 84 01 01, checksum 0x33
+    assert sent_at("22:00:05") == [in_bed, mr60bha1.heart_rate(64), mr60bha1.breathing_rate(15)]
+    assert sent_at("22:30:10") == [mr60bha1.heart_rate(150)]
+    assert sent_at("23:00:05") == [mr60bha1.FRAMES["out_of_bed"], mr60bha1.FRAMES["moving"]]
+    assert sent_at("23:01:00", "exit-door") == [bthome.door_window(1, True, 90)]
+    assert sent_at("23:02:00", "exit-door") == [bthome.door_window(2, True, 90)]
+    assert clock.now() == at("23:10:00")
+    # Between steps the bed radar reports on a 30 s beat from the start (half its 60 s
+    # supervision window): in bed its rates, then, out of bed and about, "moving".
+    beats = sorted({t for t, d, _ in sent if d == "bed-radar" and t < at("23:10:00")})
+    steps = {at("22:00:05"), at("22:30:10"), at("23:00:05")}
+    # 21:30:00 to 23:09:30: 200 beats, 199 gaps of 30 s
+    assert [b - a for a, b in itertools.pairwise(sorted(set(beats) - steps))] == [30.0] * 199
+    assert sent_at("22:45:00") == [mr60bha1.heart_rate(150), mr60bha1.breathing_rate(15)]
+    assert sent_at("23:05:00") == [mr60bha1.FRAMES["moving"]]
 
 
 def test_every_action_names_a_known_device_kind() -> None:
