@@ -85,7 +85,7 @@ class Printer:
     def __init__(self, scenario: Scenario, clock: ScaledClock) -> None:
         self._scenario = scenario
         self._clock = clock
-        self._states: dict[int, str] = {}
+        self._states: dict[int, tuple[str, bool]] = {}  # alert id -> state, cleared
 
     def _line(self, at: float, text: str) -> None:
         print(f"{self._scenario.local(at):%H:%M:%S}  {text}", flush=True)
@@ -104,15 +104,25 @@ class Printer:
 
     async def follow(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         while (alert := await queue.get()) is not None:
-            state, previous = alert["state"], self._states.get(alert["id"])
-            self._states[alert["id"]] = state
-            if previous is None and alert["sensed_at"] > self._scenario.end_at():
-                continue
-            if previous is None:
-                self._line(self._clock.now(), f"ALERT  {_describe(alert)}")
-            elif state != previous:
-                outcome = f" ({alert['outcome']})" if alert.get("outcome") else ""
-                self._line(self._clock.now(), f"{state:<6} {alert['rule']}{outcome}")
+            change = self._change(alert)
+            if change is not None:
+                self._line(self._clock.now(), change)
+
+    def _change(self, alert: dict[str, Any]) -> str | None:
+        """What is new about `alert`: opened, its condition cleared, or a new state."""
+        state = (alert["state"], alert["cleared_at"] is not None)
+        previous = self._states.get(alert["id"])
+        if previous is None and alert["sensed_at"] > self._scenario.end_at():
+            return None  # the gateway's death message as the world shuts down
+        self._states[alert["id"]] = state
+        if previous is None:
+            return f"ALERT  {_describe(alert)}"
+        if state[0] != previous[0]:
+            outcome = f" ({alert['outcome']})" if alert.get("outcome") else ""
+            return f"{state[0]:<6} {alert['rule']}{outcome}"
+        if state[1] and not previous[1]:
+            return f"clear  {alert['rule']} (the condition is over; open until someone resolves it)"
+        return None
 
     def summary(self, alerts: list[dict[str, Any]], wall_s: float) -> int:
         # Not the gateway's death message as the world shuts down after the end.
@@ -133,7 +143,8 @@ def _describe(alert: dict[str, Any]) -> str:
     if alert.get("bed"):
         where = f"bed {alert['bed']}, {alert.get('resident_name') or 'no resident'}"
     elif alert["subject"].startswith("device:"):
-        where = f"device {alert['device']}"
+        room = f", {alert['room_name']}" if alert.get("room_name") else ""
+        where = f"device {alert['device']}{room}"
     else:
         where = alert.get("room_name") or alert["subject"]
     return f"{alert['priority']:<9} {alert['rule']:<15} {where}"

@@ -107,6 +107,9 @@ class AlertService:
         self._active: set[tuple[str, str]] = set()
         self._listeners: list[AlertListener] = []
 
+    def is_active(self, rule: str, subject: str) -> bool:
+        return (rule, subject) in self._active
+
     def add_listener(self, listener: AlertListener) -> None:
         """Call `listener` with the alert after every change (escalation, notification)."""
         self._listeners.append(listener)

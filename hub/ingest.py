@@ -56,6 +56,7 @@ class Ingest:
         self._store = store
         self._watch = watch
         self._clock = clock
+        self._marks: dict[tuple[str, str], tuple[str, int] | None] = {}
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
         self.duplicates = 0
@@ -170,6 +171,10 @@ class Ingest:
             batch.seq + len(batch.items) - 1,
             [a.item for a in fresh],
         )
+        self._marks[(address.site, address.gateway)] = (
+            batch.epoch,
+            batch.seq + len(batch.items) - 1,
+        )
         self.accepted += len(fresh)
         for entry in fresh:
             await self._watch.on_item(entry.item, entry.placement)
@@ -196,11 +201,19 @@ class Ingest:
         )
         return _Accepted(seq, stored, placement)
 
+    async def _mark(self, address: TopicAddress) -> tuple[str, int] | None:
+        """The gateway's de-duplication mark; the hub is its only writer, so it is kept here
+        after the first read instead of being queried for every batch."""
+        key = (address.site, address.gateway)
+        if key not in self._marks:
+            self._marks[key] = await self._store.sequence_mark(*key)
+        return self._marks[key]
+
     async def _drop_repeats(
         self, address: TopicAddress, epoch: str, accepted: list[_Accepted]
     ) -> list[_Accepted]:
         """Keep items newer than the gateway's high-water mark; QoS 1 may deliver twice."""
-        mark = await self._store.sequence_mark(address.site, address.gateway)
+        mark = await self._mark(address)
         last_seq = 0
         if mark is not None and mark[0] == epoch:
             last_seq = mark[1]

@@ -114,6 +114,20 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 
+INSERT_READING = (
+    "INSERT INTO readings (device, name, value, sensed_at, received_at, historical) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+INSERT_EVENT = (
+    "INSERT INTO events (device, name, value, sensed_at, received_at, historical) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+UPSERT_DEVICE_STATE = (
+    "INSERT INTO device_state (device, name, value, sensed_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (device, name) DO UPDATE SET value = excluded.value, "
+    "sensed_at = excluded.sensed_at WHERE excluded.sensed_at >= device_state.sensed_at"
+)
+
 ALERT_COLUMNS = (
     "id, rule, priority, state, subject, site, zone, zone_name, room, room_name, bed, "
     "resident_code, resident_name, device, gateway, test, sensed_at, opened_at, late_s, count, "
@@ -228,23 +242,14 @@ class Store:
             if item.kind == "reading" and not item.historical:
                 live.append((item.device, item.name, json.dumps(item.value), item.sensed_at))
         async with self.transaction() as db:
-            await db.executemany(
-                "INSERT INTO readings (device, name, value, sensed_at, received_at, historical) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                readings,
-            )
-            await db.executemany(
-                "INSERT INTO events (device, name, value, sensed_at, received_at, historical) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                events,
-            )
-            await db.executemany(
-                "INSERT INTO device_state (device, name, value, sensed_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (device, name) DO UPDATE SET value = excluded.value, "
-                "sensed_at = excluded.sensed_at "
-                "WHERE excluded.sensed_at >= device_state.sensed_at",
-                live,
-            )
+            # Each statement is a round trip to the database thread: skip the empty ones.
+            for sql, rows in (
+                (INSERT_READING, readings),
+                (INSERT_EVENT, events),
+                (UPSERT_DEVICE_STATE, live),
+            ):
+                if rows:
+                    await db.executemany(sql, rows)
             await db.execute(
                 "INSERT INTO gateway_sequence (site, gateway, epoch, last_seq) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (site, gateway) DO UPDATE SET "

@@ -32,7 +32,6 @@ INSTANT_EVENTS: Final[dict[str, tuple[str, Priority]]] = {
     "tamper": ("tamper", "trouble"),
 }
 VITALS: Final = ("heart_rate", "respiration_rate")
-ACTIVITY_READINGS: Final = frozenset({"motion", "presence", "occupancy"})
 BATTERY_HYSTERESIS: Final = 5.0
 BACKSTOP_SILENCE_S: Final = 600.0
 # How often at most a device's or gateway's silence timer is rewritten to the database.
@@ -140,12 +139,22 @@ class Watch:
             await self._on_battery(float(value), item, place)
         elif name in VITALS and isinstance(value, int | float):
             await self._on_vital(name, float(value), item, place)
+        if self._is_activity(name, value, place):
+            await self._on_activity(item, place)
         if name == "occupancy" and isinstance(value, bool):
             await self._on_occupancy(value, item, place)
         if name == "presence" and isinstance(value, bool):
             await self._on_presence(value, item, place)
-        if name in ACTIVITY_READINGS and (value is True or name == "occupancy"):
-            await self._on_activity(item, place)
+
+    def _is_activity(self, name: str, value: object, place: Placement) -> bool:
+        """Motion, or a change of presence or of in/out of bed. Someone merely present and
+        still (a radar repeating "present") is not activity: that is what the rule watches for.
+        """
+        if name == "motion":
+            return value is True
+        state = self._place(place)
+        previous = {"occupancy": state.in_bed, "presence": state.present}.get(name)
+        return previous is not None and previous != value
 
     async def _on_smoke(self, item: StoredItem, place: Placement) -> None:
         if item.value is True:
@@ -243,7 +252,10 @@ class Watch:
         key = f"{place.bed}/{name}"
         if limits.min <= value <= limits.max or value == 0:
             await self._timers.cancel("vitals", key)
+            await self._alerts.condition_cleared("vital_signs", place.subject, item.sensed_at)
             return
+        if self._alerts.is_active("vital_signs", place.subject):
+            return  # already raised: a new wait starts once the rate has been back in range
         state = self._place(place)
         in_bed = state.in_bed if state.in_bed is not None else state.present
         if not settings.vital_signs or not in_bed:

@@ -224,9 +224,10 @@ async def test_exit_door_at_night_alerts_and_by_day_does_not(ward_at: WardAt) ->
 
 async def test_no_activity_for_hours_by_day_raises_inactivity(ward_at: WardAt) -> None:
     ward = await ward_at(DAY_1000)
-    await ward.send("bed-101", "presence", True)
+    await ward.send("bed-101", "motion", True)
     await ward.pass_time(3 * 3600)
-    await ward.send("bed-101", "presence", True)  # activity resets the wait
+    await ward.send("bed-101", "presence", True)  # merely present: not activity
+    await ward.send("bed-101", "motion", True)  # activity resets the wait
     await ward.pass_time(3 * 3600)
     assert await ward.alerts("inactivity") == []
     await ward.pass_time(1.5 * 3600)
@@ -424,3 +425,43 @@ def publish_raw_status(broker: Any) -> Send:
             await client.publish(status_topic("sunrise", gateway), body, qos=1)
 
     return publish
+
+
+async def test_someone_present_but_still_is_not_activity(ward_at: WardAt) -> None:
+    ward = await ward_at(DAY_1000)
+    await ward.send("bed-101", "motion", True)
+    for _ in range(4):
+        await ward.pass_time(3600)
+        await ward.send("bed-101", "presence", True)  # a radar repeating "someone is here"
+    await ward.pass_time(120)
+
+    async def raised() -> bool:
+        return [a["bed"] for a in await ward.alerts("inactivity")] == ["SR-E-101"]
+
+    await eventually(raised)
+
+
+async def test_a_raised_vital_signs_alert_is_not_repeated_and_shows_recovery(
+    ward_at: WardAt,
+) -> None:
+    ward = await ward_at(NIGHT_0300)
+    await ward.send("bed-101", "occupancy", True)
+    await ward.send("bed-101", "heart_rate", 150)
+    await ward.pass_time(61)
+
+    async def raised() -> bool:
+        return len(await ward.alerts("vital_signs")) == 1
+
+    await eventually(raised)
+    for _ in range(5):  # still high: the same alert, not a new wait and repeat each minute
+        await ward.send("bed-101", "heart_rate", 152)
+        await ward.pass_time(61)
+    (alert,) = await ward.alerts("vital_signs")
+    assert alert["count"] == 1
+    await ward.send("bed-101", "heart_rate", 75)
+
+    async def recovered() -> bool:
+        (alert,) = await ward.alerts("vital_signs")
+        return alert["cleared_at"] is not None and alert["state"] == "open"
+
+    await eventually(recovered)
