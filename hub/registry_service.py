@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeVar
 
@@ -61,6 +61,12 @@ class RegistryService:
         self._store = store
         self._clock = clock
         self._lock = asyncio.Lock()
+        self._listeners: list[Callable[[], Awaitable[None]]] = []
+
+    def on_change(self, listener: Callable[[], Awaitable[None]]) -> None:
+        """Call `listener` after every change is in place (the watch gives new devices,
+        gateways and beds their standing timers)."""
+        self._listeners.append(listener)
 
     @classmethod
     async def open(
@@ -106,6 +112,8 @@ class RegistryService:
             now = self._clock.now()
             await self._store.save(changes, [_audit(c, actor, now) for c in changes])
             self.registry.install(index)
+        for listener in self._listeners:
+            await listener()
         return changes
 
     def _prepare(

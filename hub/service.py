@@ -62,6 +62,7 @@ class Hub:
         await timers.load()
         watch = Watch(registry, alerts, timers, WatchPolicy(config.watch), clock)
         await watch.start()
+        registry_admin.on_change(watch.start)
         # escalation: roster, steps as durable timers, notifications (hub/escalation.py)
         escalation = await start_escalation(
             config,

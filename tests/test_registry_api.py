@@ -256,6 +256,9 @@ async def test_a_good_csv_imports_all_and_the_hub_watches_the_new_beds_at_once(
     audit = await registry_audit(hub)
     assert sum(row["action"] == "registry.binding.started" for row in audit) == 2
     assert {row["channel"] for row in audit} == {"console"}
+    # The watch supervises what was just added, without a restart.
+    assert hub.timers.pending("device_silent", "radar-ng") is not None
+    assert hub.timers.pending("gateway_silent", "sunrise/gw-home-ng") is not None
 
 
 async def test_a_csv_with_bad_rows_over_the_api_reports_each_row_and_imports_none(
