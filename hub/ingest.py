@@ -175,9 +175,9 @@ class Ingest:
             batch.epoch,
             batch.seq + len(batch.items) - 1,
         )
-        self.accepted += len(fresh)
         for entry in fresh:
             await self._watch.on_item(entry.item, entry.placement)
+        self.accepted += len(fresh)  # counted once stored and watched
 
     def _accept_item(
         self, address: TopicAddress, seq: int, raw: object, received_at: float, topic: str

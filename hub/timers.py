@@ -79,7 +79,8 @@ class Timers:
         `deferred` timers are written with the next batch (within FLUSH_EVERY_S) instead of at
         once. They are for standing timers that every reading pushes back (silence,
         inactivity): a crash loses at most their last push, which only makes them fire early
-        and re-check. A timer that is an alarm in waiting (not back in bed) is written at once.
+        (silence timers then re-check; an inactivity alert may come up to a minute early).
+        A timer that is an alarm in waiting (not back in bed) is written at once.
         """
         timer = Timer(kind, key, due_at, payload)
         if deferred:

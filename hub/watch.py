@@ -64,6 +64,7 @@ class _Memory:
     devices: dict[str, _Heard] = field(default_factory=dict)
     gateways: dict[tuple[str, str], _GatewayState] = field(default_factory=dict)
     battery_low: dict[str, float] = field(default_factory=dict)
+    vitals_raised: set[str] = field(default_factory=set)
 
 
 class Watch:
@@ -125,7 +126,8 @@ class Watch:
         if rule is None:
             return
         if item.value is False:
-            await self._alerts.condition_cleared(rule[0], place.subject, item.sensed_at)
+            subject = _subject_for(rule[0], place)
+            await self._alerts.condition_cleared(rule[0], subject, item.sensed_at)
         else:
             await self._raise(rule[0], rule[1], place, item, subject=_subject_for(rule[0], place))
 
@@ -252,9 +254,10 @@ class Watch:
         key = f"{place.bed}/{name}"
         if limits.min <= value <= limits.max or value == 0:
             await self._timers.cancel("vitals", key)
+            self._memory.vitals_raised.discard(key)
             await self._alerts.condition_cleared("vital_signs", place.subject, item.sensed_at)
             return
-        if self._alerts.is_active("vital_signs", place.subject):
+        if key in self._memory.vitals_raised:
             return  # already raised: a new wait starts once the rate has been back in range
         state = self._place(place)
         in_bed = state.in_bed if state.in_bed is not None else state.present
@@ -380,6 +383,7 @@ class Watch:
         if place is None:
             return
         detail = {"reading": timer.payload["reading"], "value": timer.payload["value"]}
+        self._memory.vitals_raised.add(timer.key)
         await self._raise_from_timer("vital_signs", "emergency", place, timer, detail)
 
     async def _device_silent_due(self, timer: Timer) -> None:
@@ -392,6 +396,10 @@ class Watch:
         last = heard.last if heard is not None else self._started_at
         if now < last + window:
             await self._timers.set("device_silent", place.device, last + window, {})
+            return
+        if not self._gateway_online(place):
+            # Its gateway's alert covers it for now; look again a window later.
+            await self._timers.set("device_silent", place.device, now + window, {})
             return
         await self._raise_device_offline(
             place,
@@ -431,6 +439,7 @@ class Watch:
                 sensed_at=now,
                 received_at=now,
                 placement=place,
+                test=self.settings(place).maintenance,
                 detail={"battery": level, "reminder": True},
             )
         )
@@ -498,6 +507,8 @@ class Watch:
     ) -> None:
         if not self.settings(place).device_offline or not self._gateway_online(place):
             return  # one gateway alert, not thirty device alerts
+        if self._alerts.is_active("device_offline", f"device:{place.device}"):
+            return  # still offline: the gateway's next report is not a new event
         now = self._clock.now()
         await self._alerts.trigger(
             Trigger(
@@ -526,6 +537,7 @@ class Watch:
         now = self._clock.now()
         await self._alerts.trigger(
             Trigger(
+                test=self._policy.settings(site, None, None).maintenance,
                 rule="gateway_offline",
                 priority="trouble",
                 site=site,
