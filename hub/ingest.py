@@ -50,6 +50,14 @@ class _Accepted:
     placement: Placement
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    site: str
+    gateway: str
+    mark: tuple[str, int]
+    fresh: list[_Accepted]
+
+
 class Ingest:
     def __init__(self, registry: Registry, store: Store, watch: Watch, clock: Clock) -> None:
         self._registry = registry
@@ -71,27 +79,48 @@ class Ingest:
         }
 
     async def handle(self, topic: str, payload: bytes) -> None:
+        await self.handle_many([(topic, payload)])
+
+    async def handle_many(self, messages: list[tuple[str, bytes]]) -> None:
+        """Messages in arrival order; consecutive data batches are stored in one transaction.
+
+        Under load that is what keeps the hub ahead of its gateways: one commit per burst,
+        not one per batch. Status and device reports keep their place in the order.
+        """
+        pending: list[_Prepared] = []
+        for topic, payload in messages:
+            prepared = await self._handle_one(topic, payload, pending)
+            if prepared is not None:
+                pending.append(prepared)
+        await self._commit(pending)
+
+    async def _handle_one(
+        self, topic: str, payload: bytes, pending: list[_Prepared]
+    ) -> _Prepared | None:
         if len(payload) > MAX_PAYLOAD_BYTES:
             self._reject("oversized", topic, f"{len(payload)} bytes")
-            return
+            return None
         address = parse_topic(topic)
         if address is None or address.channel == "cmd":
             self._reject("bad_topic", topic, "not a gateway data or status topic")
-            return
+            return None
         if not self._registry.has_gateway(address.site, address.gateway):
             self._reject("unknown_gateway", topic, "gateway is not registered to this site")
-            return
+            return None
         try:
             body = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self._reject("malformed", topic, f"not JSON: {exc}")
-            return
+            return None
+        if address.channel == "data":
+            return await self._prepare_batch(address, body, topic)
+        await self._commit(pending)  # what came before is stored first
+        pending.clear()
         if address.channel == "status":
             await self._handle_status(address, body, topic)
-        elif address.channel == "devices":
-            await self._handle_devices(address, body, topic)
         else:
-            await self._handle_batch(address, body, topic)
+            await self._handle_devices(address, body, topic)
+        return None
 
     async def _handle_status(self, address: TopicAddress, body: object, topic: str) -> None:
         try:
@@ -147,12 +176,14 @@ class Ingest:
             return None
         return placement
 
-    async def _handle_batch(self, address: TopicAddress, body: object, topic: str) -> None:
+    async def _prepare_batch(
+        self, address: TopicAddress, body: object, topic: str
+    ) -> _Prepared | None:
         try:
             batch = _Envelope.model_validate(body)
         except ValidationError as exc:
             self._reject("malformed", topic, _first_error(exc))
-            return
+            return None
         received_at = self._clock.now()
         await self._watch.on_gateway_heard(address.site, address.gateway, received_at)
         accepted = [
@@ -162,22 +193,29 @@ class Ingest:
         ]
         fresh = await self._drop_repeats(address, batch.epoch, accepted)
         if not fresh:
+            return None
+        # The batch's last number, even if that item was refused: it was used, not lost.
+        mark = (batch.epoch, batch.seq + len(batch.items) - 1)
+        self._marks[(address.site, address.gateway)] = mark  # the next batch is judged by it
+        return _Prepared(address.site, address.gateway, mark, fresh)
+
+    async def _commit(self, pending: list[_Prepared]) -> None:
+        """Store the prepared batches in one transaction, then let the watch see them."""
+        if not pending:
             return
-        await self._store.save_batch(
-            address.site,
-            address.gateway,
-            batch.epoch,
-            # The batch's last number, even if that item was refused: it was used, not lost.
-            batch.seq + len(batch.items) - 1,
-            [a.item for a in fresh],
-        )
-        self._marks[(address.site, address.gateway)] = (
-            batch.epoch,
-            batch.seq + len(batch.items) - 1,
-        )
-        for entry in fresh:
+        try:
+            await self._store.save_batches(
+                [(p.site, p.gateway, *p.mark, [a.item for a in p.fresh]) for p in pending]
+            )
+        except Exception:
+            for prepared in pending:  # not stored: forget the marks, so a redelivery is taken
+                self._marks.pop((prepared.site, prepared.gateway), None)
+            raise
+        entries = [entry for prepared in pending for entry in prepared.fresh]
+        # Events first: a fall must not wait behind a thousand readings of the same burst.
+        for entry in sorted(entries, key=lambda e: e.item.kind != "event"):
             await self._watch.on_item(entry.item, entry.placement)
-        self.accepted += len(fresh)  # counted once stored and watched
+        self.accepted += len(entries)  # counted once stored and watched
 
     def _accept_item(
         self, address: TopicAddress, seq: int, raw: object, received_at: float, topic: str

@@ -27,6 +27,7 @@ from hub.ingest import Ingest
 log = logging.getLogger("carewatch.hub.mqtt")
 
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
+MAX_BURST = 20  # messages stored per transaction at most; bounds the wait of the first
 
 
 def _tls_context(settings: BrokerSettings) -> ssl.SSLContext | None:
@@ -111,12 +112,21 @@ class MqttLink:
             self.connected.clear()
 
     async def _read(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = str(payload).encode()
+        messages = client.messages
+        async for first in messages:
+            burst = [first]
+            # Whatever else has already arrived is taken along, to be stored in one go.
+            while len(messages) and len(burst) < MAX_BURST:
+                burst.append(await anext(messages))
             try:
-                await self._ingest.handle(message.topic.value, bytes(payload))
+                await self._ingest.handle_many([_topic_and_payload(m) for m in burst])
             except Exception:
                 # A message must never stop the hub from hearing the next one.
-                log.exception("ingest failed on %s", message.topic.value)
+                log.exception("ingest failed on a burst of %d messages", len(burst))
+
+
+def _topic_and_payload(message: aiomqtt.Message) -> tuple[str, bytes]:
+    payload = message.payload
+    if not isinstance(payload, bytes | bytearray):
+        payload = str(payload).encode()
+    return message.topic.value, bytes(payload)

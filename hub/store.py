@@ -128,6 +128,12 @@ UPSERT_DEVICE_STATE = (
     "sensed_at = excluded.sensed_at WHERE excluded.sensed_at >= device_state.sensed_at"
 )
 
+UPSERT_SEQUENCE = (
+    "INSERT INTO gateway_sequence (site, gateway, epoch, last_seq) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (site, gateway) DO UPDATE SET epoch = excluded.epoch, "
+    "last_seq = excluded.last_seq"
+)
+
 ALERT_COLUMNS = (
     "id, rule, priority, state, subject, site, zone, zone_name, room, room_name, bed, "
     "resident_code, resident_name, device, gateway, test, sensed_at, opened_at, late_s, count, "
@@ -137,6 +143,8 @@ ALERT_COLUMNS = (
 
 
 TimerKey = tuple[str, str]
+# site, gateway, outbox epoch, last sequence number, items
+BatchToSave = tuple[str, str, str, int, Iterable["StoredItem"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,36 +234,39 @@ class Store:
         self, site: str, gateway: str, epoch: str, last_seq: int, items: Iterable[StoredItem]
     ) -> None:
         """Store accepted items and the new de-duplication mark in one transaction."""
+        await self.save_batches([(site, gateway, epoch, last_seq, items)])
+
+    async def save_batches(self, batches: list[BatchToSave]) -> None:
+        """Store several gateways' batches and their marks in one transaction."""
         readings: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
         live: list[tuple[Any, ...]] = []
-        for item in items:
-            row = (
-                item.device,
-                item.name,
-                json.dumps(item.value),
-                item.sensed_at,
-                item.received_at,
-                int(item.historical),
-            )
-            (readings if item.kind == "reading" else events).append(row)
-            if item.kind == "reading" and not item.historical:
-                live.append((item.device, item.name, json.dumps(item.value), item.sensed_at))
+        marks: list[tuple[str, str, str, int]] = []
+        for site, gateway, epoch, last_seq, items in batches:
+            marks.append((site, gateway, epoch, last_seq))
+            for item in items:
+                value = json.dumps(item.value)
+                row = (
+                    item.device,
+                    item.name,
+                    value,
+                    item.sensed_at,
+                    item.received_at,
+                    int(item.historical),
+                )
+                (readings if item.kind == "reading" else events).append(row)
+                if item.kind == "reading" and not item.historical:
+                    live.append((item.device, item.name, value, item.sensed_at))
         async with self.transaction() as db:
             # Each statement is a round trip to the database thread: skip the empty ones.
             for sql, rows in (
                 (INSERT_READING, readings),
                 (INSERT_EVENT, events),
                 (UPSERT_DEVICE_STATE, live),
+                (UPSERT_SEQUENCE, marks),
             ):
                 if rows:
                     await db.executemany(sql, rows)
-            await db.execute(
-                "INSERT INTO gateway_sequence (site, gateway, epoch, last_seq) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (site, gateway) DO UPDATE SET "
-                "epoch = excluded.epoch, last_seq = excluded.last_seq",
-                (site, gateway, epoch, last_seq),
-            )
 
     async def device_state(self, device: str, name: str) -> object | None:
         async with self._db.execute(
