@@ -19,6 +19,10 @@ Pace:
 broker counter). `--clock-offset` is added to time.time() for sensed times, so that readings
 agree with a hub running on a night clock. With `--seconds`, stops after that long and prints a
 JSON summary on stdout; otherwise runs until terminated and prints nothing.
+
+The outbox numbering and the in-flight-limited QoS 1 publishing are the fleet simulator's
+(simulators/fleet.py, `carewatch sim fleet`), which is the realistic fleet; this script keeps only
+what benchmarks need on top: deterministic mixes, flat-out pacing, credit and raw topics.
 """
 
 from __future__ import annotations
@@ -35,10 +39,8 @@ from typing import Final
 
 import aiomqtt
 
-from edge.wire import data_topic, encode_batch
-
-BEDS_PER_GATEWAY: Final = 20
-MAX_IN_FLIGHT: Final = 100
+from edge.wire import data_topic
+from simulators.fleet import BEDS_PER_GATEWAY, MAX_IN_FLIGHT, InFlight, Outbox
 
 Item = dict[str, object]
 Mix = Callable[[int, int, float], Item]
@@ -83,8 +85,7 @@ class Gateway:
     name: str
     beds: range
     mix: Mix
-    epoch: str = field(default_factory=lambda: secrets.token_hex(4))
-    seq: int = 1
+    outbox: Outbox = field(default_factory=Outbox)
     cursor: int = 0
 
     def next_batch(self, count: int, now: float) -> bytes:
@@ -94,9 +95,7 @@ class Gateway:
             bed = self.beds[self.cursor % len(self.beds)]
             items.append(self.mix(bed, self.cursor // len(self.beds), at))
             self.cursor += 1
-        payload = encode_batch(self.epoch, self.seq, 1, now, items)
-        self.seq += count
-        return payload
+        return self.outbox.batch(items, 1, now)
 
 
 @dataclass
@@ -136,12 +135,10 @@ def gateways(beds: int, mix: Mix) -> list[Gateway]:
 
 class Publisher:
     def __init__(self, client: aiomqtt.Client, args: argparse.Namespace) -> None:
-        self._client = client
         self._site: str = args.site
         self._raw_topic: str | None = args.raw_topic
         self._offset: float = args.clock_offset
-        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._pending: set[asyncio.Task[None]] = set()
+        self._out = InFlight(client)
         self.tally = Tally()
 
     def now(self) -> float:
@@ -151,21 +148,13 @@ class Publisher:
         """Queue the gateway's next batch; waits only while too many are unacknowledged."""
         payload = gateway.next_batch(count, self.now())
         topic = self._raw_topic or data_topic(self._site, gateway.name)
-        await self._in_flight.acquire()
-        task = asyncio.create_task(self._client.publish(topic, payload, qos=1))
-        self._pending.add(task)
-        task.add_done_callback(self._done)
+        await self._out.publish(topic, payload)
         self.tally.readings += count
         self.tally.messages += 1
 
     async def drain(self, within: float) -> None:
         """Wait for the broker to acknowledge what is still unacknowledged."""
-        if self._pending:
-            await asyncio.wait(self._pending, timeout=within)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._pending.discard(task)
-        self._in_flight.release()
+        await self._out.drain(within)
 
 
 async def paced(publisher: Publisher, gateway: Gateway, interval: float) -> None:

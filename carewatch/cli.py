@@ -22,6 +22,9 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "sim": ("carewatch.sim_cmd", "add_sim_parser", "device simulators"),
     "report": ("carewatch.report_cmd", "add_report_parser", "response-time figures"),
     "registry": ("carewatch.registry_cmd", "add_registry_parser", "sites, beds, residents"),
+    "walktest": ("carewatch.walktest_cmd", "add_walktest_parser", "walk test every device"),
+    # provisioning (carewatch/provision_cmd.py)
+    "provision": ("carewatch.provision_cmd", "add_provision_parser", "set up sites and gateways"),
 }
 
 

@@ -7,6 +7,7 @@ carewatch sim button --socket /run/carewatch/ble-air.sock --address B4:35:22:F5:
 carewatch sim door --socket … --address … [--closed] [--key HEX --counter N]
 carewatch sim pressure-mat --socket … --address … [--clear] [--key HEX --counter N]
 carewatch sim scenario night_bed_exit_not_back [--speed 600]   # a resident's night, end to end
+carewatch sim fleet --beds 10000 [--duration 30] [--registry-out DIR]   # load (docs/fleet.md)
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ def add_sim_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     for kind, description in BLE.items():
         _add_ble_parser(kinds.add_parser(kind, help=f"send one advert of {description}"), kind)
     _add_scenario_parser(kinds)
+    from carewatch.fleet_cmd import add_fleet_parser  # here: device simulators skip aiomqtt
+
+    add_fleet_parser(kinds)
 
 
 def _add_scenario_parser(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -75,7 +75,10 @@ def create_app(
     secret_key: str,
     secure_cookies: bool,
     health: Callable[[], dict[str, Any]],
+    hide_alert: Callable[[dict[str, Any]], bool] | None = None,
 ) -> FastAPI:
+    """`hide_alert`: alerts kept off the staff list and stream (walk-test alerts)."""
+    hidden = hide_alert or (lambda alert: False)
     app = FastAPI(title="carewatch hub", version="0.1.0", docs_url=None, redoc_url=None)
     app.add_middleware(
         SessionMiddleware,
@@ -154,7 +157,8 @@ def create_app(
             raise HTTPException(422, f"state must be one of {sorted(STATE_FILTERS)}")
         if not 1 <= limit <= 1000:
             raise HTTPException(422, "limit must be between 1 and 1000")
-        return {"alerts": await store.alerts(STATE_FILTERS[state], limit)}
+        listed = await store.alerts(STATE_FILTERS[state], limit)
+        return {"alerts": [alert for alert in listed if not hidden(alert)]}
 
     @app.get("/api/alerts/{alert_id}")
     async def get_alert(alert_id: int, _: Caller) -> dict[str, Any]:
@@ -199,6 +203,8 @@ def create_app(
                         continue
                     if alert is None:
                         return
+                    if hidden(alert):
+                        continue
                     yield f"event: alert\ndata: {json.dumps(alert, separators=(',', ':'))}\n\n"
             finally:
                 bus.unsubscribe(queue)

@@ -58,6 +58,25 @@ class TokenSpec(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class ProvisioningSettings(BaseModel):
+    """Where `carewatch provision` writes broker credentials, and what it tells gateways."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password_file: Path = Path("/etc/mosquitto/carewatch.passwd")
+    acl_file: Path = Path("/etc/mosquitto/carewatch.acl")
+    broker_host: str | None = None  # the address gateways use; default: broker.host
+    broker_port: int | None = Field(default=None, ge=1, le=65535)  # default: broker.port
+    tls: bool | None = None  # default: broker.tls
+    ca_file: str | None = None  # copied into each gateway's bundle as ca.crt
+    public_url: str | None = None  # base of the bed labels' QR links; default: the web address
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: str | None) -> str | None:
+        return check_ca_file(value)
+
+
 class HubConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -73,6 +92,7 @@ class HubConfig(BaseModel):
     # escalation (hub/roster.py, hub/escalation_policy.py): who is on duty, who is told when
     roster: RosterConfig = Field(default_factory=RosterConfig)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
 
     @model_validator(mode="after")
     def _people_are_users(self) -> HubConfig:

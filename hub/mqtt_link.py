@@ -8,6 +8,7 @@ will, so gateways know whether anyone is listening.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import ssl
@@ -106,6 +107,8 @@ class MqttLink:
                 reader.result()
                 return
             reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await reader  # it may have failed on its own as the broker went away
             await client.publish(
                 HUB_STATUS_TOPIC, _hub_status("offline", self._clock.now()), qos=1, retain=True
             )

@@ -13,16 +13,20 @@ import uvicorn
 from hub.alerts import AlertBus, AlertService
 from hub.api import create_app
 from hub.api_escalation import escalation_routes
+from hub.api_provision import provision_routes
+from hub.api_walktest import walktest_routes
 from hub.auth import Authenticator
 from hub.clock import Clock, SystemClock
 from hub.config import HubConfig
 from hub.escalation import Escalation, start_escalation
 from hub.ingest import Ingest
 from hub.mqtt_link import MqttLink
+from hub.provisioning import Provisioner
 from hub.registry import Registry
 from hub.registry_service import RegistryService
 from hub.store import Store
 from hub.timers import Timers
+from hub.walktest import WalkTests
 from hub.watch import Watch
 from hub.watch_settings import WatchPolicy
 
@@ -48,6 +52,7 @@ class Hub:
     _server: uvicorn.Server | None = None
     registry_admin: RegistryService | None = None
     escalation: Escalation | None = None
+    walktests: WalkTests | None = None
 
     @classmethod
     async def start(cls, config: HubConfig, clock: Clock | None = None) -> Hub:
@@ -73,6 +78,9 @@ class Hub:
             consoles=bus,
             clock=clock,
         )
+        walktests = await WalkTests.open(store, registry, alerts, clock)  # walk test
+        watch.item_observers.append(walktests.observe)
+        watch.under_test = walktests.under_test
         ingest = Ingest(registry, store, watch, clock)
         mqtt = MqttLink(config.broker, ingest, clock)
         sock = _bind(config.web.host, config.web.port)
@@ -90,6 +98,7 @@ class Hub:
         )
         hub.registry_admin = registry_admin
         hub.escalation = escalation
+        hub.walktests = walktests
         hub._serve(sock, registry_admin)
         hub._tasks.append(asyncio.create_task(timers.run(hub._stop), name="hub-timers"))
         hub._tasks.append(
@@ -116,9 +125,14 @@ class Hub:
             secret_key=self.config.web.secret_key,
             secure_cookies=self.config.web.secure_cookies,
             health=self.health,
+            hide_alert=self.walktests.hides if self.walktests else None,
         )
         if self.escalation is not None:  # escalation and figures routes (hub/api_escalation.py)
             app.include_router(escalation_routes(self.escalation))
+        if self.walktests is not None:  # walk test routes and installer page
+            app.include_router(walktest_routes(self.walktests))
+        # provisioning and bed labels (hub/api_provision.py)
+        app.include_router(provision_routes(Provisioner(registry_admin, self.store, self.config)))
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -150,6 +164,8 @@ class Hub:
             return
         self._stop.set()
         self.bus.close()
+        if self.walktests is not None:  # ends the installers' live walk-test streams
+            self.walktests.progress.close()
         if self._server is not None:
             self._server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -12,7 +12,8 @@ site, a zone or one resident can change a rule without code.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -36,6 +37,9 @@ BATTERY_HYSTERESIS: Final = 5.0
 BACKSTOP_SILENCE_S: Final = 600.0
 # How often at most a device's or gateway's silence timer is rewritten to the database.
 SILENCE_WRITE_FRACTION: Final = 0.25
+# Walk test (hub/walktest.py): hears every item; says whether a site/gateway is under test.
+ItemObserver = Callable[[StoredItem, Placement], Awaitable[None]]
+UnderTest = Callable[[str, str | None], bool]
 
 
 @dataclass
@@ -83,6 +87,9 @@ class Watch:
         self._clock = clock
         self._memory = _Memory()
         self._started_at = clock.now()
+        # walk test hooks (hub/walktest.py): item observers, and alerts marked test in scope
+        self.item_observers: list[ItemObserver] = []
+        self.under_test: UnderTest = lambda site, gateway: False
         for kind, handler in (
             ("bed_exit", self._bed_exit_due),
             ("inactivity", self._inactivity_due),
@@ -120,6 +127,8 @@ class Watch:
             await self._on_event(item, place)
         else:
             await self._on_reading(item, place)
+        for observer in self.item_observers:  # walk test
+            await observer(item, place)
 
     async def _on_event(self, item: StoredItem, place: Placement) -> None:
         rule = INSTANT_EVENTS.get(item.name)
@@ -430,7 +439,7 @@ class Watch:
         if place is None or level is None:
             return
         now = self._clock.now()
-        await self._alerts.trigger(
+        await self._trigger(
             Trigger(
                 rule="low_battery",
                 priority="trouble",
@@ -448,6 +457,13 @@ class Watch:
 
     # --- raising ---------------------------------------------------------------------------
 
+    async def _trigger(self, trigger: Trigger) -> None:
+        """Every alert goes out here; a walk test in its scope makes it a test alert."""
+        gateway = trigger.gateway or (trigger.placement.gateway if trigger.placement else None)
+        if not trigger.test and self.under_test(trigger.site, gateway):
+            trigger = replace(trigger, test=True)
+        await self._alerts.trigger(trigger)
+
     async def _raise(
         self,
         rule: str,
@@ -458,7 +474,7 @@ class Watch:
         subject: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        await self._alerts.trigger(
+        await self._trigger(
             Trigger(
                 rule=rule,
                 priority=priority,
@@ -487,7 +503,7 @@ class Watch:
         detail: dict[str, Any],
     ) -> None:
         now = self._clock.now()
-        await self._alerts.trigger(
+        await self._trigger(
             Trigger(
                 rule=rule,
                 priority=priority,
@@ -510,7 +526,7 @@ class Watch:
         if self._alerts.is_active("device_offline", f"device:{place.device}"):
             return  # still offline: the gateway's next report is not a new event
         now = self._clock.now()
-        await self._alerts.trigger(
+        await self._trigger(
             Trigger(
                 rule="device_offline",
                 priority="trouble",
@@ -535,7 +551,7 @@ class Watch:
     ) -> None:
         self._gateway(site, gateway).online = False
         now = self._clock.now()
-        await self._alerts.trigger(
+        await self._trigger(
             Trigger(
                 test=self._policy.settings(site, None, None).maintenance,
                 rule="gateway_offline",

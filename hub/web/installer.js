@@ -1,0 +1,232 @@
+// carewatch installer's page: start a walk test on a site or a gateway and watch every device
+// being ticked off live. Plain JS, no framework. All data is inserted with textContent.
+"use strict";
+
+(() => {
+  const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const el = {
+    login: $("login-form"),
+    loginUser: $("login-user"),
+    loginPassword: $("login-password"),
+    loginError: $("login-error"),
+    user: $("current-user"),
+    panel: $("walktest"),
+    scope: $("scope"),
+    start: $("start"),
+    stop: $("stop"),
+    bed: $("bed-filter"),
+    state: $("state"),
+    progress: $("progress"),
+    error: $("error"),
+    links: $("report-links"),
+    checklist: $("checklist"),
+  };
+
+  let csrf = "";
+  let current = null; // the walk test's last status
+  let source = null; // its live stream
+  let bedFilter = null; // {code, site, room} from #bed=CODE
+
+  function make(tag, attrs = {}, text) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined) continue;
+      if (key === "class") node.className = value;
+      else if (key === "testid") node.dataset.testid = value;
+      else node.setAttribute(key, String(value));
+    }
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  const pad = (n) => String(n).padStart(2, "0");
+  function clockTime(epochS) {
+    const d = new Date(epochS * 1000);
+    return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  async function api(path, options = {}) {
+    const headers = { ...(options.headers || {}) };
+    if (options.body !== undefined) headers["Content-Type"] = "application/json";
+    if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = csrf;
+    const response = await fetch(path, {
+      method: options.method || "GET",
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      credentials: "same-origin",
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const error = new Error(typeof data.detail === "string" ? data.detail : `HTTP ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  function showError(message) {
+    el.error.textContent = message || "";
+    el.error.hidden = !message;
+  }
+
+  // ---------------------------------------------------------------- login
+
+  async function whoAmI() {
+    try {
+      loggedIn(await api("/api/me"));
+    } catch (error) {
+      if (error.status !== 401) throw error;
+      el.login.hidden = false;
+      el.loginUser.focus();
+    }
+  }
+
+  el.login.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    el.loginError.hidden = true;
+    try {
+      const me = await api("/api/login", {
+        method: "POST",
+        body: { username: el.loginUser.value, password: el.loginPassword.value },
+      });
+      el.loginPassword.value = "";
+      await loggedIn(me);
+    } catch (error) {
+      el.loginError.textContent = error.message;
+      el.loginError.hidden = false;
+    }
+  });
+
+  async function loggedIn(me) {
+    csrf = me.csrf_token;
+    el.user.textContent = me.name;
+    el.user.hidden = false;
+    el.login.hidden = true;
+    el.panel.hidden = false;
+    await loadScopes(me.sites);
+    await applyBed();
+    await resumeRunning();
+  }
+
+  // ---------------------------------------------------------------- scope and bed
+
+  async function loadScopes(sites) {
+    const { gateways } = await api("/api/gateways");
+    el.scope.replaceChildren();
+    for (const site of sites) {
+      el.scope.append(make("option", { value: site.id }, `Site: ${site.name} (${site.id})`));
+      for (const gw of gateways.filter((g) => g.site === site.id)) {
+        el.scope.append(make("option", { value: `${site.id}/${gw.id}` }, `  Gateway: ${gw.site}/${gw.id}`));
+      }
+    }
+  }
+
+  async function applyBed() {
+    const match = /(?:^|&)bed=([^&]+)/.exec(location.hash.slice(1));
+    bedFilter = null;
+    el.bed.hidden = true;
+    if (match) {
+      const code = decodeURIComponent(match[1]);
+      try {
+        const bed = await api(`/api/beds/${encodeURIComponent(code)}`);
+        bedFilter = { code: bed.code, site: bed.site, room: bed.room };
+        if (!current || !current.running) el.scope.value = bed.site;
+        el.bed.textContent = `Bed ${bed.code}: its devices and its room's. `;
+        el.bed.append(make("a", { href: "#" }, "Show all devices"));
+        el.bed.hidden = false;
+      } catch (error) {
+        showError(`Bed ${code}: ${error.message}`);
+      }
+    }
+    if (current) render(current);
+  }
+
+  window.addEventListener("hashchange", () => applyBed());
+
+  function shown(row) {
+    if (!bedFilter) return true;
+    return row.bed === bedFilter.code || (row.bed === null && row.room === bedFilter.room);
+  }
+
+  // ---------------------------------------------------------------- the walk test
+
+  async function resumeRunning() {
+    const { walktests } = await api("/api/walktests");
+    const running = walktests.find((t) => t.running);
+    if (running) follow(running);
+  }
+
+  el.start.addEventListener("click", async () => {
+    showError("");
+    const [site, gateway] = el.scope.value.split("/");
+    try {
+      follow(await api("/api/walktests", { method: "POST", body: { site, gateway: gateway || null } }));
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+
+  el.stop.addEventListener("click", async () => {
+    showError("");
+    try {
+      render(await api(`/api/walktests/${current.id}/stop`, { method: "POST" }));
+      closeStream();
+    } catch (error) {
+      showError(error.message);
+    }
+  });
+
+  function follow(status) {
+    render(status);
+    closeStream();
+    source = new EventSource(`/api/walktests/${status.id}/stream`);
+    source.addEventListener("walktest", (event) => render(JSON.parse(event.data)));
+  }
+
+  function closeStream() {
+    if (source) source.close();
+    source = null;
+  }
+
+  function render(status) {
+    current = status;
+    const who = `${status.scope}, started ${clockTime(status.started_at)} by ${status.started_by}`;
+    el.state.textContent = status.running ? `Walk test ${status.id} running: ${who}` : `Walk test ${status.id} ended at ${clockTime(status.ended_at)}: ${who}`;
+    el.start.hidden = status.running;
+    el.stop.hidden = !status.running;
+    el.scope.disabled = status.running;
+    const rows = status.devices.filter(shown);
+    const passed = rows.filter((row) => row.passed_at !== null).length;
+    el.progress.textContent = `${passed} of ${rows.length} devices passed`;
+    el.checklist.replaceChildren(...rows.map(checklistRow));
+    renderLinks(status);
+  }
+
+  function renderLinks(status) {
+    el.links.replaceChildren();
+    el.links.hidden = status.running;
+    if (status.running) return;
+    el.links.append(
+      make("a", { href: `/api/walktests/${status.id}/report.html`, target: "_blank", testid: "report-html" }, "Commissioning report (HTML)"),
+      make("a", { href: `/api/walktests/${status.id}/report.pdf`, target: "_blank", testid: "report-pdf" }, "Commissioning report (PDF)"),
+    );
+  }
+
+  function checklistRow(row) {
+    const passed = row.passed_at !== null;
+    const tr = make("tr", { testid: "device-row", "data-device": row.device, "data-passed": String(passed) });
+    const where = row.bed ? `Bed ${row.bed} · ${row.room_name}` : `Room ${row.room_name}`;
+    tr.append(
+      make("td", { class: "tick", "aria-label": passed ? "passed" : "waiting" }, passed ? "✓" : "○"),
+      make("td", { class: "device" }, row.device),
+      make("td", {}, where),
+      make("td", {}, row.profile),
+      make("td", { testid: "device-when" }, passed ? `${clockTime(row.passed_at)} · ${row.trigger}` : ""),
+      make("td", {}, row.rssi === null ? "—" : `${row.rssi} dBm`),
+      make("td", {}, row.battery === null ? "—" : `${row.battery} %`),
+    );
+    return tr;
+  }
+
+  whoAmI().catch((error) => showError(error.message));
+})();
