@@ -439,19 +439,7 @@ class Watch:
         if place is None or level is None:
             return
         now = self._clock.now()
-        await self._trigger(
-            Trigger(
-                rule="low_battery",
-                priority="trouble",
-                site=place.site,
-                subject=f"device:{place.device}",
-                sensed_at=now,
-                received_at=now,
-                placement=place,
-                test=self.settings(place).maintenance,
-                detail={"battery": level, "reminder": True},
-            )
-        )
+        await self._device_trouble("low_battery", place, now, {"battery": level, "reminder": True})
         remind = now + self.settings(place).low_battery_remind_h * 3600
         await self._timers.set("battery_reminder", timer.key, remind, {})
 
@@ -525,18 +513,29 @@ class Watch:
             return  # one gateway alert, not thirty device alerts
         if self._alerts.is_active("device_offline", f"device:{place.device}"):
             return  # still offline: the gateway's next report is not a new event
-        now = self._clock.now()
+        detail = {"why": why, "last_heard": since}
+        await self._device_trouble("device_offline", place, since, detail, consumes)
+
+    async def _device_trouble(
+        self,
+        rule: str,
+        place: Placement,
+        since: float,
+        detail: dict[str, Any],
+        consumes: tuple[str, str] | None = None,
+    ) -> None:
+        """A trouble alert about a device itself (not its resident): subject is the device."""
         await self._trigger(
             Trigger(
-                rule="device_offline",
+                rule=rule,
                 priority="trouble",
                 site=place.site,
                 subject=f"device:{place.device}",
                 sensed_at=since,
-                received_at=now,
+                received_at=self._clock.now(),
                 placement=place,
                 test=self.settings(place).maintenance,
-                detail={"why": why, "last_heard": since},
+                detail=detail,
                 consumes=consumes,
             )
         )
