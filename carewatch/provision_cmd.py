@@ -14,42 +14,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from carewatch.registry_cmd import Unreachable, _kind_from_name
-from hub.clock import SystemClock
-from hub.config import HubConfig, HubConfigError, load_hub_config
+from carewatch.registry_cmd import Unreachable, _kind_from_name, cli_actor, open_hub_registry
+from hub.config import HubConfig
 from hub.labels import bed_png, site_labels, site_pdf
 from hub.provisioning import Address, Bundle, DeviceRequest, Provisioner
 from hub.registry_csv import LAYOUTS, ImportRejected
 from hub.registry_models import Bed, Room, Site, Zone
-from hub.registry_service import Actor, RegistryService
-from hub.store import Store
 
 Action = Callable[[Provisioner, HubConfig, argparse.Namespace], Awaitable[None]]
 
 
-def _actor() -> Actor:
-    return Actor(f"cli:{getpass.getuser()}", "cli")
-
-
 @contextlib.asynccontextmanager
 async def provisioner(config_path: Path) -> AsyncIterator[tuple[Provisioner, HubConfig]]:
-    try:
-        config = await asyncio.to_thread(load_hub_config, config_path)
-    except HubConfigError as exc:
-        raise Unreachable(f"invalid configuration:\n{exc}") from None
-    store = await Store.open(config.database)
-    try:
-        service = await RegistryService.open(
-            store, SystemClock(), config.sites, config.organisation
-        )
+    async with open_hub_registry(config_path) as (service, store, config):
         yield await Provisioner.open(service, store, config), config
-    finally:
-        await store.close()
 
 
 async def run_provision(args: argparse.Namespace) -> int:
@@ -71,13 +53,13 @@ async def run_provision(args: argparse.Namespace) -> int:
 
 
 async def _site(prov: Provisioner, _: HubConfig, args: argparse.Namespace) -> None:
-    await prov.service.create(Site, {"id": args.id, "name": args.name}, _actor())
+    await prov.service.create(Site, {"id": args.id, "name": args.name}, cli_actor())
     print(f"site {args.id} created")
 
 
 async def _zone(prov: Provisioner, _: HubConfig, args: argparse.Namespace) -> None:
     fields = {"site": args.site, "id": args.id, "name": args.name or args.id, "kind": args.kind}
-    await prov.service.create(Zone, fields, _actor())
+    await prov.service.create(Zone, fields, cli_actor())
     print(f"zone {args.site}/{args.id} created")
 
 
@@ -89,13 +71,13 @@ async def _room(prov: Provisioner, _: HubConfig, args: argparse.Namespace) -> No
         "name": args.name or args.id,
         "kind": args.kind,
     }
-    await prov.service.create(Room, fields, _actor())
+    await prov.service.create(Room, fields, cli_actor())
     print(f"room {args.site}/{args.id} created")
 
 
 async def _bed(prov: Provisioner, _: HubConfig, args: argparse.Namespace) -> None:
     fields = {"code": args.code, "site": args.site, "room": args.room, "label": args.label}
-    await prov.service.create(Bed, fields, _actor())
+    await prov.service.create(Bed, fields, cli_actor())
     print(f"bed {args.code} created")
 
 
@@ -106,7 +88,7 @@ def _print_bundle(bundle: Bundle) -> None:
 
 
 async def _gateway(prov: Provisioner, config: HubConfig, args: argparse.Namespace) -> None:
-    bundle = await prov.gateway(args.site, args.gateway, args.out, _actor(), args.name)
+    bundle = await prov.gateway(args.site, args.gateway, args.out, cli_actor(), args.name)
     settings = config.provisioning
     print(f"password set in {settings.password_file}; ACL block written to {settings.acl_file}")
     _print_bundle(bundle)
@@ -124,7 +106,7 @@ async def _device(prov: Provisioner, _: HubConfig, args: argparse.Namespace) -> 
         room=args.room,
         role=args.role,
     )
-    device = await prov.device(request, _actor())
+    device = await prov.device(request, cli_actor())
     print(f"device {device.id} ({device.profile}) bound to {args.bed or 'room ' + args.room}")
     if args.out is not None:
         _print_bundle(await prov.bundle(args.site, args.gateway, args.out))
@@ -133,7 +115,7 @@ async def _device(prov: Provisioner, _: HubConfig, args: argparse.Namespace) -> 
 async def _import(prov: Provisioner, _: HubConfig, args: argparse.Namespace) -> None:
     what = args.kind or _kind_from_name(args.file)
     text = args.file.read_text(encoding="utf-8-sig")
-    counts, bundles = await prov.import_csv(what, text, args.out, _actor())
+    counts, bundles = await prov.import_csv(what, text, args.out, cli_actor())
     done = ", ".join(
         f"{action} {n} {kind}(s)" for action, kinds in counts.items() for kind, n in kinds.items()
     )

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from hub.clock import SystemClock
-from hub.config import HubConfigError, load_hub_config
+from hub.config import HubConfig, HubConfigError, load_hub_config
 from hub.registry_csv import LAYOUTS, ImportRejected, RowProblem
 from hub.registry_models import RECORD_KINDS, RegistryError
 from hub.registry_service import Actor, RegistryService
@@ -64,7 +64,7 @@ class LocalBackend:
 
     def __init__(self, service: RegistryService) -> None:
         self._service = service
-        self._actor = Actor(f"cli:{getpass.getuser()}", "cli")
+        self._actor = cli_actor()
 
     async def listing(self, plural: str, site: str | None) -> list[dict[str, Any]]:
         return self._service.listing(PLURALS[plural], site)
@@ -82,7 +82,10 @@ class LocalBackend:
 
 
 @contextlib.asynccontextmanager
-async def local_backend(config_path: Path) -> AsyncIterator[LocalBackend]:
+async def open_hub_registry(
+    config_path: Path,
+) -> AsyncIterator[tuple[RegistryService, Store, HubConfig]]:
+    """The registry in the hub's database, opened from the hub's configuration file."""
     try:
         config = await asyncio.to_thread(load_hub_config, config_path)
     except HubConfigError as exc:
@@ -92,9 +95,20 @@ async def local_backend(config_path: Path) -> AsyncIterator[LocalBackend]:
         service = await RegistryService.open(
             store, SystemClock(), config.sites, config.organisation
         )
-        yield LocalBackend(service)
+        yield service, store, config
     finally:
         await store.close()
+
+
+def cli_actor() -> Actor:
+    """Who a command-line change is recorded as: the operating-system user."""
+    return Actor(f"cli:{getpass.getuser()}", "cli")
+
+
+@contextlib.asynccontextmanager
+async def local_backend(config_path: Path) -> AsyncIterator[LocalBackend]:
+    async with open_hub_registry(config_path) as (service, _, _):
+        yield LocalBackend(service)
 
 
 class RemoteBackend:
