@@ -180,7 +180,14 @@ async def run(args: argparse.Namespace) -> None:
                 "broker": {"host": broker.host, "port": broker.port, "client_id": "bench-hub"},
                 "database": str(workdir / "hub.db"),
                 "web": {"port": 0, "secret_key": "b" * 40},
-                "users": [{"username": "nurse", "password_hash": hash_password(PASSWORD)}],
+                "users": [
+                    {
+                        "username": "nurse",
+                        "password_hash": hash_password(PASSWORD),
+                        "role": "staff",
+                        "sites": ["*"],
+                    }
+                ],
                 "sites": [registry(args.falls, args.background_beds)],
             }
         )

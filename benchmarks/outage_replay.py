@@ -101,7 +101,14 @@ def hub_config(host: str, port: int, workdir: Path) -> HubConfig:
             "broker": {"host": host, "port": port, "client_id": "bench-hub"},
             "database": str(workdir / "hub.db"),
             "web": {"port": 0, "secret_key": "b" * 40},
-            "users": [{"username": "nurse", "password_hash": hash_password("bench-password")}],
+            "users": [
+                {
+                    "username": "nurse",
+                    "password_hash": hash_password("bench-password"),
+                    "role": "staff",
+                    "sites": ["*"],
+                }
+            ],
             "sites": [hub_site()],
         }
     )

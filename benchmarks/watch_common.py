@@ -83,7 +83,14 @@ def hub_config(
             "broker": {"host": host, "port": port, "client_id": "bench-hub"},
             "database": str(database),
             "web": {"port": 0, "secret_key": "b" * 40},
-            "users": [{"username": "nurse", "password_hash": hash_password(PASSWORD)}],
+            "users": [
+                {
+                    "username": "nurse",
+                    "password_hash": hash_password(PASSWORD),
+                    "role": "staff",
+                    "sites": ["*"],
+                }
+            ],
             "sites": [site],
             "watch": watch or {},
         }

@@ -368,6 +368,8 @@ async def run_demo(
         "username": "nurse",
         "display_name": "Night nurse",
         "password_hash": hash_password(password),
+        "role": "staff",
+        "sites": ["*"],
     }
     hub = await Hub.start(
         local_hub_config(broker, workdir, [registry_for(home)], web_port=web_port, users=[nurse])

@@ -14,10 +14,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.sessions import SessionMiddleware
 
+from hub.access import Principal, authenticated, require
 from hub.alerts import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
 from hub.api_registry import install_registry_api
-from hub.auth import Authenticator, Principal, start_session
-from hub.registry import Registry
+from hub.auth import Authenticator, start_session
+from hub.registry import Placement, Registry
 from hub.registry_service import RegistryService
 from hub.store import Store
 
@@ -52,12 +53,10 @@ class ResolveRequest(BaseModel):
     channel: Literal["console", "phone", "api"] = "console"
 
 
-def _current_principal(request: Request) -> Principal:
-    auth: Authenticator = request.app.state.auth
-    return auth.principal(request)
-
-
-Caller = Annotated[Principal, Depends(_current_principal)]
+Caller = Annotated[Principal, Depends(authenticated)]
+AlertReader = Annotated[Principal, Depends(require("alerts.read"))]
+AlertActor = Annotated[Principal, Depends(require("alerts.act"))]
+DeviceReader = Annotated[Principal, Depends(require("devices.read"))]
 
 
 def _web_file(name: str) -> str:
@@ -91,8 +90,28 @@ def create_app(
     app.state.auth = auth
     install_registry_api(app, registry_admin)
 
-    def sites() -> list[dict[str, str]]:
-        return [{"id": site.id, "name": site.name} for site in registry.sites.values()]
+    def sites(caller: Principal) -> list[dict[str, str]]:
+        return [
+            {"id": site.id, "name": site.name}
+            for site in registry.sites.values()
+            if caller.touches_site(site.id)
+        ]
+
+    def whoami(caller: Principal, csrf: str) -> dict[str, Any]:
+        return {
+            "user": caller.username,
+            "name": caller.name,
+            **caller.grant.model_dump(),
+            "permissions": sorted(caller.permissions),
+            "csrf_token": csrf,
+            "sites": sites(caller),
+        }
+
+    async def visible_alert(alert_id: int, caller: Principal) -> dict[str, Any]:
+        alert = await store.alert(alert_id)
+        if alert is None or hidden(alert) or not caller.sees_alert(alert):
+            raise HTTPException(404, f"no alert {alert_id}")
+        return alert
 
     @app.exception_handler(AlertError)
     async def _alert_error(_: Request, exc: AlertError) -> JSONResponse:
@@ -116,20 +135,14 @@ def create_app(
 
     @app.get("/api/health")
     async def get_health() -> dict[str, Any]:
+        """Open, for monitoring and for consoles checking the hub is there: counts only."""
         return health()
 
     @app.post("/api/login")
     async def login(body: LoginRequest, request: Request) -> dict[str, Any]:
-        ok = await asyncio.to_thread(auth.check_password, body.username, body.password)
-        if not ok:
-            raise HTTPException(401, "wrong user name or password")
-        csrf = start_session(request, body.username)
-        return {
-            "user": body.username,
-            "name": auth.display_name(body.username),
-            "csrf_token": csrf,
-            "sites": sites(),
-        }
+        user = await auth.login(request, body.username, body.password)
+        csrf = start_session(request, user)
+        return whoami(Principal(user.username, user.name, user.grant), csrf)
 
     @app.post("/api/logout")
     async def logout(request: Request, caller: Caller) -> dict[str, str]:
@@ -138,58 +151,56 @@ def create_app(
 
     @app.get("/api/me")
     async def me(request: Request, caller: Caller) -> dict[str, Any]:
-        return {
-            "user": caller.username,
-            "name": auth.display_name(caller.username),
-            "csrf_token": str(request.session.get("csrf", "")),
-            "sites": sites(),
-        }
+        return whoami(caller, str(request.session.get("csrf", "")))
 
     @app.get("/api/outcomes")
-    async def outcomes(_: Caller) -> dict[str, str]:
+    async def outcomes(_: AlertReader) -> dict[str, str]:
         return OUTCOMES
 
     @app.get("/api/alerts")
     async def list_alerts(
-        _: Caller, state: str = "active", limit: int = 200
+        caller: AlertReader, state: str = "active", limit: int = 200
     ) -> dict[str, list[dict[str, Any]]]:
         if state not in STATE_FILTERS:
             raise HTTPException(422, f"state must be one of {sorted(STATE_FILTERS)}")
         if not 1 <= limit <= 1000:
             raise HTTPException(422, "limit must be between 1 and 1000")
-        listed = await store.alerts(STATE_FILTERS[state], limit)
-        return {"alerts": [alert for alert in listed if not hidden(alert)]}
+        listed = await store.alerts(STATE_FILTERS[state], None if caller.all_sites else limit)
+        visible = caller.visible_alerts(alert for alert in listed if not hidden(alert))
+        return {"alerts": visible[:limit]}
 
     @app.get("/api/alerts/{alert_id}")
-    async def get_alert(alert_id: int, _: Caller) -> dict[str, Any]:
-        alert = await store.alert(alert_id)
-        if alert is None:
-            raise HTTPException(404, f"no alert {alert_id}")
+    async def get_alert(alert_id: int, caller: AlertReader) -> dict[str, Any]:
+        alert = await visible_alert(alert_id, caller)
         return {**alert, "history": await store.audit_for_alert(alert_id)}
 
     @app.post("/api/alerts/{alert_id}/acknowledge")
     async def acknowledge(
-        alert_id: int, caller: Caller, body: AcknowledgeRequest | None = None
+        alert_id: int, caller: AlertActor, body: AcknowledgeRequest | None = None
     ) -> dict[str, Any]:
+        await visible_alert(alert_id, caller)
         channel = "api" if caller.via == "api" else (body or AcknowledgeRequest()).channel
         return await alerts.acknowledge(alert_id, caller.username, channel)
 
     @app.post("/api/alerts/{alert_id}/resolve")
-    async def resolve(alert_id: int, body: ResolveRequest, caller: Caller) -> dict[str, Any]:
+    async def resolve(alert_id: int, body: ResolveRequest, caller: AlertActor) -> dict[str, Any]:
+        await visible_alert(alert_id, caller)
         channel = "api" if caller.via == "api" else body.channel
         return await alerts.resolve(alert_id, caller.username, channel, body.outcome, body.note)
 
     @app.get("/api/devices")
-    async def list_devices(_: Caller) -> dict[str, list[dict[str, Any]]]:
-        """Every registered device, where it is, and its health as its gateway last reported."""
+    async def list_devices(caller: DeviceReader) -> dict[str, list[dict[str, Any]]]:
+        """The devices the caller may see, where they are, and their health as last reported."""
         health = await store.device_health()
         devices = [
-            {**asdict(place), "health": health.get(place.device)} for place in registry.devices()
+            {**_device_view(place, caller), "health": health.get(place.device)}
+            for place in registry.devices()
+            if caller.sees_place(place.site, place.zone)
         ]
         return {"devices": devices}
 
     @app.get("/api/stream")
-    async def stream(request: Request, _: Caller) -> StreamingResponse:
+    async def stream(request: Request, caller: AlertReader) -> StreamingResponse:
         queue = bus.subscribe()
 
         async def events() -> AsyncIterator[str]:
@@ -203,7 +214,7 @@ def create_app(
                         continue
                     if alert is None:
                         return
-                    if hidden(alert):
+                    if hidden(alert) or not caller.sees_alert(alert):
                         continue
                     yield f"event: alert\ndata: {json.dumps(alert, separators=(',', ':'))}\n\n"
             finally:
@@ -216,3 +227,11 @@ def create_app(
         )
 
     return app
+
+
+def _device_view(place: Placement, caller: Principal) -> dict[str, Any]:
+    """Where a device is; who it watches only for those who may read health data."""
+    view = asdict(place)
+    if not caller.can("health.read"):
+        view.update(resident_code=None, resident_name=None)
+    return view

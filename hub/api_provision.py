@@ -18,22 +18,16 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from hub.auth import Authenticator, Principal
+from hub.access import Principal, require
 from hub.labels import bed_png, label_for, site_labels, site_pdf
 from hub.provisioning import Address, DeviceRequest, Provisioner
 from hub.registry_service import Actor
 
-
-def _caller(request: Request) -> Principal:
-    auth: Authenticator = request.app.state.auth
-    return auth.principal(request)
-
-
-Caller = Annotated[Principal, Depends(_caller)]
+Caller = Annotated[Principal, Depends(require("provision"))]
 
 
 class GatewayRequest(BaseModel):

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from hub.auth import Authenticator, Principal
+from hub.access import Principal, authenticated
 from hub.registry_csv import ImportRejected
 from hub.registry_models import (
     RECORD_KINDS,
@@ -38,12 +38,7 @@ PLURALS = {f"{kind}s": record for kind, record in RECORD_KINDS.items()}
 Fields = Annotated[dict[str, Any], Body()]
 
 
-def _caller(request: Request) -> Principal:
-    auth: Authenticator = request.app.state.auth
-    return auth.principal(request)
-
-
-Caller = Annotated[Principal, Depends(_caller)]
+Caller = Annotated[Principal, Depends(authenticated)]
 
 
 def _actor(caller: Principal) -> Actor:

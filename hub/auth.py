@@ -1,91 +1,158 @@
 """Who is asking: password login into a signed session cookie, or an API token.
 
 Passwords are argon2id hashes (argon2-cffi). A session carries a CSRF token that every
-state-changing request made with the cookie must echo in the X-CSRF-Token header.
+state-changing request made with the cookie must echo in the X-CSRF-Token header, and the
+user's `session_gen`, so that a password reset or a change of role ends older sessions.
+Failed logins are limited per user name and per client address.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import hmac
+import logging
 import secrets
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 
-from hub.config import TokenSpec, UserSpec
+from hub.access import Principal
+from hub.clock import Clock
+from hub.store import AuditEntry, Store
+from hub.users import User, UserStore, hash_password, token_digest
 
+__all__ = ["Authenticator", "LoginLimiter", "hash_password", "start_session", "token_digest"]
+
+log = logging.getLogger("carewatch.hub.auth")
 _hasher = PasswordHasher()
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+@dataclass
+class LoginLimiter:
+    """At most `per_user` failed logins per user name and `per_client` per address in `window_s`."""
 
+    clock: Clock
+    per_user: int = 5
+    per_client: int = 20
+    window_s: float = 900.0
+    _failures: dict[str, deque[float]] = field(default_factory=dict)
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    def retry_after(self, username: str, client: str) -> float:
+        """Seconds until a login may be tried again; 0 when it may be tried now."""
+        now = self.clock.now()
+        waits = [
+            self._wait(f"user:{username.lower()}", self.per_user, now),
+            self._wait(f"client:{client}", self.per_client, now),
+        ]
+        return max(waits)
 
+    def failed(self, username: str, client: str) -> None:
+        now = self.clock.now()
+        for key in (f"user:{username.lower()}", f"client:{client}"):
+            self._failures.setdefault(key, deque()).append(now)
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    username: str
-    via: str
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(f"user:{username.lower()}", None)
+
+    def _wait(self, key: str, limit: int, now: float) -> float:
+        times = self._failures.get(key)
+        if not times:
+            return 0.0
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return 0.0
+        return times[0] + self.window_s - now if len(times) >= limit else 0.0
 
 
 class Authenticator:
-    def __init__(self, users: list[UserSpec], tokens: list[TokenSpec]) -> None:
-        self._users = {user.username: user for user in users}
-        self._tokens = tokens
+    def __init__(self, users: UserStore, store: Store, clock: Clock) -> None:
+        self.users = users
+        self._store = store
+        self._clock = clock
+        self.limiter = LoginLimiter(clock)
         # Verifying against a real hash for unknown users keeps login timing uniform.
         self._decoy_hash = _hasher.hash(secrets.token_hex(16))
 
-    def check_password(self, username: str, password: str) -> bool:
-        user = self._users.get(username)
-        try:
-            return _hasher.verify(user.password_hash if user else self._decoy_hash, password) and (
-                user is not None
+    async def login(self, request: Request, username: str, password: str) -> User:
+        """The user, or 401 (wrong name or password) or 429 (too many failures)."""
+        client = request.client.host if request.client else "unknown"
+        wait = self.limiter.retry_after(username, client)
+        if wait > 0:
+            await self._audit(username, "login_refused", {"client": client, "reason": "limit"})
+            raise HTTPException(
+                429,
+                f"too many failed logins; try again in {int(wait) + 1} s",
+                headers={"Retry-After": str(int(wait) + 1)},
             )
-        except (VerificationError, InvalidHashError):
-            return False
+        user = await self.users.active(username)
+        digest = user.password_hash if user is not None else self._decoy_hash
+        ok = await asyncio.to_thread(_verify, digest, password)
+        if not ok or user is None:
+            self.limiter.failed(username, client)
+            await self._audit(username, "login_failed", {"client": client})
+            log.warning("failed login for %r from %s", username, client)
+            raise HTTPException(401, "wrong user name or password")
+        self.limiter.succeeded(username)
+        await self._audit(username, "login", {"client": client})
+        return user
 
-    def display_name(self, username: str) -> str:
-        user = self._users.get(username)
-        return (user.display_name or user.username) if user else username
+    async def _audit(self, actor: str, action: str, detail: dict[str, str]) -> None:
+        async with self._store.transaction():
+            await self._store.insert_audit(
+                [AuditEntry(self._clock.now(), actor, action, "web", detail)]
+            )
 
-    def _token_principal(self, header: str) -> Principal | None:
+    async def _token_principal(self, header: str) -> Principal | None:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if scheme.lower() != "bearer" or not token.strip():
             return None
-        digest = token_digest(token.strip())
-        for spec in self._tokens:
-            if hmac.compare_digest(spec.sha256, digest):
-                return Principal(f"token:{spec.name}", "api")
-        return None
+        found = await self.users.token(token_digest(token.strip()))
+        if found is None or found.revoked:
+            return None
+        if found.username is None:
+            assert found.grant is not None
+            return Principal(f"token:{found.name}", found.name, found.grant, "api")
+        user = await self.users.active(found.username)
+        if user is None:
+            return None
+        return Principal(user.username, user.name, user.grant, "api")
 
-    def principal(self, request: Request) -> Principal:
+    async def principal(self, request: Request) -> Principal:
         """The caller, or 401; cookie callers must also pass the CSRF check on writes."""
         header = request.headers.get("authorization")
         if header:
-            principal = self._token_principal(header)
+            principal = await self._token_principal(header)
             if principal is None:
-                raise HTTPException(401, "invalid API token")
+                raise HTTPException(401, "invalid or revoked API token")
             return principal
         username = request.session.get("user")
-        if not isinstance(username, str) or username not in self._users:
+        user = await self.users.active(username) if isinstance(username, str) else None
+        if user is None or request.session.get("gen") != user.session_gen:
             raise HTTPException(401, "log in first")
         if request.method not in SAFE_METHODS:
             expected = request.session.get("csrf", "")
             given = request.headers.get("x-csrf-token", "")
             if not (expected and hmac.compare_digest(str(expected), given)):
                 raise HTTPException(403, "missing or wrong X-CSRF-Token header")
-        return Principal(username, "console")
+        return Principal(user.username, user.name, user.grant, "console")
 
 
-def start_session(request: Request, username: str) -> str:
+def _verify(digest: str, password: str) -> bool:
+    try:
+        return _hasher.verify(digest, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def start_session(request: Request, user: User) -> str:
     request.session.clear()
     csrf = secrets.token_urlsafe(32)
-    request.session.update({"user": username, "csrf": csrf})
+    request.session.update({"user": user.username, "csrf": csrf, "gen": user.session_gen})
     return csrf

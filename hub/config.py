@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.config import ConfigError, check_ca_file, validate_document
+from hub.access import GrantFields
 from hub.escalation_policy import EscalationConfig
 from hub.registry import Registry, RegistryError, SiteSpec
 from hub.roster import RosterConfig
+from hub.users import USERNAME_PATTERN, ConfigToken, ConfigUser
 from hub.watch_settings import WatchConfig
 
 
@@ -41,21 +44,34 @@ class WebSettings(BaseModel):
     secure_cookies: bool = False
 
 
-class UserSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Scoped(GrantFields):
+    @model_validator(mode="after")
+    def _fits_role(self) -> _Scoped:
+        problems = self.grant().problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
-    username: str = Field(pattern=r"^[A-Za-z0-9._@-]{1,64}$")
+
+class UserSpec(_Scoped):
+    """A user managed in this file: role and scope as in hub/access.py."""
+
+    username: str = Field(pattern=USERNAME_PATTERN)
     display_name: str | None = None
     password_hash: str = Field(pattern=r"^\$argon2")
 
+    def config_user(self) -> ConfigUser:
+        return ConfigUser(self.username, self.display_name, self.password_hash, self.grant())
 
-class TokenSpec(BaseModel):
-    """An API token for an integration; only its SHA-256 is kept."""
 
-    model_config = ConfigDict(extra="forbid")
+class TokenSpec(_Scoped):
+    """An API token for an integration, with its own role and scope; only its SHA-256 is kept."""
 
-    name: str
+    name: str = Field(pattern=USERNAME_PATTERN)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    def config_token(self) -> ConfigToken:
+        return ConfigToken(self.name, self.sha256, self.grant())
 
 
 class ProvisioningSettings(BaseModel):
@@ -77,6 +93,45 @@ class ProvisioningSettings(BaseModel):
         return check_ca_file(value)
 
 
+# What push services accept as a VAPID contact: a mailto: address, or an https origin.
+VAPID_SUBJECT = (
+    r"^(mailto:[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+    r"|https://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$"
+)
+
+
+class PushSettings(BaseModel):
+    """Web Push (hub/push.py): who the hub says it is, how long pushes wait, where it may POST."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The VAPID contact push services use when something goes wrong; default derived from
+    # `organisation` (set a real address in production).
+    subject: str | None = Field(default=None, pattern=VAPID_SUBJECT)
+    ttl_s: int = Field(default=3600, ge=0, le=28 * 86400)
+    emergency_ttl_s: int = Field(default=300, ge=0, le=86400)
+    # Push services the hub may send to: exact hosts, or "*.domain" for any host under it.
+    # Endpoints must be https, except on a host listed exactly (a local test push service).
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: [
+            "fcm.googleapis.com",
+            "updates.push.services.mozilla.com",
+            "*.notify.windows.com",
+            "web.push.apple.com",
+            "*.push.apple.com",
+        ],
+        max_length=100,
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9.:-]*[a-z0-9])?", host):
+                raise ValueError(f"{host!r} is not a host name (lower case) or *.domain")
+        return hosts
+
+
 class HubConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -93,6 +148,7 @@ class HubConfig(BaseModel):
     roster: RosterConfig = Field(default_factory=RosterConfig)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
+    push: PushSettings = Field(default_factory=PushSettings)  # hub/push.py
 
     @model_validator(mode="after")
     def _people_are_users(self) -> HubConfig:

@@ -14,6 +14,7 @@ from hub.alerts import AlertBus, AlertService
 from hub.api import create_app
 from hub.api_escalation import escalation_routes
 from hub.api_provision import provision_routes
+from hub.api_push import push_routes
 from hub.api_walktest import walktest_routes
 from hub.auth import Authenticator
 from hub.clock import Clock, SystemClock
@@ -22,10 +23,12 @@ from hub.escalation import Escalation, start_escalation
 from hub.ingest import Ingest
 from hub.mqtt_link import MqttLink
 from hub.provisioning import Provisioner
+from hub.push import PushNotifier, PushService
 from hub.registry import Registry
 from hub.registry_service import RegistryService
 from hub.store import Store
 from hub.timers import Timers
+from hub.users import UserError, UserStore
 from hub.walktest import WalkTests
 from hub.watch import Watch
 from hub.watch_settings import WatchPolicy
@@ -53,11 +56,14 @@ class Hub:
     registry_admin: RegistryService | None = None
     escalation: Escalation | None = None
     walktests: WalkTests | None = None
+    users: UserStore | None = None
+    push: PushService | None = None
 
     @classmethod
     async def start(cls, config: HubConfig, clock: Clock | None = None) -> Hub:
         clock = clock or SystemClock()
         store = await Store.open(config.database)
+        users = await _open_users(store, config, clock)
         registry_admin = await RegistryService.open(store, clock, config.sites, config.organisation)
         registry = registry_admin.registry
         bus = AlertBus()
@@ -78,6 +84,9 @@ class Hub:
             consoles=bus,
             clock=clock,
         )
+        # Web Push to phones (hub/push.py), one more channel for the escalation
+        push = await PushService.open(store, clock, config, config.web.secret_key)
+        escalation.add_notifier(PushNotifier(push))
         walktests = await WalkTests.open(store, registry, alerts, clock)  # walk test
         watch.item_observers.append(walktests.observe)
         watch.under_test = walktests.under_test
@@ -99,7 +108,9 @@ class Hub:
         hub.registry_admin = registry_admin
         hub.escalation = escalation
         hub.walktests = walktests
-        hub._serve(sock, registry_admin)
+        hub.users = users
+        hub.push = push
+        hub._serve(sock, registry_admin, Authenticator(users, store, clock))
         hub._tasks.append(asyncio.create_task(timers.run(hub._stop), name="hub-timers"))
         hub._tasks.append(
             asyncio.create_task(timers.run_flusher(hub._stop), name="hub-timer-writer")
@@ -114,12 +125,14 @@ class Hub:
         )
         return hub
 
-    def _serve(self, sock: socket.socket, registry_admin: RegistryService) -> None:
+    def _serve(
+        self, sock: socket.socket, registry_admin: RegistryService, auth: Authenticator
+    ) -> None:
         app = create_app(
             store=self.store,
             alerts=self.alerts,
             bus=self.bus,
-            auth=Authenticator(self.config.users, self.config.tokens),
+            auth=auth,
             registry=self.registry,
             registry_admin=registry_admin,
             secret_key=self.config.web.secret_key,
@@ -129,6 +142,17 @@ class Hub:
         )
         if self.escalation is not None:  # escalation and figures routes (hub/api_escalation.py)
             app.include_router(escalation_routes(self.escalation))
+        if self.push is not None and self.escalation is not None and self.users is not None:
+            app.include_router(  # Web Push: key, subscriptions, notification actions
+                push_routes(
+                    self.push,
+                    store=self.store,
+                    alerts=self.alerts,
+                    helpdesk=self.escalation,
+                    users=self.users,
+                    clock=self.escalation.clock,
+                )
+            )
         if self.walktests is not None:  # walk test routes and installer page
             app.include_router(walktest_routes(self.walktests))
         # provisioning and bed labels (hub/api_provision.py)
@@ -153,6 +177,7 @@ class Hub:
             "devices": len(self.registry.devices()),
             "live_consoles": self.bus.subscribers,
             "ingest": self.ingest.counters(),
+            "push": self.push.counters() if self.push else None,
         }
 
     @property
@@ -169,11 +194,28 @@ class Hub:
         if self._server is not None:
             self._server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.push is not None:
+            self.push.close()
         await self.store.close()
 
     async def wait(self) -> None:
         """Until a component ends by itself (it should not) or the hub is stopped."""
         await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+
+
+async def _open_users(store: Store, config: HubConfig, clock: Clock) -> UserStore:
+    """The users table, with the config file's users and tokens written into it."""
+    users = await UserStore.open(store)
+    try:
+        await users.sync_config(
+            [spec.config_user() for spec in config.users],
+            [spec.config_token() for spec in config.tokens],
+            clock.now(),
+        )
+    except UserError:
+        await store.close()
+        raise
+    return users
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -20,6 +20,32 @@ from hub.service import Hub
 from tests.mosquitto import MosquittoBroker, mosquitto
 
 NURSE = ("nurse", "night-shift-pw")
+# More people of the small site, each with a role and scope (hub/access.py); tests log in as them.
+ADMIN = ("admin", "admin-pw")
+SUPERVISOR = ("supervisor", "supervisor-pw")
+INSTALLER = ("installer", "installer-pw")
+EAST_NURSE = ("east-nurse", "east-pw")  # staff of the east wing only
+FAMILY = ("daughter", "family-pw")  # Mary Jones's (E-0001) daughter
+PEOPLE: dict[str, dict[str, Any]] = {
+    NURSE[0]: {"display_name": "Night Nurse", "role": "staff", "sites": ["*"]},
+    ADMIN[0]: {"role": "admin"},
+    SUPERVISOR[0]: {"role": "supervisor", "sites": ["sunrise"]},
+    INSTALLER[0]: {"role": "installer", "sites": ["sunrise"]},
+    EAST_NURSE[0]: {"role": "staff", "zones": ["sunrise/east"]},
+    FAMILY[0]: {"display_name": "Anne Jones", "role": "family", "residents": ["E-0001"]},
+}
+PASSWORDS = dict((NURSE, ADMIN, SUPERVISOR, INSTALLER, EAST_NURSE, FAMILY))
+_hashes: dict[str, str] = {}
+
+
+def small_site_users() -> list[dict[str, Any]]:
+    """The small site's people, with their password hashes (argon2 is slow: hashed once)."""
+    for name, password in PASSWORDS.items():
+        _hashes.setdefault(name, hash_password(password))
+    return [
+        {"username": name, "password_hash": _hashes[name], **fields}
+        for name, fields in PEOPLE.items()
+    ]
 
 SMALL_SITE: dict[str, Any] = {
     "id": "sunrise",
@@ -72,13 +98,7 @@ def hub_config(broker: MosquittoBroker, database: Path, /, **overrides: Any) -> 
         "broker": {"host": broker.host, "port": broker.port, "client_id": "carewatch-hub-test"},
         "database": str(database),
         "web": {"host": "127.0.0.1", "port": 0, "secret_key": "test-secret-" + "k" * 32},
-        "users": [
-            {
-                "username": NURSE[0],
-                "display_name": "Night Nurse",
-                "password_hash": hash_password(NURSE[1]),
-            }
-        ],
+        "users": small_site_users(),
         "sites": [SMALL_SITE],
     }
     raw.update(overrides)

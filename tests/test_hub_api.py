@@ -100,7 +100,9 @@ async def test_api_token_works_without_a_session_and_a_wrong_one_is_refused(
     hub_factory: HubFactory, publish_batch: PublishBatch
 ) -> None:
     token = "integration-token-for-tests"
-    hub = await hub_factory(tokens=[{"name": "bms", "sha256": token_digest(token)}])
+    hub = await hub_factory(
+        tokens=[{"name": "bms", "sha256": token_digest(token), "role": "staff", "sites": ["*"]}]
+    )
     alert_id = await open_fall(hub, publish_batch)
     async with httpx.AsyncClient(base_url=hub.url) as client:
         wrong = await client.get("/api/alerts", headers={"Authorization": "Bearer nope"})

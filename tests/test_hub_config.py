@@ -25,7 +25,14 @@ def valid() -> dict[str, object]:
         "broker": {"host": "127.0.0.1", "port": 1883},
         "database": "/var/lib/carewatch/hub.db",
         "web": {"port": 8080, "secret_key": "s" * 40},
-        "users": [{"username": "nurse", "password_hash": hash_password("pw")}],
+        "users": [
+            {
+                "username": "nurse",
+                "password_hash": hash_password("pw"),
+                "role": "staff",
+                "sites": ["*"],
+            }
+        ],
         "sites": [SMALL_SITE],
     }
 

@@ -42,7 +42,14 @@ def hub_yaml(broker: MosquittoBroker, tmp_path: Path, web_port: int) -> Path:
         "broker": {"host": broker.host, "port": broker.port, "client_id": "hub-kill-test"},
         "database": str(tmp_path / "hub.db"),
         "web": {"host": "127.0.0.1", "port": web_port, "secret_key": "k" * 40},
-        "users": [{"username": NURSE[0], "password_hash": hash_password(NURSE[1])}],
+        "users": [
+            {
+                "username": NURSE[0],
+                "password_hash": hash_password(NURSE[1]),
+                "role": "staff",
+                "sites": ["*"],
+            }
+        ],
         "sites": [site],
         # The whole day is "night", so the bed-exit rule applies whenever the test runs.
         "watch": {

@@ -374,7 +374,16 @@ def test_cli_imports_lists_admits_and_refuses_bad_rows(tmp_path: Path) -> None:
 async def test_cli_with_url_and_token_changes_the_running_hub(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:
-    hub = await hub_factory(tokens=[{"name": "installer", "sha256": token_digest(TOKEN)}])
+    hub = await hub_factory(
+        tokens=[
+            {
+                "name": "installer",
+                "sha256": token_digest(TOKEN),
+                "role": "installer",
+                "sites": ["*"],
+            }
+        ]
+    )
     beds = write_csv(tmp_path, "beds.csv", GOOD_BEDS)
     imported = await cli_in_thread("--url", hub.url, "--token", TOKEN, "import", str(beds))
     assert imported.returncode == 0, imported.stderr

@@ -1,0 +1,366 @@
+"""Hub users and API tokens, kept in the database.
+
+Users declared in the config file (`users:`, `tokens:`) are written into the database at every
+start and are managed there only; `carewatch users` manages the others. Only argon2 hashes of
+passwords and SHA-256 digests of tokens are stored.
+
+A user's `session_gen` goes up when their password, role or scope changes or when they are
+disabled: every web session made before then ends at its next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from argon2 import PasswordHasher
+
+from hub.access import Grant
+from hub.store import AuditEntry, Store
+
+Source = Literal["config", "cli", "api"]
+USERNAME_PATTERN: Final = r"^[A-Za-z0-9._@-]{1,64}$"
+CACHE_S: Final = 2.0  # how long a read of the users table is trusted (the CLI may change it)
+_hasher = PasswordHasher()
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY,
+    display_name TEXT,
+    grant_json TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    source TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    session_gen INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    name TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    username TEXT,
+    grant_json TEXT,
+    source TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+"""
+
+
+class UserError(ValueError):
+    """A change to users that cannot be made; the message says why and what to do."""
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    username: str
+    display_name: str | None
+    grant: Grant
+    password_hash: str
+    source: Source
+    disabled: bool
+    session_gen: int
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.username
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "name": self.name,
+            **self.grant.model_dump(),
+            "source": self.source,
+            "disabled": self.disabled,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    name: str
+    sha256: str
+    username: str | None  # acts as this user; None: a config token with its own grant
+    grant: Grant | None
+    source: Source
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigUser:
+    username: str
+    display_name: str | None
+    password_hash: str
+    grant: Grant
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigToken:
+    name: str
+    sha256: str
+    grant: Grant
+
+
+@dataclass
+class _Snapshot:
+    users: dict[str, User]
+    tokens: dict[str, Token]  # by digest
+    read_at: float
+
+
+class UserStore:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._snapshot: _Snapshot | None = None
+
+    @classmethod
+    async def open(cls, store: Store) -> UserStore:
+        await store.add_schema(SCHEMA)
+        return cls(store)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def _current(self) -> _Snapshot:
+        snap = self._snapshot
+        if snap is None or time.monotonic() - snap.read_at > CACHE_S:
+            snap = self._snapshot = await self._read()
+        return snap
+
+    async def _read(self) -> _Snapshot:
+        db = self._store.db
+        async with db.execute("SELECT * FROM users") as cur:
+            users = {row["username"]: _user(row) for row in await cur.fetchall()}
+        async with db.execute("SELECT * FROM api_tokens") as cur:
+            tokens = {row["sha256"]: _token(row) for row in await cur.fetchall()}
+        return _Snapshot(users, tokens, time.monotonic())
+
+    async def get(self, username: str) -> User | None:
+        return (await self._current()).users.get(username)
+
+    async def active(self, username: str) -> User | None:
+        user = await self.get(username)
+        return user if user is not None and not user.disabled else None
+
+    async def token(self, digest: str) -> Token | None:
+        return (await self._current()).tokens.get(digest)
+
+    async def all(self) -> list[User]:
+        return sorted((await self._read()).users.values(), key=lambda u: u.username)
+
+    async def tokens(self) -> list[Token]:
+        return sorted((await self._read()).tokens.values(), key=lambda t: t.name)
+
+    async def display_names(self) -> dict[str, str]:
+        return {user.username: user.name for user in (await self._current()).users.values()}
+
+    # --- changes ----------------------------------------------------------------------------
+
+    async def sync_config(
+        self, users: Iterable[ConfigUser], tokens: Iterable[ConfigToken], at: float
+    ) -> None:
+        """Make the config's users and tokens the database's; disable users dropped from it."""
+        users, tokens = list(users), list(tokens)
+        existing = {user.username: user for user in await self.all()}
+        async with self._store.transaction() as db:
+            for spec in users:
+                old = existing.get(spec.username)
+                if old is not None and old.source != "config":
+                    raise UserError(
+                        f"user {spec.username!r} in the config file already exists in the "
+                        "database (made with `carewatch users`); rename one of them"
+                    )
+                await db.execute(
+                    "INSERT INTO users (username, display_name, grant_json, password_hash, "
+                    "source, disabled, session_gen, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, 'config', 0, 0, ?, ?) ON CONFLICT (username) DO UPDATE "
+                    "SET display_name = excluded.display_name, grant_json = excluded.grant_json, "
+                    "password_hash = excluded.password_hash, disabled = 0, "
+                    "session_gen = session_gen + (grant_json != excluded.grant_json "
+                    "OR password_hash != excluded.password_hash OR disabled != 0), "
+                    "updated_at = excluded.updated_at",
+                    (
+                        spec.username,
+                        spec.display_name,
+                        _grant_json(spec.grant),
+                        spec.password_hash,
+                        at,
+                        at,
+                    ),
+                )
+            kept = {spec.username for spec in users}
+            await db.executemany(
+                "UPDATE users SET disabled = 1, session_gen = session_gen + 1, updated_at = ? "
+                "WHERE username = ?",
+                [(at, name) for name, old in existing.items() if _dropped(old, kept)],
+            )
+            await db.execute("DELETE FROM api_tokens WHERE source = 'config'")
+            await db.executemany(
+                "INSERT INTO api_tokens (name, sha256, username, grant_json, source, created_at) "
+                "VALUES (?, ?, NULL, ?, 'config', ?)",
+                [(t.name, t.sha256, _grant_json(t.grant), at) for t in tokens],
+            )
+        self._snapshot = None
+
+    async def create(
+        self,
+        username: str,
+        password: str,
+        grant: Grant,
+        *,
+        display_name: str | None,
+        actor: str,
+        at: float,
+        source: Source = "cli",
+    ) -> User:
+        _check_grant(grant)
+        if await self.get(username) is not None:
+            raise UserError(f"user {username!r} already exists; use `reset-password` or `update`")
+        async with self._store.transaction() as db:
+            await db.execute(
+                "INSERT INTO users (username, display_name, grant_json, password_hash, source, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    username,
+                    display_name,
+                    _grant_json(grant),
+                    hash_password(password),
+                    source,
+                    at,
+                    at,
+                ),
+            )
+            await self._audit(at, actor, "user_created", {"user": username, **grant.model_dump()})
+        return await self._require(username)
+
+    async def set_password(self, username: str, password: str, *, actor: str, at: float) -> None:
+        await self._changeable(username)
+        await self._update(
+            username, "password_hash = ?", (hash_password(password),), actor, at, "password_reset"
+        )
+
+    async def set_grant(self, username: str, grant: Grant, *, actor: str, at: float) -> None:
+        _check_grant(grant)
+        await self._changeable(username)
+        await self._update(
+            username, "grant_json = ?", (_grant_json(grant),), actor, at, "user_scope_changed"
+        )
+
+    async def set_disabled(self, username: str, disabled: bool, *, actor: str, at: float) -> None:
+        await self._changeable(username)
+        action = "user_disabled" if disabled else "user_enabled"
+        await self._update(username, "disabled = ?", (int(disabled),), actor, at, action)
+
+    async def issue_token(self, username: str, name: str, *, actor: str, at: float) -> str:
+        """A new API token acting as `username`; only its digest is kept, so show it once."""
+        user = await self._require(username)
+        if user.disabled:
+            raise UserError(f"user {username!r} is disabled; enable it first")
+        if any(t.name == name for t in await self.tokens()):
+            raise UserError(f"a token named {name!r} exists; revoke it or choose another name")
+        token = secrets.token_urlsafe(32)
+        async with self._store.transaction() as db:
+            await db.execute(
+                "INSERT INTO api_tokens (name, sha256, username, source, created_at) "
+                "VALUES (?, ?, ?, 'cli', ?)",
+                (name, token_digest(token), username, at),
+            )
+            await self._audit(at, actor, "token_issued", {"token": name, "user": username})
+        self._snapshot = None
+        return token
+
+    async def revoke_token(self, name: str, *, actor: str, at: float) -> None:
+        found = next((t for t in await self.tokens() if t.name == name), None)
+        if found is None:
+            raise UserError(f"no token named {name!r}")
+        if found.source == "config":
+            raise UserError(f"token {name!r} is in the config file (tokens:); remove it there")
+        async with self._store.transaction() as db:
+            await db.execute("UPDATE api_tokens SET revoked_at = ? WHERE name = ?", (at, name))
+            await self._audit(at, actor, "token_revoked", {"token": name})
+        self._snapshot = None
+
+    async def _require(self, username: str) -> User:
+        self._snapshot = None
+        user = await self.get(username)
+        if user is None:
+            raise UserError(f"no user {username!r}")
+        return user
+
+    async def _changeable(self, username: str) -> User:
+        user = await self._require(username)
+        if user.source == "config":
+            raise UserError(
+                f"user {username!r} is defined in the hub's config file (users:); change it there"
+            )
+        return user
+
+    async def _update(
+        self,
+        username: str,
+        assignment: str,
+        values: tuple[Any, ...],
+        actor: str,
+        at: float,
+        action: str,
+    ) -> None:
+        async with self._store.transaction() as db:
+            await db.execute(
+                f"UPDATE users SET {assignment}, session_gen = session_gen + 1, updated_at = ? "
+                "WHERE username = ?",
+                (*values, at, username),
+            )
+            await self._audit(at, actor, action, {"user": username})
+        self._snapshot = None
+
+    async def _audit(self, at: float, actor: str, action: str, detail: dict[str, Any]) -> None:
+        await self._store.insert_audit([AuditEntry(at, actor, action, "admin", detail)])
+
+
+def _check_grant(grant: Grant) -> None:
+    problems = grant.problems()
+    if problems:
+        raise UserError("; ".join(problems))
+
+
+def _grant_json(grant: Grant) -> str:
+    return json.dumps(grant.model_dump(), sort_keys=True)
+
+
+def _dropped(user: User, kept: set[str]) -> bool:
+    return user.source == "config" and not user.disabled and user.username not in kept
+
+
+def _user(row: Any) -> User:
+    return User(
+        username=row["username"],
+        display_name=row["display_name"],
+        grant=Grant.model_validate(json.loads(row["grant_json"])),
+        password_hash=row["password_hash"],
+        source=row["source"],
+        disabled=bool(row["disabled"]),
+        session_gen=int(row["session_gen"]),
+    )
+
+
+def _token(row: Any) -> Token:
+    grant = row["grant_json"]
+    return Token(
+        name=row["name"],
+        sha256=row["sha256"],
+        username=row["username"],
+        grant=Grant.model_validate(json.loads(grant)) if grant else None,
+        source=row["source"],
+        revoked=row["revoked_at"] is not None,
+    )
