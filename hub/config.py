@@ -111,7 +111,7 @@ class PushSettings(BaseModel):
     ttl_s: int = Field(default=3600, ge=0, le=28 * 86400)
     emergency_ttl_s: int = Field(default=300, ge=0, le=86400)
     # Push services the hub may send to: exact hosts, or "*.domain" for any host under it.
-    # Endpoints must be https, except on a host listed exactly (a local test push service).
+    # Endpoints must be https; plain http only to a loopback host listed exactly (tests).
     allowed_hosts: list[str] = Field(
         default_factory=lambda: [
             "fcm.googleapis.com",
