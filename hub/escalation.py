@@ -12,6 +12,11 @@ transaction as its planned notification attempts (`notifications`, result `pendi
 the timer moves to the next firing, then the attempts are delivered and their results written.
 A restart therefore neither repeats a step (its record exists) nor loses one (its timer is in
 the database); an attempt still pending after a crash is delivered when the hub starts again.
+
+A step may be limited to some channels (push first, Apprise later). A family member who asks
+for someone to be sent (`request_help`) makes a step of phase `help` at once, to the staff on
+duty for the zone and the charge nurse. A contact's Apprise URLs hold secrets: they are read
+from the registry when an attempt is delivered and never written to the record.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
-from hub.alerts import AlertService
+from hub.alerts import AlertError, AlertService
 from hub.clock import Clock
 from hub.config import HubConfig
 from hub.escalation_policy import EscalationPolicies, Period, Policy
@@ -35,6 +41,7 @@ from hub.notify import (
     Notifier,
     Recipient,
 )
+from hub.notify_apprise import AppriseNotifier
 from hub.registry import Registry
 from hub.registry_models import Resident
 from hub.roster import Roster
@@ -46,8 +53,12 @@ log = logging.getLogger("carewatch.hub.escalation")
 
 KIND: Final = "escalate"
 SEND_TIMEOUT_S: Final = 15.0
-Phase = Literal["escalate", "realert"]
+# Apprise gives up on a slow service before the engine gives up on the attempt, so that every
+# service of a contact gets its own result.
+APPRISE_BUDGET_S: Final = SEND_TIMEOUT_S - 3
+Phase = Literal["escalate", "realert", "help"]
 REALERT_TARGETS: Final = ("acknowledger", "charge_nurse")
+HELP_TARGETS: Final = ("on_duty_zone", "charge_nurse")
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS escalation_steps (
@@ -75,6 +86,7 @@ CREATE TABLE IF NOT EXISTS notifications (
     recipient_name TEXT,
     phone TEXT,
     email TEXT,
+    recipient_user TEXT,
     at REAL NOT NULL,
     result TEXT NOT NULL,
     detail TEXT NOT NULL DEFAULT ''
@@ -84,7 +96,7 @@ CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (result) WHERE
 """
 ATTEMPT_COLUMNS: Final = (
     "id, alert_id, step_id, step, phase, target, channel, recipient_kind, recipient, "
-    "recipient_name, phone, email, at, result, detail"
+    "recipient_name, phone, email, recipient_user, at, result, detail"
 )
 
 
@@ -95,6 +107,10 @@ class ContactLike(Protocol):
     def phone(self) -> str | None: ...
     @property
     def email(self) -> str | None: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def notify(self) -> Sequence[str]: ...
 
 
 class ContactBook(Protocol):
@@ -172,10 +188,19 @@ class Escalation:
     async def start(self) -> None:
         """Create the tables, give every active alert its timer, deliver leftover attempts."""
         await self._store.add_schema(SCHEMA)
+        await self._add_recipient_user()
         for alert in await self._store.alerts(("open", "acknowledged"), limit=None):
             async with self._lock:
                 await self._reconcile(alert)
         await self._deliver_leftovers()
+
+    async def _add_recipient_user(self) -> None:
+        """Databases made before push and Apprise lack the `recipient_user` column."""
+        async with self._store.db.execute("PRAGMA table_info(notifications)") as cur:
+            columns = {row["name"] for row in await cur.fetchall()}
+        if "recipient_user" not in columns:
+            async with self._store.transaction() as db:
+                await db.execute("ALTER TABLE notifications ADD COLUMN recipient_user TEXT")
 
     # --- the timer ------------------------------------------------------------------------
 
@@ -227,6 +252,47 @@ class Escalation:
             alert, await self._attempts("step_id = ? AND result = 'pending'", step_id)
         )
 
+    # --- a family member asks for someone to be sent -----------------------------------------
+
+    async def request_help(self, alert_id: int, by: str, channel: str) -> dict[str, Any]:
+        """`by` pressed "Send someone": tell the zone's staff on duty and the charge nurse now.
+
+        The alert stays as it is (open or acknowledged); staff still acknowledge and resolve it.
+        Returns the escalation summary. Raises AlertError 404 (no such alert) or 409 (resolved,
+        or a test alert, which is never escalated).
+        """
+        async with self._lock:
+            alert = await self._store.alert(alert_id)
+            if alert is None:
+                raise AlertError(404, f"no alert {alert_id}")
+            if alert["state"] == "resolved":
+                raise AlertError(409, f"alert {alert_id} is resolved; no one needs to be sent")
+            if alert["test"]:
+                raise AlertError(409, f"alert {alert_id} is a test alert and is not escalated")
+            n = await self._help_requests(alert_id)
+            now = self._clock.now()
+            asked = AuditEntry(now, by, "help_requested", channel, {"n": n})
+            step_id = await self._record_step(alert, "help", n, now, asked=asked)
+        log.info(
+            "%s asked for someone to be sent to alert %s (%s)",
+            by,
+            alert_id,
+            channel,
+            extra={"site": alert["site"], "bed": alert["bed"], "alert_id": alert_id},
+        )
+        await self._deliver(
+            alert, await self._attempts("step_id = ? AND result = 'pending'", step_id)
+        )
+        return await self.summary(alert_id)
+
+    async def _help_requests(self, alert_id: int) -> int:
+        async with self._store.db.execute(
+            "SELECT count(*) FROM escalation_steps WHERE alert_id = ? AND phase = 'help'",
+            (alert_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     # --- who is told ------------------------------------------------------------------------
 
     def _period(self, alert: dict[str, Any]) -> Period:
@@ -239,10 +305,19 @@ class Escalation:
     async def _targets(self, alert: dict[str, Any], phase: Phase, n: int) -> tuple[str, ...]:
         if phase == "realert":
             return REALERT_TARGETS
+        if phase == "help":
+            return HELP_TARGETS
         targets = self._policy(alert).steps[self._policy(alert).step(n)].notify
         if n == 0 and await self._all_on_duty(alert):
             return ("all_on_duty", *targets)
         return targets
+
+    def _channels(self, alert: dict[str, Any], phase: Phase, n: int) -> tuple[str, ...] | None:
+        """The channels a firing may use; None: all of them."""
+        if phase != "escalate":
+            return None
+        policy = self._policy(alert)
+        return policy.steps[policy.step(n)].channels
 
     async def _all_on_duty(self, alert: dict[str, Any]) -> bool:
         """Smoke: the watch marks the alert for everyone on duty when it opens it."""
@@ -256,7 +331,7 @@ class Escalation:
         if target == "family_contacts":
             code = alert["resident_code"]
             contacts = self._contacts.contacts_for(code) if code else ()
-            return [Recipient("contact", c.name, c.name, c.phone, c.email) for c in contacts]
+            return [_contact_recipient(contact) for contact in contacts]
         if target == "on_duty_zone":
             users = self._roster.on_duty(site, at, alert["zone"])
         elif target == "charge_nurse":
@@ -267,9 +342,16 @@ class Escalation:
             users = [alert["acknowledged_by"]] if alert["acknowledged_by"] else []
         else:
             users = [target.removeprefix("user:")]
-        return [Recipient("user", user, self._people.get(user, user)) for user in users]
+        return [Recipient("user", user, self._people.get(user, user), user=user) for user in users]
 
-    def _plan(self, alert: dict[str, Any], targets: Sequence[str], at: float) -> list[Planned]:
+    def _plan(
+        self,
+        alert: dict[str, Any],
+        targets: Sequence[str],
+        at: float,
+        allowed: tuple[str, ...] | None,
+    ) -> list[Planned]:
+        notifiers = [n for n in self._notifiers if allowed is None or n.channel in allowed]
         planned: list[Planned] = []
         seen: set[tuple[str, str]] = set()
         for target in targets:
@@ -280,26 +362,34 @@ class Escalation:
                 if (person.kind, person.id) in seen:
                     continue
                 seen.add((person.kind, person.id))
-                channels = [n.channel for n in self._notifiers if n.accepts(person)]
+                channels = [n.channel for n in notifiers if n.accepts(person)]
                 planned += [Planned(target, person, channel, "pending") for channel in channels]
                 if not channels:
-                    detail = "no delivery channel reaches this person yet"
-                    planned.append(Planned(target, person, None, "no_channel", detail))
+                    planned.append(Planned(target, person, None, "no_channel", _unreached(allowed)))
         return planned
 
     # --- the record -------------------------------------------------------------------------
 
     async def _has_steps(self, alert_id: int) -> bool:
         async with self._store.db.execute(
-            "SELECT 1 FROM escalation_steps WHERE alert_id = ? LIMIT 1", (alert_id,)
+            "SELECT 1 FROM escalation_steps WHERE alert_id = ? AND phase = 'escalate' LIMIT 1",
+            (alert_id,),
         ) as cur:
             return await cur.fetchone() is not None
 
-    async def _record_step(self, alert: dict[str, Any], phase: Phase, n: int, due: float) -> int:
-        """Record firing n with its planned attempts, once; return the step's id."""
+    async def _record_step(
+        self,
+        alert: dict[str, Any],
+        phase: Phase,
+        n: int,
+        due: float,
+        asked: AuditEntry | None = None,
+    ) -> int:
+        """Record firing n with its planned attempts, once; return the step's id. `asked`, the
+        request that caused the firing, is recorded in the same transaction."""
         now = self._clock.now()
         targets = await self._targets(alert, phase, n)
-        planned = self._plan(alert, targets, now)
+        planned = self._plan(alert, targets, now, self._channels(alert, phase, n))
         step = self._policy(alert).step(n) if phase == "escalate" else n
         kind = "repeat" if phase == "escalate" and n != step else phase
         async with self._store.transaction() as db:
@@ -311,6 +401,8 @@ class Escalation:
             if cur.rowcount != 1:
                 return await self._step_id(alert["id"], phase, n)
             step_id = int(cur.lastrowid or 0)
+            if asked is not None:
+                await self._audit(alert["id"], asked)
             detail = {"phase": kind, "n": n, "step": step, "targets": list(targets)}
             await self._audit(
                 alert["id"], AuditEntry(now, "system", "escalation_step", None, detail)
@@ -318,8 +410,8 @@ class Escalation:
             for plan in planned:
                 row = await db.execute(
                     "INSERT INTO notifications (alert_id, step_id, step, phase, target, channel, "
-                    "recipient_kind, recipient, recipient_name, phone, email, at, result, detail) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "recipient_kind, recipient, recipient_name, phone, email, recipient_user, at, "
+                    "result, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         alert["id"],
                         step_id,
@@ -399,6 +491,7 @@ class Escalation:
         recipient = _recipient(row)
         if notifier is None or recipient is None:
             return DeliveryResult(False, f"channel {row['channel']!r} is not available")
+        recipient = self._with_apprise_urls(alert, recipient)
         notification = Notification(alert, recipient, row["step"], row["phase"], row["target"])
         try:
             return await asyncio.wait_for(notifier.send(notification), SEND_TIMEOUT_S)
@@ -407,6 +500,15 @@ class Escalation:
         except Exception as exc:
             log.exception("notifier %s failed", notifier.channel)
             return DeliveryResult(False, f"{type(exc).__name__}: {exc}")
+
+    def _with_apprise_urls(self, alert: dict[str, Any], person: Recipient) -> Recipient:
+        """A contact's Apprise URLs as the registry holds them now (none if they were removed)."""
+        code = alert["resident_code"]
+        if person.kind != "contact" or not code:
+            return person
+        contacts = self._contacts.contacts_for(code)
+        contact = next((c for c in contacts if c.name == person.id), None)
+        return replace(person, apprise=tuple(contact.notify) if contact else ())
 
     async def _deliver_leftovers(self) -> None:
         """Attempts a crash left pending: deliver them if their alert is still active."""
@@ -431,18 +533,24 @@ class Escalation:
 
     async def summary(self, alert_id: int) -> dict[str, Any]:
         """`escalation_step` (1-based, the last step reached), `notified` (names reached),
-        `next_escalation_at`."""
+        `next_escalation_at`, `help_requested_by` (who asked for someone to be sent)."""
         async with self._store.db.execute(
             "SELECT max(step) AS step FROM escalation_steps WHERE alert_id = ? AND phase = ?",
             (alert_id, "escalate"),
         ) as cur:
             row = await cur.fetchone()
         reached = await self._attempts("alert_id = ? AND result = 'delivered'", alert_id)
+        async with self._store.db.execute(
+            "SELECT actor FROM audit WHERE alert_id = ? AND action = 'help_requested' ORDER BY id",
+            (alert_id,),
+        ) as cur:
+            askers = [r["actor"] for r in await cur.fetchall()]
         pending = self._timers.pending(KIND, str(alert_id))
         return {
             "escalation_step": None if row is None or row["step"] is None else row["step"] + 1,
             "notified": list(dict.fromkeys(r["recipient_name"] for r in reached)),
             "next_escalation_at": pending.due_at if pending else None,
+            "help_requested_by": list(dict.fromkeys(askers)),
         }
 
     async def history(self, alert_id: int) -> dict[str, Any]:
@@ -485,17 +593,43 @@ def _nobody(target: str) -> str:
     }.get(target, "nobody to notify")
 
 
+def _unreached(allowed: tuple[str, ...] | None) -> str:
+    if allowed is None:
+        return "no delivery channel reaches this person"
+    return f"none of the channels this step allows ({', '.join(allowed)}) reaches this person"
+
+
+def _contact_recipient(contact: ContactLike) -> Recipient:
+    return Recipient(
+        "contact",
+        contact.name,
+        contact.name,
+        contact.phone,
+        contact.email,
+        user=contact.user,
+        apprise=tuple(contact.notify),
+    )
+
+
 def _recipient_columns(person: Recipient | None) -> tuple[Any, ...]:
+    """How a recipient is recorded with an attempt: Apprise URLs are left out (secrets)."""
     if person is None:
-        return (None, None, None, None, None)
-    return (person.kind, person.id, person.name, person.phone, person.email)
+        return (None, None, None, None, None, None)
+    return (person.kind, person.id, person.name, person.phone, person.email, person.user)
 
 
 def _recipient(row: Mapping[str, Any]) -> Recipient | None:
     if row["recipient_kind"] not in ("user", "contact"):
         return None
     kind: Literal["user", "contact"] = row["recipient_kind"]
-    return Recipient(kind, row["recipient"], row["recipient_name"], row["phone"], row["email"])
+    return Recipient(
+        kind,
+        row["recipient"],
+        row["recipient_name"],
+        row["phone"],
+        row["email"],
+        user=row["recipient_user"],
+    )
 
 
 async def start_escalation(
@@ -510,6 +644,11 @@ async def start_escalation(
 ) -> Escalation:
     """The hub's escalation engine from its configuration, started (see `Hub.start`)."""
     watch = WatchPolicy(config.watch)
+
+    def opened_locally(alert: dict[str, Any]) -> datetime:
+        settings = watch.settings(alert["site"], alert["zone"], alert["resident_code"])
+        return settings.local(alert["opened_at"])
+
     escalation = Escalation(
         store=store,
         alerts=alerts,
@@ -520,7 +659,10 @@ async def start_escalation(
         contacts=RegistryContacts(registry),
         people={user.username: user.display_name or user.username for user in config.users},
         clock=clock,
-        notifiers=[ConsoleNotifier(consoles)],
+        notifiers=[
+            ConsoleNotifier(consoles),
+            AppriseNotifier(budget_s=APPRISE_BUDGET_S, local_time=opened_locally),
+        ],
     )
     await escalation.start()
     return escalation

@@ -23,6 +23,19 @@ Targets: `on_duty_zone` (staff on duty for the alert's zone), `charge_nurse`, `f
 (the resident's contacts, in order), `all_on_duty` (everyone on duty at the site) and
 `user:NAME`. Smoke alerts also notify everyone on duty at the first step.
 
+A step may name the channels it uses (`channels: [console, push]`, or `[apprise]` for the
+contacts' fallback URLs); without `channels:` it uses every channel that reaches the person.
+Push first, then Apprise for a family bed:
+
+```yaml
+  residents:
+    E-0002:
+      steps:
+        - {after_min: 0, notify: [on_duty_zone, family_contacts], channels: [console, push]}
+        - {after_min: 3, notify: family_contacts, channels: [apprise]}
+        - {after_min: 6, notify: charge_nurse}
+```
+
 The most specific level wins, field by field: resident over site over defaults, and at each
 level the `day:`/`night:` block over the fields beside it.
 """
@@ -38,6 +51,7 @@ from hub.alerts import Priority
 Period = Literal["day", "night"]
 PERIODS: Final[tuple[Period, ...]] = ("day", "night")
 TARGETS: Final = frozenset({"on_duty_zone", "charge_nurse", "family_contacts", "all_on_duty"})
+CHANNELS: Final = frozenset({"console", "push", "apprise"})
 USER_TARGET: Final = "user:"
 
 
@@ -46,11 +60,26 @@ class Step(BaseModel):
 
     after_min: float = Field(ge=0)
     notify: tuple[str, ...] = Field(min_length=1)
+    # None: every channel that reaches the person.
+    channels: tuple[str, ...] | None = None
 
-    @field_validator("notify", mode="before")
+    @field_validator("notify", "channels", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, channels: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if channels is None:
+            return None
+        known = ", ".join(sorted(CHANNELS))
+        if not channels:
+            raise ValueError(f"list at least one channel ({known}), or leave channels out")
+        for channel in channels:
+            if channel not in CHANNELS:
+                raise ValueError(f"unknown channel {channel!r}; use one of {known}")
+        return tuple(dict.fromkeys(channels))
 
     @field_validator("notify")
     @classmethod

@@ -1,8 +1,8 @@
 """Notifiers: how a notification reaches a person, and what came of the attempt.
 
 The escalation engine decides who must be told; a notifier delivers on one channel. Every
-attempt and its result is recorded by the engine. The console is the only channel for now;
-Web Push and Apprise notifiers plug in here next, as further `Notifier`s.
+attempt and its result is recorded by the engine. Channels: `console` (here), `push`
+(hub/push.py) and `apprise` (hub/notify_apprise.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ class Recipient:
     name: str
     phone: str | None = None
     email: str | None = None
+    user: str | None = None  # the hub account that reaches this person (push); a user's own name
+    apprise: tuple[str, ...] = ()  # fallback channels (Apprise URLs) of a contact
 
 
 @dataclass(frozen=True, slots=True)

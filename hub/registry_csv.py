@@ -29,7 +29,7 @@ from hub.registry_models import (
 )
 
 Row = dict[str, str]
-_CONTACT: Final = re.compile(r"^contact([1-9])_(name|relation|phone|email)$")
+_CONTACT: Final = re.compile(r"^contact([1-9])_(name|relation|phone|email|user|notify)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +67,16 @@ def _resident_row(data: RegistryData, row: Row, at: float) -> list[Change]:
     return changes
 
 
-def _contacts(row: Row) -> list[dict[str, str]]:
-    numbered: dict[int, dict[str, str]] = {}
+def _contacts(row: Row) -> list[dict[str, object]]:
+    numbered: dict[int, dict[str, object]] = {}
     for column, value in row.items():
         match = _CONTACT.match(column)
         if match:
-            numbered.setdefault(int(match[1]), {})[match[2]] = value
+            field = match[2]
+            # Several Apprise URLs in one cell, separated by spaces (a URL has none).
+            numbered.setdefault(int(match[1]), {})[field] = (
+                value.split() if field == "notify" else value
+            )
     return [numbered[n] for n in sorted(numbered)]
 
 

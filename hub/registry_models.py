@@ -21,11 +21,15 @@ from pydantic import (
 )
 
 from edge.wire import Identifier
+from hub.notify_apprise import url_problem
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 BedCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 ElderCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+# The rule for hub user names (hub/users.py, which depends on this module through hub.access).
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._@-]{1,64}$")]
+MAX_NOTIFY_URLS = 5
 
 ZoneKind = Literal["care_home", "dementia", "nursing", "family"]
 RoomKind = Literal["bedroom", "bathroom", "lounge", "dining", "corridor", "exit", "other"]
@@ -92,11 +96,28 @@ class Contact(BaseModel):
     relation: Relation
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 ()-]{2,30}$")
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=200)
+    user: Username | None = None  # their hub account: push notifications and the family app
+    notify: list[str] = Field(default_factory=list, max_length=MAX_NOTIFY_URLS)
+
+    @field_validator("notify")
+    @classmethod
+    def _usable_urls(cls, urls: list[str]) -> list[str]:
+        urls = [url.strip() for url in urls]
+        for n, url in enumerate(urls, 1):
+            problem = url_problem(url)
+            if problem is not None:
+                raise ValueError(f"URL {n}: {problem}")
+        if len(set(urls)) != len(urls):
+            raise ValueError("the same notify URL is listed twice")
+        return urls
 
     @model_validator(mode="after")
     def _reachable(self) -> Contact:
-        if self.phone is None and self.email is None:
-            raise ValueError(f"contact {self.name!r} needs a phone number or an e-mail address")
+        if not (self.phone or self.email or self.user or self.notify):
+            raise ValueError(
+                f"contact {self.name!r} needs a way to be reached: a phone number, an e-mail "
+                "address, a hub user (for push) or an Apprise URL to notify"
+            )
         return self
 
 

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import sqlite3
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from hub.alerts import AlertError
 from hub.auth import hash_password
+from hub.escalation import Escalation
+from hub.escalation_policy import EscalationConfig, Step
 from hub.notify import RecordingNotifier
 from hub.service import Hub
 from tests.conftest import NURSE, SMALL_SITE, HubFactory, ManualClock, PublishBatch
+from tests.test_apprise import LoopbackHttp, closed_port
 from tests.test_hub_ingest import eventually
 
 NIGHT_0300 = datetime(2026, 11, 22, 3, 0, tzinfo=ZoneInfo("UTC")).timestamp()
@@ -71,10 +77,23 @@ def site_with_contacts() -> dict[str, Any]:
 
 
 def users() -> list[dict[str, Any]]:
-    nurse = {"username": NURSE[0], "password_hash": hash_password(NURSE[1])}
+    nurse = {
+        "username": NURSE[0],
+        "password_hash": hash_password(NURSE[1]),
+        "role": "staff",
+        "sites": ["*"],
+    }
     digest = hash_password(PASSWORD)
-    return [nurse] + [
-        {"username": name, "display_name": name.title(), "password_hash": digest} for name in STAFF
+    manager = {"username": "manager", "password_hash": digest, "role": "supervisor", "sites": ["*"]}
+    return [nurse, manager] + [
+        {
+            "username": name,
+            "display_name": name.title(),
+            "password_hash": digest,
+            "role": "staff",
+            "sites": ["*"],
+        }
+        for name in STAFF
     ]
 
 
@@ -278,11 +297,12 @@ async def test_a_test_alert_is_never_escalated(night: Any) -> None:
     await ward.pass_time(30 * 60)
     alert = await ward.hub.store.alert(alert_id)
     assert alert is not None and alert["test"] == 1
-    assert (await ward.record(alert_id))["steps"] == []
+    assert ward.hub.escalation is not None
+    assert (await ward.hub.escalation.history(alert_id))["steps"] == []
     assert [n for n in ward.recorder.sent if n.alert["id"] == alert_id] == []
     assert ward.hub.timers.pending("escalate", str(alert_id)) is None
     async with httpx.AsyncClient(base_url=ward.hub.url) as client:
-        await login(client, NURSE[0], NURSE[1])
+        await login(client, "manager", PASSWORD)
         figures = (await client.get("/api/figures", params={"site": "sunrise"})).json()
     assert figures["figures"][0]["alerts"] == 0  # the test fall is not counted
 
@@ -383,3 +403,217 @@ async def test_a_crash_between_recording_a_step_and_moving_its_timer_repeats_not
     assert [n for n in restarted.recorder.sent if n.alert["id"] == alert_id] == []
     timer = restarted.hub.timers.pending("escalate", str(alert_id))
     assert timer is not None and (timer.due_at, timer.payload["n"]) == (NIGHT_0300 + 300, 2)
+
+
+# --- fallback channels: push first, Apprise when nobody answers ----------------------------------
+
+
+def push_then_apprise(http: LoopbackHttp) -> dict[str, Any]:
+    """Mary Jones's bed as a family bed: staff console and family push at once, the family's
+    Apprise URLs after 3 minutes. Anna's webhook is up; Ben's service is down."""
+    site = copy.deepcopy(SMALL_SITE)
+    resident = site["zones"][0]["rooms"][0]["beds"][0]["resident"]
+    resident["contacts"] = [
+        {
+            "name": "Anna Jones",
+            "relation": "family",
+            "user": "daughter",
+            "notify": [f"json://127.0.0.1:{http.port}/anna"],
+        },
+        {
+            "name": "Ben Jones",
+            "relation": "family",
+            "notify": [f"json://127.0.0.1:{closed_port()}/ben"],
+        },
+    ]
+    steps = [
+        {
+            "after_min": 0,
+            "notify": ["on_duty_zone", "family_contacts"],
+            "channels": ["console", "push"],
+        },
+        {"after_min": 3, "notify": "family_contacts", "channels": ["apprise"]},
+        {"after_min": 6, "notify": "charge_nurse"},
+    ]
+    return {
+        "sites": [site],
+        "escalation": {**ESCALATION, "residents": {"E-0001": {"steps": steps}}},
+    }
+
+
+def attempts(record: dict[str, Any]) -> list[tuple[int, str, str | None, str, str]]:
+    """(step, recipient, channel, result, detail) of every attempt of an escalation record."""
+    return [
+        (a["step"], a["recipient"], a["channel"], a["result"], a["detail"])
+        for step in record["steps"]
+        for a in step["attempts"]
+    ]
+
+
+NO_PUSH = "none of the channels this step allows (console, push) reaches this person"
+
+
+async def test_a_family_that_answers_the_push_in_time_is_never_sent_the_fallback(
+    night: Any,
+) -> None:
+    with LoopbackHttp() as http:
+        ward: Night = await night(**push_then_apprise(http))
+        alert_id = await ward.send(FALL)
+        await ward.pass_time(2 * 60)
+        await ward.act(alert_id, "carer-east", "acknowledge")
+        await ward.pass_time(8 * 60)
+        record = await ward.record(alert_id)
+
+    assert [(s["phase"], s["step"]) for s in record["steps"]] == [("escalate", 0)]
+    assert attempts(record) == [
+        (0, "carer-east", "console", "failed", "no console connected"),
+        (0, "Anna Jones", None, "no_channel", NO_PUSH),
+        (0, "Ben Jones", None, "no_channel", NO_PUSH),
+    ]
+    assert http.received == []
+    # A channel the step does not allow is not used.
+    assert [n for n in ward.recorder.sent if n.alert["id"] == alert_id] == []
+
+
+async def test_when_nobody_answers_the_apprise_fallback_fires_and_every_attempt_is_recorded(
+    night: Any,
+) -> None:
+    with LoopbackHttp() as http:
+        ward: Night = await night(**push_then_apprise(http))
+        alert_id = await ward.send(FALL)
+        await ward.pass_time(2 * 60)
+        assert http.received == []
+        await ward.pass_time(60)
+        record = await ward.record(alert_id)
+
+    assert attempts(record)[3:] == [
+        (1, "Anna Jones", "apprise", "delivered", "json ok"),
+        (1, "Ben Jones", "apprise", "failed", "json failed"),
+    ]
+    (posted,) = http.received
+    assert posted.path == "/anna"
+    assert posted.json()["title"] == "EMERGENCY: fall · Mary Jones"
+    assert record["steps"][1]["at"] == NIGHT_0300 + 180
+    # Which account reaches a person is kept with the attempt; the Apprise URLs (secrets) are not.
+    fallback = record["steps"][1]["attempts"]
+    assert [a["recipient_user"] for a in fallback] == ["daughter", None]
+    async with ward.hub.store.db.execute("SELECT * FROM notifications") as cur:
+        stored = [dict(row) for row in await cur.fetchall()]
+    assert not any("json://" in str(value) for row in stored for value in row.values())
+    results = [
+        (entry["channel"], entry["detail"]["recipient"], entry["detail"]["result"])
+        for entry in await ward.hub.store.audit_for_alert(alert_id)
+        if entry["action"] == "notification" and entry["channel"] == "apprise"
+    ]
+    assert results == [("apprise", "Anna Jones", "delivered"), ("apprise", "Ben Jones", "failed")]
+
+
+def test_a_step_names_only_channels_the_hub_has() -> None:
+    sms = [{"after_min": 0, "notify": "family_contacts", "channels": ["push", "sms"]}]
+    with pytest.raises(ValueError) as unknown:
+        EscalationConfig(residents={"E-0001": {"night": {"steps": sms}}})
+    with pytest.raises(ValueError, match="list at least one channel"):
+        Step(after_min=0, notify=("family_contacts",), channels=())
+
+    assert "escalation.residents.E-0001 (night): " in str(unknown.value)
+    assert "unknown channel 'sms'; use one of apprise, console, push" in str(unknown.value)
+    one = Step.model_validate({"after_min": 0, "notify": "family_contacts", "channels": "push"})
+    assert (one.channels, Step(after_min=0, notify=("family_contacts",)).channels) == (
+        ("push",),
+        None,
+    )
+
+
+# --- "Send someone" ------------------------------------------------------------------------------
+
+
+async def test_a_family_request_for_help_tells_the_staff_on_duty_at_once(night: Any) -> None:
+    ward: Night = await night()
+    escalation = ward.hub.escalation
+    assert isinstance(escalation, Escalation)
+    alert_id = await ward.send(FALL)
+
+    summary = await escalation.request_help(alert_id, "daughter", "push")
+    await ward.pass_time(60)
+    again = await escalation.request_help(alert_id, "daughter", "family_app")
+
+    assert summary["help_requested_by"] == ["daughter"]
+    assert again["help_requested_by"] == ["daughter"]
+    assert await ward.reached(alert_id) == [
+        ("escalate", 0, 0.0, ["carer-east"]),
+        ("help", 0, 0.0, ["carer-east", "sister"]),
+        ("help", 1, 60.0, ["carer-east", "sister"]),
+    ]
+    record = await ward.record(alert_id)
+    assert record["steps"][1]["targets"] == ["on_duty_zone", "charge_nurse"]
+    asked = [
+        (entry["actor"], entry["channel"], entry["at"] - NIGHT_0300)
+        for entry in await ward.hub.store.audit_for_alert(alert_id)
+        if entry["action"] == "help_requested"
+    ]
+    assert asked == [("daughter", "push", 0.0), ("daughter", "family_app", 60.0)]
+    alert = await ward.hub.store.alert(alert_id)
+    assert alert is not None and alert["state"] == "open"  # staff still acknowledge it
+
+
+async def test_help_is_refused_for_a_resolved_or_unknown_alert(night: Any) -> None:
+    ward: Night = await night()
+    escalation = ward.hub.escalation
+    assert isinstance(escalation, Escalation)
+    alert_id = await ward.send(FALL)
+    await ward.act(alert_id, "carer-east", "acknowledge")
+    await ward.act(alert_id, "carer-east", "resolve")
+
+    with pytest.raises(AlertError) as resolved:
+        await escalation.request_help(alert_id, "daughter", "push")
+    with pytest.raises(AlertError) as unknown:
+        await escalation.request_help(alert_id + 100, "daughter", "push")
+
+    assert (resolved.value.status, unknown.value.status) == (409, 404)
+    assert [r[0] for r in await ward.reached(alert_id)] == ["escalate"]
+    history = await ward.hub.store.audit_for_alert(alert_id)
+    assert "help_requested" not in [entry["action"] for entry in history]
+
+
+async def test_a_database_from_before_push_and_apprise_still_opens(
+    night: Any, tmp_path: Path
+) -> None:
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        db.executescript(OLD_NOTIFICATIONS)
+    ward: Night = await night()
+    alert_id = await ward.send(FALL)
+
+    async with ward.hub.store.db.execute(
+        "SELECT recipient, recipient_user FROM notifications WHERE alert_id = 900"
+    ) as cur:
+        assert [tuple(row) for row in await cur.fetchall()] == [("old-nurse", None)]
+    record = await ward.record(alert_id)
+    assert [(a["recipient"], a["recipient_user"]) for a in record["steps"][0]["attempts"]] == [
+        ("carer-east", "carer-east"),
+        ("carer-east", "carer-east"),
+    ]
+
+
+OLD_NOTIFICATIONS = """
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL,
+    step_id INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    target TEXT NOT NULL,
+    channel TEXT,
+    recipient_kind TEXT,
+    recipient TEXT,
+    recipient_name TEXT,
+    phone TEXT,
+    email TEXT,
+    at REAL NOT NULL,
+    result TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO notifications (alert_id, step_id, step, phase, target, channel, recipient_kind,
+    recipient, recipient_name, at, result)
+VALUES (900, 1, 0, 'escalate', 'on_duty_zone', 'console', 'user', 'old-nurse', 'Old Nurse', 0,
+    'delivered');
+"""
