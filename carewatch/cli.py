@@ -25,6 +25,7 @@ COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "walktest": ("carewatch.walktest_cmd", "add_walktest_parser", "walk test every device"),
     # provisioning (carewatch/provision_cmd.py)
     "provision": ("carewatch.provision_cmd", "add_provision_parser", "set up sites and gateways"),
+    "users": ("carewatch.users_cmd", "add_users_parser", "users, passwords and API tokens"),
 }
 
 

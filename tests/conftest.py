@@ -41,7 +41,8 @@ _hashes: dict[str, str] = {}
 def small_site_users() -> list[dict[str, Any]]:
     """The small site's people, with their password hashes (argon2 is slow: hashed once)."""
     for name, password in PASSWORDS.items():
-        _hashes.setdefault(name, hash_password(password))
+        if name not in _hashes:
+            _hashes[name] = hash_password(password)
     return [
         {"username": name, "password_hash": _hashes[name], **fields}
         for name, fields in PEOPLE.items()
