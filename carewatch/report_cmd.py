@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import sqlite3
 import sys
@@ -25,7 +24,7 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 
 from hub.config import HubConfig, HubConfigError, load_hub_config
-from hub.figures import DEFAULT_PRIORITIES, parse_when, period, report
+from hub.figures import DEFAULT_PRIORITIES, parse_when, period, report, write_csv
 from hub.roster import Roster
 from hub.watch_settings import WatchPolicy
 
@@ -147,11 +146,7 @@ def _print(document: dict[str, Any], form: str, out: TextIO) -> None:
         json.dump(document, out, indent=2)
         out.write("\n")
     elif form == "csv":
-        writer = csv.writer(out)
-        writer.writerow([key for key, _ in COLUMNS])
-        writer.writerows(
-            [["" if row[key] is None else row[key] for key, _ in COLUMNS] for row in rows]
-        )
+        write_csv(rows, [key for key, _ in COLUMNS], out)
     else:
         _table(rows, out)
         out.write("targets: 97.5 % acknowledged within 60 s, 99 % within 180 s\n")

@@ -11,12 +11,13 @@ For the alerts opened in a period (test alerts never count):
 
 from __future__ import annotations
 
+import csv
 import math
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import aiosqlite
 
@@ -203,3 +204,12 @@ def period(since: float | None, until: float | None, now: float) -> tuple[float,
     if start >= end:
         raise ValueError("since must be before until")
     return start, end
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], out: TextIO) -> None:
+    """Rows as CSV under a header line of `columns`; a missing value is an empty cell."""
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    writer.writerows(
+        [["" if row.get(key) is None else row[key] for key in columns] for row in rows]
+    )

@@ -1,0 +1,302 @@
+"""The family API on a real hub and Mosquitto: state in plain words, alerts, contacts, scope."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiomqtt
+import httpx
+import pytest
+from PIL import Image
+
+from edge.wire import status_topic
+from hub.alerts import Trigger
+from hub.family import AWAY_AFTER_S, Seen, activity_from
+from hub.service import Hub
+from tests.conftest import FAMILY, NURSE, SMALL_SITE, HubFactory, PublishBatch
+from tests.test_hub_ingest import eventually
+
+CONTACTS = [
+    {
+        "name": "Anne Jones",
+        "relation": "family",
+        "phone": "+44 7700 900123",
+        "email": "anne@example.org",
+        "user": "daughter",
+    },
+    {"name": "Dr Patel", "relation": "family_doctor", "phone": "+44 20 7946 0000"},
+]
+
+
+def site_with_contacts() -> dict[str, Any]:
+    site = copy.deepcopy(SMALL_SITE)
+    mary = site["zones"][0]["rooms"][0]["beds"][0]["resident"]
+    assert mary["code"] == "E-0001"
+    mary["contacts"] = CONTACTS
+    return site
+
+
+class Home:
+    """A hub whose bed sensors the test moves, and sessions to ask it as family or nurse."""
+
+    def __init__(self, hub: Hub, publish: PublishBatch) -> None:
+        self.hub = hub
+        self._publish = publish
+        self._seq = 0
+
+    async def send(self, *items: dict[str, Any]) -> None:
+        """Items from gateway gw-east, in one batch (numbered one by one, as an outbox does)."""
+        batch = [{"at": time.time(), **item} for item in items]
+        await self._publish("sunrise", "gw-east", batch, seq=self._seq + 1)
+        self._seq += len(batch)
+
+    async def gateway_dies(self, gateway: str) -> None:
+        broker = self.hub.config.broker
+        async with aiomqtt.Client(broker.host, broker.port) as client:
+            death = json.dumps({"state": "offline", "bdseq": 5})
+            await client.publish(status_topic("sunrise", gateway), death, qos=1)
+
+    @contextlib.asynccontextmanager
+    async def session(self, who: tuple[str, str]) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+        async with httpx.AsyncClient(base_url=self.hub.url) as client:
+            response = await client.post(
+                "/api/login", json={"username": who[0], "password": who[1]}
+            )
+            assert response.status_code == 200, response.text
+            yield client, str(response.json()["csrf_token"])
+
+    async def mary(self) -> dict[str, Any]:
+        async with self.session(FAMILY) as (client, _):
+            response = await client.get("/api/family")
+        assert response.status_code == 200, response.text
+        (resident,) = response.json()["residents"]
+        return dict(resident)
+
+    async def mary_when(self, check: Any) -> dict[str, Any]:
+        """Mary's view once `check(view)` holds."""
+        seen: dict[str, Any] = {}
+
+        async def holds() -> bool:
+            seen.update(await self.mary())
+            return bool(check(seen))
+
+        try:
+            await eventually(holds)
+        except AssertionError:
+            raise AssertionError(f"Mary's view never matched; last: {seen}") from None
+        return seen
+
+    async def open_alert(self, item: dict[str, Any]) -> int:
+        before = {a["id"] for a in await self.hub.store.alerts(("open",), 100)}
+        await self.send(item)
+
+        async def opened() -> bool:
+            return len(await self.hub.store.alerts(("open",), 100)) > len(before)
+
+        await eventually(opened)
+        (alert_id,) = {a["id"] for a in await self.hub.store.alerts(("open",), 100)} - before
+        return int(alert_id)
+
+
+@pytest.fixture
+async def home(hub_factory: HubFactory, publish_batch: PublishBatch) -> Home:
+    hub = await hub_factory(
+        sites=[site_with_contacts()],
+        watch={"defaults": {"timezone": "UTC", "bed_exit": False, "inactivity": False}},
+    )
+    return Home(hub, publish_batch)
+
+
+async def test_a_family_member_sees_their_resident_and_whom_to_call(home: Home) -> None:
+    async with home.session(FAMILY) as (client, _):
+        response = await client.get("/api/family")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["user"], body["name"]) == ("daughter", "Anne Jones")
+        (mary,) = body["residents"]
+        one = await client.get("/api/family/residents/E-0001")
+        other = await client.get("/api/family/residents/E-0002")
+        missing = await client.get("/api/family/residents/E-9999")
+    assert (mary["code"], mary["name"]) == ("E-0001", "Mary Jones")
+    assert mary["place"] == {
+        "site_name": "Sunrise Care Home",
+        "room_name": "101",
+        "bed": "SR-E-101",
+    }
+    assert mary["state"]["code"] == "unknown" and mary["state"]["label"] == "No reading yet"
+    # Name, relation and phone only: not the e-mail address or the account of a contact.
+    assert mary["contacts"] == [
+        {"name": "Anne Jones", "relation": "family", "phone": "+44 7700 900123"},
+        {"name": "Dr Patel", "relation": "family_doctor", "phone": "+44 20 7946 0000"},
+    ]
+    assert (mary["active_alerts"], mary["recent_alerts"]) == ([], [])
+    assert one.status_code == 200 and one.json()["name"] == "Mary Jones"
+    # Another family's resident is answered exactly like one that does not exist.
+    assert (other.status_code, missing.status_code) == (404, 404)
+    assert other.json()["detail"] == "no resident E-0002"
+
+
+async def test_others_are_refused(home: Home) -> None:
+    async with httpx.AsyncClient(base_url=home.hub.url) as anonymous:
+        assert (await anonymous.get("/api/family")).status_code == 401
+        assert (await anonymous.post("/api/family/alerts/1/acknowledge")).status_code == 401
+    async with home.session(NURSE) as (client, csrf):
+        assert (await client.get("/api/family")).status_code == 403
+        assert (await client.get("/api/family/residents/E-0001")).status_code == 403
+        refused = await client.post(
+            "/api/family/alerts/1/send-someone", headers={"X-CSRF-Token": csrf}
+        )
+        assert refused.status_code == 403
+
+
+async def test_the_state_follows_the_bed_sensor_in_plain_words(home: Home) -> None:
+    now = time.time()
+    await home.send({"dev": "radar-101", "reading": "occupancy", "value": True, "at": now - 3600})
+    mary = await home.mary_when(lambda m: m["state"]["code"] == "in_bed")
+    assert mary["state"]["label"] == "In bed"
+    assert mary["state"]["since"] == pytest.approx(now - 3600)
+
+    # Out of bed longer than AWAY_AFTER_S: away, since she got up.
+    got_up = now - AWAY_AFTER_S - 600
+    await home.send({"dev": "radar-101", "reading": "occupancy", "value": False, "at": got_up})
+    mary = await home.mary_when(lambda m: m["state"]["code"] == "away")
+    assert (mary["state"]["label"], mary["state"]["since"]) == ("Away", pytest.approx(got_up))
+
+    # Back in bed, and repeated readings do not move "since".
+    back = time.time()
+    await home.send(
+        {"dev": "radar-101", "reading": "occupancy", "value": True, "at": back},
+        {"dev": "radar-101", "reading": "occupancy", "value": True, "at": back + 1},
+    )
+    mary = await home.mary_when(lambda m: m["state"]["code"] == "in_bed")
+    assert mary["state"]["since"] == pytest.approx(back)
+
+    # Just up: "up" until AWAY_AFTER_S has passed.
+    await home.send({"dev": "radar-101", "reading": "occupancy", "value": False, "at": back + 2})
+    mary = await home.mary_when(lambda m: m["state"]["code"] == "up")
+    assert mary["state"]["label"] == "Up" and mary["state"]["trouble"] == []
+
+
+async def test_device_trouble_is_said_in_plain_words(home: Home) -> None:
+    await home.send({"dev": "radar-101", "reading": "occupancy", "value": True})
+    await home.mary_when(lambda m: m["state"]["code"] == "in_bed")
+
+    await home.send({"dev": "button-101", "reading": "battery", "value": 5})
+    mary = await home.mary_when(lambda m: m["state"]["code"] == "device_trouble")
+    assert mary["state"]["label"] == "Device trouble"
+    assert mary["state"]["trouble"] == ["The call button needs a new battery"]
+    assert mary["state"]["activity"] == "in_bed"  # what the sensors last said is kept
+    (battery,) = mary["recent_alerts"]
+    assert (battery["rule"], battery["priority"]) == ("low_battery", "trouble")
+
+    # The gateway beside the bed dies: said once, in words a relative understands.
+    await home.gateway_dies("gw-east")
+    mary = await home.mary_when(lambda m: len(m["state"]["trouble"]) == 2)
+    assert mary["state"]["trouble"][1] == "The gateway beside the bed has lost its connection"
+
+
+async def test_alerts_acknowledged_and_someone_sent_from_the_app(home: Home) -> None:
+    mine = await home.open_alert({"dev": "radar-101", "event": "fall", "value": True})
+    theirs = await home.open_alert({"dev": "radar-102", "event": "fall", "value": True})
+
+    mary = await home.mary()
+    (active,) = mary["active_alerts"]
+    assert (active["id"], active["rule"], active["state"]) == (mine, "fall", "open")
+    assert [a["id"] for a in mary["recent_alerts"]] == [mine]
+
+    async with home.session(FAMILY) as (client, csrf):
+        csrf_header = {"X-CSRF-Token": csrf}
+        no_csrf = await client.post(f"/api/family/alerts/{mine}/acknowledge")
+        assert no_csrf.status_code == 403
+        for action in ("acknowledge", "send-someone"):
+            other = await client.post(f"/api/family/alerts/{theirs}/{action}", headers=csrf_header)
+            assert other.status_code == 404, other.text
+        missing = await client.post("/api/family/alerts/99999/acknowledge", headers=csrf_header)
+        assert missing.status_code == 404
+
+        acked = await client.post(f"/api/family/alerts/{mine}/acknowledge", headers=csrf_header)
+        assert acked.status_code == 200, acked.text
+        assert acked.json() == {"alert_id": mine, "state": "acknowledged"}
+        again = await client.post(f"/api/family/alerts/{mine}/acknowledge", headers=csrf_header)
+        assert again.status_code == 409
+
+        sent = await client.post(f"/api/family/alerts/{mine}/send-someone", headers=csrf_header)
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["help_requested_by"] == ["daughter"]
+
+    async with home.session(NURSE) as (client, _):
+        alert = (await client.get(f"/api/alerts/{mine}")).json()
+        escalation = (await client.get(f"/api/alerts/{mine}/escalation")).json()
+        untouched = (await client.get(f"/api/alerts/{theirs}")).json()
+    assert (alert["acknowledged_by"], alert["acknowledged_via"]) == ("daughter", "family_app")
+    assert escalation["help_requested_by"] == ["daughter"]
+    assert untouched["state"] == "open"
+
+    (recent,) = (await home.mary())["recent_alerts"]
+    assert recent["acknowledged_by_name"] == "Anne Jones"
+    assert recent["acknowledged_via"] == "in the family app"
+    assert recent["help_requested_by"] == ["Anne Jones"]
+
+
+async def test_test_alerts_are_never_shown_to_family(home: Home) -> None:
+    place = home.hub.registry.placement("radar-101")
+    assert place is not None
+    now = time.time()
+    test_alert = await home.hub.alerts.trigger(
+        Trigger("fall", "emergency", "sunrise", place.subject, now, now, place, test=True)
+    )
+    mary = await home.mary()
+    assert (mary["active_alerts"], mary["recent_alerts"]) == ([], [])
+    async with home.session(FAMILY) as (client, csrf):
+        refused = await client.post(
+            f"/api/family/alerts/{test_alert['id']}/acknowledge", headers={"X-CSRF-Token": csrf}
+        )
+    assert refused.status_code == 404
+
+
+async def test_the_app_files_are_served_as_a_pwa(home: Home) -> None:
+    async with httpx.AsyncClient(base_url=home.hub.url) as client:
+        page = await client.get("/family")
+        manifest = await client.get("/family.webmanifest")
+        worker = await client.get("/sw.js")
+        icons = [await client.get(f"/family/static/icon-{n}.png") for n in (192, 512)]
+        script = await client.get("/family/static/family.js")
+        unknown = await client.get("/family/static/hub.db")
+    assert (
+        page.status_code == 200 and '<link rel="manifest" href="/family.webmanifest">' in page.text
+    )
+    assert manifest.headers["content-type"] == "application/manifest+json"
+    fields = manifest.json()
+    assert fields["name"] == "carewatch family"
+    assert (fields["start_url"], fields["scope"], fields["display"]) == (
+        "/family",
+        "/family",
+        "standalone",
+    )
+    assert [icon["sizes"] for icon in fields["icons"]] == ["192x192", "512x512"]
+    assert worker.headers["content-type"].startswith("text/javascript")
+    assert "notificationclick" in worker.text
+    for n, icon in zip((192, 512), icons, strict=True):
+        assert icon.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(icon.content)).size == (n, n)
+    assert script.status_code == 200
+    assert unknown.status_code == 404
+
+
+def test_a_bed_exit_alert_means_away_and_a_room_sensor_alone_never_says_in_bed() -> None:
+    now = 1_800_000_000.0
+    out = Seen(False, now - 60, now)
+    assert activity_from(out, None, exit_alert=False, now=now) == ("up", now - 60)
+    # Not back in bed at night (the watch's bed-exit alert): away, however short.
+    assert activity_from(out, None, exit_alert=True, now=now) == ("away", now - 60)
+    in_room = Seen(True, now - 600, now)
+    assert activity_from(None, in_room, exit_alert=False, now=now) == ("up", now - 600)
+    gone = Seen(False, now - AWAY_AFTER_S, now)
+    assert activity_from(None, gone, exit_alert=False, now=now) == ("away", now - AWAY_AFTER_S)
+    assert activity_from(None, None, exit_alert=False, now=now) == ("unknown", None)
