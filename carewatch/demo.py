@@ -138,6 +138,53 @@ def build_home() -> DemoHome:
     return home
 
 
+def family_username(bed: DemoBed) -> str:
+    """The demo account of the family caring for a home-care bed."""
+    return f"family-{bed.gateway.removeprefix('gw-home-')}"
+
+
+def _resident(bed: DemoBed) -> dict[str, Any]:
+    resident: dict[str, Any] = {"code": bed.elder_code, "name": bed.resident}
+    if bed.zone == "family":
+        surname = bed.resident.split()[-1]
+        resident["contacts"] = [
+            {
+                "name": f"Ada {surname}",
+                "relation": "family",
+                "phone": "+44 7700 900123",
+                "user": family_username(bed),
+            }
+        ]
+    return resident
+
+
+def demo_users(home: DemoHome, password: str) -> list[dict[str, Any]]:
+    """The night nurse, the home's manager and one family account per family bed."""
+    digest = hash_password(password)
+    users: list[dict[str, Any]] = [
+        {"username": "nurse", "display_name": "Night nurse", "role": "staff", "sites": [SITE]},
+        {"username": "manager", "display_name": "Care home manager", "role": "supervisor"}
+        | {"sites": [SITE]},
+    ]
+    users += [
+        {
+            "username": family_username(bed),
+            "display_name": f"{bed.resident.split()[-1]} family",
+            "role": "family",
+            "residents": [bed.elder_code],
+        }
+        for bed in home.beds
+        if bed.zone == "family"
+    ]
+    return [{**user, "password_hash": digest} for user in users]
+
+
+def family_first(home: DemoHome) -> dict[str, Any]:
+    """Family beds: the family and the on-duty staff are told at once."""
+    first = {"steps": [{"after_min": 0, "notify": ["on_duty_zone", "family_contacts"]}]}
+    return {"residents": {bed.elder_code: first for bed in home.beds if bed.zone == "family"}}
+
+
 def registry_for(home: DemoHome) -> dict[str, Any]:
     zones: dict[str, dict[str, Any]] = {
         "east": {
@@ -158,9 +205,7 @@ def registry_for(home: DemoHome) -> dict[str, Any]:
             {
                 "id": bed.room,
                 "name": bed.room_name,
-                "beds": [
-                    {"code": bed.code, "resident": {"code": bed.elder_code, "name": bed.resident}}
-                ],
+                "beds": [{"code": bed.code, "resident": _resident(bed)}],
             }
         )
         devices.append(
@@ -342,6 +387,7 @@ def local_hub_config(
     web_port: int = 0,
     users: list[dict[str, Any]] | None = None,
     watch: dict[str, Any] | None = None,
+    escalation: dict[str, Any] | None = None,
 ) -> HubConfig:
     """A hub on loopback for a simulated world: its database in `workdir`, these sites."""
     return HubConfig.model_validate(
@@ -352,6 +398,7 @@ def local_hub_config(
             "users": users or [],
             "sites": sites,
             "watch": watch or {},
+            "escalation": escalation or {},
         }
     )
 
@@ -364,15 +411,16 @@ async def run_demo(
     for bed in home.beds:
         bed.radar = MR60FDA1Simulator()
     password = secrets.token_urlsafe(9)
-    nurse = {
-        "username": "nurse",
-        "display_name": "Night nurse",
-        "password_hash": hash_password(password),
-        "role": "staff",
-        "sites": ["*"],
-    }
+    users = demo_users(home, password)
     hub = await Hub.start(
-        local_hub_config(broker, workdir, [registry_for(home)], web_port=web_port, users=[nurse])
+        local_hub_config(
+            broker,
+            workdir,
+            [registry_for(home)],
+            web_port=web_port,
+            users=users,
+            escalation=family_first(home),
+        )
     )
     agents = [EdgeAgent(config) for config in edge_configs(home, broker, workdir)]
     agent_tasks = [asyncio.create_task(agent.run(stop)) for agent in agents]
@@ -403,7 +451,11 @@ def _announce(
         f"\ncarewatch demo is running: {len(home.beds)} beds "
         f"(12 in Sunrise Care Home, 2 family beds), {gateways} gateways.\n"
         f"  Staff console: {url}/\n"
-        f"  Log in as:     nurse / {password}\n"
+        f"  Supervisor:    {url}/supervisor\n"
+        f"  Family app:    {url}/family\n"
+        f"  Log in as nurse (console), manager (supervisor) or "
+        f"{family_username(home.beds[-1])} (family app)\n"
+        f"  Password (every demo user): {password}\n"
         f"  Data:          {workdir}\n"
         "  A fall (bed SR-E-104), a call button (family bed FB-OKAFOR) and a smoke alarm\n"
         "  (West lounge) happen within the first minute.\n"

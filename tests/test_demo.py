@@ -28,7 +28,7 @@ def read_banner(
             seen += lines.get(timeout=1)
         except queue.Empty:
             continue
-        login = re.search(r"Log in as:\s+nurse / (\S+)", seen)
+        login = re.search(r"Password \(every demo user\): (\S+)", seen)
         url = re.search(r"Staff console: (http://\S+?)/?\n", seen)
         if login and url:
             return url.group(1), login.group(1)
