@@ -12,9 +12,12 @@ import uvicorn
 
 from hub.alerts import AlertBus, AlertService
 from hub.api import create_app
+from hub.api_console import console_routes
 from hub.api_escalation import escalation_routes
+from hub.api_family import family_routes
 from hub.api_provision import provision_routes
 from hub.api_push import push_routes
+from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
 from hub.auth import Authenticator
 from hub.clock import Clock, SystemClock
@@ -142,6 +145,10 @@ class Hub:
         )
         if self.escalation is not None:  # escalation and figures routes (hub/api_escalation.py)
             app.include_router(escalation_routes(self.escalation))
+            # the supervisor view, its data and CSV exports (hub/api_supervisor.py)
+            app.include_router(
+                supervisor_routes(self.store, self.registry, self.config, self.escalation)
+            )
         if self.push is not None and self.escalation is not None and self.users is not None:
             app.include_router(  # Web Push: key, subscriptions, notification actions
                 push_routes(
@@ -153,8 +160,30 @@ class Hub:
                     clock=self.escalation.clock,
                 )
             )
+            app.include_router(  # the family app and its API (hub/api_family.py)
+                family_routes(
+                    registry=self.registry,
+                    store=self.store,
+                    alerts=self.alerts,
+                    helpdesk=self.escalation,
+                    clock=self.escalation.clock,
+                    names=self.users.display_names,
+                )
+            )
         if self.walktests is not None:  # walk test routes and installer page
             app.include_router(walktest_routes(self.walktests))
+        if self.escalation is not None:  # bed board, resident pages, handover (hub/api_console.py)
+            app.include_router(
+                console_routes(
+                    store=self.store,
+                    registry=self.registry,
+                    watch=self.watch,
+                    policy=WatchPolicy(self.config.watch),
+                    clock=self.escalation.clock,
+                    roster=self.escalation.roster,
+                    hide_alert=self.walktests.hides if self.walktests else None,
+                )
+            )
         # provisioning and bed labels (hub/api_provision.py)
         app.include_router(provision_routes(Provisioner(registry_admin, self.store, self.config)))
         server = uvicorn.Server(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import re
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +30,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "console.png"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOT = SCREENSHOTS / "console.png"
+RESIDENT_SCREENSHOT = SCREENSHOTS / "resident.png"
+LOST_BANNER = (
+    "Lost contact with the hub — reconnecting… "
+    "Alerts and bed states on this screen may be out of date."
+)
 
 
 @dataclass
@@ -51,6 +58,16 @@ class Console:
         while len(await self.hub.store.alerts(("open", "acknowledged"), 100)) != n:
             assert time.monotonic() < deadline, f"the hub never had {n} active alerts"
             await asyncio.sleep(0.05)
+
+    async def send_items(self, items: list[dict[str, Any]]) -> None:
+        """Several items in one batch from gw-east (at most 500, the wire's limit)."""
+        first = next(self._seq)
+        for _ in items[1:]:  # a batch's items are numbered on from its first
+            next(self._seq)
+        await self.publish_batch("sunrise", "gw-east", items, seq=first)
+
+    def tile(self, bed: str) -> Locator:
+        return self.page.locator(f'[data-testid="bed-tile"][data-bed="{bed}"]')
 
     def card(self, bed: str, rule: str) -> Locator:
         return (
@@ -205,17 +222,25 @@ async def test_a_lost_stream_shows_the_banner_and_catches_up(console: Console) -
         state = page.get_by_test_id("connection-state")
         await expect(state).to_have_text("Live")
         await expect(banner).to_be_hidden()
+        await expect(console.tile("SR-E-101")).to_have_attribute("data-state", "unknown")
+        stale = page.get_by_test_id("board-stale")
+        await expect(stale).to_be_hidden()
 
         await proxy.pause()
         proxy.cut()
         await expect(banner).to_be_visible()
-        await expect(banner).to_have_text("Lost contact with the hub — reconnecting…")
+        await expect(banner).to_have_text(LOST_BANNER)
         await expect(state).to_have_text("Reconnecting…")
         # The fall happens while the console cannot hear the hub.
         await console.send("radar-102", "fall")
         await console.wait_for_active_alerts(1)
         await expect(page.get_by_test_id("alert-card")).to_have_count(0)
         await expect(banner).to_be_visible()
+        # Mary gets into bed while the console cannot hear: the board says its states are old.
+        await console.send("radar-101", "presence", kind="reading")
+        await expect(stale).to_be_visible(timeout=30_000)
+        await expect(stale).to_contain_text("Cannot reach the hub")
+        await expect(console.tile("SR-E-101")).to_have_attribute("data-state", "unknown")
 
         await proxy.resume()
         await expect(banner).to_be_hidden(timeout=15_000)
@@ -223,6 +248,25 @@ async def test_a_lost_stream_shows_the_banner_and_catches_up(console: Console) -
         card = console.card("SR-E-102", "Fall")
         await expect(card).to_have_attribute("data-state", "open")
         await expect(card.get_by_test_id("alert-resident")).to_contain_text("Li Wei")
+        # The board caught up too, without a reload.
+        await expect(console.tile("SR-E-101")).to_have_attribute("data-state", "in_bed")
+        await expect(console.tile("SR-E-102")).to_have_attribute("data-state", "alert")
+        await expect(stale).to_be_hidden()
+
+
+async def test_a_stopped_hub_shows_the_lost_banner(console: Console) -> None:
+    page = console.page
+    await log_in(page)
+    await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+    await page.get_by_test_id("tab-handover").click()
+    await expect(page.get_by_test_id("handover-page")).to_be_visible()
+    await console.hub.stop()
+    banner = page.get_by_test_id("connection-banner")
+    await expect(banner).to_be_visible()
+    await expect(banner).to_have_text(LOST_BANNER)
+    await expect(page.get_by_test_id("connection-state")).to_have_text("Reconnecting…")
+    await page.get_by_test_id("tab-board").click()
+    await expect(page.get_by_test_id("board-stale")).to_be_visible(timeout=30_000)
 
 
 async def test_after_a_reload_the_console_asks_for_sound(console: Console) -> None:
@@ -272,7 +316,193 @@ async def test_screenshot_of_an_open_fall_and_an_acknowledged_call(console: Cons
     await expect(cards.nth(0).get_by_test_id("alert-rule")).to_have_text("Fall")
     await expect(cards.nth(1).get_by_test_id("alert-rule")).to_have_text("Call button")
     await expect(page.get_by_test_id("active-count")).to_have_text("2")
+    await expect(fall.get_by_test_id("alert-escalation-step")).to_be_visible()
+
+    # The board: Mary in bed for 40 minutes, Li Wei up since 5, the west bed empty.
+    now = time.time()
+    await console.send_items(
+        [
+            {"dev": "radar-101", "at": now - 2400, "reading": "presence", "value": True},
+            {"dev": "radar-102", "at": now - 3000, "reading": "presence", "value": True},
+            {"dev": "radar-102", "at": now - 300, "reading": "presence", "value": False},
+        ]
+    )
+    await expect(console.tile("SR-E-101")).to_have_attribute("data-state", "alert")
+    await expect(console.tile("SR-E-102")).to_have_attribute("data-state", "alert")
+    await expect(console.tile("SR-W-201")).to_have_attribute("data-state", "empty")
+    await call.get_by_test_id("resolve-button").click()
+    await call.get_by_test_id("resolve-outcome").select_option("assisted_no_injury")
+    await call.get_by_test_id("resolve-submit").click()
+    await expect(console.tile("SR-E-101")).to_have_attribute("data-state", "in_bed")
+    await expect(console.tile("SR-E-101").get_by_test_id("tile-since")).to_have_text("for 40 min")
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOT), animations="disabled")
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+async def test_the_bed_board_changes_live_and_leads_to_the_resident_chart(
+    console: Console,
+) -> None:
+    page = console.page
+    now = time.time()
+    # Mary's night so far, replayed: vital signs every 5 minutes for the last 3 hours.
+    await console.send_items(
+        [
+            item
+            for k in range(36)
+            for item in (
+                {
+                    "dev": "radar-101",
+                    "at": now - 10800 + k * 300,
+                    "reading": "heart_rate",
+                    "value": 60 + k % 7,
+                    "hist": True,
+                },
+                {
+                    "dev": "radar-101",
+                    "at": now - 10800 + k * 300,
+                    "reading": "respiration_rate",
+                    "value": 14 + k % 3,
+                    "hist": True,
+                },
+            )
+        ]
+    )
+    await log_in(page)
+    await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+    mary = console.tile("SR-E-101")
+    await expect(mary).to_have_attribute("data-state", "unknown")
+    await expect(mary.get_by_test_id("tile-resident")).to_have_text("Mary Jones")
+    await expect(console.tile("SR-W-201")).to_have_attribute("data-state", "empty")
+
+    await console.send("radar-101", "presence", True, kind="reading")
+    await expect(mary).to_have_attribute("data-state", "in_bed")
+    await expect(mary.get_by_test_id("tile-state")).to_have_text("In bed")
+    await expect(mary.get_by_test_id("tile-since")).to_have_text(re.compile(r"^for \d+ s$"))
+    await console.send("radar-101", "presence", False, kind="reading")
+    await expect(mary).to_have_attribute("data-state", "out_of_bed")
+    await expect(mary.get_by_test_id("tile-state")).to_have_text("Out of bed")
+
+    await console.send("radar-101", "fall")
+    await expect(mary).to_have_attribute("data-state", "alert")
+    await expect(mary.get_by_test_id("tile-alert")).to_have_text("Fall")
+    card = console.card("SR-E-101", "Fall")
+    await expect(card.get_by_test_id("alert-escalation-step")).to_contain_text("Escalation step 1")
+    alert_id = await card.get_attribute("data-alert-id")
+    assert alert_id is not None and console.hub.escalation is not None
+    await console.hub.escalation.request_help(int(alert_id), "daughter", "push")
+    await card.get_by_test_id("acknowledge-button").click()
+    await expect(card).to_have_attribute("data-state", "acknowledged")
+    await expect(card.get_by_test_id("alert-help")).to_have_text(
+        re.compile(r"^Help requested by (daughter|Anne Jones)$")
+    )
+
+    await mary.get_by_test_id("tile-link").click()
+    resident = page.get_by_test_id("resident-page")
+    await expect(resident).to_be_visible()
+    await expect(page.get_by_test_id("bed-board")).to_be_hidden()
+    await expect(page.get_by_test_id("resident-name")).to_have_text("Mary Jones")
+    heart = page.get_by_test_id("chart-heart")
+    await expect(heart).to_have_attribute("data-points", re.compile(r"^3[5-7]$"))
+    path = await heart.get_attribute("d")
+    assert path is not None and path.startswith("M") and path.count("L") >= 30
+    breath = page.get_by_test_id("chart-breath")
+    assert (await breath.get_attribute("d") or "").count("L") >= 30
+    entries = page.get_by_test_id("timeline-entry")
+    await expect(entries.filter(has_text="Fall alert")).to_have_count(1)
+    await expect(entries.filter(has_text="Acknowledged by nurse (console)")).to_have_count(1)
+    await expect(entries.filter(has_text="Help requested by daughter")).to_have_count(1)
+    # Back to the board by the link on an alert card, too.
+    await page.get_by_test_id("resident-back").click()
+    await expect(page.get_by_test_id("bed-board")).to_be_visible()
+    await card.get_by_test_id("alert-resident-link").click()
+    await expect(page.get_by_test_id("resident-name")).to_have_text("Mary Jones")
+
+
+async def test_the_handover_lists_the_night_alerts(console: Console) -> None:
+    page = console.page
+    await log_in(page)
+    await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+    await console.send("radar-101", "fall")
+    fall = console.card("SR-E-101", "Fall")
+    await fall.get_by_test_id("resolve-button").click()
+    await fall.get_by_test_id("resolve-outcome").select_option("assisted_no_injury")
+    await fall.get_by_test_id("resolve-note").fill("Helped back to bed.")
+    await fall.get_by_test_id("resolve-submit").click()
+    await expect(fall).to_have_count(0)
+    await console.send("button-101", "call_button")
+    await expect(console.card("SR-E-101", "Call button")).to_have_attribute("data-state", "open")
+
+    await page.get_by_test_id("tab-handover").click()
+    await expect(page.get_by_test_id("handover-page")).to_be_visible()
+    await expect(page.get_by_test_id("handover-summary")).to_contain_text(
+        "2 opened · 1 acknowledged · 1 resolved · 1 still open"
+    )
+    happened = page.get_by_test_id("handover-item")
+    await expect(happened).to_have_count(2)
+    done = happened.filter(has_text="Fall")
+    await expect(done.get_by_test_id("handover-steps")).to_contain_text("resolved by nurse at")
+    await expect(done.get_by_test_id("handover-steps")).to_contain_text("Attended: no injury")
+    await expect(done).to_contain_text("Helped back to bed.")
+    still_open = page.get_by_test_id("handover-open-item")
+    await expect(still_open).to_have_count(1)
+    await expect(still_open).to_contain_text("Call button")
+    # A later start leaves out what happened before it, but not what is still open.
+    await page.get_by_test_id("handover-since").fill("2999-01-01T00:00")
+    await page.get_by_test_id("handover-refresh").click()
+    await expect(page.get_by_test_id("handover-summary")).to_contain_text("Cannot load")
+
+
+def a_day_of_readings(now: float) -> list[dict[str, Any]]:
+    """Mary's last 24 hours every 5 minutes: calmer at night, up twice in the night, up by day."""
+    items: list[dict[str, Any]] = []
+    for k in range(288):
+        at = now - 86400 + k * 300
+        hour = time.localtime(at).tm_hour
+        asleep = hour >= 22 or hour < 7
+        up_at_night = asleep and k % 48 in (20, 21)
+        in_bed = asleep and not up_at_night
+        items.append({"dev": "radar-101", "at": at, "reading": "presence", "value": in_bed})
+        if in_bed:
+            heart = 58 + 4 * math.sin(k / 9) + k % 3
+            breath = 13 + 1.5 * math.sin(k / 13)
+            items.append(
+                {"dev": "radar-101", "at": at, "reading": "heart_rate", "value": round(heart)}
+            )
+            items.append(
+                {
+                    "dev": "radar-101",
+                    "at": at,
+                    "reading": "respiration_rate",
+                    "value": round(breath),
+                }
+            )
+    return [{**item, "hist": True} for item in items]
+
+
+async def test_screenshot_of_a_resident_page(console: Console) -> None:
+    page = console.page
+    items = a_day_of_readings(time.time())
+    for start in range(0, len(items), 500):
+        await console.send_items(items[start : start + 500])
+    await log_in(page)
+    await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+    await console.send("button-101", "call_button")
+    call = console.card("SR-E-101", "Call button")
+    await call.get_by_test_id("acknowledge-button").click()
+    await call.get_by_test_id("resolve-button").click()
+    await call.get_by_test_id("resolve-outcome").select_option("assisted_no_injury")
+    await call.get_by_test_id("resolve-note").fill("Wanted a glass of water.")
+    await call.get_by_test_id("resolve-submit").click()
+    await expect(call).to_have_count(0)
+
+    await console.tile("SR-E-101").get_by_test_id("tile-link").click()
+    await expect(page.get_by_test_id("resident-name")).to_have_text("Mary Jones")
+    heart = page.get_by_test_id("chart-heart")
+    await expect(heart).not_to_have_attribute("data-points", "0")
+    band = page.get_by_test_id("chart-svg").locator("rect.band")
+    assert await band.count() > 50
+    await expect(page.get_by_test_id("timeline-entry").first).to_be_visible()
+    await page.screenshot(path=str(RESIDENT_SCREENSHOT), full_page=True, animations="disabled")
+    assert RESIDENT_SCREENSHOT.stat().st_size > 10_000

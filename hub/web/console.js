@@ -24,6 +24,7 @@
   const RECENT_MAX = 8;
   const REMINDER_S = 30; // repeat the alarm while an alert stays unacknowledged
   const HEALTH_POLL_S = 15;
+  const ESCALATION_POLL_S = 20; // escalation steps fire on the hub's timers, between alert changes
 
   // Exposed for tests and for anyone debugging at the nurses' station.
   const status = {
@@ -71,6 +72,7 @@
   let reconnectTimer = null;
   let healthTimer = null;
   let reminderTimer = null;
+  let escalationTimer = null;
 
   // ---------------------------------------------------------------- helpers
 
@@ -154,6 +156,13 @@
       if (x[i] !== y[i]) return x[i] < y[i];
     }
     return false;
+  }
+
+  // The other views of the console (console_views.js: bed board, resident page, handover)
+  // hear what happens here as DOM events on the document: carewatch:start, carewatch:stop,
+  // carewatch:resync (the stream is back: reload everything) and carewatch:alert.
+  function announce(name, detail) {
+    document.dispatchEvent(new CustomEvent(`carewatch:${name}`, { detail }));
   }
 
   // ------------------------------------------------------------------- API
@@ -357,11 +366,13 @@
       const actions = make("div", { class: "card-actions" });
       const error = make("p", { class: "card-error", testid: "alert-error", role: "alert", hidden: true });
       const formSlot = make("div", { class: "card-form" });
-      card.append(body, actions, error, formSlot);
-      parts = { card, body, actions, error, formSlot, form: null, actionsKey: "" };
+      const escalation = make("div", { class: "escalation", testid: "alert-escalation", hidden: true });
+      card.append(body, actions, escalation, error, formSlot);
+      parts = { card, body, actions, escalation, error, formSlot, form: null, actionsKey: "" };
       cards.set(alert.id, parts);
       el.queue.append(card);
     }
+    refreshEscalation(alert.id);
     const { card } = parts;
     card.dataset.state = alert.state;
     card.dataset.priority = alert.priority;
@@ -399,7 +410,16 @@
     const who = make("div", { class: "who", testid: "alert-resident" });
     if (alert.resident_name || alert.resident_code) {
       who.append(make("span", { class: "resident-name" }, alert.resident_name || "Resident"));
-      if (alert.resident_code) who.append(make("span", { class: "resident-code" }, alert.resident_code));
+      if (alert.resident_code) {
+        who.append(
+          make("span", { class: "resident-code" }, alert.resident_code),
+          make(
+            "a",
+            { class: "resident-link", testid: "alert-resident-link", href: `#resident/${encodeURIComponent(alert.resident_code)}` },
+            "Resident page",
+          ),
+        );
+      }
     } else {
       who.append(make("span", { class: "resident-none" }, alert.bed ? "No resident recorded for this bed" : "Room device"));
     }
@@ -566,6 +586,43 @@
     select.focus();
   }
 
+  // The step the escalation has reached, who else was told, and a family member's call for help.
+  async function refreshEscalation(id) {
+    let summary;
+    try {
+      summary = await api("GET", `/api/alerts/${id}/escalation`);
+    } catch (_) {
+      return; // the next alert change or poll tries again
+    }
+    const parts = cards.get(id);
+    if (!parts) return;
+    const lines = [];
+    if (summary.escalation_step) {
+      const notified = (summary.notified || []).join(", ");
+      lines.push(
+        make(
+          "span",
+          { class: "note note-escalation", testid: "alert-escalation-step" },
+          `Escalation step ${summary.escalation_step}${notified ? ` · notified ${notified}` : ""}`,
+        ),
+      );
+    } else if ((summary.notified || []).length) {
+      lines.push(make("span", { class: "note note-escalation", testid: "alert-notified" }, `Notified ${summary.notified.join(", ")}`));
+    }
+    const askers = summary.help_requested_by || [];
+    if (askers.length) {
+      lines.push(
+        make("span", { class: "note note-help", testid: "alert-help" }, `Help requested by ${askers.join(", ")}`),
+      );
+    }
+    parts.escalation.replaceChildren(...lines);
+    parts.escalation.hidden = lines.length === 0;
+  }
+
+  function refreshAllEscalations() {
+    for (const id of cards.keys()) refreshEscalation(id);
+  }
+
   function removeCard(id) {
     const parts = cards.get(id);
     if (!parts) return;
@@ -654,6 +711,7 @@
       loadSnapshot().catch(() => {
         /* a failing snapshot shows up as the next stream error */
       });
+      announce("resync");
     });
     es.addEventListener("alert", (event) => {
       if (source !== es) return;
@@ -666,6 +724,7 @@
       const sound = applyAlert(alert);
       afterChange();
       if (sound) soundAlarm();
+      announce("alert", alert);
     });
     es.addEventListener("error", () => {
       if (source !== es) return;
@@ -712,6 +771,7 @@
   function showLogin(message) {
     disconnect();
     clearInterval(healthTimer);
+    clearInterval(escalationTimer);
     clearInterval(reminderTimer);
     reminderTimer = null;
     me = null;
@@ -732,6 +792,7 @@
     el.loginSubmit.disabled = false;
     el.password.value = "";
     document.title = "carewatch — sign in";
+    announce("stop");
     (el.username.value ? el.password : el.username).focus();
   }
 
@@ -755,6 +816,9 @@
     pollHealth();
     clearInterval(healthTimer);
     healthTimer = setInterval(pollHealth, HEALTH_POLL_S * 1000);
+    clearInterval(escalationTimer);
+    escalationTimer = setInterval(refreshAllEscalations, ESCALATION_POLL_S * 1000);
+    announce("start", who);
   }
 
   el.loginForm.addEventListener("submit", async (event) => {
@@ -806,6 +870,20 @@
   );
 
   window.addEventListener("pagehide", disconnect);
+
+  window.carewatchLib = {
+    api,
+    make,
+    pad,
+    clockTime,
+    stampText,
+    duration,
+    ago,
+    ruleLabel,
+    outcomeLabel,
+    me: () => me,
+    connection: () => status.connection,
+  };
 
   async function boot() {
     tick();

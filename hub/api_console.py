@@ -1,0 +1,150 @@
+"""HTTP routes of the staff console beyond the alert queue: the bed board, a resident's timeline
+and chart, and the shift handover, each filtered by the caller's scope.
+
+Mounted by the hub next to the routes of `hub.api` (see `hub.service`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response
+
+from hub.access import Principal, not_found, require, resident_visible
+from hub.board import BedBoard
+from hub.clock import Clock
+from hub.figures import parse_when
+from hub.handover import DEFAULT_HOURS, handover, shift_start
+from hub.registry import Registry
+from hub.registry_models import Resident
+from hub.resident_history import chart, timeline
+from hub.roster import Roster
+from hub.store import Store
+from hub.watch import Watch
+from hub.watch_settings import WatchPolicy
+
+HealthReader = Annotated[Principal, Depends(require("health.read"))]
+AlertReader = Annotated[Principal, Depends(require("alerts.read"))]
+MAX_HOURS: Final = 24 * 14
+MAX_HANDOVER_S: Final = 31 * 86400.0
+STATIC: Final = {"console_views.js": "text/javascript"}
+HideAlert = Callable[[dict[str, Any]], bool]
+
+
+def console_routes(
+    *,
+    store: Store,
+    registry: Registry,
+    watch: Watch,
+    policy: WatchPolicy,
+    clock: Clock,
+    roster: Roster | None = None,
+    hide_alert: HideAlert | None = None,
+) -> APIRouter:
+    """`hide_alert`: alerts kept off the staff console (walk-test alerts)."""
+    hidden = hide_alert or (lambda alert: False)
+    board = BedBoard(store, registry, hidden)
+    watch.item_observers.append(board.observe)
+    router = APIRouter()
+
+    def shown_to(caller: Principal) -> HideAlert:
+        return lambda alert: not alert["test"] and not hidden(alert) and caller.sees_alert(alert)
+
+    def check_site(caller: Principal, site: str | None) -> None:
+        if site is not None and (site not in registry.sites or not caller.touches_site(site)):
+            raise not_found(f"site {site}")
+
+    def visible_resident(caller: Principal, code: str) -> None:
+        exists = registry.data.find(Resident, (code,)) is not None
+        if not exists or not resident_visible(caller, registry, code):
+            raise not_found(f"resident {code}")
+
+    @router.get("/static/console/{name}")
+    async def static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(404, "not found")
+        data = files("hub").joinpath("web", name).read_bytes()
+        return Response(data, media_type=STATIC[name])
+
+    @router.get("/api/board")
+    async def get_board(
+        caller: HealthReader, site: str | None = None, zone: str | None = None
+    ) -> dict[str, Any]:
+        """Bed tiles of the caller's sites and zones, optionally of one site or zone."""
+        if zone is not None and site is None:
+            raise HTTPException(422, "zone needs site")
+        check_site(caller, site)
+        if site is not None and zone is not None and not caller.sees_place(site, zone):
+            raise not_found(f"zone {zone}")
+        now = clock.now()
+        tiles = await board.tiles(now, caller.sees_place)
+        zones = {(t["site"], t["zone"]): t["zone_name"] for t in tiles}
+        chosen = [
+            t
+            for t in tiles
+            if (site is None or t["site"] == site) and (zone is None or t["zone"] == zone)
+        ]
+        return {
+            "at": now,
+            "zones": [{"site": s, "zone": z, "name": name} for (s, z), name in zones.items()],
+            "beds": chosen,
+        }
+
+    @router.get("/api/residents/{code}/timeline")
+    async def get_timeline(caller: HealthReader, code: str, hours: float = 24) -> dict[str, Any]:
+        visible_resident(caller, code)
+        now = clock.now()
+        start = now - _hours(hours) * 3600
+        return await timeline(store, registry, code, start, now, shown_to(caller))
+
+    @router.get("/api/residents/{code}/chart")
+    async def get_chart(
+        caller: HealthReader, code: str, hours: float = 24, bucket_min: float = 5
+    ) -> dict[str, Any]:
+        """Buckets of `bucket_min` minutes, aligned to the clock, covering the last `hours`."""
+        visible_resident(caller, code)
+        if not 1 <= bucket_min <= 60:
+            raise HTTPException(422, "bucket_min must be between 1 and 60")
+        bucket_s = bucket_min * 60
+        now = clock.now()
+        start = math.floor((now - _hours(hours) * 3600) / bucket_s) * bucket_s
+        end = math.floor(now / bucket_s) * bucket_s + bucket_s
+        return await chart(store, registry, code, start, end, bucket_s)
+
+    @router.get("/api/handover")
+    async def get_handover(
+        caller: AlertReader, site: str | None = None, since: str | None = None
+    ) -> dict[str, Any]:
+        """Since `since` (ISO 8601, UTC without an offset); by default the start of the roster
+        shift on duty at `site`, else the last 12 hours."""
+        check_site(caller, site)
+        now = clock.now()
+        shift = shift_start(roster, policy, site, now) if site is not None else None
+        start = _since(since, now) if since else (shift[1] if shift else now - DEFAULT_HOURS * 3600)
+        seen = shown_to(caller)
+        report = await handover(
+            store, start, now, lambda a: seen(a) and (site is None or a["site"] == site)
+        )
+        return {"site": site, "shift": shift[0] if shift and not since else None, **report}
+
+    return router
+
+
+def _hours(hours: float) -> float:
+    if not 0 < hours <= MAX_HOURS:
+        raise HTTPException(422, f"hours must be more than 0 and at most {MAX_HOURS}")
+    return hours
+
+
+def _since(text: str, now: float) -> float:
+    try:
+        since = parse_when(text)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if not now - MAX_HANDOVER_S <= since < now:
+        raise HTTPException(422, "since must be in the past, at most 31 days ago")
+    return since

@@ -1,0 +1,77 @@
+"""The shift handover: what happened to alerts since a time, and what is still open."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from hub.roster import Roster, Shift
+from hub.store import ALERT_COLUMNS, Store
+from hub.watch_settings import WatchPolicy
+
+DEFAULT_HOURS: Final = 12.0
+HANDOVER_LIMIT: Final = 2000
+AlertFilter = Callable[[dict[str, Any]], bool]
+
+
+def shift_start(
+    roster: Roster | None, policy: WatchPolicy, site: str, now: float
+) -> tuple[str, float] | None:
+    """The name and start of the roster shift on duty at `site` now, the latest begun first."""
+    if roster is None:
+        return None
+    moment = policy.settings(site, None, None).local(now)
+    begun = [(shift.name, _began(shift, moment)) for shift in roster.shifts_at(site, now)]
+    found = [(name, at.timestamp()) for name, at in begun if at is not None]
+    return max(found, key=lambda f: f[1]) if found else None
+
+
+def _began(shift: Shift, moment: datetime) -> datetime | None:
+    overnight = shift.end <= shift.start
+    for day in (moment.date(), moment.date() - timedelta(days=1)):
+        begin = datetime.combine(day, shift.start, moment.tzinfo)
+        finish = datetime.combine(day + timedelta(days=int(overnight)), shift.end, moment.tzinfo)
+        if begin <= moment < finish:
+            return begin
+    return None
+
+
+async def handover(store: Store, since: float, until: float, shown: AlertFilter) -> dict[str, Any]:
+    """Alerts opened, acknowledged or resolved in [since, until), and every alert still open.
+
+    `shown(alert)` keeps the alerts the caller may see (scope, site, no test alerts).
+    """
+    async with store.db.execute(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state != 'resolved' "
+        "OR (opened_at >= ? AND opened_at < ?) "
+        "OR (acknowledged_at >= ? AND acknowledged_at < ?) "
+        "OR (resolved_at >= ? AND resolved_at < ?) ORDER BY opened_at DESC, id DESC LIMIT ?",
+        (since, until, since, until, since, until, HANDOVER_LIMIT),
+    ) as cur:
+        alerts = [dict(row) for row in await cur.fetchall() if shown(dict(row))]
+
+    def within(at: float | None) -> bool:
+        return at is not None and since <= at < until
+
+    happened = [
+        {**a, "during": [k for k in _MOMENTS if within(a[f"{k}_at"])]}
+        for a in alerts
+        if any(within(a[f"{k}_at"]) for k in _MOMENTS)
+    ]
+    still_open = [a for a in alerts if a["state"] != "resolved"]
+    return {
+        "since": since,
+        "until": until,
+        "counts": {
+            "opened": sum("opened" in a["during"] for a in happened),
+            "acknowledged": sum("acknowledged" in a["during"] for a in happened),
+            "resolved": sum("resolved" in a["during"] for a in happened),
+            "still_open": len(still_open),
+        },
+        "happened": happened,
+        "still_open": still_open,
+    }
+
+
+_MOMENTS: Final = ("opened", "acknowledged", "resolved")

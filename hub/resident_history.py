@@ -1,0 +1,234 @@
+"""A resident's recent past for the console: a timeline, and vital signs and bed occupancy charted.
+
+Both follow the resident, not the bed: the readings and events come from the devices of each bed
+the resident was bound to, for the part of the window they were in it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from hub.registry import Registry
+from hub.registry_models import Binding, Device, Resident
+from hub.store import ALERT_COLUMNS, Store
+
+VITAL_READINGS: Final = ("heart_rate", "respiration_rate")
+OCCUPANCY_READINGS: Final = ("occupancy", "presence")
+TIMELINE_LIMIT: Final = 500
+# Alert actions the alert entry itself already says (opened) or that would flood (repeats).
+QUIET_ACTIONS: Final = frozenset({"opened", "repeated"})
+
+BUCKET_QUERY = """
+SELECT name, CAST((sensed_at - ?) / ? AS INTEGER) AS slot, count(*) AS n,
+    sum(CASE value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 ELSE CAST(value AS REAL) END) AS total
+FROM readings
+WHERE device IN ({devices}) AND name IN ('heart_rate', 'respiration_rate', 'occupancy', 'presence')
+    AND sensed_at >= ? AND sensed_at < ?
+    -- a vital-signs radar says 0 when it has no reading: not a value to average
+    AND NOT (name IN ('heart_rate', 'respiration_rate') AND CAST(value AS REAL) = 0)
+GROUP BY name, slot
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Stay:
+    """A part of the window the resident spent bound to a bed, and that bed's devices."""
+
+    bed: str
+    start: float
+    end: float
+    devices: tuple[str, ...]
+
+
+def stays(registry: Registry, code: str, start: float, end: float) -> list[Stay]:
+    data = registry.data
+    found = []
+    for binding in data.resident_history.get(code, []):
+        begin, finish = _overlap(binding, start, end)
+        if begin < finish:
+            devices = tuple(d.id for d in data.all(Device) if d.bed == binding.bed)
+            found.append(Stay(binding.bed, begin, finish, devices))
+    return found
+
+
+def _overlap(binding: Binding, start: float, end: float) -> tuple[float, float]:
+    return max(binding.start, start), min(binding.end if binding.end is not None else end, end)
+
+
+def resident_view(registry: Registry, code: str) -> dict[str, Any]:
+    data = registry.data
+    person = data.find(Resident, (code,))
+    current = data.current_binding(code)
+    return {
+        "code": code,
+        "name": person.name if person else code,
+        "bed": current.bed if current else None,
+    }
+
+
+async def chart(
+    store: Store, registry: Registry, code: str, start: float, end: float, bucket_s: float
+) -> dict[str, Any]:
+    """Mean heart and breathing rate and the share of readings saying "in bed", per bucket."""
+    slots = int((end - start) // bucket_s) + (1 if (end - start) % bucket_s else 0)
+    sums: dict[str, list[tuple[float, int]]] = {
+        name: [(0.0, 0)] * slots for name in (*VITAL_READINGS, *OCCUPANCY_READINGS)
+    }
+    visited = stays(registry, code, start, end)
+    for stay in visited:
+        if not stay.devices:
+            continue
+        marks = ", ".join("?" for _ in stay.devices)
+        query = BUCKET_QUERY.format(devices=marks)
+        args = (start, bucket_s, *stay.devices, stay.start, stay.end)
+        async with store.db.execute(query, args) as cur:
+            for row in await cur.fetchall():
+                slot = int(row["slot"])
+                if 0 <= slot < slots:
+                    total, n = sums[row["name"]][slot]
+                    sums[row["name"]][slot] = (total + float(row["total"]), n + int(row["n"]))
+    # The pressure pad's word if the resident's beds have one, else the radar's presence.
+    source = next((n for n in OCCUPANCY_READINGS if any(c for _, c in sums[n])), "occupancy")
+    points = [
+        {
+            "t": start + i * bucket_s,
+            "heart_rate": _mean(sums["heart_rate"][i], 1),
+            "respiration_rate": _mean(sums["respiration_rate"][i], 1),
+            "occupancy": _mean(sums[source][i], 3),
+        }
+        for i in range(slots)
+    ]
+    return {
+        "resident": resident_view(registry, code),
+        "start": start,
+        "end": end,
+        "bucket_s": bucket_s,
+        "occupancy_source": source,
+        "stays": [{"bed": s.bed, "start": s.start, "end": s.end} for s in visited],
+        "points": points,
+    }
+
+
+def _mean(total_count: tuple[float, int], digits: int) -> float | None:
+    total, count = total_count
+    return round(total / count, digits) if count else None
+
+
+async def timeline(
+    store: Store,
+    registry: Registry,
+    code: str,
+    start: float,
+    end: float,
+    shown: Callable[[dict[str, Any]], bool],
+) -> dict[str, Any]:
+    """Bed changes, device events, alerts and what people did about them, newest first.
+
+    `shown(alert)` says whether an alert belongs on the staff console (not a walk-test alert).
+    """
+    entries = _binding_entries(registry, code, start, end)
+    for stay in stays(registry, code, start, end):
+        entries += await _event_entries(store, stay)
+    alerts = [a for a in await _alerts_of(store, code, start, end) if shown(a)]
+    for alert in alerts:
+        entries.append({"at": alert["opened_at"], "kind": "alert", "alert": alert})
+    entries += await _action_entries(store, [a["id"] for a in alerts], start, end)
+    entries.sort(key=lambda e: e["at"], reverse=True)
+    return {
+        "resident": resident_view(registry, code),
+        "start": start,
+        "end": end,
+        "entries": entries[:TIMELINE_LIMIT],
+        "truncated": len(entries) > TIMELINE_LIMIT,
+    }
+
+
+def _binding_entries(
+    registry: Registry, code: str, start: float, end: float
+) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    for binding in registry.data.resident_history.get(code, []):
+        if start <= binding.start < end:
+            entries.append(
+                {
+                    "at": binding.start,
+                    "kind": "bed",
+                    "action": binding.start_reason,
+                    "bed": binding.bed,
+                    "text": f"In bed {binding.bed} ({binding.start_reason})",
+                }
+            )
+        if binding.end is not None and start <= binding.end < end:
+            entries.append(
+                {
+                    "at": binding.end,
+                    "kind": "bed",
+                    "action": binding.end_reason,
+                    "bed": binding.bed,
+                    "text": f"Left bed {binding.bed} ({binding.end_reason})",
+                }
+            )
+    return entries
+
+
+async def _event_entries(store: Store, stay: Stay) -> list[dict[str, Any]]:
+    if not stay.devices:
+        return []
+    marks = ", ".join("?" for _ in stay.devices)
+    async with store.db.execute(
+        f"SELECT device, name, value, sensed_at FROM events WHERE device IN ({marks}) "
+        "AND sensed_at >= ? AND sensed_at < ? ORDER BY sensed_at DESC LIMIT ?",
+        (*stay.devices, stay.start, stay.end, TIMELINE_LIMIT),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [
+        {
+            "at": row["sensed_at"],
+            "kind": "event",
+            "event": row["name"],
+            "value": json.loads(row["value"]),
+            "device": row["device"],
+            "bed": stay.bed,
+        }
+        for row in rows
+    ]
+
+
+async def _alerts_of(store: Store, code: str, start: float, end: float) -> list[dict[str, Any]]:
+    async with store.db.execute(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE resident_code = ? "
+        "AND opened_at < ? AND (opened_at >= ? OR resolved_at IS NULL OR resolved_at >= ?) "
+        "AND test = 0 ORDER BY opened_at DESC LIMIT ?",
+        (code, end, start, start, TIMELINE_LIMIT),
+    ) as cur:
+        return [dict(row) for row in await cur.fetchall()]
+
+
+async def _action_entries(
+    store: Store, alert_ids: list[int], start: float, end: float
+) -> list[dict[str, Any]]:
+    if not alert_ids:
+        return []
+    marks = ", ".join("?" for _ in alert_ids)
+    async with store.db.execute(
+        f"SELECT at, actor, action, alert_id, channel, detail FROM audit "
+        f"WHERE alert_id IN ({marks}) AND at >= ? AND at < ? ORDER BY id",
+        (*alert_ids, start, end),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [
+        {
+            "at": row["at"],
+            "kind": "action",
+            "actor": row["actor"],
+            "action": row["action"],
+            "alert_id": row["alert_id"],
+            "channel": row["channel"],
+            "detail": json.loads(row["detail"]),
+        }
+        for row in rows
+        if row["action"] not in QUIET_ACTIONS
+    ]

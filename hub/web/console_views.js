@@ -1,0 +1,430 @@
+// carewatch console, the views beside the alert queue: the bed board, a resident's page (chart
+// and timeline) and the shift handover. Plain JS; data inserted with textContent only.
+// It uses the helpers console.js shares on window.carewatchLib and follows its DOM events.
+"use strict";
+
+(() => {
+  const BOARD_POLL_S = 3; // bed states arrive by polling /api/board (see docs/console.md)
+  const STALE_AFTER_S = 10; // no board from the hub for this long: say the tiles are old
+  const SVG = "http://www.w3.org/2000/svg";
+  const STATE_LABELS = {
+    alert: "Alert",
+    offline: "Device offline",
+    empty: "Empty",
+    in_bed: "In bed",
+    out_of_bed: "Out of bed",
+    unknown: "No reading yet",
+  };
+  const ACTION_LABELS = {
+    acknowledged: "Acknowledged",
+    resolved: "Resolved",
+    condition_cleared: "Device reported the condition cleared",
+    help_requested: "Help requested",
+  };
+  const ZONE_KEY = "carewatch.board.zone";
+
+  const lib = window.carewatchLib;
+  const { make } = lib;
+  const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const el = {
+    tabs: $("view-tabs"),
+    board: $("bed-board"),
+    tiles: $("bed-tiles"),
+    zones: $("zone-filter"),
+    updated: $("board-updated"),
+    stale: $("board-stale"),
+    resident: $("resident-page"),
+    residentName: $("resident-name"),
+    residentWhere: $("resident-where"),
+    chart: $("resident-chart"),
+    timeline: $("resident-timeline"),
+    timelineEmpty: $("timeline-empty"),
+    handover: $("handover-page"),
+    handoverForm: $("handover-form"),
+    handoverSince: $("handover-since"),
+    handoverSummary: $("handover-summary"),
+    handoverOpen: $("handover-open"),
+    handoverOpenEmpty: $("handover-open-empty"),
+    handoverHappened: $("handover-happened"),
+    handoverHappenedEmpty: $("handover-happened-empty"),
+  };
+
+  const status = { boardLoads: 0, boardFailures: 0, boardAt: 0 };
+  window.carewatchViews = status;
+
+  let running = false;
+  let pollTimer = null;
+  let tickTimer = null;
+  let soonTimer = null;
+  let board = null; // last answer of /api/board
+  let lastBoardOk = 0; // Date.now() of the last board from the hub
+  let zoneChoice = localStorage.getItem(ZONE_KEY) || "";
+  let residentCode = null; // the resident page shown, if any
+  let handoverFrom; // the nurse's chosen start of the handover (ISO), else the hub's default
+
+  // ------------------------------------------------------------------ board
+
+  async function loadBoard() {
+    let data;
+    try {
+      data = await lib.api("GET", "/api/board");
+    } catch (_) {
+      status.boardFailures += 1;
+      showStale();
+      return;
+    }
+    board = data;
+    lastBoardOk = Date.now();
+    status.boardLoads += 1;
+    status.boardAt = data.at;
+    renderBoard();
+  }
+
+  function loadBoardSoon() {
+    clearTimeout(soonTimer);
+    soonTimer = setTimeout(loadBoard, 150);
+  }
+
+  function renderBoard() {
+    if (!board) return;
+    const zones = board.zones;
+    if (zoneChoice && !zones.some((z) => `${z.site}/${z.zone}` === zoneChoice)) zoneChoice = "";
+    renderZoneFilter(zones);
+    const shown = board.beds.filter((t) => !zoneChoice || `${t.site}/${t.zone}` === zoneChoice);
+    el.tiles.replaceChildren(...shown.map(renderTile));
+    el.updated.textContent = `Updated ${lib.clockTime(board.at)}`;
+    showStale();
+  }
+
+  function renderZoneFilter(zones) {
+    if (zones.length < 2) {
+      el.zones.replaceChildren();
+      el.zones.hidden = true;
+      return;
+    }
+    const chip = (key, label) => {
+      const button = make("button", { type: "button", class: "chip", testid: "zone-chip", "data-zone": key, "aria-pressed": String(zoneChoice === key) }, label);
+      button.addEventListener("click", () => {
+        zoneChoice = key;
+        localStorage.setItem(ZONE_KEY, key);
+        renderBoard();
+      });
+      return button;
+    };
+    el.zones.replaceChildren(chip("", "All"), ...zones.map((z) => chip(`${z.site}/${z.zone}`, z.name)));
+    el.zones.hidden = false;
+  }
+
+  function renderTile(tile) {
+    const li = make("li", { class: "tile", testid: "bed-tile", "data-bed": tile.bed, "data-state": tile.state });
+    const inner = tile.resident_code
+      ? make("a", { class: "tile-inner", href: `#resident/${encodeURIComponent(tile.resident_code)}`, testid: "tile-link" })
+      : make("div", { class: "tile-inner" });
+    const head = make("div", { class: "tile-head" });
+    head.append(
+      make("span", { class: "tile-bed", testid: "tile-bed" }, tile.label || tile.bed),
+      make("span", { class: "tile-room" }, `Room ${tile.room_name}`),
+    );
+    const state = make("span", { class: "tile-state", testid: "tile-state" }, STATE_LABELS[tile.state] || tile.state);
+    const who = make("span", { class: "tile-resident", testid: "tile-resident" }, tile.resident_name || "—");
+    const since = make("span", { class: "tile-since", testid: "tile-since" });
+    if (tile.since !== null && tile.since !== undefined) {
+      since.dataset.since = tile.since;
+      since.dataset.exact = tile.since_exact ? "1" : "0";
+      since.textContent = sinceText(tile.since, tile.since_exact);
+    }
+    inner.append(head, state, who, since);
+    if (tile.state === "alert" && tile.alerts.length) {
+      inner.append(make("span", { class: "tile-why", testid: "tile-alert" }, tile.alerts.map((a) => lib.ruleLabel(a.rule)).join(", ")));
+    } else if (tile.state === "offline") {
+      inner.append(make("span", { class: "tile-why", testid: "tile-offline" }, tile.offline.join(", ")));
+    }
+    li.append(inner);
+    return li;
+  }
+
+  function sinceText(since, exact) {
+    const seconds = Date.now() / 1000 - since;
+    return `${exact ? "for" : "for over"} ${lib.duration(seconds)}`;
+  }
+
+  function showStale() {
+    const age = (Date.now() - lastBoardOk) / 1000;
+    const stale = running && (!lastBoardOk || age > STALE_AFTER_S);
+    el.board.dataset.stale = stale ? "true" : "false";
+    el.stale.hidden = !stale;
+    if (stale) {
+      el.stale.textContent = board
+        ? `Cannot reach the hub — bed states as of ${lib.clockTime(board.at)}, not current.`
+        : "Cannot reach the hub — no bed states yet.";
+    }
+  }
+
+  function tick() {
+    for (const node of el.tiles.querySelectorAll("[data-since]")) {
+      node.textContent = sinceText(Number(node.dataset.since), node.dataset.exact === "1");
+    }
+    showStale();
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  function route() {
+    if (!running) return;
+    const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
+    const [view, code] = hash.split("/");
+    el.board.hidden = !(view === "" || view === "board");
+    el.resident.hidden = view !== "resident";
+    el.handover.hidden = view !== "handover";
+    for (const tab of el.tabs.querySelectorAll(".tab")) {
+      const current = tab.dataset.view === (view || "board");
+      if (current) tab.setAttribute("aria-current", "page");
+      else tab.removeAttribute("aria-current");
+    }
+    residentCode = view === "resident" && code ? code : null;
+    if (residentCode) loadResident(residentCode);
+    else if (view === "handover") loadHandover();
+  }
+
+  // ------------------------------------------------------------ resident page
+
+  async function loadResident(code) {
+    el.residentName.textContent = code;
+    el.residentWhere.textContent = "";
+    let timeline;
+    let chart;
+    try {
+      [timeline, chart] = await Promise.all([
+        lib.api("GET", `/api/residents/${encodeURIComponent(code)}/timeline?hours=24`),
+        lib.api("GET", `/api/residents/${encodeURIComponent(code)}/chart?hours=24`),
+      ]);
+    } catch (err) {
+      if (residentCode !== code) return;
+      el.residentWhere.textContent =
+        err.status === 404 ? "No such resident in your area." : `Cannot load: ${err.message}`;
+      el.chart.replaceChildren();
+      el.timeline.replaceChildren();
+      return;
+    }
+    if (residentCode !== code) return; // the nurse has moved on
+    const person = timeline.resident;
+    el.residentName.textContent = person.name;
+    el.residentWhere.textContent = person.bed ? `${person.code} · bed ${person.bed}` : `${person.code} · no bed now`;
+    drawChart(chart);
+    renderTimeline(timeline.entries);
+  }
+
+  function renderTimeline(entries) {
+    el.timeline.replaceChildren(
+      ...entries.map((entry) => {
+        const li = make("li", { class: "entry", testid: "timeline-entry", "data-kind": entry.kind });
+        li.append(
+          make("span", { class: "entry-time" }, lib.stampText(entry.at)),
+          make("span", { class: "entry-text" }, entryText(entry)),
+        );
+        return li;
+      }),
+    );
+    el.timelineEmpty.hidden = entries.length > 0;
+  }
+
+  function entryText(entry) {
+    if (entry.kind === "alert") {
+      const a = entry.alert;
+      const outcome = a.state === "resolved" ? ` — ${lib.outcomeLabel(a.outcome)}` : ` — ${a.state}`;
+      return `${lib.ruleLabel(a.rule)} alert (bed ${a.bed || a.room_name})${outcome}`;
+    }
+    if (entry.kind === "action" && entry.action === "escalation_step") {
+      // Steps are counted from 0 in the record; people count from 1 (as the alert card does).
+      const step = entry.detail.phase === "help" ? "Help step" : `Escalation step ${(entry.detail.step ?? 0) + 1}`;
+      const targets = (entry.detail.targets || []).map(lib.ruleLabel).join(", ");
+      return `${step}${targets ? `: ${targets}` : ""}`;
+    }
+    if (entry.kind === "action" && entry.action === "notification") {
+      const d = entry.detail;
+      if (!entry.channel || !d.recipient) return `Nobody to notify for ${lib.ruleLabel(d.target)} (${d.result})`;
+      if (d.result === "delivered") return `Notified ${d.recipient} by ${entry.channel}`;
+      return `Notifying ${d.recipient} by ${entry.channel}: ${d.result}${d.detail ? ` (${d.detail})` : ""}`;
+    }
+    if (entry.kind === "action") {
+      const what = ACTION_LABELS[entry.action] || lib.ruleLabel(entry.action);
+      const by = entry.actor === "system" ? "" : ` by ${entry.actor}`;
+      const via = entry.channel ? ` (${entry.channel})` : "";
+      const outcome = entry.detail && entry.detail.outcome ? ` — ${lib.outcomeLabel(entry.detail.outcome)}` : "";
+      const note = entry.detail && entry.detail.note ? `: “${entry.detail.note}”` : "";
+      return `${what}${by}${via}${outcome}${note}`;
+    }
+    if (entry.kind === "event") {
+      const cleared = entry.value === false ? " — cleared" : "";
+      return `${lib.ruleLabel(entry.event)}${cleared} (${entry.device})`;
+    }
+    return entry.text;
+  }
+
+  function svg(tag, attrs = {}, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+    if (text !== undefined) node.textContent = String(text);
+    return node;
+  }
+
+  // Heart and breathing rate as lines over the window, and the share of each bucket spent in
+  // bed as a band of bars underneath; gaps where there was no reading.
+  function drawChart(chart) {
+    const W = 760;
+    const H = 300;
+    const left = 40;
+    const right = 12;
+    const top = 12;
+    const vitalsH = 190;
+    const bandTop = top + vitalsH + 24;
+    const bandH = 36;
+    const span = chart.end - chart.start;
+    const x = (t) => left + ((t - chart.start + chart.bucket_s / 2) / span) * (W - left - right);
+    const points = chart.points;
+    const highest = Math.max(0, ...points.flatMap((p) => [p.heart_rate || 0, p.respiration_rate || 0]));
+    const yMax = Math.max(100, Math.ceil((highest + 5) / 20) * 20);
+    const y = (v) => top + vitalsH - (v / yMax) * vitalsH;
+
+    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "Heart rate, breathing rate and time in bed over the last 24 hours", "data-testid": "chart-svg" });
+    for (let v = 0; v <= yMax; v += 20) {
+      root.append(svg("line", { x1: left, x2: W - right, y1: y(v), y2: y(v), class: "grid" }));
+      root.append(svg("text", { x: left - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, v));
+    }
+    const firstHour = Math.ceil(chart.start / 3600) * 3600;
+    for (let t = firstHour; t <= chart.end; t += 3 * 3600) {
+      const hx = left + ((t - chart.start) / span) * (W - left - right);
+      root.append(svg("line", { x1: hx, x2: hx, y1: top, y2: bandTop + bandH, class: "grid" }));
+      const d = new Date(t * 1000);
+      root.append(svg("text", { x: hx, y: H - 4, class: "axis", "text-anchor": "middle" }, `${lib.pad(d.getHours())}:00`));
+    }
+    root.append(svg("rect", { x: left, y: bandTop, width: W - left - right, height: bandH, class: "band-bg" }));
+    const barW = Math.max(1, ((W - left - right) * chart.bucket_s) / span);
+    for (const p of points) {
+      if (p.occupancy === null) continue;
+      const h = Math.max(1, p.occupancy * bandH);
+      root.append(svg("rect", { x: x(p.t) - barW / 2, y: bandTop + bandH - h, width: barW, height: h, class: "band" }));
+    }
+    for (const [name, testid] of [["heart_rate", "chart-heart"], ["respiration_rate", "chart-breath"]]) {
+      const path = linePath(points, name, x, y);
+      root.append(svg("path", { d: path, class: `line line-${name}`, "data-testid": testid, "data-points": points.filter((p) => p[name] !== null).length }));
+    }
+    const any = points.some((p) => p.heart_rate !== null || p.respiration_rate !== null || p.occupancy !== null);
+    if (!any) {
+      root.append(svg("text", { x: W / 2, y: top + vitalsH / 2, class: "chart-none", "text-anchor": "middle" }, "No readings in the last 24 hours"));
+    }
+    el.chart.replaceChildren(root);
+  }
+
+  function linePath(points, name, x, y) {
+    let d = "";
+    let pen = false;
+    for (const p of points) {
+      const v = p[name];
+      if (v === null || v === undefined) {
+        pen = false;
+        continue;
+      }
+      d += `${pen ? "L" : "M"}${x(p.t).toFixed(1)},${y(v).toFixed(1)} `;
+      pen = true;
+    }
+    // A lone reading between gaps still shows: a dot-length stroke.
+    return d.replace(/M([\d.]+),([\d.]+) (?=M|$)/g, "M$1,$2 h0.01 ").trim();
+  }
+
+  // -------------------------------------------------------------- handover
+
+  function localInputValue(epochS) {
+    const d = new Date(epochS * 1000);
+    return `${d.getFullYear()}-${lib.pad(d.getMonth() + 1)}-${lib.pad(d.getDate())}T${lib.pad(d.getHours())}:${lib.pad(d.getMinutes())}`;
+  }
+
+  async function loadHandover() {
+    const params = new URLSearchParams();
+    const me = lib.me();
+    if (me && me.sites && me.sites.length === 1) params.set("site", me.sites[0].id);
+    if (handoverFrom) params.set("since", handoverFrom);
+    let report;
+    try {
+      report = await lib.api("GET", `/api/handover?${params}`);
+    } catch (err) {
+      el.handoverSummary.textContent = `Cannot load the handover: ${err.message}`;
+      return;
+    }
+    if (document.activeElement !== el.handoverSince) el.handoverSince.value = localInputValue(report.since);
+    const c = report.counts;
+    const shift = report.shift ? ` (${report.shift} shift)` : "";
+    el.handoverSummary.textContent =
+      `Since ${lib.stampText(report.since)}${shift}: ${c.opened} opened · ${c.acknowledged} acknowledged · ` +
+      `${c.resolved} resolved · ${c.still_open} still open`;
+    el.handoverOpen.replaceChildren(...report.still_open.map((a) => handoverItem(a, "handover-open-item")));
+    el.handoverHappened.replaceChildren(...report.happened.map((a) => handoverItem(a, "handover-item")));
+    el.handoverOpenEmpty.hidden = report.still_open.length > 0;
+    el.handoverHappenedEmpty.hidden = report.happened.length > 0;
+  }
+
+  function handoverItem(a, testid) {
+    const li = make("li", { class: "handover-item", testid, "data-alert-id": a.id, "data-state": a.state });
+    const where = a.bed ? `bed ${a.bed}` : `room ${a.room_name || a.room || "—"}`;
+    const head = make("div", { class: "handover-what" });
+    head.append(make("strong", {}, lib.ruleLabel(a.rule)), make("span", {}, ` · ${where}`));
+    if (a.resident_name) {
+      head.append(make("span", {}, " · "));
+      head.append(make("a", { href: `#resident/${encodeURIComponent(a.resident_code)}` }, a.resident_name));
+    }
+    const steps = [`opened ${lib.stampText(a.opened_at)}`];
+    if (a.acknowledged_at) steps.push(`acknowledged by ${a.acknowledged_by} at ${lib.clockTime(a.acknowledged_at)}`);
+    if (a.resolved_at) steps.push(`resolved by ${a.resolved_by} at ${lib.clockTime(a.resolved_at)} — ${lib.outcomeLabel(a.outcome)}`);
+    li.append(head, make("div", { class: "handover-steps", testid: "handover-steps" }, steps.join(" · ")));
+    if (a.note) li.append(make("div", { class: "handover-note" }, a.note));
+    return li;
+  }
+
+  el.handoverForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = el.handoverSince.value;
+    handoverFrom = value ? new Date(value).toISOString() : undefined;
+    loadHandover();
+  });
+
+  // ------------------------------------------------------------ life cycle
+
+  function start() {
+    if (running) return;
+    running = true;
+    lastBoardOk = 0;
+    loadBoard();
+    clearInterval(pollTimer);
+    pollTimer = setInterval(loadBoard, BOARD_POLL_S * 1000);
+    clearInterval(tickTimer);
+    tickTimer = setInterval(tick, 1000);
+    route();
+  }
+
+  function stop() {
+    running = false;
+    clearInterval(pollTimer);
+    clearInterval(tickTimer);
+    clearTimeout(soonTimer);
+    board = null;
+    el.tiles.replaceChildren();
+    el.stale.hidden = true;
+  }
+
+  document.addEventListener("carewatch:start", start);
+  document.addEventListener("carewatch:stop", stop);
+  document.addEventListener("carewatch:resync", () => {
+    if (!running) return;
+    loadBoard();
+    route();
+  });
+  document.addEventListener("carewatch:alert", (event) => {
+    if (!running) return;
+    loadBoardSoon();
+    const alert = event.detail;
+    if (!el.handover.hidden) loadHandover();
+    if (residentCode && alert && alert.resident_code === residentCode) loadResident(residentCode);
+  });
+  window.addEventListener("hashchange", route);
+  if (lib.me()) start(); // signed in before this script ran
+})();
