@@ -8,7 +8,6 @@ will, so gateways know whether anyone is listening.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import ssl
@@ -99,20 +98,26 @@ class MqttLink:
             )
             self.connected.set()
             log.info("connected to broker %s:%d", settings.host, settings.port)
-            reader = asyncio.create_task(self._read(client))
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if reader in done:
-                reader.result()
-                return
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await reader  # it may have failed on its own as the broker went away
+            await self._read_until(stop, client)
             await client.publish(
                 HUB_STATUS_TOPIC, _hub_status("offline", self._clock.now()), qos=1, retain=True
             )
             self.connected.clear()
+
+    async def _read_until(self, stop: asyncio.Event, client: aiomqtt.Client) -> None:
+        """Read until `stop` is set; raises the reader's MqttError if the connection drops first."""
+        reader = asyncio.create_task(self._read(client), name="hub-mqtt-reader")
+        stopper = asyncio.create_task(stop.wait(), name="hub-mqtt-stop")
+        try:
+            await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also when this task is cancelled: a reader left running would fail as the client
+            # disconnects, with nobody to retrieve its "Disconnected during message iteration".
+            reader.cancel()
+            stopper.cancel()
+            await asyncio.gather(reader, stopper, return_exceptions=True)
+        if not stop.is_set():
+            reader.result()
 
     async def _read(self, client: aiomqtt.Client) -> None:
         messages = client.messages

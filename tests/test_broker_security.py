@@ -58,7 +58,7 @@ from hub.config import BrokerSettings
 from hub.service import Hub
 from tests.conftest import hub_config
 from tests.edge_helpers import eventually
-from tests.mosquitto import MosquittoBroker, free_port, mosquitto
+from tests.mosquitto import MosquittoBroker, mosquitto
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
 MOSQUITTO_PASSWD = os.environ.get("CAREWATCH_MOSQUITTO_PASSWD", "/usr/bin/mosquitto_passwd")
@@ -256,9 +256,11 @@ def acl_name() -> str:
 def secure_broker(pki: Pki, tmp_path: Path, acl_name: str) -> Iterator[MosquittoBroker]:
     password_file = tmp_path / "carewatch.passwd"
     make_password_file(password_file, [HUB, EAST, WEST])
-    port = free_port()
-    config = shipped_config(port, pki, password_file, DEPLOY / acl_name, tmp_path / "data")
-    with mosquitto(port=port, config=config) as broker:
+    data = tmp_path / "data"
+    acl_file = DEPLOY / acl_name
+    with mosquitto(
+        config=lambda port: shipped_config(port, pki, password_file, acl_file, data)
+    ) as broker:  # made for the port the helper picks, so it can move off a taken one
         yield broker
 
 
