@@ -124,6 +124,7 @@ def create_app(
     @app.get("/static/{name}")
     async def static(name: str) -> Response:
         media = {
+            "common.js": "text/javascript",
             "console.js": "text/javascript",
             "console.css": "text/css",
             "alarm.wav": "audio/wav",

@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Locator, Page, async_playwright, expect
 
 from hub.service import Hub
-from tests.conftest import NURSE, HubFactory, PublishBatch
+from tests.conftest import FAMILY, NURSE, SUPERVISOR, HubFactory, PublishBatch
 from tests.tcpproxy import TcpProxy
 
 CHROMIUM = "/usr/bin/chromium"
@@ -105,8 +105,8 @@ async def console(hub_factory: HubFactory, publish_batch: PublishBatch) -> Async
     assert errors == [], f"JavaScript errors in the console: {errors}"
 
 
-async def log_in(page: Page, password: str = NURSE[1]) -> None:
-    await page.get_by_test_id("login-username").fill(NURSE[0])
+async def log_in(page: Page, password: str = NURSE[1], user: str = NURSE[0]) -> None:
+    await page.get_by_test_id("login-username").fill(user)
     await page.get_by_test_id("login-password").fill(password)
     await page.get_by_test_id("login-submit").click()
 
@@ -122,6 +122,35 @@ async def test_a_wrong_password_shows_an_error_and_no_console(console: Console) 
     await expect(page.get_by_test_id("console")).to_be_visible()
     await expect(page.get_by_test_id("login-error")).to_be_hidden()
     await expect(page.get_by_test_id("current-user")).to_have_text("Night Nurse (nurse)")
+
+
+async def test_a_family_member_who_opens_the_console_is_sent_to_the_family_app(
+    console: Console,
+) -> None:
+    page = console.page
+    await log_in(page, password=FAMILY[1], user=FAMILY[0])
+    await expect(page).to_have_url(f"{console.hub.url}/family")
+    await expect(page.get_by_test_id("family-app")).to_be_visible()
+    await expect(page.get_by_test_id("family-user")).to_have_text("Anne Jones")
+    # Signed in already, the console at / sends them on at once.
+    await page.goto(console.hub.url + "/")
+    await expect(page).to_have_url(f"{console.hub.url}/family")
+    await expect(page.get_by_test_id("family-app")).to_be_visible()
+
+
+async def test_only_a_supervisor_gets_the_link_to_the_supervisor_view(console: Console) -> None:
+    page = console.page
+    await log_in(page, password=SUPERVISOR[1], user=SUPERVISOR[0])
+    await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+    link = page.get_by_test_id("supervisor-link")
+    await expect(link).to_be_visible()
+    await expect(link).to_have_attribute("href", "/supervisor")
+    await page.get_by_test_id("logout-button").click()
+    await expect(link).to_be_hidden()
+    await log_in(page)
+    await expect(page.get_by_test_id("current-user")).to_have_text("Night Nurse (nurse)")
+    await expect(page.get_by_test_id("console")).to_be_visible()
+    await expect(link).to_be_hidden()
 
 
 async def test_a_fall_arrives_live_is_acknowledged_and_resolved(console: Console) -> None:

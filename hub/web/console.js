@@ -3,22 +3,6 @@
 "use strict";
 
 (() => {
-  const RULE_LABELS = {
-    fall: "Fall",
-    call_button: "Call button",
-    smoke: "Smoke alarm",
-    stillness: "No movement",
-    tamper: "Device tampered with",
-    device_test: "Device test",
-    out_of_bed: "Out of bed",
-    bed_exit: "Out of bed",
-    not_back_in_bed: "Not back in bed",
-    door: "Door opened",
-    offline: "Device offline",
-    gateway_offline: "Gateway offline",
-    low_battery: "Low battery",
-    vitals: "Vital signs",
-  };
   const PRIORITY_RANK = { emergency: 0, routine: 1 };
   const STATE_RANK = { open: 0, acknowledged: 1, resolved: 2 };
   const RECENT_MAX = 8;
@@ -36,15 +20,12 @@
   };
   window.carewatchConsole = status;
 
-  const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const lib = window.carewatch;
+  const { make, api, clockTime, stampText, duration, ago, ruleLabel, outcomeLabel } = lib;
+  const $ = lib.byTestId;
   const el = {
     loading: $("loading"),
     login: $("login-panel"),
-    loginForm: $("login-form"),
-    username: $("login-username"),
-    password: $("login-password"),
-    loginError: $("login-error"),
-    loginSubmit: $("login-submit"),
     console: $("console"),
     queue: $("alert-queue"),
     empty: $("queue-empty"),
@@ -58,12 +39,11 @@
     sound: $("sound-toggle"),
     user: $("current-user"),
     logout: $("logout-button"),
+    supervisorLink: $("supervisor-link"),
     site: $("site-name"),
     clock: $("clock"),
   };
 
-  let me = null; // {user, name, csrf_token, sites: [{id, name}]}
-  let outcomes = {}; // code -> label
   const active = new Map(); // id -> {alert, stamp}
   const recent = new Map(); // id -> alert (resolved)
   const cards = new Map(); // id -> card element parts
@@ -75,65 +55,6 @@
   let escalationTimer = null;
 
   // ---------------------------------------------------------------- helpers
-
-  function make(tag, attrs = {}, text) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "testid") node.dataset.testid = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  const pad = (n) => String(n).padStart(2, "0");
-
-  function clockTime(epochS) {
-    const d = new Date(epochS * 1000);
-    return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  }
-
-  function dayPrefix(epochS) {
-    const d = new Date(epochS * 1000);
-    const today = new Date();
-    if (d.toDateString() === today.toDateString()) return "";
-    const yesterday = new Date(today);
-    yesterday.setDate(today.getDate() - 1);
-    if (d.toDateString() === yesterday.toDateString()) return "yesterday ";
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `;
-  }
-
-  function stampText(epochS) {
-    return dayPrefix(epochS) + clockTime(epochS);
-  }
-
-  function duration(seconds) {
-    const s = Math.max(0, Math.round(seconds));
-    if (s < 60) return `${s} s`;
-    const m = Math.floor(s / 60);
-    if (m < 60) return `${m} min`;
-    const h = Math.floor(m / 60);
-    if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
-    return `${Math.floor(h / 24)} days`;
-  }
-
-  function ago(epochS) {
-    const s = Date.now() / 1000 - epochS;
-    if (s < 10) return "just now";
-    return `${duration(s)} ago`;
-  }
-
-  function ruleLabel(rule) {
-    if (RULE_LABELS[rule]) return RULE_LABELS[rule];
-    const words = String(rule || "alert").replace(/[_-]+/g, " ").trim();
-    return words.charAt(0).toUpperCase() + words.slice(1);
-  }
-
-  function outcomeLabel(code) {
-    return outcomes[code] || String(code || "").replace(/_/g, " ");
-  }
 
   function compareAlerts(a, b) {
     const pa = PRIORITY_RANK[a.priority] ?? 2;
@@ -163,48 +84,6 @@
   // carewatch:resync (the stream is back: reload everything) and carewatch:alert.
   function announce(name, detail) {
     document.dispatchEvent(new CustomEvent(`carewatch:${name}`, { detail }));
-  }
-
-  // ------------------------------------------------------------------- API
-
-  class ApiError extends Error {
-    constructor(status, detail) {
-      super(detail);
-      this.status = status;
-    }
-  }
-
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET" && me) headers["X-CSRF-Token"] = me.csrf_token;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
-        headers,
-        credentials: "same-origin",
-        cache: "no-store",
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (_) {
-      throw new ApiError(0, "Cannot reach the hub. Check the network and try again.");
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (_) {
-      data = null;
-    }
-    if (!response.ok) {
-      let detail = data && data.detail;
-      if (typeof detail !== "string") detail = `The hub answered ${response.status}.`;
-      if (response.status === 401 && path !== "/api/login" && path !== "/api/me") {
-        showLogin("Your session has ended. Please sign in again.");
-      }
-      throw new ApiError(response.status, detail);
-    }
-    return data;
   }
 
   // ----------------------------------------------------------------- sound
@@ -515,9 +394,9 @@
 
   async function openResolveForm(id, parts) {
     unlockSound();
-    if (!Object.keys(outcomes).length) {
+    if (!Object.keys(lib.outcomes()).length) {
       try {
-        outcomes = await api("GET", "/api/outcomes");
+        await lib.loadOutcomes();
       } catch (err) {
         if (err.status !== 401) showCardError(parts, `Cannot load the outcomes: ${err.message}`);
         return;
@@ -532,7 +411,7 @@
     const noteId = `note-${id}`;
     const select = make("select", { id: selectId, testid: "resolve-outcome", required: true });
     select.append(make("option", { value: "" }, "Choose what happened…"));
-    for (const [code, label] of Object.entries(outcomes)) {
+    for (const [code, label] of Object.entries(lib.outcomes())) {
       select.append(make("option", { value: code }, label));
     }
     const note = make("textarea", { id: noteId, testid: "resolve-note", rows: 2, maxlength: 2000, placeholder: "Optional note for the record" });
@@ -651,7 +530,8 @@
     el.summary.textContent = all.length ? `${open} waiting · ${acked} being handled` : "";
     document.title = open ? `(${open}) carewatch — ALERT` : "carewatch — night console";
     document.body.classList.toggle("has-open", open > 0);
-    const sites = (me && me.sites) || [];
+    const who = lib.me();
+    const sites = (who && who.sites) || [];
     el.site.textContent = sites.map((site) => site.name).join(" · ");
     el.site.hidden = sites.length === 0;
   }
@@ -684,8 +564,7 @@
   }
 
   function tick() {
-    const now = new Date();
-    el.clock.textContent = `${pad(now.getHours())}:${pad(now.getMinutes())}`;
+    el.clock.textContent = lib.shortTime(Date.now() / 1000);
     for (const node of el.queue.querySelectorAll("[data-since]")) {
       node.textContent = ago(Number(node.dataset.since));
     }
@@ -740,7 +619,7 @@
 
   async function checkSessionAndReconnect() {
     try {
-      me = await api("GET", "/api/me");
+      await lib.whoAmI();
       connect();
     } catch (err) {
       if (err.status === 401) showLogin("Your session has ended. Please sign in again.");
@@ -768,13 +647,17 @@
 
   // ------------------------------------------------------------ login flow
 
+  const login = lib.loginForm(startConsole);
+  // The sign-in tap is the user gesture that lets the alarm play.
+  $("login-form").addEventListener("submit", unlockSound);
+  lib.onSessionEnded(showLogin);
+
   function showLogin(message) {
     disconnect();
     clearInterval(healthTimer);
     clearInterval(escalationTimer);
     clearInterval(reminderTimer);
     reminderTimer = null;
-    me = null;
     active.clear();
     recent.clear();
     for (const id of [...cards.keys()]) removeCard(id);
@@ -784,34 +667,32 @@
     el.login.hidden = false;
     el.user.hidden = true;
     el.logout.hidden = true;
+    el.supervisorLink.hidden = true;
     el.sound.hidden = true;
     el.site.hidden = true;
     el.brokerBanner.hidden = true;
-    el.loginError.textContent = message || "";
-    el.loginError.hidden = !message;
-    el.loginSubmit.disabled = false;
-    el.password.value = "";
+    login.reset(message);
     document.title = "carewatch — sign in";
     announce("stop");
-    (el.username.value ? el.password : el.username).focus();
+    login.focus();
   }
 
   async function startConsole(who) {
-    me = who;
+    if (who.role === "family") {
+      location.replace("/family"); // the family app is theirs; this console shows staff's data
+      return;
+    }
     el.loading.hidden = true;
     el.login.hidden = true;
     el.console.hidden = false;
-    el.user.textContent = who.name && who.name !== who.user ? `${who.name} (${who.user})` : who.user;
+    el.user.textContent = lib.userLabel(who);
     el.user.hidden = false;
     el.logout.hidden = false;
+    el.supervisorLink.hidden = !who.permissions.includes("figures.read");
     el.sound.hidden = false;
     setSoundState(audio && audio.state === "running" ? "on" : "off");
     renderSummary();
-    try {
-      outcomes = await api("GET", "/api/outcomes");
-    } catch (_) {
-      outcomes = {};
-    }
+    await lib.loadOutcomes().catch(() => undefined); // loaded again when a resolve form opens
     connect();
     pollHealth();
     clearInterval(healthTimer);
@@ -821,37 +702,8 @@
     announce("start", who);
   }
 
-  el.loginForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    unlockSound(); // the sign-in tap is the user gesture that lets the alarm play
-    const username = el.username.value.trim();
-    const password = el.password.value;
-    if (!username || !password) {
-      el.loginError.textContent = "Enter your user name and password.";
-      el.loginError.hidden = false;
-      return;
-    }
-    el.loginSubmit.disabled = true;
-    el.loginError.hidden = true;
-    try {
-      const who = await api("POST", "/api/login", { username, password });
-      el.password.value = "";
-      await startConsole(who);
-    } catch (err) {
-      el.loginError.textContent =
-        err.status === 401 ? "Wrong user name or password." : err.message || "Sign-in failed.";
-      el.loginError.hidden = false;
-      el.loginSubmit.disabled = false;
-      el.password.select();
-    }
-  });
-
   el.logout.addEventListener("click", async () => {
-    try {
-      await api("POST", "/api/logout");
-    } catch (_) {
-      /* signed out locally either way */
-    }
+    await lib.signOut();
     showLogin("");
   });
 
@@ -864,33 +716,18 @@
   document.addEventListener(
     "pointerdown",
     () => {
-      if (me && status.soundState === "off") unlockSound();
+      if (lib.me() && status.soundState === "off") unlockSound();
     },
     { capture: true },
   );
 
   window.addEventListener("pagehide", disconnect);
 
-  window.carewatchLib = {
-    api,
-    make,
-    pad,
-    clockTime,
-    stampText,
-    duration,
-    ago,
-    ruleLabel,
-    outcomeLabel,
-    me: () => me,
-    connection: () => status.connection,
-  };
-
   async function boot() {
     tick();
     setInterval(tick, 1000);
     try {
-      const who = await api("GET", "/api/me");
-      await startConsole(who);
+      await startConsole(await lib.whoAmI());
     } catch (err) {
       showLogin(err.status === 401 ? "" : err.message);
     }

@@ -1,6 +1,6 @@
 // carewatch console, the views beside the alert queue: the bed board, a resident's page (chart
 // and timeline) and the shift handover. Plain JS; data inserted with textContent only.
-// It uses the helpers console.js shares on window.carewatchLib and follows its DOM events.
+// It uses the helpers of common.js (window.carewatch) and follows console.js's DOM events.
 "use strict";
 
 (() => {
@@ -23,9 +23,9 @@
   };
   const ZONE_KEY = "carewatch.board.zone";
 
-  const lib = window.carewatchLib;
+  const lib = window.carewatch;
   const { make } = lib;
-  const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const $ = lib.byTestId;
   const el = {
     tabs: $("view-tabs"),
     board: $("bed-board"),
@@ -335,8 +335,7 @@
   // -------------------------------------------------------------- handover
 
   function localInputValue(epochS) {
-    const d = new Date(epochS * 1000);
-    return `${d.getFullYear()}-${lib.pad(d.getMonth() + 1)}-${lib.pad(d.getDate())}T${lib.pad(d.getHours())}:${lib.pad(d.getMinutes())}`;
+    return `${lib.dateText(epochS)}T${lib.shortTime(epochS)}`;
   }
 
   async function loadHandover() {

@@ -32,14 +32,12 @@
   const status = { refreshes: 0, push: "off", serviceWorker: "none", lastError: null };
   window.carewatchFamily = status;
 
-  const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const lib = window.carewatch;
+  const { make, api } = lib;
+  const $ = lib.byTestId;
   const el = {
     loading: $("loading"),
     login: $("login-panel"),
-    loginForm: $("login-form"),
-    username: $("login-username"),
-    password: $("login-password"),
-    loginError: $("login-error"),
     notFamily: $("not-family"),
     app: $("family-app"),
     residents: $("residents"),
@@ -52,34 +50,15 @@
     offline: $("offline-banner"),
   };
 
-  let me = null; // {user, name, role, csrf_token}
   let pollTimer = null;
 
   // ---------------------------------------------------------------- helpers
 
-  function make(tag, attrs = {}, text) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "testid") node.dataset.testid = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  const pad = (n) => String(n).padStart(2, "0");
+  const weekdayDate = (epochS) =>
+    new Date(epochS * 1000).toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short" });
 
   function when(epochS) {
-    const d = new Date(epochS * 1000);
-    const time = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-    const today = new Date();
-    if (d.toDateString() === today.toDateString()) return time;
-    const yesterday = new Date(today);
-    yesterday.setDate(today.getDate() - 1);
-    if (d.toDateString() === yesterday.toDateString()) return `yesterday ${time}`;
-    return `${d.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short" })} ${time}`;
+    return lib.dayPrefix(epochS, weekdayDate) + lib.shortTime(epochS);
   }
 
   function howLong(seconds) {
@@ -92,26 +71,6 @@
     return `${Math.floor(h / 24)} days`;
   }
 
-  async function api(path, options = {}) {
-    const headers = { Accept: "application/json", ...(options.headers || {}) };
-    if (options.body !== undefined) headers["Content-Type"] = "application/json";
-    if (options.method && options.method !== "GET" && me) headers["X-CSRF-Token"] = me.csrf_token;
-    const response = await fetch(path, {
-      method: options.method || "GET",
-      headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-      credentials: "same-origin",
-      cache: "no-store",
-    });
-    let data = null;
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-    return { ok: response.ok, status: response.status, data };
-  }
-
   function show(section) {
     el.loading.hidden = true;
     for (const name of ["login", "notFamily", "app"]) el[name].hidden = name !== section;
@@ -122,17 +81,15 @@
 
   async function start() {
     registerServiceWorker();
-    const response = await api("/api/me").catch(() => null);
-    if (!response || !response.ok) {
-      el.offline.hidden = Boolean(response); // no answer at all: started offline from the cache
+    try {
+      enter(await lib.whoAmI());
+    } catch (err) {
+      el.offline.hidden = err.status !== 0; // no answer at all: started offline from the cache
       show("login");
-      return;
     }
-    enter(response.data);
   }
 
   function enter(who) {
-    me = who;
     el.user.textContent = who.name;
     if (who.role !== "family") {
       show("notFamily");
@@ -143,32 +100,18 @@
     refresh();
   }
 
-  el.loginForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    el.loginError.hidden = true;
-    const response = await api("/api/login", {
-      method: "POST",
-      body: { username: el.username.value.trim(), password: el.password.value },
-    }).catch(() => null);
-    if (!response || !response.ok) {
-      el.loginError.textContent =
-        response && response.status === 429
-          ? "Too many tries. Wait a few minutes and try again."
-          : response
-            ? "Wrong user name or password."
-            : "Cannot reach the care service. Check your connection.";
-      el.loginError.hidden = false;
-      return;
-    }
-    el.password.value = "";
-    enter(response.data);
+  const login = lib.loginForm(enter, { unreachable: "Cannot reach the care service. Check your connection." });
+  lib.onSessionEnded((message) => {
+    clearTimeout(pollTimer);
+    login.reset(message);
+    show("login");
   });
 
   el.logout.addEventListener("click", async () => {
-    await api("/api/logout", { method: "POST" }).catch(() => null);
-    me = null;
+    await lib.signOut();
     clearTimeout(pollTimer);
     el.residents.replaceChildren();
+    login.reset("");
     show("login");
   });
 
@@ -176,16 +119,17 @@
 
   async function refresh() {
     clearTimeout(pollTimer);
-    if (!me) return;
-    const response = await api("/api/family").catch(() => null);
-    if (response && response.status === 401) {
-      me = null;
-      show("login");
-      return;
+    if (!lib.me()) return;
+    let overview;
+    try {
+      overview = await api("GET", "/api/family");
+    } catch (err) {
+      if (err.status === 401) return; // the session has ended: the sign-in form is back
+      el.offline.hidden = false;
     }
-    el.offline.hidden = Boolean(response && response.ok);
-    if (response && response.ok) {
-      render(response.data.residents);
+    if (overview) {
+      el.offline.hidden = true;
+      render(overview.residents);
       status.refreshes += 1;
       el.updated.textContent = `Updated ${when(Date.now() / 1000)}`;
     }
@@ -288,10 +232,10 @@
     const error = item.querySelector('[data-testid="alert-error"]');
     error.hidden = true;
     for (const button of item.querySelectorAll("button")) button.disabled = true;
-    const response = await api(`/api/family/alerts/${alert.id}/${action}`, { method: "POST" }).catch(() => null);
-    if (!response || !response.ok) {
-      error.textContent =
-        (response && response.data && response.data.detail) || "Could not reach the care service. Please call them.";
+    try {
+      await api("POST", `/api/family/alerts/${alert.id}/${action}`);
+    } catch (err) {
+      error.textContent = err.status === 0 ? "Could not reach the care service. Please call them." : err.message;
       error.hidden = false;
     }
     await refresh();
@@ -397,14 +341,15 @@
   }
 
   async function saveSubscription(subscription) {
-    const response = await api("/api/push/subscriptions", { method: "POST", body: subscription.toJSON() }).catch(() => null);
-    if (response && response.ok) {
-      pushMessage("Alerts are on: this phone will ring for a fall or a call.", "on");
-      el.pushEnable.hidden = true;
-    } else {
-      const detail = (response && response.data && response.data.detail) || "no answer";
+    try {
+      await api("POST", "/api/push/subscriptions", subscription.toJSON());
+    } catch (err) {
+      const detail = err.status === 0 ? "no answer" : err.message;
       pushMessage(`The care service did not accept this phone for alerts (${detail}).`, "failed");
+      return;
     }
+    pushMessage("Alerts are on: this phone will ring for a fall or a call.", "on");
+    el.pushEnable.hidden = true;
   }
 
   el.pushEnable.addEventListener("click", async () => {
@@ -426,8 +371,10 @@
       pushMessage("Notifications were not allowed. Allow them in the browser settings to get alerts.", "blocked");
       return;
     }
-    const key = await api("/api/push/key").catch(() => null);
-    if (!key || !key.ok) {
+    let key;
+    try {
+      key = await api("GET", "/api/push/key");
+    } catch (_) {
       pushMessage("Could not reach the care service to turn on alerts. Try again later.", "failed");
       return;
     }
@@ -436,7 +383,7 @@
     try {
       subscription = await registration.pushManager.subscribe({
         userVisibleOnly: true,
-        applicationServerKey: keyBytes(key.data.public_key),
+        applicationServerKey: keyBytes(key.public_key),
       });
     } catch (error) {
       status.lastError = String(error);
@@ -450,7 +397,7 @@
   }
 
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && me) refresh();
+    if (document.visibilityState === "visible" && lib.me()) refresh();
   });
   window.addEventListener("hashchange", focusHashAlert);
 

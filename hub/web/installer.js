@@ -3,12 +3,11 @@
 "use strict";
 
 (() => {
-  const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const lib = window.carewatch;
+  const { make, api, clockTime } = lib;
+  const $ = lib.byTestId;
   const el = {
     login: $("login-form"),
-    loginUser: $("login-user"),
-    loginPassword: $("login-password"),
-    loginError: $("login-error"),
     user: $("current-user"),
     panel: $("walktest"),
     scope: $("scope"),
@@ -22,47 +21,9 @@
     checklist: $("checklist"),
   };
 
-  let csrf = "";
   let current = null; // the walk test's last status
   let source = null; // its live stream
   let bedFilter = null; // {code, site, room} from #bed=CODE
-
-  function make(tag, attrs = {}, text) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined) continue;
-      if (key === "class") node.className = value;
-      else if (key === "testid") node.dataset.testid = value;
-      else node.setAttribute(key, String(value));
-    }
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  const pad = (n) => String(n).padStart(2, "0");
-  function clockTime(epochS) {
-    const d = new Date(epochS * 1000);
-    return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  }
-
-  async function api(path, options = {}) {
-    const headers = { ...(options.headers || {}) };
-    if (options.body !== undefined) headers["Content-Type"] = "application/json";
-    if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = csrf;
-    const response = await fetch(path, {
-      method: options.method || "GET",
-      headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-      credentials: "same-origin",
-    });
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const error = new Error(typeof data.detail === "string" ? data.detail : `HTTP ${response.status}`);
-      error.status = response.status;
-      throw error;
-    }
-    return data;
-  }
 
   function showError(message) {
     el.error.textContent = message || "";
@@ -71,34 +32,30 @@
 
   // ---------------------------------------------------------------- login
 
+  const login = lib.loginForm(loggedIn, { testids: { username: "login-user" } });
+  lib.onSessionEnded((message) => {
+    closeStream();
+    el.panel.hidden = true;
+    showLogin(message);
+  });
+
+  function showLogin(message) {
+    el.user.hidden = true;
+    el.login.hidden = false;
+    login.reset(message);
+    login.focus();
+  }
+
   async function whoAmI() {
     try {
-      loggedIn(await api("/api/me"));
+      await loggedIn(await lib.whoAmI());
     } catch (error) {
       if (error.status !== 401) throw error;
-      el.login.hidden = false;
-      el.loginUser.focus();
+      showLogin("");
     }
   }
 
-  el.login.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    el.loginError.hidden = true;
-    try {
-      const me = await api("/api/login", {
-        method: "POST",
-        body: { username: el.loginUser.value, password: el.loginPassword.value },
-      });
-      el.loginPassword.value = "";
-      await loggedIn(me);
-    } catch (error) {
-      el.loginError.textContent = error.message;
-      el.loginError.hidden = false;
-    }
-  });
-
   async function loggedIn(me) {
-    csrf = me.csrf_token;
     el.user.textContent = me.name;
     el.user.hidden = false;
     el.login.hidden = true;
@@ -111,7 +68,7 @@
   // ---------------------------------------------------------------- scope and bed
 
   async function loadScopes(sites) {
-    const { gateways } = await api("/api/gateways");
+    const { gateways } = await api("GET", "/api/gateways");
     el.scope.replaceChildren();
     for (const site of sites) {
       el.scope.append(make("option", { value: site.id }, `Site: ${site.name} (${site.id})`));
@@ -128,7 +85,7 @@
     if (match) {
       const code = decodeURIComponent(match[1]);
       try {
-        const bed = await api(`/api/beds/${encodeURIComponent(code)}`);
+        const bed = await api("GET", `/api/beds/${encodeURIComponent(code)}`);
         bedFilter = { code: bed.code, site: bed.site, room: bed.room };
         if (!current || !current.running) el.scope.value = bed.site;
         el.bed.textContent = `Bed ${bed.code}: its devices and its room's. `;
@@ -151,7 +108,7 @@
   // ---------------------------------------------------------------- the walk test
 
   async function resumeRunning() {
-    const { walktests } = await api("/api/walktests");
+    const { walktests } = await api("GET", "/api/walktests");
     const running = walktests.find((t) => t.running);
     if (running) follow(running);
   }
@@ -160,7 +117,7 @@
     showError("");
     const [site, gateway] = el.scope.value.split("/");
     try {
-      follow(await api("/api/walktests", { method: "POST", body: { site, gateway: gateway || null } }));
+      follow(await api("POST", "/api/walktests", { site, gateway: gateway || null }));
     } catch (error) {
       showError(error.message);
     }
@@ -169,7 +126,7 @@
   el.stop.addEventListener("click", async () => {
     showError("");
     try {
-      render(await api(`/api/walktests/${current.id}/stop`, { method: "POST" }));
+      render(await api("POST", `/api/walktests/${current.id}/stop`));
       closeStream();
     } catch (error) {
       showError(error.message);

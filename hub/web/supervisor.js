@@ -4,20 +4,6 @@
 
 (() => {
   const REFRESH_S = 30;
-  const RULE_LABELS = {
-    fall: "Fall",
-    call_button: "Call button",
-    smoke: "Smoke alarm",
-    stillness: "No movement",
-    inactivity: "No movement",
-    tamper: "Device tampered with",
-    bed_exit: "Not back in bed",
-    door_at_night: "Door opened at night",
-    vital_signs: "Vital signs",
-    device_offline: "Device offline",
-    gateway_offline: "Gateway offline",
-    low_battery: "Low battery",
-  };
   const BY_LABELS = { total: "All", site: "Site", zone: "Zone", shift: "Shift" };
   const KIND_LABELS = {
     care_home: "Care home",
@@ -30,15 +16,14 @@
   const status = { renders: 0, view: null };
   window.carewatchSupervisor = status;
 
-  const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+  const lib = window.carewatch;
+  const { make, api, dateText, dateTime, ruleLabel } = lib;
+  const $ = lib.byTestId;
+  // Response times count to the second.
+  const duration = (seconds) => lib.duration(seconds, true);
   const el = {
     loading: $("loading"),
     login: $("login-panel"),
-    loginForm: $("login-form"),
-    username: $("login-username"),
-    password: $("login-password"),
-    loginError: $("login-error"),
-    loginSubmit: $("login-submit"),
     view: $("supervisor"),
     viewError: $("view-error"),
     user: $("current-user"),
@@ -62,66 +47,16 @@
     exports: document.querySelectorAll("[data-export]"),
   };
 
-  let me = null;
   let refreshTimer = null;
 
-  class ApiError extends Error {
-    constructor(status, message) {
-      super(message);
-      this.status = status;
-    }
-  }
-
   // ---------------------------------------------------------------- helpers
-
-  function make(tag, attrs = {}, text) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "testid") node.dataset.testid = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
 
   function cell(text, cls) {
     return make("td", { class: cls }, text === null || text === undefined ? "–" : text);
   }
 
-  const pad = (n) => String(n).padStart(2, "0");
-
-  function dateText(epochS) {
-    const d = new Date(epochS * 1000);
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-  }
-
-  function stampText(epochS) {
-    if (epochS === null || epochS === undefined) return null;
-    const d = new Date(epochS * 1000);
-    return `${dateText(epochS)} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  }
-
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined) return null;
-    const s = Math.max(0, Math.round(seconds));
-    if (s < 60) return `${s} s`;
-    const m = Math.floor(s / 60);
-    if (m < 60) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
-    const h = Math.floor(m / 60);
-    if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
-    return `${Math.floor(h / 24)} days`;
-  }
-
   function share(value) {
     return value === null || value === undefined ? null : `${(value * 100).toFixed(1)} %`;
-  }
-
-  function ruleLabel(rule) {
-    if (RULE_LABELS[rule]) return RULE_LABELS[rule];
-    const words = String(rule || "alert").replace(/[_-]+/g, " ").trim();
-    return words.charAt(0).toUpperCase() + words.slice(1);
   }
 
   function siteName(view, id) {
@@ -142,36 +77,6 @@
     if (item.bed) parts.push(item.bed);
     if (!item.zone && item.gateway) parts.push(`gateway ${item.gateway}`);
     return parts.join(" · ");
-  }
-
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (method !== "GET" && me) headers["X-CSRF-Token"] = me.csrf_token;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
-        headers,
-        credentials: "same-origin",
-        cache: "no-store",
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (_) {
-      throw new ApiError(0, "Cannot reach the hub. Check the network and try again.");
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (_) {
-      data = null;
-    }
-    if (!response.ok) {
-      let detail = data && data.detail;
-      if (typeof detail !== "string") detail = `The hub answered ${response.status}.`;
-      throw new ApiError(response.status, detail);
-    }
-    return data;
   }
 
   // ---------------------------------------------------------------- query
@@ -263,7 +168,7 @@
         make("span", { class: "overdue-where", testid: "overdue-where" }, where(view, a)),
         make("span", { class: "overdue-who" }, a.resident_name || ""),
         make("span", { class: "overdue-late", testid: "overdue-late" }, late),
-        make("span", { class: "overdue-state" }, `opened ${stampText(a.opened_at)}`),
+        make("span", { class: "overdue-state" }, `opened ${dateTime(a.opened_at)}`),
       );
       return li;
     });
@@ -281,7 +186,7 @@
         cell(a.state === "acknowledged" ? `acknowledged by ${a.acknowledged_by || "?"}` : "open", "wrap"),
         cell(where(view, a)),
         cell(a.resident_name ? `${a.resident_name} (${a.resident_code})` : null, "wrap"),
-        cell(stampText(a.opened_at)),
+        cell(dateTime(a.opened_at)),
         cell(duration(view.generated_at - a.opened_at), "num"),
       );
       return tr;
@@ -301,14 +206,14 @@
         cell(where(view, d)),
         cell(d.offline ? d.offline_why : "online", d.offline ? "wrap below" : "muted"),
         cell(d.low_battery ? battery || "low" : battery, d.low_battery ? "below" : undefined),
-        cell(stampText(d.last_seen)),
+        cell(dateTime(d.last_seen)),
       );
       return tr;
     });
     el.devices.replaceChildren(...rows);
     el.devicesEmpty.hidden = rows.length > 0;
     const gateways = view.gateways_offline.map(
-      (g) => `${g.gateway}${view.sites.length > 1 ? ` (${siteName(view, g.site)})` : ""} since ${stampText(g.since)}`,
+      (g) => `${g.gateway}${view.sites.length > 1 ? ` (${siteName(view, g.site)})` : ""} since ${dateTime(g.since)}`,
     );
     el.gateways.textContent = gateways.length ? `Gateways offline: ${gateways.join(", ")}` : "";
     el.gateways.hidden = gateways.length === 0;
@@ -351,8 +256,8 @@
     renderAlerts(view);
     renderDevices(view);
     renderBeds(view);
-    el.period.textContent = `${dateText(view.since)} to ${stampText(view.until)}`;
-    el.updated.textContent = `Updated ${stampText(view.generated_at).slice(11)}`;
+    el.period.textContent = `${dateText(view.since)} to ${dateTime(view.until)}`;
+    el.updated.textContent = `Updated ${lib.clockTime(view.generated_at)}`;
     el.updated.hidden = false;
     updateExportLinks();
     status.renders += 1;
@@ -367,10 +272,7 @@
       el.viewError.hidden = true;
       render(view);
     } catch (err) {
-      if (err.status === 401) {
-        showLogin("Your session has ended. Please sign in again.");
-        return;
-      }
+      if (err.status === 401) return; // the session has ended: the sign-in form is back
       el.viewError.textContent =
         err.status === 403 ? "Your role cannot see the supervisor view." : err.message;
       el.viewError.hidden = false;
@@ -382,9 +284,11 @@
     refreshTimer = setTimeout(load, REFRESH_S * 1000);
   }
 
+  const login = lib.loginForm(start);
+  lib.onSessionEnded(showLogin);
+
   function showLogin(message) {
     clearTimeout(refreshTimer);
-    me = null;
     el.loading.hidden = true;
     el.view.hidden = true;
     el.viewError.hidden = true;
@@ -392,17 +296,14 @@
     el.logout.hidden = true;
     el.updated.hidden = true;
     el.login.hidden = false;
-    el.loginError.textContent = message || "";
-    el.loginError.hidden = !message;
-    el.loginSubmit.disabled = false;
-    el.username.focus();
+    login.reset(message);
+    login.focus();
   }
 
   async function start(who) {
-    me = who;
     el.loading.hidden = true;
     el.login.hidden = true;
-    el.user.textContent = who.name && who.name !== who.user ? `${who.name} (${who.user})` : who.user;
+    el.user.textContent = lib.userLabel(who);
     el.user.hidden = false;
     el.logout.hidden = false;
     if (!who.permissions.includes("figures.read")) {
@@ -414,30 +315,6 @@
     await load();
   }
 
-  el.loginForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const username = el.username.value.trim();
-    const password = el.password.value;
-    if (!username || !password) {
-      el.loginError.textContent = "Enter your user name and password.";
-      el.loginError.hidden = false;
-      return;
-    }
-    el.loginSubmit.disabled = true;
-    el.loginError.hidden = true;
-    try {
-      const who = await api("POST", "/api/login", { username, password });
-      el.password.value = "";
-      await start(who);
-    } catch (err) {
-      el.loginError.textContent =
-        err.status === 401 ? "Wrong user name or password." : err.message || "Sign-in failed.";
-      el.loginError.hidden = false;
-      el.loginSubmit.disabled = false;
-      el.password.select();
-    }
-  });
-
   el.controls.addEventListener("submit", (event) => {
     event.preventDefault();
     load();
@@ -445,17 +322,13 @@
   el.controls.addEventListener("change", updateExportLinks);
 
   el.logout.addEventListener("click", async () => {
-    try {
-      await api("POST", "/api/logout");
-    } catch (_) {
-      /* signed out locally either way */
-    }
+    await lib.signOut();
     showLogin("");
   });
 
   async function boot() {
     try {
-      await start(await api("GET", "/api/me"));
+      await start(await lib.whoAmI());
     } catch (err) {
       showLogin(err.status === 401 ? "" : err.message);
     }

@@ -3,9 +3,10 @@
 // Registered at /sw.js with the scope /family, so it never controls the staff console.
 "use strict";
 
-const SHELL_CACHE = "carewatch-family-shell-v1";
+const SHELL_CACHE = "carewatch-family-shell-v2";
 const SHELL = [
   "/family",
+  "/static/common.js",
   "/family/static/family.js",
   "/family/static/family.css",
   "/family/static/icon-192.png",
