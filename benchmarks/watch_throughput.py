@@ -125,9 +125,9 @@ class Stopwatch:
 
     def attach(self, hub: Hub) -> None:
         for owner, method in (
-            (hub.ingest, "handle"),
+            (hub.ingest, "handle_many"),
             (hub.store, "sequence_mark"),
-            (hub.store, "save_batch"),
+            (hub.store, "save_batches"),
             (hub.watch, "on_item"),
             (hub.watch, "on_gateway_heard"),
             (hub.timers, "set"),

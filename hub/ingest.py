@@ -1,4 +1,4 @@
-"""Ingest: validate what arrives over MQTT, check who sent it, drop repeats, store, run rules.
+"""Ingest: validate what arrives over MQTT, check who sent it, drop repeats, run rules, store.
 
 Every rejection is counted by reason and logged with the site and gateway it concerns. A bad item
 never takes the good items of its batch down with it.
@@ -200,22 +200,34 @@ class Ingest:
         return _Prepared(address.site, address.gateway, mark, fresh)
 
     async def _commit(self, pending: list[_Prepared]) -> None:
-        """Store the prepared batches in one transaction, then let the watch see them."""
+        """Let the watch see the prepared batches, then store them in one transaction together
+        with the timers the watch started or stopped meanwhile.
+
+        Rules run first so that a timer is stored with the reading that started it, and a fall
+        is raised before, not after, its burst is written. The batches are stored even if a
+        rule fails, as they were accepted.
+        """
         if not pending:
             return
+        entries = [entry for prepared in pending for entry in prepared.fresh]
+        try:
+            with self._store.joining_batch():
+                # Events first: a fall must not wait behind a thousand readings of the burst.
+                for entry in sorted(entries, key=lambda e: e.item.kind != "event"):
+                    await self._watch.on_item(entry.item, entry.placement)
+        finally:
+            await self._save(pending)
+        self.accepted += len(entries)  # counted once stored and watched
+
+    async def _save(self, pending: list[_Prepared]) -> None:
         try:
             await self._store.save_batches(
                 [(p.site, p.gateway, *p.mark, [a.item for a in p.fresh]) for p in pending]
             )
-        except Exception:
+        except BaseException:
             for prepared in pending:  # not stored: forget the marks, so a redelivery is taken
                 self._marks.pop((prepared.site, prepared.gateway), None)
             raise
-        entries = [entry for prepared in pending for entry in prepared.fresh]
-        # Events first: a fall must not wait behind a thousand readings of the same burst.
-        for entry in sorted(entries, key=lambda e: e.item.kind != "event"):
-            await self._watch.on_item(entry.item, entry.placement)
-        self.accepted += len(entries)  # counted once stored and watched
 
     def _accept_item(
         self, address: TopicAddress, seq: int, raw: object, received_at: float, topic: str

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
-from collections.abc import AsyncIterator, Iterable
+import math
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -142,9 +145,38 @@ ALERT_COLUMNS = (
 )
 
 
+CACHE_KIB = 64 * 1024
+CHECKPOINT_PAGES = 10_000  # about 40 MB of WAL at the default 4 KiB page
+
 TimerKey = tuple[str, str]
 # site, gateway, outbox epoch, last sequence number, items
 BatchToSave = tuple[str, str, str, int, Iterable["StoredItem"]]
+# One statement and the parameter rows it is run with (executemany).
+Statement = tuple[str, Sequence[tuple[Any, ...]]]
+
+
+class BatchCompanion(Protocol):
+    """Another module's changes, written in the same transaction as the next stored batch."""
+
+    def take_writes(self) -> list[Statement]:
+        """The statements to commit with the batch; they count as written from now on."""
+        ...
+
+    def writes_lost(self) -> None:
+        """The batch was rolled back: what `take_writes` handed over must be written again."""
+        ...
+
+
+@dataclass(slots=True)
+class _Joining:
+    store: Store
+    open: bool = True
+
+
+# Set by `Store.joining_batch()` for the code that runs before a batch is saved.
+_JOINING: contextvars.ContextVar[_Joining | None] = contextvars.ContextVar(
+    "carewatch_store_joining", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +210,17 @@ class StoredItem:
 
 
 class Store:
-    """One connection, one writer: every statement runs on aiosqlite's own thread."""
+    """One connection, one writer: every statement runs on aiosqlite's own thread.
+
+    The hot write paths (`save_batches`, `write_now`) hand a whole transaction to that thread in
+    one call, not one round trip per statement.
+    """
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         # Coroutines share the connection; the lock keeps each write transaction whole.
         self._write = asyncio.Lock()
+        self._companions: list[BatchCompanion] = []
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -193,6 +230,12 @@ class Store:
         # NORMAL in WAL mode keeps the database consistent across a crash; the last
         # transactions may be lost only on a power cut, and QoS 1 redelivery covers those.
         await db.execute("PRAGMA synchronous=NORMAL")
+        # Readings arrive in device order, not time order, so each insert lands on another leaf
+        # of the (device, name, time) index: a commit dirties hundreds of pages. More cache
+        # (default 2 MiB) keeps those leaves in memory between commits, and a checkpoint every
+        # CHECKPOINT_PAGES (default 1,000) copies a page rewritten by many commits only once.
+        await db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        await db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         await db.executescript(SCHEMA)
         await db.commit()
         return cls(db)
@@ -222,6 +265,33 @@ class Store:
                 raise
             await self._db.commit()
 
+    async def write_now(self, companion: BatchCompanion) -> None:
+        """Commit `companion`'s pending changes in a transaction of their own, in one call to
+        the database thread (taken under the write lock, so no batch can slip in between)."""
+        async with self._write:
+            await self._commit_with(companion.take_writes(), [companion])
+
+    def join_batches(self, companion: BatchCompanion) -> None:
+        """Have `companion`'s pending changes committed with every batch `save_batches` stores."""
+        self._companions.append(companion)
+
+    @contextlib.contextmanager
+    def joining_batch(self) -> Iterator[None]:
+        """Mark the code run inside as preparing the next batch: a companion that would write
+        at once (see `joins_batch`) may leave its change to the batch's own transaction."""
+        joining = _Joining(self)
+        token = _JOINING.set(joining)
+        try:
+            yield
+        finally:
+            joining.open = False  # also for tasks started inside, which hold a copy
+            _JOINING.reset(token)
+
+    def joins_batch(self) -> bool:
+        """True inside `joining_batch()`: a change made now is committed with that batch."""
+        joining = _JOINING.get()
+        return joining is not None and joining.open and joining.store is self
+
     async def sequence_mark(self, site: str, gateway: str) -> tuple[str, int] | None:
         async with self._db.execute(
             "SELECT epoch, last_seq FROM gateway_sequence WHERE site = ? AND gateway = ?",
@@ -237,7 +307,8 @@ class Store:
         await self.save_batches([(site, gateway, epoch, last_seq, items)])
 
     async def save_batches(self, batches: list[BatchToSave]) -> None:
-        """Store several gateways' batches and their marks in one transaction."""
+        """Store several gateways' batches, their marks and the companions' pending changes in
+        one transaction."""
         readings: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
         live: list[tuple[Any, ...]] = []
@@ -245,7 +316,7 @@ class Store:
         for site, gateway, epoch, last_seq, items in batches:
             marks.append((site, gateway, epoch, last_seq))
             for item in items:
-                value = json.dumps(item.value)
+                value = _json_value(item.value)
                 row = (
                     item.device,
                     item.name,
@@ -257,16 +328,27 @@ class Store:
                 (readings if item.kind == "reading" else events).append(row)
                 if item.kind == "reading" and not item.historical:
                     live.append((item.device, item.name, value, item.sensed_at))
-        async with self.transaction() as db:
-            # Each statement is a round trip to the database thread: skip the empty ones.
-            for sql, rows in (
-                (INSERT_READING, readings),
-                (INSERT_EVENT, events),
-                (UPSERT_DEVICE_STATE, live),
-                (UPSERT_SEQUENCE, marks),
-            ):
-                if rows:
-                    await db.executemany(sql, rows)
+        statements: list[Statement] = [
+            (INSERT_READING, readings),
+            (INSERT_EVENT, events),
+            (UPSERT_DEVICE_STATE, live),
+            (UPSERT_SEQUENCE, marks),
+        ]
+        async with self._write:
+            for companion in self._companions:
+                statements.extend(companion.take_writes())
+            await self._commit_with(statements, self._companions)
+
+    async def _commit_with(
+        self, statements: list[Statement], companions: list[BatchCompanion]
+    ) -> None:
+        """One transaction in one call to the database thread; the write lock must be held."""
+        try:
+            await _commit_on_db_thread(self._db, statements)
+        except BaseException:
+            for companion in companions:
+                companion.writes_lost()
+            raise
 
     async def device_state(self, device: str, name: str) -> object | None:
         async with self._db.execute(
@@ -417,3 +499,37 @@ AUDIT_INSERT = (
 def _audit_row(alert_id: int | None, entry: AuditEntry) -> tuple[Any, ...]:
     detail = json.dumps(entry.detail)
     return (entry.at, entry.actor, entry.action, alert_id, entry.channel, detail)
+
+
+def _write_transaction(connection: sqlite3.Connection, statements: Sequence[Statement]) -> None:
+    """On the database thread: all the statements, then commit; nothing of them on an error."""
+    try:
+        for sql, rows in statements:
+            if rows:
+                connection.executemany(sql, rows)
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+
+
+async def _commit_on_db_thread(db: aiosqlite.Connection, statements: Sequence[Statement]) -> None:
+    """Queue `_write_transaction` on the connection's own thread and wait for it.
+
+    aiosqlite runs every call on one thread, in order, but offers no public way to queue a
+    function of our own; `_execute`, the queue behind all its public methods (checked against
+    aiosqlite 0.22.1), is used here and only here.
+    """
+    connection = db._conn
+    await db._execute(_write_transaction, connection, statements)  # type: ignore[no-untyped-call]
+
+
+def _json_value(value: object) -> str:
+    """`json.dumps(value)`, without its general machinery for the scalars readings carry."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value)

@@ -3,6 +3,9 @@
 Timers live in SQLite, so a hub restart neither loses nor repeats them. A handler that opens or
 changes an alert consumes its timer in the same transaction (`Trigger.consumes`), so
 a crash between the two cannot fire it twice. Times come from the injectable clock.
+
+A timer started or stopped while ingest evaluates a batch is written in that batch's own
+transaction (the store's batch companion): stored with the reading that caused it, or not at all.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.clock import Clock
-from hub.store import Store
+from hub.store import Statement, Store, TimerKey
 
 log = logging.getLogger("carewatch.hub.timers")
 
@@ -25,6 +28,7 @@ UPSERT = (
     "INSERT INTO timers (kind, key, due_at, payload) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (kind, key) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload"
 )
+DELETE = "DELETE FROM timers WHERE kind = ? AND key = ?"
 FLUSH_EVERY_S = 1.0
 # How long the loop sleeps at most before looking again; bounds the cost of a clock jump.
 MAX_NAP_S = 60.0
@@ -49,8 +53,11 @@ class Timers:
         self._due: dict[tuple[str, str], Timer] = {}
         self._heap: list[tuple[float, str, str]] = []
         self._wake = asyncio.Event()
-        self._dirty: set[tuple[str, str]] = set()
+        # Changed in memory, not yet in SQLite; and what the last write took of them.
+        self._dirty: set[TimerKey] = set()
+        self._taken: set[TimerKey] = set()
         self.fired = 0
+        store.join_batches(self)
 
     async def load(self) -> None:
         async with self._store.db.execute("SELECT kind, key, due_at, payload FROM timers") as cur:
@@ -80,34 +87,42 @@ class Timers:
         once. They are for standing timers that every reading pushes back (silence,
         inactivity): a crash loses at most their last push, which only makes them fire early
         (silence timers then re-check; an inactivity alert may come up to a minute early).
-        A timer that is an alarm in waiting (not back in bed) is written at once.
+        A timer that is an alarm in waiting (not back in bed) is written at once, or, when set
+        while ingest evaluates a batch, in that batch's transaction.
         """
-        timer = Timer(kind, key, due_at, payload)
-        if deferred:
-            self._dirty.add((kind, key))
-        else:
-            self._dirty.discard((kind, key))
-            async with self._store.transaction() as db:
-                await db.execute(UPSERT, _row(timer))
-        self._remember(timer)
+        self._remember(Timer(kind, key, due_at, payload))
+        self._dirty.add((kind, key))
+        if not deferred:
+            await self._write_unless_joined()
 
     async def cancel(self, kind: str, key: str) -> bool:
         if (kind, key) not in self._due:
             return False
-        self._dirty.discard((kind, key))
-        async with self._store.transaction() as db:
-            await db.execute("DELETE FROM timers WHERE kind = ? AND key = ?", (kind, key))
         del self._due[(kind, key)]
+        self._dirty.add((kind, key))
+        await self._write_unless_joined()
         return True
 
     async def flush(self) -> None:
         """Write the deferred timers, all in one transaction."""
-        if not self._dirty:
-            return
-        rows = [_row(self._due[key]) for key in self._dirty if key in self._due]
-        self._dirty.clear()
-        async with self._store.transaction() as db:
-            await db.executemany(UPSERT, rows)
+        if self._dirty:
+            await self._store.write_now(self)
+
+    async def _write_unless_joined(self) -> None:
+        if not self._store.joins_batch():
+            await self._store.write_now(self)
+
+    def take_writes(self) -> list[Statement]:
+        """Every changed timer as it is now in memory: moved ones upserted, stopped ones
+        deleted (called by the store under its write lock)."""
+        self._taken, self._dirty = self._dirty, set()
+        moved = [_row(self._due[key]) for key in self._taken if key in self._due]
+        stopped = [key for key in self._taken if key not in self._due]
+        return [(UPSERT, moved), (DELETE, stopped)]
+
+    def writes_lost(self) -> None:
+        self._dirty |= self._taken
+        self._taken = set()
 
     async def run_flusher(self, stop: asyncio.Event) -> None:
         """Write deferred timers every FLUSH_EVERY_S of real time, and once more at the end."""
