@@ -8,7 +8,10 @@
 - `GET /api/labels/{site}.pdf`: a sheet of every bed's label; `GET /api/labels/bed/{code}.png`:
   one label.
 
-Every route needs a logged-in caller; refusals answer like the registry's (404, 409, 422).
+Every route needs the `provision` permission (installers, admins) and a place in the caller's
+scope: a gateway of a site they see whole, a device for a bed or room of their sites or zones,
+the labels of the beds they see. Anything else is answered 404, like a missing one; other
+refusals answer like the registry's (404, 409, 422).
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from hub.access import Principal, require
+from hub.access import Principal, bed_place, require
+from hub.api_registry import missing, shown
 from hub.labels import bed_png, label_for, site_labels, site_pdf
 from hub.provisioning import Address, DeviceRequest, Provisioner
+from hub.registry import Registry
+from hub.registry_models import Bed, Room, Site
 from hub.registry_service import Actor
 
 Caller = Annotated[Principal, Depends(require("provision"))]
@@ -53,11 +59,34 @@ class DeviceBody(BaseModel):
     role: str | None = None
 
 
+def check_device_place(caller: Principal, registry: Registry, body: DeviceBody) -> None:
+    """404 unless the device's bed or room is in the caller's scope (or unknown: the
+    provisioner then says what is missing)."""
+    if not caller.touches_site(body.site):
+        raise missing(Site, (body.site,))
+    if body.bed is not None:
+        place = bed_place(registry, body.bed)
+        if place is not None and not caller.sees_place(*place):
+            raise missing(Bed, (body.bed,))
+    elif body.room is not None:
+        room = registry.data.find(Room, (body.site, body.room))
+        if room is not None and not caller.sees_place(room.site, room.zone):
+            raise missing(Room, (body.site, body.room))
+
+
 def provision_routes(provisioner: Provisioner) -> APIRouter:
     router = APIRouter(prefix="/api")
+    registry = provisioner.service.registry
+
+    def seen_bed(code: str, caller: Principal) -> str:
+        if not bed_place_seen(caller, registry, code):
+            raise missing(Bed, (code,))
+        return code
 
     @router.post("/provision/gateways", status_code=201)
     async def gateway(body: GatewayRequest, caller: Caller) -> dict[str, Any]:
+        if not caller.sees_site(body.site):
+            raise missing(Site, (body.site,))
         actor = Actor(caller.username, caller.via)
         with tempfile.TemporaryDirectory(prefix="carewatch-bundle-") as out:
             bundle = await provisioner.gateway(body.site, body.gateway, Path(out), actor, body.name)
@@ -66,6 +95,7 @@ def provision_routes(provisioner: Provisioner) -> APIRouter:
 
     @router.post("/provision/devices", status_code=201)
     async def device(body: DeviceBody, caller: Caller) -> dict[str, Any]:
+        check_device_place(caller, registry, body)
         request = DeviceRequest(
             site=body.site,
             gateway=body.gateway,
@@ -77,18 +107,26 @@ def provision_routes(provisioner: Provisioner) -> APIRouter:
             role=body.role,
         )
         created = await provisioner.device(request, Actor(caller.username, caller.via))
-        return provisioner.service.describe(created, history=True)
+        return shown(caller, provisioner.service, created, True)
 
     @router.get("/labels/bed/{code}.png")
-    async def bed_label(code: str, _: Caller) -> Response:
-        label = label_for(provisioner.service.registry, code, provisioner.public_url)
+    async def bed_label(code: str, caller: Caller) -> Response:
+        label = label_for(registry, seen_bed(code, caller), provisioner.public_url)
         return Response(await asyncio.to_thread(bed_png, label), media_type="image/png")
 
     @router.get("/labels/{site}.pdf")
-    async def site_sheet(site: str, _: Caller) -> Response:
-        labels = site_labels(provisioner.service.registry, site, provisioner.public_url)
+    async def site_sheet(site: str, caller: Caller) -> Response:
+        if not caller.touches_site(site):
+            raise missing(Site, (site,))
+        every = site_labels(registry, site, provisioner.public_url)
+        labels = [label for label in every if bed_place_seen(caller, registry, label.code)]
         pdf = await asyncio.to_thread(site_pdf, labels)
         headers = {"Content-Disposition": f'inline; filename="{site}-labels.pdf"'}
         return Response(pdf, media_type="application/pdf", headers=headers)
 
     return router
+
+
+def bed_place_seen(caller: Principal, registry: Registry, code: str) -> bool:
+    place = bed_place(registry, code)
+    return place is not None and caller.sees_place(*place)

@@ -4,41 +4,61 @@ Every kind has list (`GET /api/<kind>s`, `?site=` to filter), get, create (`POST
 (`PATCH`, only the fields given). Keys scoped to a site are addressed `/<site>/<id>`:
 `/api/zones/sunrise/east`. Residents are admitted, transferred and discharged with
 `POST /api/residents/<code>/admit|transfer|discharge`; a CSV document is imported with
-`POST /api/registry/import/<residents|beds|devices>`. Every write needs a logged-in caller (and
-the CSRF header with a session cookie) and is written to the audit log under the caller's name.
+`POST /api/registry/import/<residents|beds|devices>`. Every change is written to the audit log
+under the caller's name.
 
-Refusals answer 404 (unknown record), 409 (code in use, bed occupied) or 422 (invalid fields),
-with a `detail` a person can act on; a refused import lists each bad row under `problems`.
+Who may do what (hub/access.py, docs/access.md): places and devices are read with
+`registry.read` and changed with `registry.write`; residents are read with `health.read` (or
+`residents.write`) and changed, admitted, transferred and discharged with `residents.write`.
+Lists hold only what the caller's scope reaches; a record outside it is answered 404 exactly
+like a missing one, and a change that would touch a place outside it is refused whole with 404.
+Callers who may not read health data (installers) never see who is in a bed.
+
+Refusals answer 403 (role without the right), 404 (unknown record), 409 (code in use, bed
+occupied) or 422 (invalid fields), with a `detail` a person can act on; a refused import lists
+each bad row under `problems`.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from hub.access import Principal, authenticated
-from hub.registry_csv import ImportRejected
+from hub.access import Dependency, Permission, Principal, require, resident_visible
+from hub.registry import Registry
+from hub.registry_csv import ImportRejected, RowProblem
+from hub.registry_data import Change, RegistryData
 from hub.registry_models import (
     RECORD_KINDS,
+    Bed,
     BedCode,
+    Binding,
     Conflict,
     Device,
+    Gateway,
     NotFound,
     RecordBase,
     RegistryError,
     Resident,
+    Room,
+    Site,
+    Zone,
 )
-from hub.registry_service import Actor, RegistryService
+from hub.registry_service import Actor, ChangeCheck, RegistryService
 
 PLURALS = {f"{kind}s": record for kind, record in RECORD_KINDS.items()}
 Fields = Annotated[dict[str, Any], Body()]
 
-
-Caller = Annotated[Principal, Depends(authenticated)]
+ResidentWriter = Annotated[Principal, Depends(require("residents.write"))]
+Importer = Annotated[Principal, Depends(require("registry.write", "residents.write"))]
+# An empty registry answers an unknown key with the very words a real one uses.
+_NOTHING = RegistryData()
 
 
 def _actor(caller: Principal) -> Actor:
@@ -75,70 +95,303 @@ async def _refused(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+# --- scope --------------------------------------------------------------------------------
+
+
+def missing(kind: type[RecordBase], key: tuple[str, ...]) -> NotFound:
+    """The refusal for a record that does not exist, or that the caller may not know of."""
+    try:
+        _NOTHING.get(kind, key)
+    except NotFound as exc:
+        return exc
+    raise AssertionError("an empty registry holds nothing")
+
+
+def place_of(data: RegistryData, record: RecordBase) -> tuple[str, str | None]:
+    """(site, zone) of a record; zone None for what belongs to the whole site."""
+    if isinstance(record, Zone):
+        return record.site, record.id
+    if isinstance(record, Room):
+        return record.site, record.zone
+    if isinstance(record, Bed):
+        room = data.find(Room, (record.site, record.room))
+        return record.site, room.zone if room is not None else None
+    if isinstance(record, Device):
+        if record.bed is not None:
+            bed = data.find(Bed, (record.bed,))
+            return place_of(data, bed) if bed is not None else (record.site, None)
+        room = data.find(Room, (record.site, str(record.room)))
+        return record.site, room.zone if room is not None else None
+    if isinstance(record, Binding):
+        bed = data.find(Bed, (record.bed,))
+        return place_of(data, bed) if bed is not None else ("", None)
+    site = getattr(record, "site", None) or getattr(record, "id", "")
+    return str(site), None
+
+
+def readable(caller: Principal, registry: Registry, record: RecordBase) -> bool:
+    if isinstance(record, Resident):
+        code = record.code
+        return resident_visible(caller, registry, code) or resident_reachable(
+            caller, registry.data, code
+        )
+    site, zone = place_of(registry.data, record)
+    if isinstance(record, Site | Gateway):
+        return caller.touches_site(site)
+    return caller.sees_place(site, zone)
+
+
+def resident_reachable(caller: Principal, data: RegistryData, code: str) -> bool:
+    """Who may change a resident: those who see their bed now; for a resident in no bed, those
+    who saw their last bed, and anyone who may change residents if they never had one."""
+    if not caller.can("residents.write"):
+        return False
+    binding = data.current_binding(code)
+    if binding is None:
+        past = data.resident_history.get(code)
+        if caller.all_sites or not past:
+            return True
+        binding = past[-1]
+    place = bed_place_in(data, binding.bed)
+    return place is not None and caller.sees_place(*place)
+
+
+def bed_place_in(data: RegistryData, code: str) -> tuple[str, str] | None:
+    bed = data.find(Bed, (code,))
+    if bed is None:
+        return None
+    site, zone = place_of(data, bed)
+    return (site, zone) if zone is not None else None
+
+
+def scope_check(caller: Principal) -> ChangeCheck:
+    """Refuse, as if it were missing, a change that touches a place outside the caller's scope:
+    a record's place before the change and after it must both be in scope."""
+
+    def check(before: RegistryData, after: RegistryData, changes: list[Change]) -> None:
+        for change in changes:
+            record = change.record
+            if isinstance(record, Resident):
+                continue  # the route checked the resident; a new one belongs to no place yet
+            if isinstance(record, Site) and change.action == "created":
+                if not caller.all_sites:
+                    raise missing(Site, record.key)
+                continue
+            old = None if isinstance(record, Binding) else before.find(type(record), record.key)
+            for data, version in ((before, old), (after, record)):
+                if version is not None and not _writable(caller, data, version):
+                    raise _out_of_scope(caller, data, version)
+
+    return check
+
+
+def _writable(caller: Principal, data: RegistryData, record: RecordBase) -> bool:
+    site, zone = place_of(data, record)
+    if isinstance(record, Site | Gateway):
+        return caller.sees_site(site)
+    return caller.sees_place(site, zone)
+
+
+def _out_of_scope(caller: Principal, data: RegistryData, record: RecordBase) -> NotFound:
+    """Worded as the registry words a change that names a missing place."""
+    site, _ = place_of(data, record)
+    if isinstance(record, Binding):
+        return missing(Bed, (record.bed,))
+    parent: tuple[type[RecordBase], tuple[str, ...]] = (Site, (site,))
+    if caller.touches_site(site):
+        if isinstance(record, Room):
+            parent = (Zone, (site, record.zone))
+        elif isinstance(record, Bed):
+            parent = (Room, (site, record.room))
+        elif isinstance(record, Device):
+            parent = (Bed, (record.bed,)) if record.bed else (Room, (site, str(record.room)))
+        elif isinstance(record, Zone):
+            parent = (Zone, record.key)
+    return NotFound(f"{record.ref}: {missing(*parent)}")
+
+
+def seen_bed(data: RegistryData, caller: Principal, code: object) -> None:
+    """A bed named in a request (bed codes are unique across sites) must be in scope before
+    the registry's checks say where it is or who is in it."""
+    if not isinstance(code, str):
+        return
+    place = bed_place_in(data, code)
+    if place is not None and not caller.sees_place(*place):
+        raise missing(Bed, (code,))
+
+
+def unseen_rows(caller: Principal, registry: Registry, what: str, text: str) -> None:
+    """Refuse CSV rows naming a bed outside the caller's scope, or a code in use there, before
+    the import's own checks would say where that bed is or whose that code is."""
+    problems: list[RowProblem] = []
+    rows = csv.DictReader(io.StringIO(text))
+    for row in rows:
+        cells = {str(name).strip().lower(): (value or "").strip() for name, value in row.items()}
+        problem = _unseen_in_row(caller, registry, what, cells)
+        if problem is not None:
+            problems.append(RowProblem(rows.line_num, problem))
+    if problems:
+        raise ImportRejected(what, problems)
+
+
+def _unseen_in_row(
+    caller: Principal, registry: Registry, what: str, cells: dict[str, str]
+) -> str | None:
+    data = registry.data
+    existing: RecordBase | None = None
+    if what == "residents" and cells.get("code"):
+        existing = data.find(Resident, (cells["code"],))
+    elif what == "beds" and cells.get("bed"):
+        existing = data.find(Bed, (cells["bed"],))
+    if existing is not None and not readable(caller, registry, existing):
+        return f"{existing.KIND} {'/'.join(existing.key)} is already in use"
+    if what != "beds" and cells.get("bed"):
+        try:
+            seen_bed(data, caller, cells["bed"])
+        except NotFound as exc:
+            return str(exc)
+    return None
+
+
+def shown(
+    caller: Principal, service: RegistryService, record: RecordBase, history: bool
+) -> dict[str, Any]:
+    """A record as the caller may see it: who is in a bed only for those reading health data."""
+    fields = service.describe(record, history=history)
+    if caller.can("health.read"):
+        return fields
+    if isinstance(record, Bed):
+        fields.pop("resident", None)
+        fields.pop("history", None)
+    elif isinstance(record, Device) and fields.get("placement"):
+        fields["placement"].update(resident_code=None, resident_name=None)
+    return fields
+
+
+# --- routes -------------------------------------------------------------------------------
+
+
 def registry_router(service: RegistryService) -> APIRouter:
     router = APIRouter(prefix="/api")
     for plural, kind in PLURALS.items():
-        _record_routes(router, service, plural, kind)
+        if kind is Resident:
+            reading, writing = require("health.read", "residents.write"), require("residents.write")
+        else:
+            reading, writing = require("registry.read"), require("registry.write")
+        _record_routes(router, service, plural, kind, reading, writing)
     _binding_routes(router, service)
 
     @router.post("/registry/import/{what}")
-    async def import_csv(what: str, request: Request, caller: Caller) -> dict[str, Any]:
+    async def import_csv(what: str, request: Request, caller: Importer) -> dict[str, Any]:
+        needed: Permission = "residents.write" if what == "residents" else "registry.write"
+        if not caller.can(needed):
+            raise HTTPException(403, f"a {caller.role} may not import {what} (needs {needed})")
         text = (await request.body()).decode("utf-8-sig", errors="replace")
-        return {"imported": await service.import_csv(what, text, _actor(caller))}
+        if not caller.all_sites:
+            unseen_rows(caller, service.registry, what, text)
+        counts = await service.import_csv(what, text, _actor(caller), scope_check(caller))
+        return {"imported": counts}
 
     return router
 
 
 def _record_routes(
-    router: APIRouter, service: RegistryService, plural: str, kind: type[RecordBase]
+    router: APIRouter,
+    service: RegistryService,
+    plural: str,
+    kind: type[RecordBase],
+    reading: Dependency,
+    writing: Dependency,
 ) -> None:
-    def lookup(key: str) -> Any:
+    registry = service.registry
+
+    def lookup(key: str, caller: Principal) -> Any:
         parts = tuple(key.split("/"))
         if len(parts) != len(kind.KEY):
             raise NotFound(f"a {kind.KIND} is addressed by {'/'.join(kind.KEY)}, not {key!r}")
-        return service.registry.data.get(kind, parts)
+        record = registry.data.find(kind, parts)
+        if record is None or not readable(caller, registry, record):
+            raise missing(kind, parts)
+        return record
 
+    # A key of one part stops at the next "/": /api/residents/{code}/timeline is another route.
+    key_param = "{key:path}" if len(kind.KEY) > 1 else "{key}"
+    # The permission differs by kind, so the dependency is given as a default, not Annotated.
+    may_read, may_write = Depends(reading), Depends(writing)
     if kind is not Device:  # GET /api/devices is hub.api's device list, with health
 
         @router.get(f"/{plural}", name=f"list_{plural}")
-        async def list_records(_: Caller, site: str | None = None) -> dict[str, Any]:
-            listed: dict[str, Any] = {plural: service.listing(kind, site)}
+        async def list_records(
+            site: str | None = None, caller: Principal = may_read
+        ) -> dict[str, Any]:
+            records = sorted(registry.data.all(kind), key=lambda r: r.key)
+            if site is not None and "site" in kind.model_fields:
+                records = [r for r in records if getattr(r, "site", None) == site]
+            visible = [r for r in records if readable(caller, registry, r)]
+            listed: dict[str, Any] = {plural: [shown(caller, service, r, False) for r in visible]}
             if plural == "sites":
-                listed["organisation"] = service.registry.organisation
+                listed["organisation"] = registry.organisation
             return listed
 
-    @router.get(f"/{plural}/{{key:path}}", name=f"get_{kind.KIND}")
-    async def get_record(key: str, _: Caller) -> dict[str, Any]:
-        return service.describe(lookup(key), history=True)
+    @router.get(f"/{plural}/{key_param}", name=f"get_{kind.KIND}")
+    async def get_record(key: str, caller: Principal = may_read) -> dict[str, Any]:
+        return shown(caller, service, lookup(key, caller), True)
+
+    def unseen_clash(body: dict[str, Any], caller: Principal) -> None:
+        """A code in use outside the caller's scope is refused without saying where or whose."""
+        key = tuple(str(body.get(name)) for name in kind.KEY)
+        existing = registry.data.find(kind, key)
+        if existing is not None and not readable(caller, registry, existing):
+            raise Conflict(f"{kind.KIND} {'/'.join(key)} is already in use")
 
     @router.post(f"/{plural}", name=f"create_{kind.KIND}", status_code=201)
-    async def create_record(body: Fields, caller: Caller) -> dict[str, Any]:
-        record = await service.create(kind, body, _actor(caller))
-        return service.describe(record, history=True)
+    async def create_record(body: Fields, caller: Principal = may_write) -> dict[str, Any]:
+        unseen_clash(body, caller)
+        seen_bed(registry.data, caller, body.get("bed"))
+        record = await service.create(kind, body, _actor(caller), scope_check(caller))
+        return shown(caller, service, record, True)
 
-    @router.patch(f"/{plural}/{{key:path}}", name=f"update_{kind.KIND}")
-    async def update_record(key: str, body: Fields, caller: Caller) -> dict[str, Any]:
-        record = await service.update(kind, lookup(key).key, body, _actor(caller))
-        return service.describe(record, history=True)
+    @router.patch(f"/{plural}/{key_param}", name=f"update_{kind.KIND}")
+    async def update_record(
+        key: str, body: Fields, caller: Principal = may_write
+    ) -> dict[str, Any]:
+        old = lookup(key, caller)
+        seen_bed(registry.data, caller, body.get("bed"))
+        record = await service.update(kind, old.key, body, _actor(caller), scope_check(caller))
+        return shown(caller, service, record, True)
 
 
 def _binding_routes(router: APIRouter, service: RegistryService) -> None:
+    registry = service.registry
+
+    def reachable(code: str, caller: Principal) -> None:
+        if registry.data.find(Resident, (code,)) is None or not resident_reachable(
+            caller, registry.data, code
+        ):
+            raise missing(Resident, (code,))
+
     def resident(code: str) -> dict[str, Any]:
-        return service.describe(service.registry.data.get(Resident, (code,)), history=True)
+        return service.describe(registry.data.get(Resident, (code,)), history=True)
 
     @router.post("/residents/{code}/admit")
-    async def admit(code: str, body: BindRequest, caller: Caller) -> dict[str, Any]:
-        await service.admit(code, body.bed, body.at, _actor(caller))
+    async def admit(code: str, body: BindRequest, caller: ResidentWriter) -> dict[str, Any]:
+        reachable(code, caller)
+        seen_bed(registry.data, caller, body.bed)
+        await service.admit(code, body.bed, body.at, _actor(caller), scope_check(caller))
         return resident(code)
 
     @router.post("/residents/{code}/transfer")
-    async def transfer(code: str, body: BindRequest, caller: Caller) -> dict[str, Any]:
-        await service.transfer(code, body.bed, body.at, _actor(caller))
+    async def transfer(code: str, body: BindRequest, caller: ResidentWriter) -> dict[str, Any]:
+        reachable(code, caller)
+        seen_bed(registry.data, caller, body.bed)
+        await service.transfer(code, body.bed, body.at, _actor(caller), scope_check(caller))
         return resident(code)
 
     @router.post("/residents/{code}/discharge")
     async def discharge(
-        code: str, caller: Caller, body: DischargeRequest | None = None
+        code: str, caller: ResidentWriter, body: DischargeRequest | None = None
     ) -> dict[str, Any]:
-        await service.discharge(code, (body or DischargeRequest()).at, _actor(caller))
+        reachable(code, caller)
+        at = (body or DischargeRequest()).at
+        await service.discharge(code, at, _actor(caller), scope_check(caller))
         return resident(code)

@@ -1,5 +1,11 @@
 """HTTP routes for walk tests, their live progress and commissioning reports, and the installer's
 page (`/installer`). Mounted by the hub next to the routes of `hub.api` (see `hub.service`).
+
+The `/api/walktests` routes need the `walktest` permission (installers, admins) and a walk test
+of a site the caller sees whole: a walk test turns every alert of its site or gateway into a
+test alert. Another site's walk test is answered 404, like a missing one. Callers who may not
+read health data (installers) get the checklist, the test alerts and the report without
+residents' names.
 """
 
 from __future__ import annotations
@@ -7,19 +13,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import replace
 from importlib.resources import files
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from hub.api import KEEPALIVE_S, Caller
-from hub.commissioning_report import build_report, render_html, render_pdf
+from hub.access import Principal, require
+from hub.api import KEEPALIVE_S
+from hub.commissioning_report import CommissioningReport, build_report, render_html, render_pdf
 from hub.walktest import WalkTestError, WalkTests
 
 T = TypeVar("T")
 INSTALLER_FILES: Final = {"installer.js": "text/javascript", "installer.css": "text/css"}
+Tester = Annotated[Principal, Depends(require("walktest"))]
+RESIDENT_FIELDS: Final = ("resident_code", "resident_name")
 
 
 class StartRequest(BaseModel):
@@ -41,8 +51,34 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+def without_residents(caller: Principal, status: dict[str, Any]) -> dict[str, Any]:
+    """A walk test's status, without who is in the beds for those who may not know it."""
+    if caller.can("health.read"):
+        return status
+    devices = [{**row, "resident_name": None} for row in status["devices"]]
+    return {**status, "devices": devices}
+
+
+def _report_for(caller: Principal, report: CommissioningReport) -> CommissioningReport:
+    if caller.can("health.read"):
+        return report
+    return replace(report, rows=[replace(row, resident="—") for row in report.rows])
+
+
 def walktest_routes(tests: WalkTests) -> APIRouter:
     router = APIRouter()
+
+    def reachable(test_id: int, caller: Principal) -> None:
+        """Go on only if the walk test exists and the caller sees its whole site."""
+        try:
+            test = tests.get(test_id)
+        except WalkTestError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        if not caller.sees_site(test.site):
+            raise HTTPException(404, f"no walk test {test_id}")
+
+    async def status_for(test_id: int, caller: Principal) -> dict[str, Any]:
+        return without_residents(caller, await _answer(tests.status(test_id)))
 
     @router.get("/installer", response_class=HTMLResponse)
     async def installer_page() -> HTMLResponse:
@@ -56,44 +92,58 @@ def walktest_routes(tests: WalkTests) -> APIRouter:
         return Response(data, media_type=INSTALLER_FILES[name])
 
     @router.get("/api/walktests")
-    async def list_tests(_: Caller) -> dict[str, Any]:
-        return {"walktests": [await tests.status(test.id) for test in tests.all()[:50]]}
+    async def list_tests(caller: Tester) -> dict[str, Any]:
+        seen = [test for test in tests.all() if caller.sees_site(test.site)][:50]
+        return {"walktests": [await status_for(test.id, caller) for test in seen]}
 
     @router.post("/api/walktests", status_code=201)
-    async def start(body: StartRequest, caller: Caller) -> dict[str, Any]:
+    async def start(body: StartRequest, caller: Tester) -> dict[str, Any]:
+        if not caller.sees_site(body.site):
+            raise HTTPException(404, f"no site {body.site!r}")
         test = await _answer(tests.start(body.site, body.gateway, caller.username))
-        return await tests.status(test.id)
+        return await status_for(test.id, caller)
 
     @router.get("/api/walktests/{test_id}")
-    async def status(test_id: int, _: Caller) -> dict[str, Any]:
-        return await _answer(tests.status(test_id))
+    async def status(test_id: int, caller: Tester) -> dict[str, Any]:
+        reachable(test_id, caller)
+        return await status_for(test_id, caller)
 
     @router.post("/api/walktests/{test_id}/stop")
-    async def stop(test_id: int, caller: Caller) -> dict[str, Any]:
+    async def stop(test_id: int, caller: Tester) -> dict[str, Any]:
+        reachable(test_id, caller)
         await _answer(tests.stop(test_id, caller.username))
-        return await tests.status(test_id)
+        return await status_for(test_id, caller)
 
     @router.get("/api/walktests/{test_id}/alerts")
-    async def test_alerts(test_id: int, _: Caller) -> dict[str, Any]:
+    async def test_alerts(test_id: int, caller: Tester) -> dict[str, Any]:
         """The walk test's own (test) alerts: for the installer, not the staff console."""
-        return {"alerts": await _answer(tests.alerts(test_id))}
+        reachable(test_id, caller)
+        listed = await _answer(tests.alerts(test_id))
+        if not caller.can("health.read"):
+            listed = [{**alert, **dict.fromkeys(RESIDENT_FIELDS)} for alert in listed]
+        return {"alerts": listed}
 
     @router.get("/api/walktests/{test_id}/stream")
-    async def stream(test_id: int, request: Request, _: Caller) -> StreamingResponse:
-        first = await _answer(tests.status(test_id))
+    async def stream(test_id: int, request: Request, caller: Tester) -> StreamingResponse:
+        reachable(test_id, caller)
+        first = await status_for(test_id, caller)
         return StreamingResponse(
-            _progress(tests, test_id, first, request),
+            _progress(tests, test_id, first, request, caller),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    async def report_for(test_id: int, caller: Principal) -> CommissioningReport:
+        reachable(test_id, caller)
+        return _report_for(caller, await _answer(build_report(tests, test_id)))
+
     @router.get("/api/walktests/{test_id}/report.html", response_class=HTMLResponse)
-    async def report_html(test_id: int, _: Caller) -> HTMLResponse:
-        return HTMLResponse(render_html(await _answer(build_report(tests, test_id))))
+    async def report_html(test_id: int, caller: Tester) -> HTMLResponse:
+        return HTMLResponse(render_html(await report_for(test_id, caller)))
 
     @router.get("/api/walktests/{test_id}/report.pdf")
-    async def report_pdf(test_id: int, _: Caller) -> Response:
-        report = await _answer(build_report(tests, test_id))
+    async def report_pdf(test_id: int, caller: Tester) -> Response:
+        report = await report_for(test_id, caller)
         name = f"commissioning-{test_id}.pdf"
         return Response(
             render_pdf(report),
@@ -105,7 +155,7 @@ def walktest_routes(tests: WalkTests) -> APIRouter:
 
 
 async def _progress(
-    tests: WalkTests, test_id: int, first: dict[str, Any], request: Request
+    tests: WalkTests, test_id: int, first: dict[str, Any], request: Request, caller: Principal
 ) -> AsyncIterator[str]:
     """The walk test's status now, then again after every change, until it ends."""
     queue = tests.progress.subscribe()
@@ -120,6 +170,6 @@ async def _progress(
             if update is None:
                 return
             if update["id"] == test_id:
-                yield _sse("walktest", update)
+                yield _sse("walktest", without_residents(caller, update))
     finally:
         tests.progress.unsubscribe(queue)

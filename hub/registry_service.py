@@ -53,6 +53,9 @@ class Actor:
 
 
 SYSTEM = Actor("system", "config")
+# A last check of a change before it is stored: (data before, data after, the changes); it
+# raises a RegistryError to refuse the change whole (the API's scope check, hub/api_registry.py).
+ChangeCheck = Callable[[RegistryData, RegistryData, list[Change]], None]
 
 
 class RegistryService:
@@ -103,12 +106,15 @@ class RegistryService:
         log.info("registry seeded from the configuration: %s", summary)
 
     async def apply(
-        self, change: Callable[[RegistryData], list[Change]], actor: Actor
+        self,
+        change: Callable[[RegistryData], list[Change]],
+        actor: Actor,
+        check: ChangeCheck | None = None,
     ) -> list[Change]:
         """Check and make one change (any number of records), or refuse it whole."""
         async with self._lock:
             # Checking and indexing take a while for thousands of beds: off the event loop.
-            changes, index = await asyncio.to_thread(self._prepare, change)
+            changes, index = await asyncio.to_thread(self._prepare, change, check)
             now = self._clock.now()
             await self._store.save(changes, [_audit(c, actor, now) for c in changes])
             self.registry.install(index)
@@ -117,42 +123,70 @@ class RegistryService:
         return changes
 
     def _prepare(
-        self, change: Callable[[RegistryData], list[Change]]
+        self, change: Callable[[RegistryData], list[Change]], check: ChangeCheck | None
     ) -> tuple[list[Change], RegistryIndex]:
-        data = self.registry.data.copy()  # the current data is never changed, only replaced
+        before = self.registry.data
+        data = before.copy()  # the current data is never changed, only replaced
         changes = change(data)
+        if check is not None:
+            check(before, data, changes)
         return changes, RegistryIndex(data)
 
-    async def create(self, kind: type[R], fields: dict[str, Any], actor: Actor) -> R:
+    async def create(
+        self, kind: type[R], fields: dict[str, Any], actor: Actor, check: ChangeCheck | None = None
+    ) -> R:
         record = parse_record(kind, fields)
-        (change,) = await self.apply(lambda data: [data.create(record)], actor)  # type: ignore[arg-type]
+        (change,) = await self.apply(lambda data: [data.create(record)], actor, check)  # type: ignore[arg-type]
         return change.record  # type: ignore[return-value]
 
     async def update(
-        self, kind: type[R], key: tuple[str, ...], patch: dict[str, Any], actor: Actor
+        self,
+        kind: type[R],
+        key: tuple[str, ...],
+        patch: dict[str, Any],
+        actor: Actor,
+        check: ChangeCheck | None = None,
     ) -> R:
-        (change,) = await self.apply(lambda data: [data.update(kind, key, patch)], actor)
+        (change,) = await self.apply(lambda data: [data.update(kind, key, patch)], actor, check)
         return change.record  # type: ignore[return-value]
 
-    async def admit(self, resident: str, bed: str, at: float | None, actor: Actor) -> Binding:
+    async def admit(
+        self,
+        resident: str,
+        bed: str,
+        at: float | None,
+        actor: Actor,
+        check: ChangeCheck | None = None,
+    ) -> Binding:
         when_ = self._when(at)
-        changes = await self.apply(lambda data: data.admit(resident, bed, when_), actor)
+        changes = await self.apply(lambda data: data.admit(resident, bed, when_), actor, check)
         return _last_binding(changes)
 
-    async def transfer(self, resident: str, bed: str, at: float | None, actor: Actor) -> Binding:
+    async def transfer(
+        self,
+        resident: str,
+        bed: str,
+        at: float | None,
+        actor: Actor,
+        check: ChangeCheck | None = None,
+    ) -> Binding:
         when_ = self._when(at)
-        changes = await self.apply(lambda data: data.transfer(resident, bed, when_), actor)
+        changes = await self.apply(lambda data: data.transfer(resident, bed, when_), actor, check)
         return _last_binding(changes)
 
-    async def discharge(self, resident: str, at: float | None, actor: Actor) -> Binding:
+    async def discharge(
+        self, resident: str, at: float | None, actor: Actor, check: ChangeCheck | None = None
+    ) -> Binding:
         when_ = self._when(at)
-        changes = await self.apply(lambda data: data.discharge(resident, when_), actor)
+        changes = await self.apply(lambda data: data.discharge(resident, when_), actor, check)
         return _last_binding(changes)
 
-    async def import_csv(self, what: str, text: str, actor: Actor) -> dict[str, dict[str, int]]:
+    async def import_csv(
+        self, what: str, text: str, actor: Actor, check: ChangeCheck | None = None
+    ) -> dict[str, dict[str, int]]:
         """Import a CSV document (`residents`, `beds` or `devices`); how many of what changed."""
         now = self._clock.now()
-        changes = await self.apply(lambda data: import_csv(data, what, text, now), actor)
+        changes = await self.apply(lambda data: import_csv(data, what, text, now), actor, check)
         counts: dict[str, dict[str, int]] = {}
         for change in changes:
             kind = counts.setdefault(change.action, {})

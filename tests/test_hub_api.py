@@ -17,8 +17,9 @@ from tests.mosquitto import MosquittoBroker
 from tests.test_hub_ingest import eventually, fall, publish_raw
 
 
-async def login(client: httpx.AsyncClient) -> str:
-    response = await client.post("/api/login", json={"username": NURSE[0], "password": NURSE[1]})
+async def login(client: httpx.AsyncClient, user: tuple[str, str] = NURSE) -> str:
+    """Log `user` in (the night nurse by default); the CSRF token their writes need."""
+    response = await client.post("/api/login", json={"username": user[0], "password": user[1]})
     assert response.status_code == 200, response.text
     return str(response.json()["csrf_token"])
 

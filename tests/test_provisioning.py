@@ -38,7 +38,7 @@ from hub.registry_service import RegistryService
 from hub.service import Hub
 from hub.store import Store
 from simulators.mr60fda1 import MR60FDA1Simulator
-from tests.conftest import HubFactory
+from tests.conftest import INSTALLER, HubFactory
 from tests.edge_helpers import eventually
 from tests.mosquitto import free_port, mosquitto
 from tests.test_hub_api import login
@@ -427,7 +427,7 @@ async def test_the_api_serves_labels_and_refuses_a_bad_device_to_logged_in_calle
     hub = await hub_factory()
     async with httpx.AsyncClient(base_url=hub.url, timeout=30) as client:
         assert (await client.get("/api/labels/sunrise.pdf")).status_code == 401
-        csrf = await login(client)
+        csrf = await login(client, INSTALLER)
         png = await client.get("/api/labels/bed/SR-E-101.png")
         assert (png.status_code, png.headers["content-type"]) == (200, "image/png")
         assert Image.open(io.BytesIO(png.content)).width >= 480

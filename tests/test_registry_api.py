@@ -20,7 +20,7 @@ import yaml
 from hub.auth import token_digest
 from hub.registry_models import Resident
 from hub.service import Hub
-from tests.conftest import SMALL_SITE, HubFactory, PublishBatch
+from tests.conftest import ADMIN, SMALL_SITE, HubFactory, PublishBatch
 from tests.test_hub_api import login
 from tests.test_hub_ingest import active_alerts, eventually, fall
 
@@ -29,9 +29,9 @@ TOKEN = "registry-test-token"
 
 @contextlib.asynccontextmanager
 async def session(hub: Hub) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
-    """A nurse's logged-in client and the CSRF header its writes need."""
+    """An admin's logged-in client and the CSRF header its writes need."""
     async with httpx.AsyncClient(base_url=hub.url, timeout=20) as client:
-        yield client, {"X-CSRF-Token": await login(client)}
+        yield client, {"X-CSRF-Token": await login(client, ADMIN)}
 
 
 async def registry_audit(hub: Hub, seed: bool = False) -> list[dict[str, Any]]:
@@ -187,7 +187,7 @@ async def test_records_are_created_updated_and_refused_with_reasons(
     assert (door.role, door.room_kind, door.zone_kind) == ("exit_door", "exit", "dementia")
     audit = await registry_audit(hub)
     assert all(
-        (row["actor"], row["channel"], row["alert_id"]) == ("nurse", "console", None)
+        (row["actor"], row["channel"], row["alert_id"]) == (ADMIN[0], "console", None)
         for row in audit
     )
     actions = [row["action"] for row in audit]
@@ -377,10 +377,9 @@ async def test_cli_with_url_and_token_changes_the_running_hub(
     hub = await hub_factory(
         tokens=[
             {
-                "name": "installer",
+                "name": "office",
                 "sha256": token_digest(TOKEN),
-                "role": "installer",
-                "sites": ["*"],
+                "role": "admin",
             }
         ]
     )
@@ -396,7 +395,7 @@ async def test_cli_with_url_and_token_changes_the_running_hub(
     wrong = await cli_in_thread("--url", hub.url, "--token", "nope", "list", "sites")
     assert wrong.returncode == 2 and "refused the token" in wrong.stderr
     audit = await registry_audit(hub)
-    assert {row["actor"] for row in audit} >= {"token:installer"}
+    assert {row["actor"] for row in audit} >= {"token:office"}
     assert {row["channel"] for row in audit} == {"api"}
 
 

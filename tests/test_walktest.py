@@ -22,9 +22,10 @@ from hub.clock import ScaledClock
 from hub.commissioning_report import build_report, render_pdf
 from hub.service import Hub
 from simulators.scenario_world import ScenarioWorld
-from tests.conftest import NURSE, HubFactory, PublishBatch
+from tests.conftest import ADMIN, INSTALLER, SUPERVISOR, HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_hub_api import login
 
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "installer.png"
 ALL_STATES = ("open", "acknowledged", "resolved")
@@ -58,12 +59,6 @@ async def simulated(
     yield run
     for world in worlds:
         world.close()
-
-
-async def login(client: httpx.AsyncClient) -> str:
-    response = await client.post("/api/login", json={"username": NURSE[0], "password": NURSE[1]})
-    assert response.status_code == 200, response.text
-    return str(response.json()["csrf_token"])
 
 
 def pdf_text(data: bytes) -> bytes:
@@ -120,7 +115,7 @@ async def test_a_simulated_walk_test_passes_every_device_and_reports_it(
     assert {a["rule"] for a in during} >= {"fall", "call_button", "smoke"}
     assert all(a["test"] == 1 and a["state"] == "resolved" for a in during)
     async with httpx.AsyncClient(base_url=hub.url) as client:
-        await login(client)
+        await login(client, ADMIN)  # the walk-test home is not the installer's site
         report = await client.get(f"/api/walktests/{outcome.test_id}/report.pdf")
         assert report.headers["content-type"] == "application/pdf"
         listed = (await client.get("/api/alerts", params={"state": "all"})).json()["alerts"]
@@ -180,9 +175,14 @@ async def test_walk_test_alerts_stay_off_the_staff_console_and_the_figures(
 ) -> None:
     hub = await hub_factory()
     gateway = Gateway(publish_batch)
-    async with httpx.AsyncClient(base_url=hub.url, timeout=20) as client:
-        csrf = await login(client)
-        headers = {"X-CSRF-Token": csrf}
+    async with (
+        httpx.AsyncClient(base_url=hub.url, timeout=20) as client,
+        httpx.AsyncClient(base_url=hub.url, timeout=20) as staff,
+        httpx.AsyncClient(base_url=hub.url, timeout=20) as supervisor,
+    ):
+        headers = {"X-CSRF-Token": await login(client, INSTALLER)}
+        await login(staff)
+        await login(supervisor, SUPERVISOR)
         started = await client.post(
             "/api/walktests", json={"site": "sunrise", "gateway": "gw-east"}, headers=headers
         )
@@ -192,15 +192,16 @@ async def test_walk_test_alerts_stay_off_the_staff_console_and_the_figures(
         clash = await client.post("/api/walktests", json={"site": "sunrise"}, headers=headers)
         assert clash.status_code == 409
         ready = asyncio.Event()
-        stream = asyncio.create_task(staff_stream(client, ready))
+        stream = asyncio.create_task(staff_stream(staff, ready))
         await asyncio.wait_for(ready.wait(), 10)
 
         await gateway.send("button-101", "call_button", "press")
         await eventually_passed(client, test_id, "button-101")
         (alert,) = (await client.get(f"/api/walktests/{test_id}/alerts")).json()["alerts"]
         assert (alert["rule"], alert["test"]) == ("call_button", 1)
-        assert (await client.get("/api/alerts")).json()["alerts"] == []
-        figures = (await client.get("/api/figures")).json()
+        assert alert["resident_name"] is None  # an installer sees no health data
+        assert (await staff.get("/api/alerts")).json()["alerts"] == []
+        figures = (await supervisor.get("/api/figures")).json()
         assert "call_button" not in json.dumps(figures)
 
         stopped = await client.post(f"/api/walktests/{test_id}/stop", headers=headers)
@@ -223,8 +224,8 @@ async def test_the_installer_page_ticks_a_device_off_live(
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(f"{hub.url}/installer#bed=SR-E-101")
-        await page.get_by_test_id("login-user").fill(NURSE[0])
-        await page.get_by_test_id("login-password").fill(NURSE[1])
+        await page.get_by_test_id("login-user").fill(INSTALLER[0])
+        await page.get_by_test_id("login-password").fill(INSTALLER[1])
         await page.get_by_test_id("login-submit").click()
         await expect(page.get_by_test_id("scope")).to_have_value("sunrise")
         await expect(page.get_by_test_id("bed-filter")).to_contain_text("SR-E-101")
