@@ -148,6 +148,7 @@ def create_app(
     @app.post("/api/logout")
     async def logout(request: Request, caller: Caller) -> dict[str, str]:
         request.session.clear()
+        await auth.record(caller.username, "logout", {})
         return {"user": caller.username}
 
     @app.get("/api/me")
@@ -166,7 +167,8 @@ def create_app(
             raise HTTPException(422, f"state must be one of {sorted(STATE_FILTERS)}")
         if not 1 <= limit <= 1000:
             raise HTTPException(422, "limit must be between 1 and 1000")
-        listed = await store.alerts(STATE_FILTERS[state], None if caller.all_sites else limit)
+        # A scoped caller's alerts are filtered from all of them, then cut to the limit.
+        listed = await store.alerts(STATE_FILTERS[state], limit if caller.all_sites else None)
         visible = caller.visible_alerts(alert for alert in listed if not hidden(alert))
         return {"alerts": visible[:limit]}
 

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from hub.access import Dependency, Permission, Principal, require, resident_visible
+from hub.notify_apprise import masked_contacts
 from hub.registry import Registry
 from hub.registry_csv import ImportRejected, RowProblem
 from hub.registry_data import Change, RegistryData
@@ -258,6 +259,8 @@ def shown(
 ) -> dict[str, Any]:
     """A record as the caller may see it: who is in a bed only for those reading health data."""
     fields = service.describe(record, history=history)
+    if isinstance(record, Resident) and not caller.can("residents.write"):
+        return masked_contacts(fields)  # Apprise URLs carry passwords and tokens
     if caller.can("health.read"):
         return fields
     if isinstance(record, Bed):

@@ -85,7 +85,7 @@ class Authenticator:
         client = request.client.host if request.client else "unknown"
         wait = self.limiter.retry_after(username, client)
         if wait > 0:
-            await self._audit(username, "login_refused", {"client": client, "reason": "limit"})
+            await self.record(username, "login_refused", {"client": client, "reason": "limit"})
             raise HTTPException(
                 429,
                 f"too many failed logins; try again in {int(wait) + 1} s",
@@ -96,14 +96,15 @@ class Authenticator:
         ok = await asyncio.to_thread(_verify, digest, password)
         if not ok or user is None:
             self.limiter.failed(username, client)
-            await self._audit(username, "login_failed", {"client": client})
+            await self.record(username, "login_failed", {"client": client})
             log.warning("failed login for %r from %s", username, client)
             raise HTTPException(401, "wrong user name or password")
         self.limiter.succeeded(username)
-        await self._audit(username, "login", {"client": client})
+        await self.record(username, "login", {"client": client})
         return user
 
-    async def _audit(self, actor: str, action: str, detail: dict[str, str]) -> None:
+    async def record(self, actor: str, action: str, detail: dict[str, str]) -> None:
+        """An entry in the audit log about signing in or out."""
         async with self._store.transaction():
             await self._store.insert_audit(
                 [AuditEntry(self._clock.now(), actor, action, "web", detail)]

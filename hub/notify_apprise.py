@@ -187,6 +187,20 @@ def _labels(urls: Sequence[str]) -> list[str]:
     ]
 
 
+def masked(url: str) -> str:
+    """An Apprise URL as people may see it: its service, none of its secrets."""
+    return f"{_scheme_of(url)}://…"
+
+
+def masked_contacts(fields: dict[str, Any]) -> dict[str, Any]:
+    """A resident's fields with every contact's Apprise URLs masked."""
+    contacts = fields.get("contacts")
+    if not contacts:
+        return fields
+    shown = [{**c, "notify": [masked(url) for url in c.get("notify") or []]} for c in contacts]
+    return {**fields, "contacts": shown}
+
+
 def _scheme_of(url: str) -> str:
     parts = _parts(url)
     if parts is not None and parts.get("schema"):

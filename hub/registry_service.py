@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeVar
 
 from hub.clock import Clock
+from hub.notify_apprise import masked_contacts
 from hub.registry import Registry, RegistryIndex
 from hub.registry_csv import import_csv
 from hub.registry_data import Change, RegistryData, data_from_specs, when
@@ -247,7 +248,9 @@ def _changes_of(data: RegistryData) -> list[Change]:
 
 def _audit(change: Change, actor: Actor, now: float) -> AuditEntry:
     record = change.record
-    detail = {"record": record.KIND, "key": "/".join(record.key), "fields": record_fields(record)}
+    # The audit log outlives a contact's change of password: keep Apprise URLs out of it.
+    fields = masked_contacts(record_fields(record))
+    detail = {"record": record.KIND, "key": "/".join(record.key), "fields": fields}
     return AuditEntry(
         now, actor.name, f"registry.{record.KIND}.{change.action}", actor.channel, detail
     )
