@@ -48,6 +48,7 @@ def small_site_users() -> list[dict[str, Any]]:
         for name, fields in PEOPLE.items()
     ]
 
+
 SMALL_SITE: dict[str, Any] = {
     "id": "sunrise",
     "name": "Sunrise Care Home",
