@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
@@ -152,7 +152,7 @@ class Escalation:
         policies: EscalationPolicies,
         watch: WatchPolicy,
         contacts: ContactBook,
-        people: Mapping[str, str],
+        names: Callable[[str], str],
         clock: Clock,
         notifiers: Sequence[Notifier] = (),
     ) -> None:
@@ -162,7 +162,7 @@ class Escalation:
         self._policies = policies
         self._watch = watch
         self._contacts = contacts
-        self._people = people
+        self._names = names
         self._clock = clock
         self._notifiers: list[Notifier] = list(notifiers)
         # One change at a time: an acknowledgement must not race a step that is firing.
@@ -342,7 +342,7 @@ class Escalation:
             users = [alert["acknowledged_by"]] if alert["acknowledged_by"] else []
         else:
             users = [target.removeprefix("user:")]
-        return [Recipient("user", user, self._people.get(user, user), user=user) for user in users]
+        return [Recipient("user", user, self._names(user), user=user) for user in users]
 
     def _plan(
         self,
@@ -550,7 +550,7 @@ class Escalation:
             "escalation_step": None if row is None or row["step"] is None else row["step"] + 1,
             "notified": list(dict.fromkeys(r["recipient_name"] for r in reached)),
             "next_escalation_at": pending.due_at if pending else None,
-            "help_requested_by": list(dict.fromkeys(askers)),
+            "help_requested_by": list(dict.fromkeys(self._names(who) for who in askers)),
         }
 
     async def history(self, alert_id: int) -> dict[str, Any]:
@@ -641,6 +641,7 @@ async def start_escalation(
     registry: Registry,
     consoles: LiveConsoles,
     clock: Clock,
+    names: Callable[[str], str],
 ) -> Escalation:
     """The hub's escalation engine from its configuration, started (see `Hub.start`)."""
     watch = WatchPolicy(config.watch)
@@ -657,7 +658,7 @@ async def start_escalation(
         policies=EscalationPolicies(config.escalation),
         watch=watch,
         contacts=RegistryContacts(registry),
-        people={user.username: user.display_name or user.username for user in config.users},
+        names=names,
         clock=clock,
         notifiers=[
             ConsoleNotifier(consoles),

@@ -86,6 +86,7 @@ class Hub:
             registry=registry,
             consoles=bus,
             clock=clock,
+            names=users.name_of,
         )
         # Web Push to phones (hub/push.py), one more channel for the escalation
         push = await PushService.open(store, clock, config, config.web.secret_key)

@@ -162,6 +162,11 @@ class UserStore:
     async def tokens(self) -> list[Token]:
         return sorted((await self._read()).tokens.values(), key=lambda t: t.name)
 
+    def name_of(self, username: str) -> str:
+        """The display name as last read (a change by the CLI shows within `CACHE_S`)."""
+        user = self._snapshot.users.get(username) if self._snapshot else None
+        return user.name if user is not None else username
+
     async def display_names(self) -> dict[str, str]:
         return {user.username: user.name for user in (await self._current()).users.values()}
 
@@ -211,7 +216,7 @@ class UserStore:
                 "VALUES (?, ?, NULL, ?, 'config', ?)",
                 [(t.name, t.sha256, _grant_json(t.grant), at) for t in tokens],
             )
-        self._snapshot = None
+        self._snapshot = await self._read()
 
     async def create(
         self,

@@ -228,14 +228,14 @@ async def test_alerts_acknowledged_and_someone_sent_from_the_app(home: Home) -> 
 
         sent = await client.post(f"/api/family/alerts/{mine}/send-someone", headers=csrf_header)
         assert sent.status_code == 200, sent.text
-        assert sent.json()["help_requested_by"] == ["daughter"]
+        assert sent.json()["help_requested_by"] == ["Anne Jones"]
 
     async with home.session(NURSE) as (client, _):
         alert = (await client.get(f"/api/alerts/{mine}")).json()
         escalation = (await client.get(f"/api/alerts/{mine}/escalation")).json()
         untouched = (await client.get(f"/api/alerts/{theirs}")).json()
     assert (alert["acknowledged_by"], alert["acknowledged_via"]) == ("daughter", "family_app")
-    assert escalation["help_requested_by"] == ["daughter"]
+    assert escalation["help_requested_by"] == ["Anne Jones"]
     assert untouched["state"] == "open"
 
     (recent,) = (await home.mary())["recent_alerts"]

@@ -261,7 +261,7 @@ async def test_family_app_push_acknowledge_and_send_someone(phone: FamilyPhone) 
     )
     await expect(called.get_by_test_id("send-someone-button")).to_be_disabled()
     escalation = await phone.as_nurse(f"/api/alerts/{call}/escalation")
-    assert escalation["help_requested_by"] == ["daughter"]
+    assert escalation["help_requested_by"] == ["Anne Jones"]
     assert (await phone.as_nurse(f"/api/alerts/{call}"))["state"] == "open"
     recent = page.get_by_test_id("recent-alert")
     await expect(recent).to_have_count(2)
