@@ -5,7 +5,14 @@ Real parts throughout, each in its own process as in production: a real Mosquitt
 night rules are live), benchmarks/background_telemetry.py sending the bed-radar mix for `--beds`
 beds at one reading per bed every `--reading-interval` s (10,000 beds every 5 s: 2,000
 readings/s), and this process holding `--consoles` staff consoles: each its own user, logged in
-through POST /api/login with its own session cookie, reading GET /api/stream.
+through POST /api/login with its own session cookie, reading GET /api/stream and, as the real
+console does (hub/web/console_views.js), polling GET /api/board every `--board-poll` s and 150 ms
+after an alert arrives on its stream (`--board-poll 0`: no polling).
+
+The background beds are split into wards (zones) of `--zone-beds` beds, as a 10,000-bed hub
+serves many homes of one to a few hundred beds; console i is a nurse of ward i (round robin)
+and of the zone `calls` where the alerts are raised, so that every console receives every alert.
+`--zone-beds 0`: one ward of every bed, and every console sees the whole site.
 
 Then `--alerts` alerts, each on a bed of its own, call buttons and falls in turn, published as a
 gateway does (real wire format, QoS 1), `--gap-min`…`--gap-max` s apart (uniformly at random).
@@ -17,6 +24,7 @@ as possible.
 
     python benchmarks/console_stream.py
     python benchmarks/console_stream.py --consoles 50 --beds 10000 --alerts 200 --warmup 5
+    python benchmarks/console_stream.py --board-poll 0   # the same without board loads
 
 Prints p50/p90/p99/max in milliseconds. Figures, not assertions: the machine is shared.
 """
@@ -34,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,8 +74,9 @@ from tests.mosquitto import mosquitto
 
 REPO: Final = Path(__file__).resolve().parent.parent
 PASSWORD: Final = "console-bench-password"
-# Every console is a member of staff who sees every site (hub/access.py).
-STAFF_GRANT: Final[dict[str, Any]] = {"role": "staff", "sites": ["*"]}
+WARD_PREFIX: Final = "ward-"
+CALLS_ZONE: Final = "calls"
+BOARD_SOON_S: Final = 0.15  # console_views.js: loadBoardSoon() after an alert arrives
 RULES: Final = (("call_button", "tr-button-{}"), ("fall", "tr-fall-{}"))
 HUB_START_TIMEOUT_S: Final = 120.0
 ARRIVAL_TIMEOUT_S: Final = 10.0
@@ -83,6 +92,16 @@ class Arrival:
     opened_at: float  # the hub's time.time() when it raised the alert
 
 
+@dataclass(frozen=True, slots=True)
+class BoardPoll:
+    started: float  # time.perf_counter() when the request was sent
+    seconds: float  # until the whole answer was read
+    status: int  # 0: no answer (connection error or timeout)
+    size: int  # bytes of the answer's body
+    beds: int  # tiles in the answer
+    after_alert: bool  # loadBoardSoon() rather than the interval
+
+
 @dataclass
 class Console:
     """One staff console: its own client (cookie jar, connection) and its own stream."""
@@ -91,6 +110,8 @@ class Console:
     client: httpx.AsyncClient
     chunks: list[tuple[float, bytes]] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    polls: list[BoardPoll] = field(default_factory=list)
+    alert_read: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def log_in(self) -> None:
         response = await self.client.post(
@@ -106,6 +127,53 @@ class Console:
                 self.chunks.append((time.time(), chunk))
                 if not self.ready.is_set() and HELLO in chunk:
                     self.ready.set()
+                if ALERT_LINE in chunk:
+                    self.alert_read.set()
+
+    async def load_board(self, after_alert: bool = False) -> None:
+        """GET /api/board as console_views.js asks it: no site or zone, the caller's scope."""
+        started = time.perf_counter()
+        try:
+            response = await self.client.get("/api/board")
+        except httpx.HTTPError:
+            seconds = time.perf_counter() - started
+            self.polls.append(BoardPoll(started, seconds, 0, 0, 0, after_alert))
+            return
+        body = response.content
+        seconds = time.perf_counter() - started
+        beds = body.count(b'"bed":')
+        self.polls.append(
+            BoardPoll(started, seconds, response.status_code, len(body), beds, after_alert)
+        )
+
+    async def load_board_after_alerts(self) -> None:
+        """loadBoardSoon(): 150 ms after the last of the alerts that arrive together."""
+        loads: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await self.alert_read.wait()
+                self.alert_read.clear()
+                with contextlib.suppress(TimeoutError):
+                    while True:  # clearTimeout: another alert within 150 ms starts the wait again
+                        await asyncio.wait_for(self.alert_read.wait(), BOARD_SOON_S)
+                        self.alert_read.clear()
+                start_load(loads, self.load_board(after_alert=True))
+        finally:
+            for task in loads:
+                task.cancel()
+
+    async def poll_board(self, every: float, first_after: float) -> None:
+        """setInterval(loadBoard, every): a request per tick, whether or not the last answered."""
+        loads: set[asyncio.Task[None]] = set()
+        tick = time.perf_counter() + first_after
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+                start_load(loads, self.load_board())
+                tick += every
+        finally:
+            for task in loads:
+                task.cancel()
 
     def lines(self) -> Iterator[tuple[float, bytes]]:
         """Each line of the stream with the time of the piece that completed it."""
@@ -128,6 +196,13 @@ class Console:
         return seen
 
 
+def start_load(loads: set[asyncio.Task[None]], load: Coroutine[Any, Any, None]) -> None:
+    """A load of its own, as a browser's fetch: never waited for by the next one."""
+    task = asyncio.create_task(load)
+    loads.add(task)
+    task.add_done_callback(loads.discard)
+
+
 @dataclass(frozen=True, slots=True)
 class Sent:
     key: AlertKey
@@ -139,6 +214,7 @@ class Results:
     sent: list[Sent] = field(default_factory=list)
     arrivals: dict[str, dict[AlertKey, Arrival]] = field(default_factory=dict)
     stalls: list[Sample] = field(default_factory=list)
+    polls: list[BoardPoll] = field(default_factory=list)  # sent during the measurement
     seconds: float = 0.0
     background_rate: float = 0.0
     live_consoles: int = 0
@@ -157,11 +233,11 @@ def night_around_now() -> dict[str, str]:
     }
 
 
-def hub_config(host: str, port: int, database: Path, consoles: int) -> dict[str, Any]:
+def hub_config(host: str, port: int, database: Path, consoles: int, wards: int) -> dict[str, Any]:
     """The hub's configuration file; the registry is seeded into `database` beforehand."""
     password_hash = hash_password(PASSWORD)  # once: every console user shares the hash
     users = [
-        {"username": console_name(i), "password_hash": password_hash, **STAFF_GRANT}
+        {"username": console_name(i), "password_hash": password_hash, **staff_grant(i, wards)}
         for i in range(consoles)
     ]
     return {
@@ -180,13 +256,45 @@ def console_name(i: int) -> str:
     return f"console-{i:02d}"
 
 
-async def seed_registry(database: Path, beds: int, alerts: int) -> None:
+def ward_count(beds: int, zone_beds: int) -> int:
+    """Wards of at most `zone_beds` beds; 0: one ward of every bed."""
+    return -(-beds // zone_beds) if zone_beds > 0 else 0
+
+
+def staff_grant(i: int, wards: int) -> dict[str, Any]:
+    """The i-th nurse's scope (hub/access.py): a ward and the calls zone, or the whole site."""
+    if wards == 0:
+        return {"role": "staff", "sites": ["*"]}
+    zones = [f"{SITE}/{WARD_PREFIX}{i % wards:03d}", f"{SITE}/{CALLS_ZONE}"]
+    return {"role": "staff", "zones": zones}
+
+
+def split_into_wards(spec: dict[str, Any], zone_beds: int) -> dict[str, Any]:
+    """site_spec's one background ward (a room per bed) as wards of `zone_beds` rooms."""
+    if zone_beds <= 0:
+        return spec
+    background, *others = spec["zones"]
+    rooms = background["rooms"]
+    wards = [
+        {
+            "id": f"{WARD_PREFIX}{n:03d}",
+            "name": f"Ward {n}",
+            "rooms": rooms[start : start + zone_beds],
+        }
+        for n, start in enumerate(range(0, len(rooms), zone_beds))
+    ]
+    return {**spec, "zones": [*wards, *others]}
+
+
+async def seed_registry(database: Path, beds: int, alerts: int, zone_beds: int) -> None:
     """Write the site into the hub's database, as a first start from `sites:` would.
 
     Reading a 10,000-bed `sites:` list from YAML takes the hub about 20 s here; the database
     is the source of truth after the first start anyway.
     """
-    spec = SiteSpec.model_validate(site_spec(beds, [trigger_zone(alerts)]))
+    spec = SiteSpec.model_validate(
+        split_into_wards(site_spec(beds, [trigger_zone(alerts)]), zone_beds)
+    )
     store = await Store.open(database)
     try:
         await RegistryService.open(store, SystemClock(), [spec])
@@ -293,6 +401,25 @@ async def collect(
         await asyncio.sleep(0.5)
 
 
+def start_board_polls(consoles: Sequence[Console], every: float) -> list[asyncio.Task[None]]:
+    """Each console's first load at a random moment of the first interval, as pages open."""
+    if every <= 0:
+        return []
+    start = random.Random(3)
+    return [
+        task
+        for console in consoles
+        for task in (
+            asyncio.create_task(console.poll_board(every, start.uniform(0, every))),
+            asyncio.create_task(console.load_board_after_alerts()),
+        )
+    ]
+
+
+def polls_between(consoles: Sequence[Console], began: float, ended: float) -> list[BoardPoll]:
+    return [p for c in consoles for p in c.polls if began <= p.started <= ended]
+
+
 async def measure(
     hub: HubProcess, broker: tuple[str, int], meter: CpuMeter, args: argparse.Namespace
 ) -> Results:
@@ -300,6 +427,7 @@ async def measure(
     async with httpx.AsyncClient(base_url=hub.url, timeout=60) as web:
         await wait_broker_connected(web)
         consoles, readers = await open_consoles(hub.url, args.consoles)
+        readers += start_board_polls(consoles, args.board_poll)
         try:
             async with aiomqtt.Client(*broker, identifier="bench-alerts") as mqtt:
                 await asyncio.sleep(args.warmup)
@@ -312,13 +440,15 @@ async def measure(
                 meter.start()
                 results.sent = await send_alerts(gateways, args)
                 results.cpu = meter.stop()
-                results.seconds = time.perf_counter() - began
+                ended = time.perf_counter()
+                results.seconds = ended - began
                 lag.cancel()
                 sampler.cancel()
                 after = await health(web)
                 accepted = after["ingest"]["accepted"] - before["ingest"]["accepted"]
                 results.background_rate = (accepted - len(results.sent)) / results.seconds
                 results.arrivals = await collect(consoles, results.sent)
+                results.polls = polls_between(consoles, began, ended)
         finally:
             for reader in readers:
                 reader.cancel()
@@ -334,18 +464,19 @@ async def sample_rss(pid: int, samples: list[int]) -> None:
         await asyncio.sleep(1.0)
 
 
-def write_config(workdir: Path, broker: tuple[str, int], consoles: int) -> Path:
+def write_config(workdir: Path, broker: tuple[str, int], args: argparse.Namespace) -> Path:
     path = workdir / "hub.yaml"
-    path.write_text(yaml.safe_dump(hub_config(*broker, workdir / "hub.db", consoles)))
+    wards = ward_count(args.beds, args.zone_beds)
+    path.write_text(yaml.safe_dump(hub_config(*broker, workdir / "hub.db", args.consoles, wards)))
     return path
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> Results:
     with mosquitto() as broker:
         address = (broker.host, broker.port)
-        config = write_config(workdir, address, args.consoles)
+        config = write_config(workdir, address, args)
         began = time.perf_counter()
-        await seed_registry(workdir / "hub.db", args.beds, args.alerts)
+        await seed_registry(workdir / "hub.db", args.beds, args.alerts, args.zone_beds)
         hub = await HubProcess.start(config, workdir / "hub.log")
         start_s = time.perf_counter() - began
         background = start_telemetry(*address, args.beds, "--interval", str(args.reading_interval))
@@ -420,6 +551,13 @@ def report(results: Results, args: argparse.Namespace) -> None:
         f"(call_button and fall in turn, {args.gap_min:g}–{args.gap_max:g} s apart), "
         f"{args.beds:,} beds of background telemetry"
     )
+    wards = ward_count(args.beds, args.zone_beds)
+    scope = (
+        f"{wards} wards of {args.zone_beds} beds; each console sees one ward and `{CALLS_ZONE}`"
+        if wards
+        else "one ward; every console sees the whole site"
+    )
+    print(f"  {scope}")
     print(f"  {'ms':34} {'n':>6} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'mean':>8}")
     print(row("raised (opened_at) → console", pairs.from_raised))
     print(row("publish → console", pairs.from_publish))
@@ -440,8 +578,33 @@ def report(results: Results, args: argparse.Namespace) -> None:
     )
     for console, count in sorted(pairs.missing.items()):
         print(f"    {console}: {count} of {len(results.sent)} alerts missing")
+    print_board_polls(results, args)
     print_resources(results)
     print("  target (DESIGN.md §13, fall frame → console stream): p50 ≤ 50 ms, p99 ≤ 250 ms")
+
+
+def print_board_polls(results: Results, args: argparse.Namespace) -> None:
+    if args.board_poll <= 0:
+        print("  board polling: off")
+        return
+    polls = results.polls
+    answered = [p for p in polls if p.status == 200]
+    after_alerts = sum(1 for p in polls if p.after_alert)
+    print(
+        f"  GET /api/board every {args.board_poll:g} s per console and 150 ms after alerts: "
+        f"{len(polls)} sent during the alerts ({len(polls) / results.seconds:.1f}/s, "
+        f"{after_alerts} after alerts), {len(answered)} answered 200"
+    )
+    if not answered:
+        return
+    print(row("board answer (sent → body read)", [p.seconds * 1000 for p in answered]))
+    sizes = sorted(p.size for p in answered)
+    beds = sorted(p.beds for p in answered)
+    print(
+        f"  board answer: {percentile(sizes, 50) / 1024:.0f} KiB (max {sizes[-1] / 1024:.0f} KiB),"
+        f" {percentile(beds, 50)} beds (max {beds[-1]}); "
+        f"{sum(sizes) / results.seconds / 1024 / 1024:.1f} MiB/s to all consoles"
+    )
 
 
 def print_resources(results: Results) -> None:
@@ -469,6 +632,12 @@ def main() -> None:
     parser.add_argument("--reading-interval", type=float, default=5.0, help="s per bed")
     parser.add_argument("--gap-min", type=float, default=0.1, help="least pause between alerts")
     parser.add_argument("--gap-max", type=float, default=0.25, help="most pause between alerts")
+    parser.add_argument(
+        "--board-poll", type=float, default=3.0, help="s between board loads per console; 0: off"
+    )
+    parser.add_argument(
+        "--zone-beds", type=int, default=200, help="beds per ward; 0: one ward, consoles see all"
+    )
     args = parser.parse_args()
     if not 0 <= args.gap_min <= args.gap_max:
         parser.error("--gap-min must be between 0 and --gap-max")
