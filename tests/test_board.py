@@ -291,3 +291,34 @@ async def test_scope_keeps_other_zones_beds_and_residents_out(
         west = (await tiles(everywhere))["SR-W-201"]
         assert (west["state"], west["resident_name"]) == ("unknown", "Tom West")
         assert (await everywhere.get("/api/residents/W-0001/timeline")).status_code == 200
+
+
+async def test_a_late_replay_of_an_older_reading_does_not_turn_a_tile_back(
+    hub_factory: HubFactory, publish_batch: PublishBatch
+) -> None:
+    hub = await hub_factory()
+    gateway = Gateway(publish_batch)
+    t0 = time.time() - 300
+    async with client_for(hub) as client:
+        await gateway.send(reading("radar-101", "presence", True, t0))
+        await tile_becomes(client, "SR-E-101", "in_bed")
+        await gateway.send(reading("radar-101", "presence", False, t0 + 120))
+        await tile_becomes(client, "SR-E-101", "out_of_bed")
+
+        # A gateway's backlog brings an older "in bed" after the newer "out of bed"; the next
+        # reading, on another bed, shows the board has seen it.
+        await gateway.send(
+            reading("radar-101", "presence", True, t0 + 60),
+            reading("radar-102", "presence", True, t0 + 130),
+        )
+        await tile_becomes(client, "SR-E-102", "in_bed")
+        after_replay = (await tiles(client))["SR-E-101"]
+        # The edge repeats the unchanged "out of bed": still the state that began at t0 + 120.
+        await gateway.send(
+            reading("radar-101", "presence", False, t0 + 140),
+            reading("radar-102", "presence", False, t0 + 150),
+        )
+        await tile_becomes(client, "SR-E-102", "out_of_bed")
+        after_repeat = (await tiles(client))["SR-E-101"]
+    assert (after_replay["state"], after_replay["since"]) == ("out_of_bed", t0 + 120)
+    assert (after_repeat["state"], after_repeat["since"]) == ("out_of_bed", t0 + 120)
