@@ -8,23 +8,13 @@ the caller sees whole. Anything outside the scope is answered 404, like a missin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 
 from hub.access import Principal, require
 from hub.escalation import Escalation
-from hub.figures import (
-    DEFAULT_PRIORITIES,
-    TARGETS,
-    Timing,
-    compute,
-    load_timings,
-    parse_when,
-    period,
-)
+from hub.figures import DEFAULT_PRIORITIES, document, load_timings, parse_when, period
 
 AlertReader = Annotated[Principal, Depends(require("alerts.read"))]
 FiguresReader = Annotated[Principal, Depends(require("figures.read"))]
@@ -78,25 +68,6 @@ def escalation_routes(escalation: Escalation) -> APIRouter:
         priorities = [p.strip() for p in priority.split(",") if p.strip()]
         every = await load_timings(store.db, roster, start, end, site, priorities)
         timings = [timing for timing in every if caller.sees_site(timing.site)]
-        return _document(start, end, site, priorities, timings, now)
+        return document(start, end, site, priorities, timings, now)
 
     return router
-
-
-def _document(
-    since: float,
-    until: float,
-    site: str | None,
-    priorities: Sequence[str],
-    timings: list[Timing],
-    now: float,
-) -> dict[str, Any]:
-    """The figures of the caller's sites, shaped as `hub.figures.report` (the CLI's) shapes them."""
-    return {
-        "since": since,
-        "until": until,
-        "site": site,
-        "priorities": list(priorities),
-        "targets": {f"ack_within_{limit}s": goal for limit, goal in TARGETS.items()},
-        "figures": [asdict(f) for f in compute(timings, now)],
-    }

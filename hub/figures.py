@@ -174,6 +174,18 @@ async def report(
 ) -> dict[str, Any]:
     """The figures as a JSON-ready document (what the API answers and the CLI prints)."""
     timings = await load_timings(db, roster, since, until, site, priorities)
+    return document(since, until, site, priorities, timings, now)
+
+
+def document(
+    since: float,
+    until: float,
+    site: str | None,
+    priorities: Sequence[str],
+    timings: list[Timing],
+    now: float,
+) -> dict[str, Any]:
+    """Figures computed from `timings`, with the period and targets they were computed for."""
     return {
         "since": since,
         "until": until,
