@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
-from importlib.resources import files
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -21,8 +20,11 @@ from hub.auth import Authenticator, start_session
 from hub.registry import Placement, Registry
 from hub.registry_service import RegistryService
 from hub.store import Store
+from hub.web_files import listed_file, web_file
 
 KEEPALIVE_S = 15.0
+ALERT_PAGE = 500  # alerts read at a time while filtering them for a caller
+CONSOLE_FILES = frozenset({"common.js", "console.js", "console.css", "alarm.wav"})
 STATE_FILTERS: dict[str, tuple[str, ...]] = {
     "active": ACTIVE_STATES,
     "open": ("open",),
@@ -57,10 +59,6 @@ Caller = Annotated[Principal, Depends(authenticated)]
 AlertReader = Annotated[Principal, Depends(require("alerts.read"))]
 AlertActor = Annotated[Principal, Depends(require("alerts.act"))]
 DeviceReader = Annotated[Principal, Depends(require("devices.read"))]
-
-
-def _web_file(name: str) -> str:
-    return files("hub").joinpath("web", name).read_text()
 
 
 def create_app(
@@ -107,6 +105,20 @@ def create_app(
             "sites": sites(caller),
         }
 
+    async def visible_alerts(
+        caller: Principal, states: tuple[str, ...], limit: int
+    ) -> list[dict[str, Any]]:
+        """The first `limit` alerts the caller may see, read a page at a time: a nurse of one
+        wing gets hers even behind many of other wings, without reading the whole history."""
+        found: list[dict[str, Any]] = []
+        page, offset = max(limit, ALERT_PAGE), 0
+        while True:
+            listed = await store.alerts(states, page, offset)
+            found += caller.visible_alerts(alert for alert in listed if not hidden(alert))
+            if len(found) >= limit or len(listed) < page:
+                return found[:limit]
+            offset += page
+
     async def visible_alert(alert_id: int, caller: Principal) -> dict[str, Any]:
         alert = await store.alert(alert_id)
         if alert is None or hidden(alert) or not caller.sees_alert(alert):
@@ -118,21 +130,12 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
     @app.get("/", response_class=HTMLResponse)
-    async def console() -> HTMLResponse:
-        return HTMLResponse(_web_file("console.html"))
+    async def console() -> Response:
+        return web_file("console.html")
 
     @app.get("/static/{name}")
     async def static(name: str) -> Response:
-        media = {
-            "common.js": "text/javascript",
-            "console.js": "text/javascript",
-            "console.css": "text/css",
-            "alarm.wav": "audio/wav",
-        }
-        if name not in media:
-            raise HTTPException(404, "not found")
-        data = files("hub").joinpath("web", name).read_bytes()
-        return Response(data, media_type=media[name])
+        return listed_file(name, CONSOLE_FILES)
 
     @app.get("/api/health")
     async def get_health() -> dict[str, Any]:
@@ -167,10 +170,7 @@ def create_app(
             raise HTTPException(422, f"state must be one of {sorted(STATE_FILTERS)}")
         if not 1 <= limit <= 1000:
             raise HTTPException(422, "limit must be between 1 and 1000")
-        # A scoped caller's alerts are filtered from all of them, then cut to the limit.
-        listed = await store.alerts(STATE_FILTERS[state], limit if caller.all_sites else None)
-        visible = caller.visible_alerts(alert for alert in listed if not hidden(alert))
-        return {"alerts": visible[:limit]}
+        return {"alerts": await visible_alerts(caller, STATE_FILTERS[state], limit)}
 
     @app.get("/api/alerts/{alert_id}")
     async def get_alert(alert_id: int, caller: AlertReader) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from importlib.resources import files
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -27,12 +26,13 @@ from hub.roster import Roster
 from hub.store import Store
 from hub.watch import Watch
 from hub.watch_settings import WatchPolicy
+from hub.web_files import listed_file
 
 HealthReader = Annotated[Principal, Depends(require("health.read"))]
 AlertReader = Annotated[Principal, Depends(require("alerts.read"))]
 MAX_HOURS: Final = 24 * 14
 MAX_HANDOVER_S: Final = 31 * 86400.0
-STATIC: Final = {"console_views.js": "text/javascript"}
+STATIC: Final = frozenset({"console_views.js"})
 HideAlert = Callable[[dict[str, Any]], bool]
 
 
@@ -66,10 +66,7 @@ def console_routes(
 
     @router.get("/static/console/{name}")
     async def static(name: str) -> Response:
-        if name not in STATIC:
-            raise HTTPException(404, "not found")
-        data = files("hub").joinpath("web", name).read_bytes()
-        return Response(data, media_type=STATIC[name])
+        return listed_file(name, STATIC)
 
     @router.get("/api/board")
     async def get_board(

@@ -8,10 +8,9 @@ resident or alert outside the caller's residents is answered 404 like a missing 
 
 from __future__ import annotations
 
-from importlib.resources import files
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
 from hub.access import Principal, not_found, require
@@ -21,22 +20,14 @@ from hub.clock import Clock
 from hub.family import FamilyView, Names
 from hub.registry import Registry
 from hub.store import Store
+from hub.web_files import listed_file, web_file
 
 CHANNEL: Final = "family_app"
-STATIC: Final[dict[str, str]] = {
-    "family.js": "text/javascript",
-    "family.css": "text/css",
-    "icon-192.png": "image/png",
-    "icon-512.png": "image/png",
-}
+STATIC: Final = frozenset({"family.js", "family.css", "icon-192.png", "icon-512.png"})
 # The app shell must not be kept stale by a browser cache: the service worker caches it.
 NO_CACHE: Final = {"Cache-Control": "no-cache"}
 
 Family = Annotated[Principal, Depends(require("family"))]
-
-
-def _web(name: str) -> bytes:
-    return files("hub").joinpath("web", name).read_bytes()
 
 
 def family_routes(
@@ -57,24 +48,20 @@ def family_routes(
             raise not_found(f"alert {alert_id}")
 
     @router.get("/family", response_class=HTMLResponse)
-    async def app_page() -> HTMLResponse:
-        return HTMLResponse(_web("family.html"), headers=NO_CACHE)
+    async def app_page() -> Response:
+        return web_file("family.html", NO_CACHE)
 
     @router.get("/family.webmanifest")
     async def manifest() -> Response:
-        return Response(
-            _web("family.webmanifest"), media_type="application/manifest+json", headers=NO_CACHE
-        )
+        return web_file("family.webmanifest", NO_CACHE)
 
     @router.get("/sw.js")
     async def service_worker() -> Response:
-        return Response(_web("sw.js"), media_type="text/javascript", headers=NO_CACHE)
+        return web_file("sw.js", NO_CACHE)
 
     @router.get("/family/static/{name}")
     async def static(name: str) -> Response:
-        if name not in STATIC:
-            raise HTTPException(404, "not found")
-        return Response(_web(name), media_type=STATIC[name], headers=NO_CACHE)
+        return listed_file(name, STATIC, NO_CACHE)
 
     @router.get("/api/family")
     async def overview(caller: Family) -> dict[str, Any]:

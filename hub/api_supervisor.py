@@ -8,7 +8,6 @@ Mounted by the hub next to the routes of `hub.api` (see `hub.service`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from importlib.resources import files
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -23,8 +22,9 @@ from hub.registry import Registry
 from hub.store import Store
 from hub.supervisor import EXPORTS, Sources, overview, to_csv
 from hub.watch_settings import WatchPolicy
+from hub.web_files import listed_file, web_file
 
-PAGE_FILES: Final = {"supervisor.js": "text/javascript", "supervisor.css": "text/css"}
+PAGE_FILES: Final = frozenset({"supervisor.js", "supervisor.css"})
 FiguresReader = Annotated[Principal, Depends(require("figures.read"))]
 
 
@@ -63,15 +63,12 @@ def supervisor_routes(
     router = APIRouter()
 
     @router.get("/supervisor", response_class=HTMLResponse)
-    async def page() -> HTMLResponse:
-        return HTMLResponse(files("hub").joinpath("web", "supervisor.html").read_text())
+    async def page() -> Response:
+        return web_file("supervisor.html")
 
     @router.get("/supervisor/{name}")
     async def page_file(name: str) -> Response:
-        if name not in PAGE_FILES:
-            raise HTTPException(404, "not found")
-        data = files("hub").joinpath("web", name).read_bytes()
-        return Response(data, media_type=PAGE_FILES[name])
+        return listed_file(name, PAGE_FILES)
 
     async def document(
         caller: Principal, site: str | None, since: str | None, until: str | None

@@ -14,7 +14,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
-from importlib.resources import files
 from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -25,9 +24,10 @@ from hub.access import Principal, require
 from hub.api import KEEPALIVE_S
 from hub.commissioning_report import CommissioningReport, build_report, render_html, render_pdf
 from hub.walktest import WalkTestError, WalkTests
+from hub.web_files import listed_file, web_file
 
 T = TypeVar("T")
-INSTALLER_FILES: Final = {"installer.js": "text/javascript", "installer.css": "text/css"}
+INSTALLER_FILES: Final = frozenset({"installer.js", "installer.css"})
 Tester = Annotated[Principal, Depends(require("walktest"))]
 RESIDENT_FIELDS: Final = ("resident_code", "resident_name")
 
@@ -81,15 +81,12 @@ def walktest_routes(tests: WalkTests) -> APIRouter:
         return without_residents(caller, await _answer(tests.status(test_id)))
 
     @router.get("/installer", response_class=HTMLResponse)
-    async def installer_page() -> HTMLResponse:
-        return HTMLResponse(files("hub").joinpath("web", "installer.html").read_text())
+    async def installer_page() -> Response:
+        return web_file("installer.html")
 
     @router.get("/installer/{name}")
     async def installer_file(name: str) -> Response:
-        if name not in INSTALLER_FILES:
-            raise HTTPException(404, "not found")
-        data = files("hub").joinpath("web", name).read_bytes()
-        return Response(data, media_type=INSTALLER_FILES[name])
+        return listed_file(name, INSTALLER_FILES)
 
     @router.get("/api/walktests")
     async def list_tests(caller: Tester) -> dict[str, Any]:

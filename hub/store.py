@@ -421,13 +421,16 @@ class Store:
             row = await cur.fetchone()
         return dict(row) if row else None
 
-    async def alerts(self, states: tuple[str, ...], limit: int | None) -> list[dict[str, Any]]:
+    async def alerts(
+        self, states: tuple[str, ...], limit: int | None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Alerts in these states, emergency first, newest first; `offset` pages through them."""
         marks = ", ".join("?" for _ in states)
         async with self._db.execute(
             f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state IN ({marks}) "
             "ORDER BY CASE priority WHEN 'emergency' THEN 0 WHEN 'routine' THEN 1 ELSE 2 END, "
-            "opened_at DESC, id DESC LIMIT ?",
-            (*states, -1 if limit is None else limit),
+            "opened_at DESC, id DESC LIMIT ? OFFSET ?",
+            (*states, -1 if limit is None else limit, offset),
         ) as cur:
             rows = await cur.fetchall()
         return [dict(row) for row in rows]
