@@ -16,9 +16,12 @@ from starlette.middleware.sessions import SessionMiddleware
 from hub.access import Principal, authenticated, require
 from hub.alerts import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
 from hub.api_registry import install_registry_api
+from hub.api_params import RecordId
 from hub.auth import Authenticator, start_session
+from hub.config import RequestLimitSettings
 from hub.registry import Placement, Registry
 from hub.registry_service import RegistryService
+from hub.request_limits import RequestLimits
 from hub.store import Store
 from hub.web_files import listed_file, web_file
 
@@ -71,6 +74,7 @@ def create_app(
     registry_admin: RegistryService,
     secret_key: str,
     secure_cookies: bool,
+    limits: RequestLimitSettings,
     health: Callable[[], dict[str, Any]],
     hide_alert: Callable[[dict[str, Any]], bool] | None = None,
 ) -> FastAPI:
@@ -85,6 +89,7 @@ def create_app(
         https_only=secure_cookies,
         max_age=12 * 3600,
     )
+    app.add_middleware(RequestLimits, settings=limits)  # outermost: before any body is read
     app.state.auth = auth
     install_registry_api(app, registry_admin)
 
@@ -173,20 +178,22 @@ def create_app(
         return {"alerts": await visible_alerts(caller, STATE_FILTERS[state], limit)}
 
     @app.get("/api/alerts/{alert_id}")
-    async def get_alert(alert_id: int, caller: AlertReader) -> dict[str, Any]:
+    async def get_alert(alert_id: RecordId, caller: AlertReader) -> dict[str, Any]:
         alert = await visible_alert(alert_id, caller)
         return {**alert, "history": await store.audit_for_alert(alert_id)}
 
     @app.post("/api/alerts/{alert_id}/acknowledge")
     async def acknowledge(
-        alert_id: int, caller: AlertActor, body: AcknowledgeRequest | None = None
+        alert_id: RecordId, caller: AlertActor, body: AcknowledgeRequest | None = None
     ) -> dict[str, Any]:
         await visible_alert(alert_id, caller)
         channel = "api" if caller.via == "api" else (body or AcknowledgeRequest()).channel
         return await alerts.acknowledge(alert_id, caller.username, channel)
 
     @app.post("/api/alerts/{alert_id}/resolve")
-    async def resolve(alert_id: int, body: ResolveRequest, caller: AlertActor) -> dict[str, Any]:
+    async def resolve(
+        alert_id: RecordId, body: ResolveRequest, caller: AlertActor
+    ) -> dict[str, Any]:
         await visible_alert(alert_id, caller)
         channel = "api" if caller.via == "api" else body.channel
         return await alerts.resolve(alert_id, caller.username, channel, body.outcome, body.note)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException
 
 from hub.access import Principal, require
+from hub.api_params import RecordId
 from hub.escalation import Escalation
 from hub.figures import DEFAULT_PRIORITIES, document, load_timings, parse_when, period
 
@@ -25,7 +26,7 @@ def escalation_routes(escalation: Escalation) -> APIRouter:
     router = APIRouter()
 
     @router.get("/api/alerts/{alert_id}/escalation")
-    async def alert_escalation(alert_id: int, caller: AlertReader) -> dict[str, Any]:
+    async def alert_escalation(alert_id: RecordId, caller: AlertReader) -> dict[str, Any]:
         alert = await store.alert(alert_id)
         # Walk-test alerts are the installer's, through the walk test's own routes.
         if alert is None or alert.get("test") or not caller.sees_alert(alert):

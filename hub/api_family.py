@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from hub.access import Principal, not_found, require
 from hub.alerts import AlertService
+from hub.api_params import RecordId
 from hub.api_push import HelpDesk
 from hub.clock import Clock
 from hub.family import FamilyView, Names
@@ -80,13 +81,13 @@ def family_routes(
         return found
 
     @router.post("/api/family/alerts/{alert_id}/acknowledge")
-    async def acknowledge(alert_id: int, caller: Family) -> dict[str, Any]:
+    async def acknowledge(alert_id: RecordId, caller: Family) -> dict[str, Any]:
         await own_alert(alert_id, caller)
         alert = await alerts.acknowledge(alert_id, caller.username, CHANNEL)
         return {"alert_id": alert["id"], "state": alert["state"]}
 
     @router.post("/api/family/alerts/{alert_id}/send-someone")
-    async def send_someone(alert_id: int, caller: Family) -> dict[str, Any]:
+    async def send_someone(alert_id: RecordId, caller: Family) -> dict[str, Any]:
         await own_alert(alert_id, caller)
         summary = await helpdesk.request_help(alert_id, caller.username, CHANNEL)
         return {"alert_id": alert_id, "help_requested_by": summary.get("help_requested_by", [])}

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from hub.access import Dependency, Permission, Principal, require, resident_visible
+from hub.api_params import UnixTime
 from hub.notify_apprise import masked_contacts
 from hub.registry import Registry
 from hub.registry_csv import ImportRejected, RowProblem
@@ -70,13 +71,13 @@ class BindRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bed: BedCode
-    at: float | None = None
+    at: UnixTime | None = None
 
 
 class DischargeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at: float | None = None
+    at: UnixTime | None = None
 
 
 def install_registry_api(app: FastAPI, service: RegistryService) -> None:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.access import Principal, require
 from hub.api import KEEPALIVE_S
+from hub.api_params import RecordId
 from hub.commissioning_report import CommissioningReport, build_report, render_html, render_pdf
 from hub.walktest import WalkTestError, WalkTests
 from hub.web_files import listed_file, web_file
@@ -101,18 +102,18 @@ def walktest_routes(tests: WalkTests) -> APIRouter:
         return await status_for(test.id, caller)
 
     @router.get("/api/walktests/{test_id}")
-    async def status(test_id: int, caller: Tester) -> dict[str, Any]:
+    async def status(test_id: RecordId, caller: Tester) -> dict[str, Any]:
         reachable(test_id, caller)
         return await status_for(test_id, caller)
 
     @router.post("/api/walktests/{test_id}/stop")
-    async def stop(test_id: int, caller: Tester) -> dict[str, Any]:
+    async def stop(test_id: RecordId, caller: Tester) -> dict[str, Any]:
         reachable(test_id, caller)
         await _answer(tests.stop(test_id, caller.username))
         return await status_for(test_id, caller)
 
     @router.get("/api/walktests/{test_id}/alerts")
-    async def test_alerts(test_id: int, caller: Tester) -> dict[str, Any]:
+    async def test_alerts(test_id: RecordId, caller: Tester) -> dict[str, Any]:
         """The walk test's own (test) alerts: for the installer, not the staff console."""
         reachable(test_id, caller)
         listed = await _answer(tests.alerts(test_id))
@@ -121,7 +122,7 @@ def walktest_routes(tests: WalkTests) -> APIRouter:
         return {"alerts": listed}
 
     @router.get("/api/walktests/{test_id}/stream")
-    async def stream(test_id: int, request: Request, caller: Tester) -> StreamingResponse:
+    async def stream(test_id: RecordId, request: Request, caller: Tester) -> StreamingResponse:
         reachable(test_id, caller)
         first = await status_for(test_id, caller)
         return StreamingResponse(
@@ -135,11 +136,11 @@ def walktest_routes(tests: WalkTests) -> APIRouter:
         return _report_for(caller, await _answer(build_report(tests, test_id)))
 
     @router.get("/api/walktests/{test_id}/report.html", response_class=HTMLResponse)
-    async def report_html(test_id: int, caller: Tester) -> HTMLResponse:
+    async def report_html(test_id: RecordId, caller: Tester) -> HTMLResponse:
         return HTMLResponse(render_html(await report_for(test_id, caller)))
 
     @router.get("/api/walktests/{test_id}/report.pdf")
-    async def report_pdf(test_id: int, caller: Tester) -> Response:
+    async def report_pdf(test_id: RecordId, caller: Tester) -> Response:
         report = await report_for(test_id, caller)
         name = f"commissioning-{test_id}.pdf"
         return Response(

@@ -35,6 +35,18 @@ class BrokerSettings(BaseModel):
     keepalive: int = Field(default=30, ge=5)
 
 
+class RequestLimitSettings(BaseModel):
+    """How much a caller may send (hub/request_limits.py, docs/configuration.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_kib: int = Field(default=256, ge=1, le=65536)
+    max_public_body_kib: int = Field(default=8, ge=1, le=1024)
+    max_import_body_kib: int = Field(default=4096, ge=1, le=262144)
+    requests_per_minute: int = Field(default=600, ge=1)
+    public_requests_per_minute: int = Field(default=60, ge=1)
+
+
 class WebSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -42,6 +54,7 @@ class WebSettings(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
     secret_key: str = Field(min_length=32)
     secure_cookies: bool = False
+    limits: RequestLimitSettings = Field(default_factory=lambda: RequestLimitSettings())
 
 
 class _Scoped(GrantFields):

@@ -141,6 +141,7 @@ class Hub:
             registry_admin=registry_admin,
             secret_key=self.config.web.secret_key,
             secure_cookies=self.config.web.secure_cookies,
+            limits=self.config.web.limits,
             health=self.health,
             hide_alert=self.walktests.hides if self.walktests else None,
         )
