@@ -7,11 +7,19 @@ with examples, is in docs/wire-format.md.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 TOPIC_ROOT: Final = "carewatch/v1"
 HUB_STATUS_TOPIC: Final = f"{TOPIC_ROOT}/_hub/status"
@@ -20,11 +28,27 @@ STATUS_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/status"
 DEVICES_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/devices"
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
 MAX_ITEMS_PER_BATCH: Final = 500
+# Bounds on every value, so that nothing a gateway sends can overflow the hub's store (SQLite's
+# INTEGER is 64 bits) or make it emit something that is not JSON (Infinity, NaN).
+MAX_SEQ: Final = 2**63 - 1  # largest sequence number and bdseq: SQLite's largest INTEGER
+MAX_TIME: Final = 7_258_118_400.0  # 2200-01-01T00:00:00Z: times are Unix seconds below it
+MAX_ABS_VALUE: Final = 1_000_000_000  # a numeric value lies within ±MAX_ABS_VALUE
+MAX_NAME_CHARS: Final = 64  # a reading's or event's name
+MAX_TEXT_CHARS: Final = 256  # a string value, an agent's name
+# Payloads nest three levels deep (batch, items, item); the hub refuses anything deeper.
+MAX_JSON_DEPTH: Final = 4
 
 ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+EPOCH_PATTERN: Final = r"^[0-9a-f]{8,32}$"
 _ID_RE: Final = re.compile(ID_PATTERN)
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+# Unix seconds: finite, after 1970 and before 2200.
+Time = Annotated[float, Field(gt=0, lt=MAX_TIME, allow_inf_nan=False)]
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
+BdSeq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
 
 BOOL_READINGS: Final = frozenset({"occupancy", "presence", "motion", "contact_open", "smoke"})
 NUMERIC_READINGS: Final = frozenset(
@@ -116,11 +140,25 @@ class WireItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dev: Identifier
-    at: float = Field(gt=0)
-    reading: str | None = None
-    event: str | None = None
+    at: Time
+    reading: Name | None = None
+    event: Name | None = None
     value: bool | int | float | str | None = None
     hist: bool = False
+
+    @field_validator("value")
+    @classmethod
+    def _bounded(cls, value: Value) -> Value:
+        """A boolean, a finite number within ±MAX_ABS_VALUE, a short string, or nothing."""
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, str):
+            if len(value) > MAX_TEXT_CHARS:
+                raise ValueError(f"a string value has at most {MAX_TEXT_CHARS} characters")
+            return value
+        if not (math.isfinite(value) and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE):
+            raise ValueError(f"a number value is finite and within ±{MAX_ABS_VALUE}")
+        return value
 
     @model_validator(mode="after")
     def _one_known_name(self) -> WireItem:
@@ -153,11 +191,22 @@ class WireBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epoch: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8,32}$")]
-    seq: int = Field(ge=1)
-    bdseq: int = Field(ge=0)
-    sent: float = Field(gt=0)
+    epoch: Annotated[str, StringConstraints(pattern=EPOCH_PATTERN)]
+    seq: Seq
+    bdseq: BdSeq
+    sent: Time
     items: list[WireItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_BATCH)
+
+    @model_validator(mode="after")
+    def _last_seq_fits(self) -> WireBatch:
+        check_last_seq(self.seq, len(self.items))
+        return self
+
+
+def check_last_seq(seq: int, count: int) -> None:
+    """The batch's last item, numbered `seq + count - 1`, must be a sequence number too."""
+    if seq + count - 1 > MAX_SEQ:
+        raise ValueError(f"the last item's sequence number is over {MAX_SEQ}")
 
 
 class WireStatus(BaseModel):
@@ -166,9 +215,9 @@ class WireStatus(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     state: Literal["online", "offline"]
-    bdseq: int = Field(ge=0)
-    at: float | None = None
-    agent: str | None = None
+    bdseq: BdSeq
+    at: Time | None = None
+    agent: Text | None = None
 
 
 class WireDeviceHealth(BaseModel):
@@ -178,8 +227,8 @@ class WireDeviceHealth(BaseModel):
 
     dev: Identifier
     online: bool
-    last_seen: float | None = None
-    battery: float | None = Field(default=None, ge=0, le=100)
+    last_seen: Time | None = None
+    battery: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     rssi: int | None = Field(default=None, ge=-127, le=20)
 
 
@@ -188,7 +237,7 @@ class WireDevicesReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    at: float = Field(gt=0)
+    at: Time
     devices: list[WireDeviceHealth] = Field(max_length=MAX_ITEMS_PER_BATCH)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
@@ -302,7 +303,8 @@ class BedBoard:
             "room": room.id,
             "room_name": room.name,
             "state": state,
-            "since": since,
+            # A time stored before the wire's bounds (Infinity) must not make the board not JSON.
+            "since": since if since is None or math.isfinite(since) else None,
             "since_exact": exact,
             "in_bed": None if seen is None else seen.value,
             "resident_code": resident.code if resident else None,

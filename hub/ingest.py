@@ -1,26 +1,43 @@
 """Ingest: validate what arrives over MQTT, check who sent it, drop repeats, run rules, store.
 
 Every rejection is counted by reason and logged with the site and gateway it concerns. A bad item
-never takes the good items of its batch down with it.
+never takes the good items of its batch down with it, and a message that cannot be handled, for
+whatever reason, never takes the other messages of its burst down with it: it is rejected and
+counted alone (`internal_error` when the fault is the hub's), and the rest is still watched and
+stored.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from edge.wire import (
+    EPOCH_PATTERN,
     MAX_ITEMS_PER_BATCH,
+    MAX_JSON_DEPTH,
     MAX_PAYLOAD_BYTES,
+    BdSeq,
+    Seq,
+    Time,
     TopicAddress,
     WireDevicesReport,
     WireItem,
     WireStatus,
+    check_last_seq,
+    data_topic,
     parse_topic,
 )
 from hub.clock import Clock
@@ -30,17 +47,24 @@ from hub.watch import Watch
 
 log = logging.getLogger("carewatch.hub.ingest")
 
+_CONTAINERS = (dict, list)  # what JSON arrays and objects parse into
+
 
 class _Envelope(BaseModel):
     """A data batch with its items still unchecked, so each item is judged on its own."""
 
     model_config = ConfigDict(extra="forbid")
 
-    epoch: str = Field(pattern=r"^[0-9a-f]{8,32}$")
-    seq: int = Field(ge=1)
-    bdseq: int = Field(ge=0)
-    sent: float = Field(gt=0)
+    epoch: Annotated[str, StringConstraints(pattern=EPOCH_PATTERN)]
+    seq: Seq
+    bdseq: BdSeq
+    sent: Time
     items: list[Any] = Field(min_length=1, max_length=MAX_ITEMS_PER_BATCH)
+
+    @model_validator(mode="after")
+    def _last_seq_fits(self) -> _Envelope:
+        check_last_seq(self.seq, len(self.items))
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +80,10 @@ class _Prepared:
     gateway: str
     mark: tuple[str, int]
     fresh: list[_Accepted]
+
+    @property
+    def topic(self) -> str:
+        return data_topic(self.site, self.gateway)
 
 
 class Ingest:
@@ -86,17 +114,49 @@ class Ingest:
 
         Under load that is what keeps the hub ahead of its gateways: one commit per burst,
         not one per batch. Status and device reports keep their place in the order.
+
+        Each message is handled in isolation: whatever goes wrong with one, even a fault of the
+        hub's own, rejects and counts that message alone. Nothing but cancellation leaves here.
         """
         pending: list[_Prepared] = []
         for topic, payload in messages:
-            prepared = await self._handle_one(topic, payload, pending)
-            if prepared is not None:
-                pending.append(prepared)
+            try:
+                other = await self._take(topic, payload, pending)
+            except Exception:
+                self._fault(topic, "while reading the message")
+                continue
+            if other is None:
+                continue
+            await self._commit(pending)  # what came before is stored first
+            pending = []
+            address, body = other
+            try:
+                if address.channel == "status":
+                    await self._handle_status(address, body, topic)
+                else:
+                    await self._handle_devices(address, body, topic)
+            except Exception:
+                self._fault(topic, f"while handling the {address.channel} message")
         await self._commit(pending)
 
-    async def _handle_one(
+    async def _take(
         self, topic: str, payload: bytes, pending: list[_Prepared]
-    ) -> _Prepared | None:
+    ) -> tuple[TopicAddress, object] | None:
+        """Read one message. A data batch is prepared and added to `pending`; a status or
+        device report is handed back, to be handled once what came before it is stored."""
+        parsed = self._parse(topic, payload)
+        if parsed is None:
+            return None
+        address, body = parsed
+        if address.channel != "data":
+            return parsed
+        prepared = await self._prepare_batch(address, body, topic)
+        if prepared is not None:
+            pending.append(prepared)
+        return None
+
+    def _parse(self, topic: str, payload: bytes) -> tuple[TopicAddress, object] | None:
+        """The message's address and JSON body, with bounds on both; None if rejected."""
         if len(payload) > MAX_PAYLOAD_BYTES:
             self._reject("oversized", topic, f"{len(payload)} bytes")
             return None
@@ -108,19 +168,16 @@ class Ingest:
             self._reject("unknown_gateway", topic, "gateway is not registered to this site")
             return None
         try:
-            body = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            # orjson refuses NaN and Infinity, integers over 64 bits, numbers that overflow a
+            # double, invalid UTF-8 and nesting over 1,024 levels.
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
             self._reject("malformed", topic, f"not JSON: {exc}")
             return None
-        if address.channel == "data":
-            return await self._prepare_batch(address, body, topic)
-        await self._commit(pending)  # what came before is stored first
-        pending.clear()
-        if address.channel == "status":
-            await self._handle_status(address, body, topic)
-        else:
-            await self._handle_devices(address, body, topic)
-        return None
+        if _nested_deeper_than(body, MAX_JSON_DEPTH):
+            self._reject("malformed", topic, f"nested deeper than {MAX_JSON_DEPTH} levels")
+            return None
+        return address, body
 
     async def _handle_status(self, address: TopicAddress, body: object, topic: str) -> None:
         try:
@@ -204,22 +261,55 @@ class Ingest:
         with the timers the watch started or stopped meanwhile.
 
         Rules run first so that a timer is stored with the reading that started it, and a fall
-        is raised before, not after, its burst is written. The batches are stored even if a
-        rule fails, as they were accepted.
+        is raised before, not after, its burst is written. A batch whose rules fail is rejected
+        (`internal_error`) and only its sequence mark is stored; the other batches are watched
+        and stored all the same.
         """
         if not pending:
             return
-        entries = [entry for prepared in pending for entry in prepared.fresh]
+        entries = [(index, entry) for index, batch in enumerate(pending) for entry in batch.fresh]
+        # Events first: a fall must not wait behind a thousand readings of the burst.
+        entries.sort(key=lambda indexed: indexed[1].item.kind != "event")
+        failed: set[int] = set()
         try:
             with self._store.joining_batch():
-                # Events first: a fall must not wait behind a thousand readings of the burst.
-                for entry in sorted(entries, key=lambda e: e.item.kind != "event"):
-                    await self._watch.on_item(entry.item, entry.placement)
+                for index, entry in entries:
+                    if index in failed:
+                        continue
+                    try:
+                        await self._watch.on_item(entry.item, entry.placement)
+                    except Exception:
+                        failed.add(index)
+                        self._fault(pending[index].topic, f"the watch failed on item {entry.seq}")
         finally:
-            await self._save(pending)
-        self.accepted += len(entries)  # counted once stored and watched
+            # Also if cancelled meanwhile: what was accepted is stored.
+            kept = [replace(p, fresh=[]) if i in failed else p for i, p in enumerate(pending)]
+            self.accepted += await self._save(kept)  # counted once stored and watched
 
-    async def _save(self, pending: list[_Prepared]) -> None:
+    async def _save(self, pending: list[_Prepared]) -> int:
+        """Store the batches in one transaction; if that fails, one by one, so that only the
+        batch at fault is lost. The number of items stored."""
+        try:
+            await self._save_together(pending)
+            return sum(len(p.fresh) for p in pending)
+        except Exception:
+            if len(pending) == 1:
+                self._fault(pending[0].topic, "storing the batch failed")
+                return 0
+            log.exception(
+                "storing %d batches together failed; storing them one by one", len(pending)
+            )
+        stored = 0
+        for prepared in pending:
+            try:
+                await self._save_together([prepared])
+            except Exception:
+                self._fault(prepared.topic, "storing the batch failed")
+            else:
+                stored += len(prepared.fresh)
+        return stored
+
+    async def _save_together(self, pending: list[_Prepared]) -> None:
         try:
             await self._store.save_batches(
                 [(p.site, p.gateway, *p.mark, [a.item for a in p.fresh]) for p in pending]
@@ -281,15 +371,50 @@ class Ingest:
             )
         return fresh
 
-    def _reject(self, reason: str, topic: str, detail: str) -> None:
+    def _fault(self, topic: str, detail: str) -> None:
+        """Reject a message for a fault of the hub's own, logged with the exception."""
+        self._reject("internal_error", topic, detail, fault=True)
+
+    def _reject(self, reason: str, topic: str, detail: str, *, fault: bool = False) -> None:
+        """Count and log a rejection; `fault` (the hub's own) logs the exception being handled."""
         self.rejected[reason] += 1
         address = parse_topic(topic)
         where = _where(address) if address is not None else {}
-        log.warning("rejected %s on %s: %s", reason, topic[:200], detail[:300], extra=where)
+        level = logging.ERROR if fault else logging.WARNING
+        log.log(
+            level,
+            "rejected %s on %s: %s",
+            reason,
+            topic[:200],
+            detail[:300],
+            extra=where,
+            exc_info=fault,
+        )
 
 
 def _where(address: TopicAddress) -> dict[str, str]:
     return {"site": address.site, "gateway": address.gateway}
+
+
+def _nested_deeper_than(body: object, limit: int) -> bool:
+    """True if arrays and objects nest more than `limit` levels deep in `body`.
+
+    Level by level and without recursion: no deeper than `limit + 1` levels is ever looked at.
+    """
+    level: list[dict[Any, Any] | list[Any]] = [body] if isinstance(body, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        inner: list[dict[Any, Any] | list[Any]] = []
+        for container in level:
+            values = container.values() if isinstance(container, dict) else container
+            for value in values:
+                if isinstance(value, _CONTAINERS):
+                    inner.append(value)
+        level = inner
+    return False
 
 
 def _first_error(exc: ValidationError) -> str:
