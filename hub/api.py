@@ -15,9 +15,9 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from hub.access import Principal, authenticated, require
 from hub.alerts import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
-from hub.api_registry import install_registry_api
 from hub.api_params import RecordId
-from hub.auth import Authenticator, start_session
+from hub.api_registry import install_registry_api
+from hub.auth import Authenticator
 from hub.config import RequestLimitSettings
 from hub.registry import Placement, Registry
 from hub.registry_service import RegistryService
@@ -150,12 +150,12 @@ def create_app(
     @app.post("/api/login")
     async def login(body: LoginRequest, request: Request) -> dict[str, Any]:
         user = await auth.login(request, body.username, body.password)
-        csrf = start_session(request, user)
+        csrf = await auth.start_session(request, user)
         return whoami(Principal(user.username, user.name, user.grant), csrf)
 
     @app.post("/api/logout")
     async def logout(request: Request, caller: Caller) -> dict[str, str]:
-        request.session.clear()
+        await auth.end_session(request)  # every copy of the cookie, not just this browser's
         await auth.record(caller.username, "logout", {})
         return {"user": caller.username}
 
@@ -222,8 +222,8 @@ def create_app(
                     except TimeoutError:
                         yield ": keepalive\n\n"
                         continue
-                    if alert is None:
-                        return
+                    if alert is None or not await auth.still_signed_in(request):
+                        return  # the hub stops, or the session ended (sign-out, reset)
                     if hidden(alert) or not caller.sees_alert(alert):
                         continue
                     yield f"event: alert\ndata: {json.dumps(alert, separators=(',', ':'))}\n\n"

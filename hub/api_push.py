@@ -3,7 +3,8 @@
 Mounted by the hub next to the routes of `hub.api` (see `hub.service`). Any signed-in user may
 subscribe their own browsers (family phones, staff phones). `POST /api/push/action` needs no
 session: the service worker calls it from a notification's button, and the action token that
-came with the push is the credential.
+came with the push is the credential. It acts as the user it names with the user's grant as it
+is when the button is pressed, not as it was when the push was sent.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from typing import Any, Literal, Protocol
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.access import Permission, Principal, not_found
 from hub.alerts import AlertService
 from hub.api import Caller
 from hub.clock import Clock
-from hub.push import CHANNEL, PushError, PushService
+from hub.push import CHANNEL, ActionClaim, PushError, PushService
 from hub.store import AuditEntry, Store
 from hub.users import UserStore
+
+# A notification's buttons act on an alert as its family (their residents') or as staff.
+ACTING: tuple[Permission, ...] = ("family", "alerts.act")
 
 
 class HelpDesk(Protocol):
@@ -100,14 +105,30 @@ def push_routes(
             raise HTTPException(404, "you have no push subscription at that endpoint")
         return {"endpoint": body.endpoint}
 
+    async def acting_now(claim: ActionClaim) -> Principal:
+        """The token's user as they are now, if they may still act on its alert: 403 for a
+        disabled or removed user or a role that may not act, 404 (like a missing alert) for an
+        alert outside their scope now (a family member who no longer follows the resident)."""
+        user = await users.active_now(claim.username)
+        if user is None:
+            raise HTTPException(403, "the account this notification was sent to is not active")
+        caller = Principal(user.username, user.name, user.grant, "push")
+        if not any(caller.can(permission) for permission in ACTING):
+            raise HTTPException(
+                403, f"a {caller.role} may not do this (needs {' or '.join(ACTING)})"
+            )
+        alert = await store.alert(claim.alert_id)
+        if alert is None or not caller.sees_alert(alert):
+            raise not_found(f"alert {claim.alert_id}")
+        return caller
+
     @router.post("/api/push/action")
     async def act(body: ActionRequest) -> dict[str, Any]:
         try:
             claim = push.tokens.read(body.token)
         except PushError as exc:
             raise HTTPException(exc.status, str(exc)) from None
-        if await users.active(claim.username) is None:
-            raise HTTPException(403, "the account this notification was sent to is not active")
+        await acting_now(claim)
         if body.action == "acknowledge":
             alert = await alerts.acknowledge(claim.alert_id, claim.username, CHANNEL)
             result: dict[str, Any] = {"alert_id": alert["id"], "state": alert["state"]}

@@ -1,9 +1,11 @@
-"""Who is asking: password login into a signed session cookie, or an API token.
+"""Who is asking: password login into a session kept on the hub, or an API token.
 
-Passwords are argon2id hashes (argon2-cffi). A session carries a CSRF token that every
-state-changing request made with the cookie must echo in the X-CSRF-Token header, and the
-user's `session_gen`, so that a password reset or a change of role ends older sessions.
-Failed logins are limited per user name and per client address.
+Passwords are argon2id hashes (argon2-cffi). The signed session cookie names a session of the
+`web_sessions` table (`hub/sessions.py`) and carries a CSRF token that every state-changing
+request made with the cookie must echo in the X-CSRF-Token header. A session lives while its
+row does: signing out deletes it (every copy of the cookie stops), and so does a password reset
+or a change of role or scope (the user's `session_gen` moves on). Failed logins are limited per
+user name and per client address.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from fastapi import HTTPException, Request
 
 from hub.access import Principal
 from hub.clock import Clock
+from hub.sessions import Sessions
 from hub.store import AuditEntry, Store
 from hub.users import User, UserStore, hash_password, token_digest
 
-__all__ = ["Authenticator", "LoginLimiter", "hash_password", "start_session", "token_digest"]
+__all__ = ["Authenticator", "LoginLimiter", "hash_password", "token_digest"]
 
 log = logging.getLogger("carewatch.hub.auth")
 _hasher = PasswordHasher()
@@ -77,6 +80,7 @@ class Authenticator:
         self._store = store
         self._clock = clock
         self.limiter = LoginLimiter(clock)
+        self.sessions = Sessions(store, clock)  # its table is made by `UserStore.open`
         # Verifying against a real hash for unknown users keeps login timing uniform.
         self._decoy_hash = _hasher.hash(secrets.token_hex(16))
 
@@ -91,7 +95,7 @@ class Authenticator:
                 f"too many failed logins; try again in {int(wait) + 1} s",
                 headers={"Retry-After": str(int(wait) + 1)},
             )
-        user = await self.users.active(username)
+        user = await self.users.active_now(username)
         digest = user.password_hash if user is not None else self._decoy_hash
         ok = await asyncio.to_thread(_verify, digest, password)
         if not ok or user is None:
@@ -133,9 +137,9 @@ class Authenticator:
             if principal is None:
                 raise HTTPException(401, "invalid or revoked API token")
             return principal
-        username = request.session.get("user")
-        user = await self.users.active(username) if isinstance(username, str) else None
-        if user is None or request.session.get("gen") != user.session_gen:
+        user = await self._session_user(request)
+        if user is None:
+            request.session.clear()  # the browser forgets a cookie that names no session
             raise HTTPException(401, "log in first")
         if request.method not in SAFE_METHODS:
             expected = request.session.get("csrf", "")
@@ -144,16 +148,53 @@ class Authenticator:
                 raise HTTPException(403, "missing or wrong X-CSRF-Token header")
         return Principal(user.username, user.name, user.grant, "console")
 
+    async def still_signed_in(self, request: Request) -> bool:
+        """Whether the caller of a long request (the live stream) may still be answered."""
+        try:
+            await self.principal(request)
+        except HTTPException:
+            return False
+        return True
+
+    async def start_session(self, request: Request, user: User) -> str:
+        """A new session for `user` in the request's cookie (an older one of the cookie ends);
+        its CSRF token."""
+        old = request.session.get("sid")
+        if isinstance(old, str):
+            await self.sessions.end(old)
+        request.session.clear()
+        client = request.client.host if request.client else "unknown"
+        session_id = await self.sessions.start(user.username, user.session_gen, client)
+        csrf = secrets.token_urlsafe(32)
+        request.session.update({"sid": session_id, "csrf": csrf})
+        return csrf
+
+    async def end_session(self, request: Request) -> None:
+        """Sign out: the cookie's session ends on the hub, for every copy of the cookie."""
+        session_id = request.session.get("sid")
+        if isinstance(session_id, str):
+            await self.sessions.end(session_id)
+        request.session.clear()
+
+    async def _session_user(self, request: Request) -> User | None:
+        """The user of the cookie's session while it lives and the user is as they signed in."""
+        session_id = request.session.get("sid")
+        if not isinstance(session_id, str):
+            return None  # no cookie, or one made before sessions were kept on the hub
+        found = await self.sessions.find(session_id)
+        if found is None:
+            return None
+        user = await self.users.active(found.username)
+        if user is not None and user.session_gen < found.session_gen:
+            user = await self.users.active_now(found.username)  # our read of users is behind
+        if user is None or user.session_gen != found.session_gen:
+            await self.sessions.end(session_id)
+            return None
+        return user
+
 
 def _verify(digest: str, password: str) -> bool:
     try:
         return _hasher.verify(digest, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def start_session(request: Request, user: User) -> str:
-    request.session.clear()
-    csrf = secrets.token_urlsafe(32)
-    request.session.update({"user": user.username, "csrf": csrf, "gen": user.session_gen})
-    return csrf

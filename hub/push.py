@@ -141,7 +141,9 @@ class PushOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ActionClaim:
-    """Who may act on which alert, as an action token says."""
+    """Who may act on which alert, as an action token says. Only a claim: whoever uses it is
+    checked against the user as they are then (active, a role that acts on alerts, the alert in
+    their scope; `hub/api_push.py`), not as they were when the push was sent."""
 
     alert_id: int
     username: str

@@ -5,7 +5,9 @@ start and are managed there only; `carewatch users` manages the others. Only arg
 passwords and SHA-256 digests of tokens are stored.
 
 A user's `session_gen` goes up when their password, role or scope changes or when they are
-disabled: every web session made before then ends at its next request.
+disabled, and in the same transaction every web session of theirs is deleted
+(`hub/sessions.py`): each copy of their session cookies stops at once, even when the change is
+made by `carewatch users` while the hub runs.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+import aiosqlite
 from argon2 import PasswordHasher
 
 from hub.access import Grant
+from hub.sessions import SCHEMA as SESSIONS_SCHEMA
 from hub.store import AuditEntry, Store
 
 Source = Literal["config", "cli", "api"]
@@ -127,7 +131,7 @@ class UserStore:
 
     @classmethod
     async def open(cls, store: Store) -> UserStore:
-        await store.add_schema(SCHEMA)
+        await store.add_schema(SCHEMA + SESSIONS_SCHEMA)
         return cls(store)
 
     # --- reads ------------------------------------------------------------------------------
@@ -152,6 +156,12 @@ class UserStore:
     async def active(self, username: str) -> User | None:
         user = await self.get(username)
         return user if user is not None and not user.disabled else None
+
+    async def active_now(self, username: str) -> User | None:
+        """The active user as the database has them now, not as last read (for a login or a
+        notification's button): a change by `carewatch users` a moment ago counts already."""
+        self._snapshot = await self._read()
+        return await self.active(username)
 
     async def token(self, digest: str) -> Token | None:
         return (await self._current()).tokens.get(digest)
@@ -210,6 +220,7 @@ class UserStore:
                 "WHERE username = ?",
                 [(at, name) for name, old in existing.items() if _dropped(old, kept)],
             )
+            await _end_stale_sessions(db)
             await db.execute("DELETE FROM api_tokens WHERE source = 'config'")
             await db.executemany(
                 "INSERT INTO api_tokens (name, sha256, username, grant_json, source, created_at) "
@@ -326,6 +337,7 @@ class UserStore:
                 "WHERE username = ?",
                 (*values, at, username),
             )
+            await _end_stale_sessions(db, username)
             await self._audit(at, actor, action, {"user": username})
         self._snapshot = None
 
@@ -341,6 +353,17 @@ def _check_grant(grant: Grant) -> None:
 
 def _grant_json(grant: Grant) -> str:
     return json.dumps(grant.model_dump(), sort_keys=True)
+
+
+async def _end_stale_sessions(db: aiosqlite.Connection, username: str | None = None) -> None:
+    """Delete the web sessions of users who are gone or disabled or whose `session_gen` moved
+    on (of one user, or of all); a cookie naming one is refused from its next request."""
+    await db.execute(
+        "DELETE FROM web_sessions WHERE (?1 IS NULL OR username = ?1) AND NOT EXISTS ("
+        "SELECT 1 FROM users WHERE users.username = web_sessions.username "
+        "AND users.session_gen = web_sessions.session_gen AND users.disabled = 0)",
+        (username,),
+    )
 
 
 def _dropped(user: User, kept: set[str]) -> bool:

@@ -1,0 +1,124 @@
+"""Web sessions kept on the hub: the cookie names a session, the `web_sessions` table says
+whether it still lives.
+
+The session cookie (Starlette's SessionMiddleware, signed with `web.secret_key`) holds a random
+session id and the session's CSRF token, nothing else. The table keeps the SHA-256 of the id
+(never the id itself), the user, the user's `session_gen` at sign-in, the client's address and
+when the session began and was last used. So every copy of one cookie is the same session:
+
+- signing out deletes the session's row, and every copy stops at once;
+- a password reset, a change of role or scope, or disabling deletes every row of the user in
+  the same transaction that raises their `session_gen` (`hub/users.py`), also when
+  `carewatch users` makes the change from another process;
+- a session unused for `IDLE_S`, or begun more than `MAX_AGE_S` ago, has ended.
+
+The table is created with the users' tables (`UserStore.open`), so `carewatch users` can end
+sessions on a database the hub has not opened since it was upgraded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any, Final
+
+from hub.clock import Clock
+from hub.store import Store
+
+IDLE_S: Final = 12 * 3600.0  # unused this long: ended (the cookie's own max_age, as before)
+MAX_AGE_S: Final = 24 * 3600.0  # begun this long ago: ended however busy (sign in again)
+TOUCH_S: Final = 60.0  # `last_seen` is written at most this often per session
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_sha256 TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    session_gen INTEGER NOT NULL,
+    client TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (username);
+"""
+
+
+def session_digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    digest: str
+    username: str
+    session_gen: int
+    client: str
+    created_at: float
+    last_seen: float
+
+    def ended(self, now: float) -> bool:
+        return now - self.last_seen >= IDLE_S or now - self.created_at >= MAX_AGE_S
+
+
+class Sessions:
+    """The `web_sessions` table (made by `UserStore.open`)."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def start(self, username: str, session_gen: int, client: str) -> str:
+        """A new session for the user; its id (for the cookie only: just its digest is kept)."""
+        session_id = secrets.token_urlsafe(32)
+        now = self._clock.now()
+        async with self._store.transaction() as db:
+            await db.execute(  # ended sessions nobody came back with
+                "DELETE FROM web_sessions WHERE last_seen <= ? OR created_at <= ?",
+                (now - IDLE_S, now - MAX_AGE_S),
+            )
+            await db.execute(
+                "INSERT INTO web_sessions (id_sha256, username, session_gen, client, created_at, "
+                "last_seen) VALUES (?, ?, ?, ?, ?, ?)",
+                (session_digest(session_id), username, session_gen, client[:100], now, now),
+            )
+        return session_id
+
+    async def find(self, session_id: str) -> WebSession | None:
+        """The session while it lives; an idle or too old one is deleted and None."""
+        digest = session_digest(session_id)
+        async with self._store.db.execute(
+            "SELECT * FROM web_sessions WHERE id_sha256 = ?", (digest,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        found = _session(row)
+        now = self._clock.now()
+        if found.ended(now):
+            await self.end(session_id)
+            return None
+        if now - found.last_seen >= TOUCH_S:
+            async with self._store.transaction() as db:
+                await db.execute(
+                    "UPDATE web_sessions SET last_seen = ? WHERE id_sha256 = ?", (now, digest)
+                )
+        return found
+
+    async def end(self, session_id: str) -> bool:
+        """End one session, every copy of its cookie; False when it had ended already."""
+        async with self._store.transaction() as db:
+            cur = await db.execute(
+                "DELETE FROM web_sessions WHERE id_sha256 = ?", (session_digest(session_id),)
+            )
+            return cur.rowcount > 0
+
+
+def _session(row: Any) -> WebSession:
+    return WebSession(
+        digest=row["id_sha256"],
+        username=row["username"],
+        session_gen=int(row["session_gen"]),
+        client=row["client"],
+        created_at=float(row["created_at"]),
+        last_seen=float(row["last_seen"]),
+    )
