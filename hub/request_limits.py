@@ -103,7 +103,10 @@ def _caller_key(scope: Scope, *, by_address: bool) -> str:
     """
     if not by_address:
         headers = Headers(scope=scope)
-        credential = headers.get("authorization") or _cookie(headers, SESSION_COOKIE)
+        cookie = _cookie(headers, SESSION_COOKIE)
+        # The signed cookie is "payload.timestamp.signature", re-signed as the session is used:
+        # its payload (the session's id) is what stays the same.
+        credential = headers.get("authorization") or (cookie.split(".", 1)[0] if cookie else None)
         if credential:
             return "credential:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
     return "address:" + _address(scope)
