@@ -93,7 +93,7 @@ async def open_hub_registry(
     store = await Store.open(config.database)
     try:
         service = await RegistryService.open(
-            store, SystemClock(), config.sites, config.organisation
+            store, SystemClock(), config.sites, config.organisation, config.outbound.policy()
         )
         yield service, store, config
     finally:

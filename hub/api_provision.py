@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from hub.access import Principal, bed_place, require
-from hub.api_registry import missing, shown
+from hub.api_registry import missing, readable, shown
 from hub.labels import bed_png, label_for, site_labels, site_pdf
 from hub.provisioning import Address, DeviceRequest, Provisioner
 from hub.registry import Registry
@@ -106,7 +106,11 @@ def provision_routes(provisioner: Provisioner) -> APIRouter:
             room=body.room,
             role=body.role,
         )
-        created = await provisioner.device(request, Actor(caller.username, caller.via))
+        created = await provisioner.device(
+            request,
+            Actor(caller.username, caller.via),
+            visible=lambda other: readable(caller, registry, other),
+        )
         return shown(caller, provisioner.service, created, True)
 
     @router.get("/labels/bed/{code}.png")

@@ -223,13 +223,17 @@ def seen_bed(data: RegistryData, caller: Principal, code: object) -> None:
 
 
 def unseen_rows(caller: Principal, registry: Registry, what: str, text: str) -> None:
-    """Refuse CSV rows naming a bed outside the caller's scope, or a code in use there, before
-    the import's own checks would say where that bed is or whose that code is."""
+    """Refuse CSV rows naming a place outside the caller's scope (a site, zone, room or bed),
+    or a code in use there, before the import's own checks would say what is there: where a
+    bed is, whose a code is, what another site's zone or room is called."""
     problems: list[RowProblem] = []
     rows = csv.DictReader(io.StringIO(text))
     for row in rows:
         cells = {str(name).strip().lower(): (value or "").strip() for name, value in row.items()}
-        problem = _unseen_in_row(caller, registry, what, cells)
+        try:
+            problem = _unseen_in_row(caller, registry, what, cells)
+        except NotFound as exc:  # refused whole, as the scope check refuses such a change
+            raise NotFound(f"{what}: line {rows.line_num}: {exc}") from None
         if problem is not None:
             problems.append(RowProblem(rows.line_num, problem))
     if problems:
@@ -247,11 +251,35 @@ def _unseen_in_row(
         existing = data.find(Bed, (cells["bed"],))
     if existing is not None and not readable(caller, registry, existing):
         return f"{existing.KIND} {'/'.join(existing.key)} is already in use"
+    place = _unseen_place(caller, data, what, cells)
+    if place is not None:
+        return place
     if what != "beds" and cells.get("bed"):
         try:
             seen_bed(data, caller, cells["bed"])
         except NotFound as exc:
             return str(exc)
+    return None
+
+
+def _unseen_place(
+    caller: Principal, data: RegistryData, what: str, cells: dict[str, str]
+) -> str | None:
+    """A beds or devices row's site, zone or room outside the caller's scope: NotFound, worded
+    as if it did not exist; a room id taken in a zone they do not see is in use."""
+    site = cells.get("site")
+    if what not in ("beds", "devices") or not site:
+        return None
+    if not caller.touches_site(site):
+        raise missing(Site, (site,))
+    zone = cells.get("zone")
+    if what == "beds" and zone and not caller.sees_place(site, zone):
+        raise missing(Zone, (site, zone))
+    room = data.find(Room, (site, cells.get("room", "")))
+    if room is not None and not caller.sees_place(room.site, room.zone):
+        if what == "beds":
+            return f"room {site}/{room.id} is already in use"
+        raise missing(Room, room.key)
     return None
 
 

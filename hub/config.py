@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge.config import ConfigError, check_ca_file, validate_document
 from hub.access import GrantFields
 from hub.escalation_policy import EscalationConfig
+from hub.outbound import OutboundPolicy, ip_literal
 from hub.registry import Registry, RegistryError, SiteSpec
 from hub.roster import RosterConfig
 from hub.users import USERNAME_PATTERN, ConfigToken, ConfigUser
@@ -145,6 +146,31 @@ class PushSettings(BaseModel):
         return hosts
 
 
+# A host name, or "*.domain" for every host under it.
+HOST_NAME = r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
+
+
+class OutboundSettings(BaseModel):
+    """Internal hosts the hub may send to after all (hub/outbound.py, docs/configuration.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Apprise services and push endpoints at loopback, private, link-local … addresses are
+    # refused unless their host is listed here: exact names or addresses, or "*.domain".
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if ip_literal(host) is None and not re.fullmatch(HOST_NAME, host):
+                raise ValueError(f"{host!r} is not a host name, an IP address or *.domain")
+        return hosts
+
+    def policy(self) -> OutboundPolicy:
+        return OutboundPolicy.of(self.allowed_hosts)
+
+
 class HubConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -162,6 +188,7 @@ class HubConfig(BaseModel):
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
     push: PushSettings = Field(default_factory=PushSettings)  # hub/push.py
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)  # hub/outbound.py
 
     @model_validator(mode="after")
     def _people_are_users(self) -> HubConfig:

@@ -662,7 +662,11 @@ async def start_escalation(
         clock=clock,
         notifiers=[
             ConsoleNotifier(consoles),
-            AppriseNotifier(budget_s=APPRISE_BUDGET_S, local_time=opened_locally),
+            AppriseNotifier(
+                budget_s=APPRISE_BUDGET_S,
+                local_time=opened_locally,
+                outbound=config.outbound.policy(),
+            ),
         ],
     )
     await escalation.start()

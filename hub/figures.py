@@ -28,6 +28,8 @@ DEFAULT_PRIORITIES: Final = ("emergency", "routine")
 DEFAULT_PERIOD_S: Final = 30 * 86400
 SITE_WIDE: Final = "(site-wide)"
 NO_SHIFT: Final = "(no shift)"
+# What a spreadsheet reads as the start of a formula when a cell begins with it.
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +221,22 @@ def period(since: float | None, until: float | None, now: float) -> tuple[float,
 
 
 def write_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], out: TextIO) -> None:
-    """Rows as CSV under a header line of `columns`; a missing value is an empty cell."""
+    """Rows as CSV under a header line of `columns`; a missing value is an empty cell.
+
+    Every CSV the hub writes goes through here: text that a spreadsheet would read as a
+    formula is neutralised (`csv_cell`).
+    """
     writer = csv.writer(out)
-    writer.writerow(columns)
-    writer.writerows(
-        [["" if row.get(key) is None else row[key] for key in columns] for row in rows]
-    )
+    writer.writerow([csv_cell(column) for column in columns])
+    writer.writerows([[csv_cell(row.get(key)) for key in columns] for row in rows])
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: None empty; text that starts like a formula (=, +, -, @, tab,
+    carriage return) behind a single quote, so that a spreadsheet shows it as text instead of
+    running it (OWASP's advice on CSV injection). Numbers are left as they are: -70 is -70."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -8,6 +8,11 @@ to each URL separately, so the attempt's detail says which services accepted
 
 URLs carry secrets (tokens, passwords): they are never logged, written to an attempt or put in
 a detail or an error message. A service is named by its scheme only.
+
+A URL whose host is an internal address (loopback, private, link-local …) is refused when it is
+saved (`private_url_problem`, called by the registry) and again when it is used, and every
+connection a delivery makes is checked while it is made (hub/outbound.py); Apprise is told not
+to follow redirects. An administrator allows an internal host with `outbound.allowed_hosts`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from apprise import plugins
 from apprise.manager_plugins import NotificationManager
 
 from hub.notify import DeliveryResult, Notification, Recipient
+from hub.outbound import OutboundPolicy, private_refusal
 
 log = logging.getLogger("carewatch.hub.notify.apprise")
 
@@ -81,9 +87,16 @@ class AppriseNotifier:
 
     channel = CHANNEL
 
-    def __init__(self, *, budget_s: float = 12.0, local_time: LocalTime | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        budget_s: float = 12.0,
+        local_time: LocalTime | None = None,
+        outbound: OutboundPolicy | None = None,
+    ) -> None:
         self._budget_s = budget_s
         self._local_time = local_time or _utc_opening
+        self._outbound = outbound or OutboundPolicy()
 
     def accepts(self, recipient: Recipient) -> bool:
         return bool(recipient.apprise)
@@ -138,36 +151,71 @@ class AppriseNotifier:
 
     async def _send_one(self, url: str, title: str, body: str, priority: str) -> str:
         try:
-            accepted = await asyncio.wait_for(
-                asyncio.to_thread(_notify, url, title, body, priority), self._budget_s
+            return await asyncio.wait_for(
+                asyncio.to_thread(_notify, url, title, body, priority, self._outbound),
+                self._budget_s,
             )
         except TimeoutError:
             return "no answer"
-        return "ok" if accepted else "failed"
 
 
-def _notify(url: str, title: str, body: str, priority: str) -> bool:
-    """One blocking delivery to one service (in a worker thread)."""
+def _notify(url: str, title: str, body: str, priority: str, outbound: OutboundPolicy) -> str:
+    """One blocking delivery to one service (in a worker thread): `ok`, `failed`, or
+    `refused (why)` when the service is, or leads to, an internal address."""
     service = apprise.Apprise.instantiate(_with_defaults(url, priority))
     if service is None:
-        return False
+        return "failed"
+    hosts = network_hosts(service)
+    for host in hosts:
+        problem = outbound.host_problem(host)
+        if problem is not None:
+            return f"refused ({problem})"
     sender = apprise.Apprise()
     sender.add(service)
-    return bool(
-        sender.notify(
+    with outbound.guard(hosts) as guard:
+        accepted = sender.notify(
             body=body,
             title=title,
             notify_type=NOTIFY_TYPES.get(priority, apprise.NotifyType.INFO),
         )
-    )
+    if accepted:
+        return "ok"
+    return f"refused (a connection to {guard.refused[0]})" if guard.refused else "failed"
+
+
+def network_hosts(service: Any) -> list[str]:
+    """The hosts an Apprise service connects to that its URL names: the host of self-hosted
+    services (json://, ntfy://, mailto:// …), and a mail service's SMTP server. Services with a
+    fixed address (Telegram, Slack …) name none: their URL's "host" is a token."""
+    hosts: list[str] = []
+    if "host" in (getattr(service, "template_tokens", None) or {}):
+        hosts.append(getattr(service, "host", None) or "")
+    hosts.append(getattr(service, "smtp_host", None) or "")
+    return list(dict.fromkeys(host for host in hosts if isinstance(host, str) and host))
+
+
+def private_url_problem(url: str, outbound: OutboundPolicy) -> str | None:
+    """Why a usable Apprise URL must not be saved: it points at an internal address that
+    `outbound.allowed_hosts` does not allow. Resolves host names: call it off the event loop."""
+    service = apprise.Apprise.instantiate(url)
+    if service is None:
+        return None  # url_problem explains what is wrong with it
+    for host in network_hosts(service):
+        problem = outbound.host_problem(host)
+        if problem is not None:
+            return private_refusal(masked(url), problem)
+    return None
 
 
 def _with_defaults(url: str, priority: str) -> dict[str, Any] | str:
-    """The URL's parts with our timeouts, and ntfy's top priority for a waking alert, unless
-    the URL sets them itself."""
+    """The URL's parts with our timeouts, no redirects, and ntfy's top priority for a waking
+    alert, unless the URL sets them itself (a URL cannot ask for redirects)."""
     parts = _parts(url)
     if parts is None:
         return url
+    # A redirect could lead anywhere; the guard would stop it at an internal address, but a
+    # service worth sending to answers where it is.
+    parts["redirect"] = False
     given = {key.lower() for key in parts.get("qsd", {})}
     if "cto" not in given:
         parts["cto"] = CONNECT_TIMEOUT_S

@@ -21,6 +21,7 @@ import re
 import secrets
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -46,6 +47,8 @@ INSTALL_DIR: Final = "/etc/carewatch"
 OUTBOX_PATH: Final = "/var/lib/carewatch/outbox.db"
 MOSQUITTO_PASSWD: Final = "/usr/bin/mosquitto_passwd"
 PASSWORD_BYTES: Final = 24  # 32 URL-safe characters, 192 bits
+# Whether the caller may know of an existing device (the API's scope check).
+Visible = Callable[[Device], bool]
 
 
 class ProvisioningError(RegistryError):
@@ -310,11 +313,17 @@ class Provisioner:
 
     # Devices.
 
-    async def device(self, request: DeviceRequest, actor: Actor) -> Device:
-        """Check the device's profile and address, register it, and keep its address."""
+    async def device(
+        self, request: DeviceRequest, actor: Actor, visible: Visible | None = None
+    ) -> Device:
+        """Check the device's profile and address, register it, and keep its address.
+
+        `visible`: which existing devices the caller may know of (the API's scope); a clash
+        with any other is refused without naming it. None: every device (the command line).
+        """
         address = _checked_address(request)
         await self._schema()
-        await self._check_unique(request.id, address)
+        await self._check_unique(request.id, address, visible)
         self._check_bed_free(request)
         fields = {
             "id": request.id,
@@ -334,8 +343,11 @@ class Provisioner:
             )
         return device
 
-    async def _check_unique(self, device: str, address: Address) -> None:
-        if self.service.registry.data.find(Device, (device,)) is not None:
+    async def _check_unique(
+        self, device: str, address: Address, visible: Visible | None = None
+    ) -> None:
+        data = self.service.registry.data
+        if data.find(Device, (device,)) is not None:
             raise Conflict(f"device id {device!r} is already registered; choose another id")
         for name in ("address", "port"):
             value = getattr(address, name)
@@ -344,6 +356,12 @@ class Provisioner:
             for other, known in (await self._addresses()).items():
                 if getattr(known, name) == value:
                     what = "MAC" if name == "address" else "serial port"
+                    holder = data.find(Device, (other,))
+                    if visible is not None and (holder is None or not visible(holder)):
+                        # Another site's (or zone's) device: neither its id nor where it is.
+                        raise Conflict(
+                            f"{what} {value} is already registered elsewhere; ask an administrator"
+                        )
                     raise Conflict(f"{what} {value} is already device {other!r}")
 
     def _check_bed_free(self, request: DeviceRequest) -> None:

@@ -7,7 +7,9 @@ Windows) and the keys to encrypt for it. The hub encrypts each message for the b
 
 - The key pair is made once, on the first start, and kept in the database (`push_vapid`).
 - Endpoints must be at an allowed push service (`push.allowed_hosts`): the hub must not be
-  made to POST to arbitrary, perhaps internal, URLs.
+  made to POST to arbitrary, perhaps internal, URLs. Nor to an internal address at all
+  (hub/outbound.py) unless `outbound.allowed_hosts` allows its host: checked when a browser
+  subscribes, and again, with the name resolved and every connection watched, at each push.
 - A push carries an action token so that the notification's own buttons (Acknowledge,
   Send someone) reach the hub without a session: the token is the credential.
 """
@@ -38,6 +40,7 @@ from pywebpush import WebPushException, webpush
 from hub.clock import Clock
 from hub.config import HubConfig, PushSettings
 from hub.notify import DeliveryResult, Notification, Recipient
+from hub.outbound import OutboundPolicy, private_refusal
 from hub.store import AuditEntry, Store
 
 log = logging.getLogger("carewatch.hub.push")
@@ -149,8 +152,15 @@ class ActionClaim:
     username: str
 
 
-def endpoint_problem(endpoint: str, allowed_hosts: Sequence[str]) -> str | None:
-    """Why the hub must not POST to `endpoint`, or None when it may."""
+def endpoint_problem(
+    endpoint: str, allowed_hosts: Sequence[str], outbound: OutboundPolicy | None = None
+) -> str | None:
+    """Why the hub must not POST to `endpoint`, or None when it may.
+
+    With `outbound`, an endpoint whose host is written as an internal address (or is
+    `localhost`) is refused too unless `outbound.allowed_hosts` lists it; names are resolved
+    and checked when the hub sends (`PushService._post`), not here.
+    """
     if not _URL_CHARS.fullmatch(endpoint):
         return "the endpoint is not a plain URL"
     parts = urlsplit(endpoint)
@@ -165,9 +175,10 @@ def endpoint_problem(endpoint: str, allowed_hosts: Sequence[str]) -> str | None:
     under = any(h.startswith("*.") and host.endswith(h[1:]) for h in allowed_hosts)
     if not (listed or under):
         return f"push service {host!r} is not allowed here (push.allowed_hosts)"
-    if parts.scheme == "https" or (parts.scheme == "http" and listed and _loopback(host)):
-        return None
-    return "the endpoint must use https"
+    if not (parts.scheme == "https" or (parts.scheme == "http" and listed and _loopback(host))):
+        return "the endpoint must use https"
+    private = outbound.host_problem(host, lookup=False) if outbound is not None else None
+    return private_refusal("the endpoint", private) if private is not None else None
 
 
 def _loopback(host: str) -> bool:
@@ -260,6 +271,7 @@ class PushService:
         subject: str,
         vapid: Vapid02,
         tokens: ActionTokens,
+        outbound: OutboundPolicy | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -274,6 +286,8 @@ class PushService:
         )
         self._per_user: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
+        # Internal hosts an endpoint may have after all (`outbound.allowed_hosts`).
+        self._outbound = outbound or OutboundPolicy()
         # Push services never redirect; following one could lead the hub anywhere.
         self._http = requests.Session()
         self._http.max_redirects = 0
@@ -285,7 +299,15 @@ class PushService:
         await store.add_schema(SCHEMA)
         vapid = await _vapid_keys(store, clock)
         tokens = ActionTokens(secret_key, clock)
-        service = cls(store, clock, config.push, vapid_subject(config), vapid, tokens)
+        service = cls(
+            store,
+            clock,
+            config.push,
+            vapid_subject(config),
+            vapid,
+            tokens,
+            config.outbound.policy(),
+        )
         await service._load_counts()
         if not config.push.subject:
             log.warning("push.subject is not set; push services are told %s", service.subject)
@@ -312,7 +334,7 @@ class PushService:
         self, username: str, endpoint: str, p256dh: str, auth: str, user_agent: str
     ) -> Subscription:
         """Keep a browser's subscription for `username`; the same endpoint moves to them."""
-        problem = endpoint_problem(endpoint, self.settings.allowed_hosts)
+        problem = endpoint_problem(endpoint, self.settings.allowed_hosts, self._outbound)
         if problem:
             raise PushError(422, problem)
         p256dh = decode_key(p256dh, 65, "keys.p256dh")
@@ -392,6 +414,23 @@ class PushService:
         return outcome
 
     def _post(
+        self, subscription: Subscription, data: str, ttl: int, headers: dict[str, str]
+    ) -> PushOutcome:
+        """Check the endpoint again (the settings and DNS may have changed since it was
+        stored), then POST with every connection checked (hub/outbound.py)."""
+        endpoint = subscription.endpoint
+        problem = endpoint_problem(endpoint, self.settings.allowed_hosts)
+        host = urlsplit(endpoint).hostname or ""
+        problem = problem or self._outbound.host_problem(host)
+        if problem is not None:
+            return PushOutcome(None, f"refused ({problem})")
+        with self._outbound.guard([host]) as guard:
+            outcome = self._webpush(subscription, data, ttl, headers)
+        if guard.refused and not outcome.accepted:
+            return PushOutcome(None, f"refused (a connection to {guard.refused[0]})")
+        return outcome
+
+    def _webpush(
         self, subscription: Subscription, data: str, ttl: int, headers: dict[str, str]
     ) -> PushOutcome:
         try:

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeVar
 
 from hub.clock import Clock
-from hub.notify_apprise import masked_contacts
+from hub.notify_apprise import masked_contacts, private_url_problem
+from hub.outbound import OutboundPolicy
 from hub.registry import Registry, RegistryIndex
 from hub.registry_csv import import_csv
 from hub.registry_data import Change, RegistryData, data_from_specs, when
@@ -60,10 +61,18 @@ ChangeCheck = Callable[[RegistryData, RegistryData, list[Change]], None]
 
 
 class RegistryService:
-    def __init__(self, registry: Registry, store: RegistryStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        store: RegistryStore,
+        clock: Clock,
+        outbound: OutboundPolicy | None = None,
+    ) -> None:
         self.registry = registry
         self._store = store
         self._clock = clock
+        # Which internal hosts contacts' Apprise URLs may name (`outbound.allowed_hosts`).
+        self._outbound = outbound or OutboundPolicy()
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[], Awaitable[None]]] = []
 
@@ -79,11 +88,12 @@ class RegistryService:
         clock: Clock,
         seed: list[SiteSpec] | None = None,
         organisation: str = "carewatch",
+        outbound: OutboundPolicy | None = None,
     ) -> RegistryService:
         """Load the registry from the database, seeding it from `seed` if it holds none."""
         registry_store = await RegistryStore.open(store)
         data = await registry_store.load()
-        service = cls(Registry(data, organisation), registry_store, clock)
+        service = cls(Registry(data, organisation), registry_store, clock, outbound)
         if data.is_empty() and seed:
             await service._seed(seed)
         elif seed:
@@ -131,7 +141,25 @@ class RegistryService:
         changes = change(data)
         if check is not None:
             check(before, data, changes)
+        self._check_contact_urls(before, changes)
         return changes, RegistryIndex(data)
+
+    def _check_contact_urls(self, before: RegistryData, changes: list[Change]) -> None:
+        """A contact's new Apprise URL must not point at an internal address (hub/outbound.py).
+        URLs a resident already had are left to the check made when they are used."""
+        for change in changes:
+            record = change.record
+            if not isinstance(record, Resident):
+                continue
+            old = before.find(Resident, record.key)
+            known = {url for contact in (old.contacts if old else []) for url in contact.notify}
+            for i, contact in enumerate(record.contacts):
+                for n, url in enumerate(contact.notify, 1):
+                    problem = None if url in known else private_url_problem(url, self._outbound)
+                    if problem is not None:
+                        raise RegistryError(
+                            f"{record.ref}: contacts.{i}.notify: URL {n}: {problem}"
+                        )
 
     async def create(
         self, kind: type[R], fields: dict[str, Any], actor: Actor, check: ChangeCheck | None = None

@@ -67,7 +67,9 @@ class Hub:
         clock = clock or SystemClock()
         store = await Store.open(config.database)
         users = await _open_users(store, config, clock)
-        registry_admin = await RegistryService.open(store, clock, config.sites, config.organisation)
+        registry_admin = await RegistryService.open(
+            store, clock, config.sites, config.organisation, config.outbound.policy()
+        )
         registry = registry_admin.registry
         bus = AlertBus()
         alerts = AlertService(store, bus, clock)
@@ -95,7 +97,7 @@ class Hub:
         watch.item_observers.append(walktests.observe)
         watch.under_test = walktests.under_test
         ingest = Ingest(registry, store, watch, clock)
-        mqtt = MqttLink(config.broker, ingest, clock)
+        mqtt = MqttLink(config.broker, ingest, clock, on_takeover=watch.on_hub_takeover)
         sock = _bind(config.web.host, config.web.port)
         hub = cls(
             config,

@@ -21,11 +21,15 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from hub.notify import DeliveryResult, Notification, Recipient
 from hub.notify_apprise import AppriseNotifier, url_problem
+from hub.outbound import OutboundPolicy
 from hub.registry_csv import ImportRejected, import_csv
 from hub.registry_models import Contact, RegistryError, Resident, parse_record
 from tests.conftest import ADMIN, HubFactory
 from tests.test_registry import T0, small
 
+# The services below run on this machine: allowed explicitly, as an administrator would
+# (outbound.allowed_hosts); anything else internal is refused (tests/test_outbound_and_exports.py).
+LOOPBACK = OutboundPolicy.of(["127.0.0.1"])
 OPENED_0300 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC).timestamp()
 FALL_ALERT: dict[str, Any] = {
     "id": 7,
@@ -157,7 +161,7 @@ EXPECTED_BODY = [
 async def test_a_json_webhook_receives_the_alert(http_endpoint: LoopbackHttp) -> None:
     url = f"json://127.0.0.1:{http_endpoint.port}/hook"
 
-    result = await AppriseNotifier().send(notification(url))
+    result = await AppriseNotifier(outbound=LOOPBACK).send(notification(url))
 
     assert result == DeliveryResult(True, "json ok")
     (posted,) = http_endpoint.received
@@ -177,7 +181,7 @@ async def test_an_email_reaches_a_plain_smtp_server_with_the_contacts_login(
         "?from=hub@sunrise.example&to=anna@family.example&mode=insecure"
     )
 
-    result = await AppriseNotifier().send(notification(url, priority="trouble"))
+    result = await AppriseNotifier(outbound=LOOPBACK).send(notification(url, priority="trouble"))
 
     assert result == DeliveryResult(True, "mailto ok")
     assert mailbox.logins == [("carewatch", "mail-s3cret")]
@@ -195,7 +199,7 @@ async def test_a_refused_login_is_a_failed_attempt_that_names_no_secret(
     mailbox, port = smtp_server
     url = f"mailto://carewatch:wrong-pw@127.0.0.1:{port}?from=hub@sunrise.example&mode=insecure"
 
-    result = await AppriseNotifier().send(notification(url))
+    result = await AppriseNotifier(outbound=LOOPBACK).send(notification(url))
 
     assert result == DeliveryResult(False, "mailto failed")
     assert mailbox.logins == [("carewatch", "wrong-pw")]
@@ -215,7 +219,7 @@ async def test_ntfy_gets_the_urgent_priority_for_an_alert_that_must_wake_someone
 ) -> None:
     url = f"ntfy://127.0.0.1:{http_endpoint.port}/carewatch-anna{query}"
 
-    result = await AppriseNotifier().send(notification(url, priority=priority))
+    result = await AppriseNotifier(outbound=LOOPBACK).send(notification(url, priority=priority))
 
     assert result == DeliveryResult(True, "ntfy ok")
     (posted,) = http_endpoint.received
@@ -230,8 +234,8 @@ async def test_each_service_is_tried_and_counted_on_its_own(http_endpoint: Loopb
     down = f"json://127.0.0.1:{closed_port()}/hook"
     ntfy_down = f"ntfy://user:ntfy-s3cret@127.0.0.1:{closed_port()}/topic"
 
-    partly = await AppriseNotifier().send(notification(down, up, ntfy_down))
-    nobody = await AppriseNotifier().send(notification(ntfy_down))
+    partly = await AppriseNotifier(outbound=LOOPBACK).send(notification(down, up, ntfy_down))
+    nobody = await AppriseNotifier(outbound=LOOPBACK).send(notification(ntfy_down))
 
     assert partly == DeliveryResult(True, "json#1 failed, json#2 ok, ntfy failed")
     assert nobody == DeliveryResult(False, "ntfy failed")
@@ -239,7 +243,7 @@ async def test_each_service_is_tried_and_counted_on_its_own(http_endpoint: Loopb
 
 
 async def test_a_contact_without_urls_now_is_not_reached() -> None:
-    notifier = AppriseNotifier()
+    notifier = AppriseNotifier(outbound=LOOPBACK)
 
     assert not notifier.accepts(Recipient("contact", "Anna Jones", "Anna Jones"))
     assert await notifier.send(notification()) == DeliveryResult(

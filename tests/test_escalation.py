@@ -438,6 +438,7 @@ def push_then_apprise(http: LoopbackHttp) -> dict[str, Any]:
     return {
         "sites": [site],
         "escalation": {**ESCALATION, "residents": {"E-0001": {"steps": steps}}},
+        "outbound": {"allowed_hosts": ["127.0.0.1"]},  # the services run on loopback
     }
 
 

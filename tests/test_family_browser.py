@@ -94,6 +94,7 @@ async def phone(
         # Every alert goes at once to the daughter's phones (push), as a family bed's would.
         escalation={"defaults": {"steps": [{"after_min": 0, "notify": "user:daughter"}]}},
         push={"subject": "mailto:ops@example.org", "allowed_hosts": ["127.0.0.1"]},
+        outbound={"allowed_hosts": ["127.0.0.1"]},  # the test push service, on loopback
         watch={"defaults": {"timezone": "UTC", "bed_exit": False, "inactivity": False}},
     )
     async with async_playwright() as playwright:

@@ -28,6 +28,8 @@ from tests.webpush_receiver import BrowserKeys, PushReceiver
 PASSWORD = "push-test-password"
 SUBJECT = "mailto:ops@example.org"
 EMERGENCY_TTL_S = 120
+# The test push service runs on loopback: allowed explicitly, as an administrator would.
+LOOPBACK = {"allowed_hosts": ["127.0.0.1"]}
 FALL = {"dev": "radar-101", "event": "fall", "value": True}
 CALL = {"dev": "button-101", "event": "call_button", "value": True}
 
@@ -145,6 +147,7 @@ async def ward(
             "emergency_ttl_s": EMERGENCY_TTL_S,
             "allowed_hosts": ["127.0.0.1", "fcm.googleapis.com", "*.notify.windows.com"],
         },
+        outbound=LOOPBACK,
         watch={"defaults": {"timezone": "UTC"}},
     )
     return Ward(hub, publish_batch, receiver)
@@ -380,6 +383,7 @@ async def test_a_contact_with_an_account_is_pushed_and_can_ask_for_someone(
         sites=[site],
         escalation={"defaults": {"steps": [{"after_min": 0, "notify": "family_contacts"}]}},
         push={"allowed_hosts": ["127.0.0.1"]},
+        outbound=LOOPBACK,
         watch={"defaults": {"timezone": "UTC"}},
     )
     ward = Ward(hub, publish_batch, receiver)
@@ -412,7 +416,7 @@ async def test_a_contact_with_an_account_is_pushed_and_can_ask_for_someone(
 async def test_the_vapid_key_is_kept_across_restarts(
     hub_factory: HubFactory, receiver: PushReceiver
 ) -> None:
-    settings = {"users": users(), "push": {"allowed_hosts": ["127.0.0.1"]}}
+    settings = {"users": users(), "push": {"allowed_hosts": ["127.0.0.1"]}, "outbound": LOOPBACK}
     first = await hub_factory(**settings)
     assert first.push is not None
     key = first.push.public_key
