@@ -263,7 +263,9 @@ class Publisher:
             broker.port,
             username=broker.username,
             password=broker.password,
-            identifier=f"carewatch-edge-{self._site}-{self._gateway}",
+            # The broker user name when there is one: a broker that pins client ids to user
+            # names (docs/mosquitto.md) uses it anyway, and the logs then show one name.
+            identifier=broker.username or f"carewatch-edge-{self._site}-{self._gateway}",
             clean_session=True,
             keepalive=broker.keepalive,
             will=aiomqtt.Will(self.status_topic, death, qos=1, retain=True),

@@ -3,6 +3,16 @@
 The hub keeps a persistent session (clean_session false, fixed client id) so the broker queues
 QoS 1 batches while the hub restarts, and announces itself on a retained status topic with a
 will, so gateways know whether anyone is listening.
+
+Another client connecting with the hub's client id takes its session over: the broker drops
+the hub, which reconnects and takes it back, and so on. The shipped broker configuration pins
+client ids to user names, which rules this out (docs/mosquitto.md). Should it happen anyway,
+the link counts the sessions the broker drops within `SHORT_SESSION_S` of accepting them, and
+after `TAKEOVER_ALARM` within `TAKEOVER_WINDOW_S` logs an error and calls `on_takeover` (the
+hub raises a `hub_takeover` trouble alert). MQTT 3.1.1 says nothing about why a connection
+ends. MQTT 5's "Session taken over" (0x8E) would, but Mosquitto 2.0.11 (Debian 12) closes the
+connection without it (2.0.15 added it), and the demo's embedded broker speaks only 3.1.1, so
+the hub stays on 3.1.1.
 """
 
 from __future__ import annotations
@@ -11,6 +21,11 @@ import asyncio
 import json
 import logging
 import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
 
 import aiomqtt
 
@@ -28,6 +43,52 @@ log = logging.getLogger("carewatch.hub.mqtt")
 
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 MAX_BURST = 20  # messages stored per transaction at most; bounds the wait of the first
+# A session the broker drops within this many seconds of accepting it counts as taken over.
+SHORT_SESSION_S: Final = 30.0
+TAKEOVER_ALARM: Final = 3  # such drops ...
+TAKEOVER_WINDOW_S: Final = 60.0  # ... within this many seconds raise the alarm
+
+
+@dataclass(frozen=True, slots=True)
+class Takeovers:
+    """The broker dropped the hub's session soon after accepting it `drops` times within
+    `window_s` seconds, the last at `at` (the hub's clock)."""
+
+    drops: int
+    window_s: float
+    at: float
+    client_id: str
+
+
+OnTakeover = Callable[[Takeovers], Awaitable[None]]
+
+
+class TakeoverDetector:
+    """Counts session drops; says when `limit` of them fell within `window_s` seconds.
+
+    Times are the link's monotonic clock: real seconds, also when the hub runs on a simulated
+    clock, because they measure the network.
+    """
+
+    def __init__(self, limit: int = TAKEOVER_ALARM, window_s: float = TAKEOVER_WINDOW_S) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._drops: deque[float] = deque()
+
+    def dropped(self, at: float) -> int | None:
+        """Record a drop at `at`; the number of drops in the window when the alarm is due.
+
+        After an alarm the count starts again, so a takeover that goes on alarms again after
+        `limit` more drops, not at every one.
+        """
+        self._drops.append(at)
+        while self._drops and self._drops[0] <= at - self.window_s:
+            self._drops.popleft()
+        if len(self._drops) < self.limit:
+            return None
+        drops = len(self._drops)
+        self._drops.clear()
+        return drops
 
 
 def _tls_context(settings: BrokerSettings) -> ssl.SSLContext | None:
@@ -45,12 +106,24 @@ def _hub_status(state: str, at: float | None) -> bytes:
 
 
 class MqttLink:
-    def __init__(self, settings: BrokerSettings, ingest: Ingest, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        ingest: Ingest,
+        clock: Clock,
+        on_takeover: OnTakeover | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
         self._ingest = ingest
         self._clock = clock
         self._tls = _tls_context(settings)
+        self._on_takeover = on_takeover
+        self._monotonic = monotonic
+        self.takeovers = TakeoverDetector()
+        self._up_since: float | None = None  # when the broker accepted the session (monotonic)
         self.connected = asyncio.Event()
+        self.connections = 0  # sessions the broker accepted since the link started
 
     async def run(self, stop: asyncio.Event) -> None:
         attempt = 0
@@ -62,6 +135,7 @@ class MqttLink:
                 if self.connected.is_set():
                     attempt = 0  # it was up: start again from the shortest delay
                 self.connected.clear()
+                await self._dropped()
                 delay = RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)]
                 attempt += 1
                 log.warning(
@@ -75,6 +149,35 @@ class MqttLink:
                     await asyncio.wait_for(stop.wait(), delay)
                 except TimeoutError:
                     pass
+
+    async def _dropped(self) -> None:
+        """The connection failed: if the broker had accepted it only just before, count it."""
+        up_since, self._up_since = self._up_since, None
+        if up_since is None:
+            return  # never connected: the broker is unreachable, or refused the hub
+        now = self._monotonic()
+        if now - up_since >= SHORT_SESSION_S:
+            return
+        drops = self.takeovers.dropped(now)
+        if drops is None:
+            return
+        client_id = self._settings.client_id
+        log.error(
+            "the broker dropped the hub's session %d times within %.0f s, each soon after "
+            "connecting: another client is probably connecting with the hub's client id %r. "
+            "Pin client ids to user names on the broker (docs/mosquitto.md) and check who "
+            "holds the hub's credentials",
+            drops,
+            self.takeovers.window_s,
+            client_id,
+        )
+        if self._on_takeover is None:
+            return
+        report = Takeovers(drops, self.takeovers.window_s, self._clock.now(), client_id)
+        try:
+            await self._on_takeover(report)
+        except Exception:
+            log.exception("could not raise the hub takeover alert")
 
     async def _session(self, stop: asyncio.Event) -> None:
         settings = self._settings
@@ -90,6 +193,8 @@ class MqttLink:
             will=will,
             tls_context=self._tls,
         ) as client:
+            self._up_since = self._monotonic()
+            self.connections += 1
             await client.subscribe(DATA_SUBSCRIPTION, qos=1)
             await client.subscribe(STATUS_SUBSCRIPTION, qos=1)
             await client.subscribe(DEVICES_SUBSCRIPTION, qos=1)

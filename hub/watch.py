@@ -4,6 +4,7 @@ Instant rules turn an item straight into an alert (fall, call button, smoke, exi
 tamper, low battery). Waiting rules start a durable timer and raise the alert only if the
 condition still holds when it fires (not back in bed, no activity by day, still in bed at the
 up-by time, too long in the bathroom, vital signs out of range, a device or gateway silent).
+The hub's MQTT link reports its own broker session being taken over (`hub_takeover`).
 
 Every rule reads its settings from the watch policy for the bed's site, zone and resident, so a
 site, a zone or one resident can change a rule without code.
@@ -15,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from device_profiles import DeviceProfile, load_profile
 from hub.alerts import AlertService, Priority, Trigger
@@ -24,6 +25,9 @@ from hub.registry import Placement, Registry
 from hub.store import StoredItem
 from hub.timers import Timer, Timers
 from hub.watch_settings import WatchPolicy, WatchSettings
+
+if TYPE_CHECKING:
+    from hub.mqtt_link import Takeovers
 
 log = logging.getLogger("carewatch.hub.watch")
 
@@ -291,6 +295,30 @@ class Watch:
             await self._alerts.condition_cleared("gateway_offline", subject, at)
         else:
             await self._raise_gateway_offline(site, gateway, at, "death message")
+
+    async def on_hub_takeover(self, report: Takeovers) -> None:
+        """The broker keeps dropping the hub's own session (hub/mqtt_link.py): someone else is
+        probably connecting with its client id. One trouble alert per site, as every site's
+        gateways lose the hub; a person resolves it."""
+        detail = {
+            "why": "the broker keeps dropping the hub's session",
+            "drops": report.drops,
+            "window_s": report.window_s,
+            "client_id": report.client_id,
+            "severity": "high",
+        }
+        for site in sorted(self._registry.sites):
+            await self._alerts.trigger(
+                Trigger(
+                    rule="hub_takeover",
+                    priority="trouble",
+                    site=site,
+                    subject=f"hub:{site}",
+                    sensed_at=report.at,
+                    received_at=self._clock.now(),
+                    detail=detail,
+                )
+            )
 
     async def on_gateway_heard(self, site: str, gateway: str, at: float) -> None:
         await self._heard_gateway(site, gateway, at)

@@ -7,7 +7,7 @@ edge publisher and the hub is the real hub, each with its own credentials.
 
 What is proved:
 - a gateway's batch reaches the hub over TLS and raises an alert; the hub's status and a
-  command reach the gateway;
+  command from the hub's user reach the gateway;
 - a gateway cannot publish under another gateway's topics (nor as the hub), nor read another
   gateway's data: the broker drops it, while the same message sent with the right credentials
   does raise an alert, and a legitimate batch sent after the forged one arrives;
@@ -67,6 +67,9 @@ SITE = "sunrise"
 HUB = ("carewatch-hub", "hub-Secret-1")
 EAST = ("sunrise/gw-east", "east-Secret-2")
 WEST = ("sunrise/gw-west", "west-Secret-3")
+# The shipped ACLs' read-only user for diagnostics. Client ids are pinned to user names, so an
+# observer must not use the hub's credentials while the hub runs: it would take over its session.
+MONITOR = ("carewatch-monitor", "monitor-Secret-4")
 FAST = Backoff(initial=0.05, maximum=0.2, jitter=0.0)
 ACLS = ["acl.example", "acl-pattern.example"]
 
@@ -255,7 +258,7 @@ def acl_name() -> str:
 @pytest.fixture
 def secure_broker(pki: Pki, tmp_path: Path, acl_name: str) -> Iterator[MosquittoBroker]:
     password_file = tmp_path / "carewatch.passwd"
-    make_password_file(password_file, [HUB, EAST, WEST])
+    make_password_file(password_file, [HUB, EAST, WEST, MONITOR])
     data = tmp_path / "data"
     acl_file = DEPLOY / acl_name
     with mosquitto(
@@ -379,15 +382,11 @@ def test_shipped_configuration_has_every_security_setting() -> None:
 async def test_gateway_over_tls_reaches_the_hub_and_raises_an_alert(
     secure_broker: MosquittoBroker, pki: Pki, hub: Hub, tmp_path: Path
 ) -> None:
-    async with (
-        client(secure_broker, pki, HUB, "hub-observer") as observer,
-        gateway(tmp_path, broker_settings(secure_broker, pki, EAST), "gw-east") as (
-            publisher,
-            outbox,
-            _,
-        ),
+    async with gateway(tmp_path, broker_settings(secure_broker, pki, EAST), "gw-east") as (
+        publisher,
+        outbox,
+        _,
     ):
-        await observer.subscribe(status_topic(SITE, "gw-east"), qos=1)
         await eventually(lambda: publisher.connected)
         await eventually(lambda: publisher.hub_online is True)  # read the hub's status
 
@@ -400,9 +399,27 @@ async def test_gateway_over_tls_reaches_the_hub_and_raises_an_alert(
         assert alert["late_s"] is None
         assert await hub.store.gateway_status(SITE, "gw-east") is not None  # birth arrived
 
-        # a command from the hub's user reaches the gateway: it republishes its birth
+
+@pytest.mark.parametrize("acl_name", ACLS)
+async def test_a_command_from_the_hubs_user_reaches_the_gateway(
+    secure_broker: MosquittoBroker, pki: Pki, tmp_path: Path
+) -> None:
+    # No hub runs here: the command is sent with the hub's credentials, which (client ids
+    # pinned to user names) a running hub would lose its session to.
+    async with (
+        client(secure_broker, pki, MONITOR, "observer") as observer,
+        client(secure_broker, pki, HUB, "hub-commander") as commander,
+        gateway(tmp_path, broker_settings(secure_broker, pki, EAST), "gw-east") as (
+            publisher,
+            _,
+            _,
+        ),
+    ):
+        await observer.subscribe(status_topic(SITE, "gw-east"), qos=1)
+        await eventually(lambda: publisher.connected)
+        # the gateway republishes its birth
         births = 0
-        await observer.publish(command_topic(SITE, "gw-east"), encode_command("rebirth"), qos=1)
+        await commander.publish(command_topic(SITE, "gw-east"), encode_command("rebirth"), qos=1)
         async with asyncio.timeout(10):
             async for message in observer.messages:
                 assert isinstance(message.payload, bytes)
@@ -437,10 +454,10 @@ async def test_a_gateway_cannot_publish_under_another_gateways_topic(
     counters = hub.ingest.counters()
     assert counters["accepted"] == 1, counters
     assert not any(key.startswith("rejected") and n for key, n in counters.items()), counters
-    denied = [
+    denied = [  # the broker names the client by its user name: ids are pinned
         line
         for line in secure_broker.log().splitlines()
-        if "Denied PUBLISH from east-forger" in line
+        if f"Denied PUBLISH from {EAST[0]}" in line
     ]
     assert any("'carewatch/v1/sunrise/gw-west/data'" in line for line in denied), denied
     assert any("'carewatch/v1/_hub/status'" in line for line in denied), denied
@@ -566,7 +583,7 @@ async def test_the_largest_carewatch_payload_passes_and_a_larger_packet_is_refus
         async with oversize:
             await oversize.publish(data_topic(SITE, "gw-east"), b"x" * limit, qos=0, timeout=1)
     await eventually(
-        lambda: "east-oversize disconnected due to oversize packet" in secure_broker.log()
+        lambda: f"{EAST[0]} disconnected due to oversize packet" in secure_broker.log()
     )
     # aiomqtt leaves the disconnection's exception unretrieved when the broker hangs up
     with contextlib.suppress(Exception):

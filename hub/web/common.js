@@ -24,6 +24,7 @@
     vital_signs: "Vital signs",
     device_offline: "Device offline",
     gateway_offline: "Gateway offline",
+    hub_takeover: "Hub connection taken over",
     low_battery: "Low battery",
   };
 
