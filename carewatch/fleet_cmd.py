@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -27,6 +28,8 @@ from simulators.fleet import (
     write_registry,
 )
 
+PASSWORD_ENV = "CAREWATCH_FLEET_PASSWORD"
+
 
 def add_fleet_parser(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fleet = kinds.add_parser(
@@ -39,6 +42,11 @@ def add_fleet_parser(kinds: argparse._SubParsersAction[argparse.ArgumentParser])
     fleet.add_argument("--site", default="fleet", help="site id (default: fleet)")
     fleet.add_argument("--host", default="127.0.0.1")
     fleet.add_argument("--port", type=int, default=1883)
+    fleet.add_argument(
+        "--username",
+        default=None,
+        help=f"broker user that may write the site's topics; password in ${PASSWORD_ENV}",
+    )
     fleet.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S s")
     fleet.add_argument("--events-per-hour", type=float, default=60.0, metavar="X")
     fleet.add_argument("--progress-every", type=float, default=5.0, metavar="S")
@@ -71,7 +79,14 @@ def run_fleet_command(args: argparse.Namespace) -> int:
         _write_registry(plan, args.registry_out)
     if args.registry_only:
         return 0
-    options = FleetOptions(args.host, args.port, args.events_per_hour, args.seed)
+    options = FleetOptions(
+        args.host,
+        args.port,
+        args.events_per_hour,
+        args.seed,
+        username=args.username,
+        password=os.environ.get(PASSWORD_ENV) if args.username else None,
+    )
     try:
         asyncio.run(_run(Fleet(plan, options), args.duration, args.progress_every))
     except FleetError as exc:

@@ -418,6 +418,8 @@ class FleetOptions:
     events_per_hour: float = 60.0
     seed: int | None = None
     clock: Callable[[], float] = time.time
+    username: str | None = None  # a broker with passwords: one user that may write the site
+    password: str | None = None
 
 
 class Fleet:
@@ -478,6 +480,8 @@ class Fleet:
             self.options.host,
             self.options.port,
             identifier=f"carewatch-fleet-{secrets.token_hex(3)}",
+            username=self.options.username,
+            password=self.options.password,
             will=will,
             max_inflight_messages=MAX_IN_FLIGHT,
             timeout=10,
