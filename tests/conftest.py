@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from hypothesis import configuration
 
 from edge.wire import data_topic
 from hub.auth import hash_password
@@ -18,6 +20,10 @@ from hub.clock import Clock
 from hub.config import HubConfig
 from hub.service import Hub
 from tests.mosquitto import MosquittoBroker, mosquitto
+
+# Hypothesis keeps caches (Unicode tables, the constants of our sources) in .hypothesis of the
+# working directory unless told otherwise; tests write only to temporary folders.
+configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="carewatch-hypothesis-"))
 
 NURSE = ("nurse", "night-shift-pw")
 # More people of the small site, each with a role and scope (hub/access.py); tests log in as them.
