@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hub.config import HubConfigError, load_hub_config
+from hub.migrations import MigrationError
 from hub.service import Hub
 
 
@@ -22,7 +23,11 @@ async def run_hub(config_path: Path) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    hub = await Hub.start(config)
+    try:
+        hub = await Hub.start(config)
+    except MigrationError as exc:
+        print(f"carewatch hub: cannot use the database: {exc}", file=sys.stderr)
+        return 2
     print(f"carewatch hub: console on {hub.url}/", flush=True)
     waiter = asyncio.create_task(hub.wait())
     stopper = asyncio.create_task(stop.wait())

@@ -188,19 +188,10 @@ class Escalation:
     async def start(self) -> None:
         """Create the tables, give every active alert its timer, deliver leftover attempts."""
         await self._store.add_schema(SCHEMA)
-        await self._add_recipient_user()
         for alert in await self._store.alerts(("open", "acknowledged"), limit=None):
             async with self._lock:
                 await self._reconcile(alert)
         await self._deliver_leftovers()
-
-    async def _add_recipient_user(self) -> None:
-        """Databases made before push and Apprise lack the `recipient_user` column."""
-        async with self._store.db.execute("PRAGMA table_info(notifications)") as cur:
-            columns = {row["name"] for row in await cur.fetchall()}
-        if "recipient_user" not in columns:
-            async with self._store.transaction() as db:
-                await db.execute("ALTER TABLE notifications ADD COLUMN recipient_user TEXT")
 
     # --- the timer ------------------------------------------------------------------------
 

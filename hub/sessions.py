@@ -12,8 +12,9 @@ when the session began and was last used. So every copy of one cookie is the sam
   `carewatch users` makes the change from another process;
 - a session unused for `IDLE_S`, or begun more than `MAX_AGE_S` ago, has ended.
 
-The table is created with the users' tables (`UserStore.open`), so `carewatch users` can end
-sessions on a database the hub has not opened since it was upgraded.
+The table is made by migration 2 (`hub/migrations.py`), which runs whenever the store is
+opened, so `carewatch users` can end sessions on a database the hub has not opened since it
+was upgraded.
 """
 
 from __future__ import annotations
@@ -29,18 +30,6 @@ from hub.store import Store
 IDLE_S: Final = 12 * 3600.0  # unused this long: ended (the cookie's own max_age, as before)
 MAX_AGE_S: Final = 24 * 3600.0  # begun this long ago: ended however busy (sign in again)
 TOUCH_S: Final = 60.0  # `last_seen` is written at most this often per session
-
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS web_sessions (
-    id_sha256 TEXT PRIMARY KEY,
-    username TEXT NOT NULL,
-    session_gen INTEGER NOT NULL,
-    client TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    last_seen REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (username);
-"""
 
 
 def session_digest(session_id: str) -> str:

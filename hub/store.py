@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+from hub.migrations import migrate
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
     id INTEGER PRIMARY KEY,
@@ -238,6 +240,11 @@ class Store:
         await db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         await db.executescript(SCHEMA)
         await db.commit()
+        try:
+            await migrate(db, str(path))
+        except BaseException:
+            await db.close()
+            raise
         return cls(db)
 
     async def close(self) -> None:

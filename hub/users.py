@@ -24,7 +24,6 @@ import aiosqlite
 from argon2 import PasswordHasher
 
 from hub.access import Grant
-from hub.sessions import SCHEMA as SESSIONS_SCHEMA
 from hub.store import AuditEntry, Store
 
 Source = Literal["config", "cli", "api"]
@@ -131,7 +130,7 @@ class UserStore:
 
     @classmethod
     async def open(cls, store: Store) -> UserStore:
-        await store.add_schema(SCHEMA + SESSIONS_SCHEMA)
+        await store.add_schema(SCHEMA)
         return cls(store)
 
     # --- reads ------------------------------------------------------------------------------

@@ -214,6 +214,7 @@ async def test_a_database_from_before_hub_sessions_opens_and_old_cookies_sign_in
     await first.stop()
     async with aiosqlite.connect(database) as db:  # as the previous version left it
         await db.execute("DROP TABLE IF EXISTS web_sessions")
+        await db.execute("PRAGMA user_version = 0")  # before numbered migrations
         await db.commit()
     # A cookie as the previous version made it: the user and their session_gen, signed.
     session = base64.b64encode(json.dumps({"user": NURSE[0], "csrf": "c", "gen": 0}).encode())

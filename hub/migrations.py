@@ -1,0 +1,107 @@
+"""Numbered schema migrations: a hub's database is carried forward in place, every record kept.
+
+Each module creates its tables with `CREATE TABLE IF NOT EXISTS`, in the shape they had at the
+first release. Every change to a table after that is a numbered step here, run once, in order,
+each in its own transaction, and recorded in SQLite's `user_version`. A step must work on a new
+database too, where a module's tables may not exist yet (the module then creates them as they
+are now), so a step that alters a table checks that the table is there and lacks the change.
+
+A database that a newer carewatch has already migrated further is refused: this code does not
+know its shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+import aiosqlite
+
+log = logging.getLogger("carewatch.hub.migrations")
+
+Step = Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+class MigrationError(Exception):
+    """The database cannot be used by this version of the hub."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    number: int
+    title: str
+    step: Step
+
+
+async def _columns(db: aiosqlite.Connection, table: str) -> set[str] | None:
+    """The table's columns, or None if there is no such table."""
+    async with db.execute(f"PRAGMA table_info({table})") as cursor:
+        rows = await cursor.fetchall()
+    return {row[1] for row in rows} or None
+
+
+async def _notification_recipient_user(db: aiosqlite.Connection) -> None:
+    columns = await _columns(db, "notifications")
+    if columns is not None and "recipient_user" not in columns:
+        await db.execute("ALTER TABLE notifications ADD COLUMN recipient_user TEXT")
+
+
+async def _web_sessions(db: aiosqlite.Connection) -> None:
+    await db.execute(
+        """
+        CREATE TABLE IF NOT EXISTS web_sessions (
+            id_sha256 TEXT PRIMARY KEY,
+            username TEXT NOT NULL,
+            session_gen INTEGER NOT NULL,
+            client TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            last_seen REAL NOT NULL
+        )
+        """
+    )
+    await db.execute("CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (username)")
+
+
+MIGRATIONS: Final = (
+    Migration(
+        1,
+        "notifications.recipient_user: the user a push or Apprise attempt reached",
+        _notification_recipient_user,
+    ),
+    Migration(2, "web_sessions: sessions kept on the hub (hub/sessions.py)", _web_sessions),
+)
+LATEST: Final = MIGRATIONS[-1].number
+
+
+async def schema_version(db: aiosqlite.Connection) -> int:
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+async def migrate(db: aiosqlite.Connection, path: str) -> list[int]:
+    """Run the steps the database has not had; the numbers run. Each step and its new
+    version number are committed together, so an interrupted upgrade resumes where it stopped."""
+    version = await schema_version(db)
+    if version > LATEST:
+        raise MigrationError(
+            f"the database {path} is at schema version {version}, made by a newer carewatch; "
+            f"this one knows versions up to {LATEST}. Run the newer version, or restore a backup."
+        )
+    ran: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.number <= version:
+            continue
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await migration.step(db)
+            await db.execute(f"PRAGMA user_version = {migration.number}")
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+        log.info("database %s migrated to version %d: %s", path, migration.number, migration.title)
+        ran.append(migration.number)
+    return ran

@@ -1,0 +1,118 @@
+"""Upgrades keep data: a database made by an earlier main opens in today's hub, migrated in
+place by the numbered steps of hub/migrations.py, with every record it held.
+
+tests/data/hub-0eb87ea.sql is a real database of main at 0eb87ea (the last main before server-side
+sessions), dumped after that hub had seeded the small site, stored a reading and a fall, opened
+and escalated an alert, and a nurse had signed in and acknowledged it. Its throwaway VAPID key
+was left out (a hub makes one when there is none).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+import httpx
+import pytest
+
+from hub.migrations import LATEST, MIGRATIONS, MigrationError, migrate, schema_version
+from hub.store import Store
+from tests.conftest import NURSE, HubFactory
+
+OLD_MAIN = Path(__file__).parent / "data" / "hub-0eb87ea.sql"
+
+
+def old_database(path: Path) -> dict[str, set[tuple[object, ...]]]:
+    """Write the old main's database to `path`; its rows, by table."""
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_MAIN.read_text())
+    return rows_by_table(path)
+
+
+def table_columns(path: Path) -> dict[str, list[str]]:
+    with sqlite3.connect(path) as db:
+        names = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        tables = [name for (name,) in db.execute(names)]
+        return {t: [row[1] for row in db.execute(f"PRAGMA table_info({t})")] for t in tables}
+
+
+def rows_by_table(
+    path: Path, columns: dict[str, list[str]] | None = None
+) -> dict[str, set[tuple[object, ...]]]:
+    """Every table's rows; with `columns`, only those columns of those tables."""
+    wanted = columns or table_columns(path)
+    with sqlite3.connect(path) as db:
+        return {
+            table: set(db.execute(f"SELECT {', '.join(cols)} FROM {table}"))
+            for table, cols in wanted.items()
+        }
+
+
+async def test_the_previous_mains_database_upgrades_in_place_with_every_record(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    database = tmp_path / "hub.db"  # where hub_factory's hub keeps its database
+    before = old_database(database)
+    old_columns = table_columns(database)
+    assert "web_sessions" not in old_columns and before["alerts"] and before["audit"]
+
+    hub = await hub_factory()
+
+    after = rows_by_table(database, old_columns)
+    changed = [table for table, rows in before.items() if not rows <= after[table]]
+    # The configuration file owns its users: they are written again at every start (with the
+    # password hashes the file holds now), never removed.
+    assert changed == ["users"], f"rows lost or changed by the upgrade: {changed}"
+    assert {row[0] for row in before["users"]} <= {row[0] for row in after["users"]}
+    assert await schema_version(hub.store.db) == LATEST
+    async with httpx.AsyncClient(base_url=hub.url, timeout=20) as nurse:
+        credentials = {"username": NURSE[0], "password": NURSE[1]}
+        signed_in = await nurse.post("/api/login", json=credentials)
+        assert signed_in.status_code == 200, signed_in.text  # web_sessions is there
+        alerts = (await nurse.get("/api/alerts", params={"state": "all"})).json()["alerts"]
+    assert [(a["rule"], a["state"], a["acknowledged_by"]) for a in alerts] == [
+        ("fall", "acknowledged", NURSE[0])
+    ]
+
+
+async def test_a_database_from_before_push_gets_its_notification_column_back(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "hub.db"
+    old_database(database)
+    with sqlite3.connect(database) as db:  # as a hub from before push and Apprise left it
+        db.execute("ALTER TABLE notifications DROP COLUMN recipient_user")
+    dropped = {"notifications": table_columns(database)["notifications"]}
+    before = rows_by_table(database, dropped)
+
+    store = await Store.open(database)
+    await store.close()
+
+    assert "recipient_user" in table_columns(database)["notifications"]
+    assert before["notifications"]
+    assert before == rows_by_table(database, dropped)
+
+
+async def test_each_step_runs_once_and_a_new_database_starts_at_the_latest(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(tmp_path / "new.db")
+    try:
+        assert await schema_version(store.db) == LATEST
+        assert await migrate(store.db, "new.db") == []
+    finally:
+        await store.close()
+    assert [m.number for m in MIGRATIONS] == list(range(1, LATEST + 1))
+
+
+async def test_a_database_from_a_newer_carewatch_is_refused_untouched(tmp_path: Path) -> None:
+    database = tmp_path / "newer.db"
+    async with aiosqlite.connect(database) as db:
+        await db.execute(f"PRAGMA user_version = {LATEST + 1}")
+        await db.execute("CREATE TABLE kept (x)")
+        await db.commit()
+    with pytest.raises(MigrationError, match="newer carewatch"):
+        await Store.open(database)
+    async with aiosqlite.connect(database) as db:
+        assert await schema_version(db) == LATEST + 1
