@@ -10,7 +10,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -39,7 +39,6 @@ MAX_TEXT_CHARS: Final = 256  # a string value, an agent's name
 MAX_JSON_DEPTH: Final = 4
 
 ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-EPOCH_PATTERN: Final = r"^[0-9a-f]{8,32}$"
 _ID_RE: Final = re.compile(ID_PATTERN)
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -186,27 +185,30 @@ class WireItem(BaseModel):
         return "reading" if self.reading is not None else "event"
 
 
-class WireBatch(BaseModel):
-    """A data batch. Item i carries sequence number `seq + i` within the outbox `epoch`."""
+class WireEnvelope(BaseModel):
+    """A data batch with its items not yet judged: the hub checks each item on its own, so one
+    bad item does not take the others down with it. Item i carries sequence number `seq + i`
+    within the outbox `epoch`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epoch: Annotated[str, StringConstraints(pattern=EPOCH_PATTERN)]
+    epoch: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8,32}$")]
     seq: Seq
     bdseq: BdSeq
     sent: Time
-    items: list[WireItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_BATCH)
+    items: list[Any] = Field(min_length=1, max_length=MAX_ITEMS_PER_BATCH)
 
     @model_validator(mode="after")
-    def _last_seq_fits(self) -> WireBatch:
-        check_last_seq(self.seq, len(self.items))
+    def _last_seq_fits(self) -> WireEnvelope:
+        if self.seq + len(self.items) - 1 > MAX_SEQ:
+            raise ValueError(f"the last item's sequence number is over {MAX_SEQ}")
         return self
 
 
-def check_last_seq(seq: int, count: int) -> None:
-    """The batch's last item, numbered `seq + count - 1`, must be a sequence number too."""
-    if seq + count - 1 > MAX_SEQ:
-        raise ValueError(f"the last item's sequence number is over {MAX_SEQ}")
+class WireBatch(WireEnvelope):
+    """A data batch with every item checked, as the edge agent writes it."""
+
+    items: list[WireItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_BATCH)
 
 
 class WireStatus(BaseModel):

@@ -30,8 +30,8 @@ from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from edge.wire import Time
 from hub.access import Dependency, Permission, Principal, require, resident_visible
-from hub.api_params import UnixTime
 from hub.notify_apprise import masked_contacts
 from hub.registry import Registry
 from hub.registry_csv import ImportRejected, RowProblem
@@ -71,13 +71,13 @@ class BindRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bed: BedCode
-    at: UnixTime | None = None
+    at: Time | None = None
 
 
 class DischargeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at: UnixTime | None = None
+    at: Time | None = None
 
 
 def install_registry_api(app: FastAPI, service: RegistryService) -> None:

@@ -12,31 +12,19 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    model_validator,
-)
+from pydantic import ValidationError
 
 from edge.wire import (
-    EPOCH_PATTERN,
-    MAX_ITEMS_PER_BATCH,
     MAX_JSON_DEPTH,
     MAX_PAYLOAD_BYTES,
-    BdSeq,
-    Seq,
-    Time,
     TopicAddress,
     WireDevicesReport,
+    WireEnvelope,
     WireItem,
     WireStatus,
-    check_last_seq,
     data_topic,
     parse_topic,
 )
@@ -48,23 +36,6 @@ from hub.watch import Watch
 log = logging.getLogger("carewatch.hub.ingest")
 
 _CONTAINERS = (dict, list)  # what JSON arrays and objects parse into
-
-
-class _Envelope(BaseModel):
-    """A data batch with its items still unchecked, so each item is judged on its own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    epoch: Annotated[str, StringConstraints(pattern=EPOCH_PATTERN)]
-    seq: Seq
-    bdseq: BdSeq
-    sent: Time
-    items: list[Any] = Field(min_length=1, max_length=MAX_ITEMS_PER_BATCH)
-
-    @model_validator(mode="after")
-    def _last_seq_fits(self) -> _Envelope:
-        check_last_seq(self.seq, len(self.items))
-        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +208,7 @@ class Ingest:
         self, address: TopicAddress, body: object, topic: str
     ) -> _Prepared | None:
         try:
-            batch = _Envelope.model_validate(body)
+            batch = WireEnvelope.model_validate(body)
         except ValidationError as exc:
             self._reject("malformed", topic, _first_error(exc))
             return None

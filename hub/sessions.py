@@ -50,7 +50,7 @@ class WebSession:
 
 
 class Sessions:
-    """The `web_sessions` table (made by `UserStore.open`)."""
+    """The `web_sessions` table (made by migration 2, hub/migrations.py)."""
 
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store

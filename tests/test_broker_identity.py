@@ -56,10 +56,10 @@ from tests.test_broker_security import (
     DEPLOY,
     Pki,
     broker_settings,
+    client,
     gateway,
     make_pki,
     shipped_config,
-    trusting,
 )
 
 SITE = "sunrise"
@@ -189,21 +189,6 @@ async def running_hub(files: Generated, broker: MosquittoBroker) -> AsyncIterato
         await hub.stop()
 
 
-def as_client(
-    broker: MosquittoBroker, pki: Pki, user: Credentials, identifier: str, clean: bool = True
-) -> aiomqtt.Client:
-    return aiomqtt.Client(
-        broker.host,
-        broker.port,
-        username=user[0],
-        password=user[1],
-        identifier=identifier,
-        clean_session=clean,
-        tls_context=trusting(pki),
-        timeout=5,
-    )
-
-
 def fall_batch(device: str, epoch: str, seq: int = 1) -> bytes:
     item = Observation(device, time.time(), "event", "fall", True).to_wire()
     return encode_batch(epoch, seq, 1, time.time(), [item])
@@ -232,7 +217,7 @@ async def alert_for(hub: Hub, rule: str, **fields: Any) -> dict[str, Any]:
 
 
 async def retained_hub_status(broker: MosquittoBroker, pki: Pki, user: Credentials) -> str:
-    async with as_client(broker, pki, user, "status-reader") as reader:
+    async with client(broker, pki, user, "status-reader") as reader:
         await reader.subscribe(HUB_STATUS_TOPIC, qos=1)
         async with asyncio.timeout(WAIT_S):
             message = await anext(aiter(reader.messages))
@@ -276,8 +261,8 @@ async def test_a_gateway_with_the_hubs_client_id_does_not_disconnect_the_hub(
         # gw-east's own credentials, the hub's client id, a clean session: unpinned, the
         # broker would drop the hub, send its will ("offline") and wipe its session
         async with (
-            as_client(pinned_broker, pki, generated.east, HUB_USER) as attacker,
-            as_client(pinned_broker, pki, generated.west, "west") as west,
+            client(pinned_broker, pki, generated.east, HUB_USER) as attacker,
+            client(pinned_broker, pki, generated.west, "west") as west,
         ):
             # meanwhile another gateway's fall reaches the hub
             await west.publish(
@@ -315,7 +300,7 @@ async def test_a_gateway_with_another_gateways_client_id_does_not_drop_it(
         # gw-east's credentials with gw-west's client id: the one the agent uses now (its user
         # name) and the one it used before
         for identifier in (generated.west[0], "carewatch-edge-sunrise-gw-west"):
-            async with as_client(pinned_broker, pki, generated.east, identifier):
+            async with client(pinned_broker, pki, generated.east, identifier):
                 pass
         await _fall_from(publisher, outbox, "radar-201")
         # the fall came after the attempts: anything they caused has reached the hub by now
@@ -342,11 +327,11 @@ async def test_the_hubs_queued_session_survives_a_takeover_attempt_while_it_is_d
     with running_broker(pki, generated, tmp_path, pinned) as broker:
         async with running_hub(generated, broker):
             pass  # the hub's persistent session now exists, and the hub is stopped
-        async with as_client(broker, pki, generated.west, "west") as west:
+        async with client(broker, pki, generated.west, "west") as west:
             batch = fall_batch("radar-201", "3333cccc")
             await west.publish(data_topic(SITE, "gw-west"), batch, qos=1)  # queued for the hub
         # gw-east's credentials, the hub's client id, a clean session
-        async with as_client(broker, pki, generated.east, HUB_USER, clean=True):
+        async with client(broker, pki, generated.east, HUB_USER, clean=True):
             pass
         async with running_hub(generated, broker) as hub:
             if pinned:
@@ -354,7 +339,7 @@ async def test_the_hubs_queued_session_survives_a_takeover_attempt_while_it_is_d
                 assert alert["device"] == "radar-201"
                 return
             # unpinned, the attempt wiped the queue: a later fall arrives, the queued one not
-            async with as_client(broker, pki, generated.east, "east") as east:
+            async with client(broker, pki, generated.east, "east") as east:
                 later = fall_batch("radar-101", "4444dddd")
                 await east.publish(data_topic(SITE, "gw-east"), later, qos=1)
             await alert_for(hub, "fall", bed="SR-E-101")
@@ -380,7 +365,7 @@ async def test_repeated_takeovers_of_the_hubs_session_raise_a_trouble_alert(
             # the hub is back (its reconnection took the session back from the attacker)
             await eventually(back, WAIT_S)
             assert await alerts(hub, "hub_takeover") == []
-            async with as_client(plain_broker, pki, generated.east, HUB_USER):
+            async with client(plain_broker, pki, generated.east, HUB_USER):
                 pass  # unpinned, this drops the hub
         alert = await alert_for(hub, "hub_takeover", subject=f"hub:{SITE}")
         assert (alert["priority"], alert["site"], alert["bed"]) == ("trouble", SITE, None)

@@ -275,7 +275,11 @@ def trusting(pki: Pki) -> ssl.SSLContext:
 
 
 def client(
-    broker: MosquittoBroker, pki: Pki, user: tuple[str, str], identifier: str
+    broker: MosquittoBroker,
+    pki: Pki,
+    user: tuple[str, str],
+    identifier: str,
+    clean: bool = True,
 ) -> aiomqtt.Client:
     return aiomqtt.Client(
         broker.host,
@@ -283,6 +287,7 @@ def client(
         username=user[0],
         password=user[1],
         identifier=identifier,
+        clean_session=clean,
         tls_context=trusting(pki),
         timeout=5,
     )

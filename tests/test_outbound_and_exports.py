@@ -498,6 +498,16 @@ MAC = "B4:35:22:F5:3D:A4"
 KEY = "90bffd73cb6b26ef58a7a8eba9232036"
 
 
+async def provision_button(
+    client: httpx.AsyncClient, csrf: str, site: str, gateway: str, device: str, bed: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/provision/devices",
+        json=button(site, gateway, device, bed),
+        headers={"X-CSRF-Token": csrf},
+    )
+
+
 def button(site: str, gateway: str, device: str, bed: str) -> dict[str, Any]:
     return {"site": site, "gateway": gateway, "id": device, "profile": "shelly-blu-button1",
             "mac": MAC, "key": KEY, "bed": bed}  # fmt: skip
@@ -509,18 +519,12 @@ async def test_a_mac_in_use_at_another_site_is_refused_without_naming_its_device
     hub = await hub_factory(sites=[SMALL_SITE, EAST_HOME])
     async with httpx.AsyncClient(base_url=hub.url, timeout=30) as admin:
         csrf = await login(admin, ADMIN)
-        placed = await admin.post(
-            "/api/provision/devices",
-            json=button("east-home", "gw-1", "btn-secret-east", "EH-1"),
-            headers={"X-CSRF-Token": csrf},
-        )
+        placed = await provision_button(admin, csrf, "east-home", "gw-1", "btn-secret-east", "EH-1")
         assert placed.status_code == 201, placed.text
     async with httpx.AsyncClient(base_url=hub.url, timeout=30) as installer:
         csrf = await login(installer, INSTALLER)  # Sunrise only
-        clash = await installer.post(
-            "/api/provision/devices",
-            json=button("sunrise", "gw-east", "button-102", "SR-E-102"),
-            headers={"X-CSRF-Token": csrf},
+        clash = await provision_button(
+            installer, csrf, "sunrise", "gw-east", "button-102", "SR-E-102"
         )
         spy = await installer.post(
             "/api/registry/import/beds",
@@ -529,11 +533,7 @@ async def test_a_mac_in_use_at_another_site_is_refused_without_naming_its_device
         )
     async with httpx.AsyncClient(base_url=hub.url, timeout=30) as admin:
         csrf = await login(admin, ADMIN)
-        own = await admin.post(
-            "/api/provision/devices",
-            json=button("sunrise", "gw-east", "button-102", "SR-E-102"),
-            headers={"X-CSRF-Token": csrf},
-        )
+        own = await provision_button(admin, csrf, "sunrise", "gw-east", "button-102", "SR-E-102")
 
     assert clash.status_code == 409, clash.text
     assert clash.json()["detail"] == (
