@@ -62,20 +62,38 @@ class Trigger:
     consumes: TimerKey | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Watcher:
+    """Who holds a live subscription, and which alerts they are shown."""
+
+    username: str | None
+    sees: Callable[[dict[str, Any]], bool]
+
+
+def _sees_everything(_: dict[str, Any]) -> bool:
+    return True
+
+
 class AlertBus:
     """Fan-out of alert changes to live subscribers; a subscriber too slow to keep up is cut."""
 
     def __init__(self, queue_size: int = 1000) -> None:
-        self._queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._queues: dict[asyncio.Queue[dict[str, Any] | None], Watcher] = {}
         self._queue_size = queue_size
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+    def subscribe(
+        self,
+        username: str | None = None,
+        sees: Callable[[dict[str, Any]], bool] = _sees_everything,
+    ) -> asyncio.Queue[dict[str, Any] | None]:
+        """A live subscription; `username` and `sees` say who watches it and what they see
+        (a console's signed-in user), so that the hub can say whom an alert is in front of."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self._queue_size)
-        self._queues.add(queue)
+        self._queues[queue] = Watcher(username, sees)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
-        self._queues.discard(queue)
+        self._queues.pop(queue, None)
 
     def publish(self, alert: dict[str, Any]) -> None:
         for queue in list(self._queues):
@@ -83,7 +101,7 @@ class AlertBus:
                 queue.put_nowait(alert)
             except asyncio.QueueFull:
                 log.warning("live subscriber fell behind and was disconnected")
-                self._queues.discard(queue)
+                self._queues.pop(queue, None)
 
     def close(self) -> None:
         """End every live subscription: each subscriber receives None and should finish."""
@@ -95,6 +113,24 @@ class AlertBus:
     @property
     def subscribers(self) -> int:
         return len(self._queues)
+
+    def connected_users(self) -> dict[str, int]:
+        """Signed-in users with a live console open, and how many each has open."""
+        counts: dict[str, int] = {}
+        for watcher in self._queues.values():
+            if watcher.username is not None:
+                counts[watcher.username] = counts.get(watcher.username, 0) + 1
+        return counts
+
+    def watching(self, alert: dict[str, Any]) -> list[str]:
+        """The signed-in users whose open consoles show `alert`."""
+        return list(
+            dict.fromkeys(
+                w.username
+                for w in self._queues.values()
+                if w.username is not None and w.sees(alert)
+            )
+        )
 
 
 class AlertService:

@@ -211,7 +211,9 @@ def create_app(
 
     @app.get("/api/stream")
     async def stream(request: Request, caller: AlertReader) -> StreamingResponse:
-        queue = bus.subscribe()
+        queue = bus.subscribe(
+            caller.username, lambda alert: not hidden(alert) and caller.sees_alert(alert)
+        )
 
         async def events() -> AsyncIterator[str]:
             try:

@@ -42,10 +42,14 @@ async def _columns(db: aiosqlite.Connection, table: str) -> set[str] | None:
     return {row[1] for row in rows} or None
 
 
+async def _add_column(db: aiosqlite.Connection, table: str, column: str, kind: str) -> None:
+    columns = await _columns(db, table)
+    if columns is not None and column not in columns:
+        await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 async def _notification_recipient_user(db: aiosqlite.Connection) -> None:
-    columns = await _columns(db, "notifications")
-    if columns is not None and "recipient_user" not in columns:
-        await db.execute("ALTER TABLE notifications ADD COLUMN recipient_user TEXT")
+    await _add_column(db, "notifications", "recipient_user", "TEXT")
 
 
 async def _web_sessions(db: aiosqlite.Connection) -> None:
@@ -64,6 +68,15 @@ async def _web_sessions(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (username)")
 
 
+async def _nobody_reached_and_care_service_phone(db: aiosqlite.Connection) -> None:
+    await _add_column(db, "alerts", "nobody_reached_at", "REAL")
+    await _add_column(db, "registry_site", "phone", "TEXT")
+
+
+async def _push_confirmed_at(db: aiosqlite.Connection) -> None:
+    await _add_column(db, "push_subscriptions", "confirmed_at", "REAL")
+
+
 MIGRATIONS: Final = (
     Migration(
         1,
@@ -71,6 +84,17 @@ MIGRATIONS: Final = (
         _notification_recipient_user,
     ),
     Migration(2, "web_sessions: sessions kept on the hub (hub/sessions.py)", _web_sessions),
+    Migration(
+        3,
+        "alerts.nobody_reached_at (an escalation step reached nobody), registry_site.phone "
+        "(the care service's number)",
+        _nobody_reached_and_care_service_phone,
+    ),
+    Migration(
+        4,
+        "push_subscriptions.confirmed_at: when a phone last confirmed receiving a push",
+        _push_confirmed_at,
+    ),
 )
 LATEST: Final = MIGRATIONS[-1].number
 

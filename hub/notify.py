@@ -63,15 +63,16 @@ class Notifier(Protocol):
 
 
 class LiveConsoles(Protocol):
-    @property
-    def subscribers(self) -> int: ...
+    def watching(self, alert: dict[str, Any]) -> list[str]:
+        """The signed-in users whose open consoles show `alert`."""
+        ...
 
 
 class ConsoleNotifier:
-    """Staff see every alert on the live console stream; this records whether one was open.
+    """Staff see alerts on the live console; this records whether the person had one open.
 
-    The console shows the alert to whoever is logged in, so an attempt counts as delivered
-    when at least one console is connected, and as failed when none is.
+    An attempt counts as delivered only when the recipient is signed in on a live console
+    that shows the alert: a console left open by someone else does not tell this person.
     """
 
     channel = "console"
@@ -83,10 +84,10 @@ class ConsoleNotifier:
         return recipient.kind == "user"
 
     async def send(self, notification: Notification) -> DeliveryResult:
-        count = self._consoles.subscribers
-        if count == 0:
-            return DeliveryResult(False, "no console connected")
-        return DeliveryResult(True, f"on {count} live console(s)")
+        watching = self._consoles.watching(notification.alert)
+        if notification.recipient.id not in watching:
+            return DeliveryResult(False, f"{notification.recipient.id} has no console open")
+        return DeliveryResult(True, "on their live console")
 
 
 @dataclass

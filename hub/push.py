@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS push_subscriptions (
     created_at REAL NOT NULL,
     last_result TEXT,
     last_at REAL,
-    failures INTEGER NOT NULL DEFAULT 0
+    failures INTEGER NOT NULL DEFAULT 0,
+    confirmed_at REAL
 );
 CREATE INDEX IF NOT EXISTS push_subscriptions_user ON push_subscriptions (username, id);
 """

@@ -30,6 +30,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whit
 # The rule for hub user names (hub/users.py, which depends on this module through hub.access).
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._@-]{1,64}$")]
 MAX_NOTIFY_URLS = 5
+PHONE_PATTERN = r"^\+?[0-9][0-9 ()-]{2,30}$"
 
 ZoneKind = Literal["care_home", "dementia", "nursing", "family"]
 RoomKind = Literal["bedroom", "bathroom", "lounge", "dining", "corridor", "exit", "other"]
@@ -73,6 +74,8 @@ class RecordBase(BaseModel):
 class _SiteFields(RecordBase):
     id: Identifier
     name: Name
+    # The care service's desk or on-call line: what a family calls when nobody answers.
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
 
 
 class _ZoneFields(RecordBase):
@@ -94,7 +97,7 @@ class Contact(BaseModel):
 
     name: Name
     relation: Relation
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9][0-9 ()-]{2,30}$")
+    phone: str | None = Field(default=None, pattern=PHONE_PATTERN)
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=200)
     user: Username | None = None  # their hub account: push notifications and the family app
     notify: list[str] = Field(default_factory=list, max_length=MAX_NOTIFY_URLS)

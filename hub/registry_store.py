@@ -18,7 +18,7 @@ from hub.registry_models import RECORD_KINDS, Binding, Record, RecordBase, recor
 from hub.store import AuditEntry, Store
 
 SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS registry_site (id TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS registry_site (id TEXT PRIMARY KEY, name TEXT NOT NULL, phone TEXT);
 CREATE TABLE IF NOT EXISTS registry_zone (
     site TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
     PRIMARY KEY (site, id)

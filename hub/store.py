@@ -97,7 +97,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     resolved_by TEXT,
     resolved_at REAL,
     outcome TEXT,
-    note TEXT
+    note TEXT,
+    nobody_reached_at REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active
     ON alerts (rule, subject) WHERE state != 'resolved';
@@ -143,7 +144,7 @@ ALERT_COLUMNS = (
     "id, rule, priority, state, subject, site, zone, zone_name, room, room_name, bed, "
     "resident_code, resident_name, device, gateway, test, sensed_at, opened_at, late_s, count, "
     "last_triggered_at, cleared_at, acknowledged_by, acknowledged_at, acknowledged_via, "
-    "resolved_by, resolved_at, outcome, note"
+    "resolved_by, resolved_at, outcome, note, nobody_reached_at"
 )
 
 

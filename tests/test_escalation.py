@@ -241,7 +241,7 @@ async def test_nobody_answers_so_each_step_reaches_further_then_the_last_repeats
     # Staff are also told on the console; no console is open in this test, and that is recorded.
     console = [a for a in record["steps"][0]["attempts"] if a["channel"] == "console"]
     assert [(a["recipient"], a["result"], a["detail"]) for a in console] == [
-        ("carer-east", "failed", "no console connected")
+        ("carer-east", "failed", "carer-east has no console open")
     ]
     assert record["escalation_step"] == 3
     assert record["next"] == {"due_at": NIGHT_0300 + 900, "phase": "escalate", "n": 4}
@@ -467,7 +467,7 @@ async def test_a_family_that_answers_the_push_in_time_is_never_sent_the_fallback
 
     assert [(s["phase"], s["step"]) for s in record["steps"]] == [("escalate", 0)]
     assert attempts(record) == [
-        (0, "carer-east", "console", "failed", "no console connected"),
+        (0, "carer-east", "console", "failed", "carer-east has no console open"),
         (0, "Anna Jones", None, "no_channel", NO_PUSH),
         (0, "Ben Jones", None, "no_channel", NO_PUSH),
     ]

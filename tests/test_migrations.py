@@ -69,6 +69,9 @@ async def test_the_previous_mains_database_upgrades_in_place_with_every_record(
     assert changed == ["users"], f"rows lost or changed by the upgrade: {changed}"
     assert {row[0] for row in before["users"]} <= {row[0] for row in after["users"]}
     assert await schema_version(hub.store.db) == LATEST
+    columns = table_columns(database)
+    assert "nobody_reached_at" in columns["alerts"] and "phone" in columns["registry_site"]
+    assert "confirmed_at" in columns["push_subscriptions"]
     async with httpx.AsyncClient(base_url=hub.url, timeout=20) as nurse:
         credentials = {"username": NURSE[0], "password": NURSE[1]}
         signed_in = await nurse.post("/api/login", json=credentials)
