@@ -273,6 +273,25 @@ class AlertService:
             await self._refuse(alert_id, "resolved")
         return await self._announce(alert_id)
 
+    async def note(
+        self, alert_id: int, entry: AuditEntry, fields: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Record what happened around an active alert (a relative saw it, nobody was reached)
+        with `fields` changed in the same transaction, and show it on the live consoles. Not a
+        change of state: the alert's listeners (escalation) are not called. AlertError 404 for
+        no such alert, 409 for a resolved one."""
+        now_fields = fields or {"id": alert_id}
+        if not await self._store.update_alert(alert_id, now_fields, ACTIVE_STATES, entry):
+            current = await self._store.alert(alert_id)
+            if current is None:
+                raise AlertError(404, f"no alert {alert_id}")
+            raise AlertError(409, f"alert {alert_id} is resolved already")
+        alert = await self._store.alert(alert_id)
+        if alert is None:
+            raise AlertError(404, f"no alert {alert_id}")
+        self._bus.publish(alert)
+        return alert
+
     async def _refuse(self, alert_id: int, wanted: str) -> None:
         current = await self._store.alert(alert_id)
         if current is None:

@@ -15,8 +15,18 @@ the database); an attempt still pending after a crash is delivered when the hub 
 
 A step may be limited to some channels (push first, Apprise later). A family member who asks
 for someone to be sent (`request_help`) makes a step of phase `help` at once, to the staff on
-duty for the zone and the charge nurse. A contact's Apprise URLs hold secrets: they are read
-from the registry when an attempt is delivered and never written to the record.
+duty for the zone and the charge nurse. A staff member who answers "I can't" (`decline`) moves
+the ladder to its next step at once, and is left out of the steps after it. A contact's Apprise
+URLs hold secrets: they are read from the registry when an attempt is delivered and never
+written to the record.
+
+A step that reaches nobody (nobody on duty, no channel, every delivery failed) is an alarm of
+its own: `nobody_reached` is recorded with the reason, the alert's `nobody_reached_at` is set
+(every console of the site shows it), and a step of phase `fallback` goes at once to the charge
+nurse on duty, the site's supervisors and admins, and every console of the site.
+
+A relative's "I've seen it" (`family_seen`) is recorded and shown to staff and changes nothing
+else; "I'm handling it" (`family_handling`) only where the policy makes the family a responder.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
@@ -40,6 +50,7 @@ from hub.notify import (
     Notification,
     Notifier,
     Recipient,
+    RecipientKind,
 )
 from hub.notify_apprise import AppriseNotifier
 from hub.registry import Registry
@@ -56,9 +67,10 @@ SEND_TIMEOUT_S: Final = 15.0
 # Apprise gives up on a slow service before the engine gives up on the attempt, so that every
 # service of a contact gets its own result.
 APPRISE_BUDGET_S: Final = SEND_TIMEOUT_S - 3
-Phase = Literal["escalate", "realert", "help"]
+Phase = Literal["escalate", "realert", "help", "fallback"]
 REALERT_TARGETS: Final = ("acknowledger", "charge_nurse")
 HELP_TARGETS: Final = ("on_duty_zone", "charge_nurse")
+FALLBACK_TARGETS: Final = ("charge_nurse", "site_managers", "site_consoles")
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS escalation_steps (
@@ -154,9 +166,12 @@ class Escalation:
         contacts: ContactBook,
         names: Callable[[str], str],
         clock: Clock,
+        managers: Callable[[str], Awaitable[list[str]]],
         notifiers: Sequence[Notifier] = (),
     ) -> None:
         self._store = store
+        self._alerts = alerts
+        self._managers = managers
         self._timers = timers
         self._roster = roster
         self._policies = policies
@@ -186,12 +201,12 @@ class Escalation:
         return self._store
 
     async def start(self) -> None:
-        """Create the tables, give every active alert its timer, deliver leftover attempts."""
+        """Create the tables and give every active alert its timer. Once every notifier is
+        added, `deliver_leftovers` delivers what a crash left pending."""
         await self._store.add_schema(SCHEMA)
         for alert in await self._store.alerts(("open", "acknowledged"), limit=None):
             async with self._lock:
                 await self._reconcile(alert)
-        await self._deliver_leftovers()
 
     # --- the timer ------------------------------------------------------------------------
 
@@ -239,9 +254,7 @@ class Escalation:
             assert phase is not None
             step_id = await self._record_step(alert, phase, n, timer.due_at)
             await self._schedule(alert, phase, n + 1)
-        await self._deliver(
-            alert, await self._attempts("step_id = ? AND result = 'pending'", step_id)
-        )
+        await self._deliver_step(alert, step_id)
 
     # --- a family member asks for someone to be sent -----------------------------------------
 
@@ -271,18 +284,161 @@ class Escalation:
             channel,
             extra={"site": alert["site"], "bed": alert["bed"], "alert_id": alert_id},
         )
-        await self._deliver(
-            alert, await self._attempts("step_id = ? AND result = 'pending'", step_id)
-        )
+        await self._deliver_step(alert, step_id)
         return await self.summary(alert_id)
 
     async def _help_requests(self, alert_id: int) -> int:
+        return await self._count_steps(alert_id, "help")
+
+    async def _count_steps(self, alert_id: int, phase: Phase) -> int:
         async with self._store.db.execute(
-            "SELECT count(*) FROM escalation_steps WHERE alert_id = ? AND phase = 'help'",
-            (alert_id,),
+            "SELECT count(*) FROM escalation_steps WHERE alert_id = ? AND phase = ?",
+            (alert_id, phase),
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    # --- answers: staff "I can't", the family's "I've seen it" and "I'm handling it" ----------
+
+    async def decline(self, alert_id: int, by: str, channel: str) -> dict[str, Any]:
+        """Staff member `by` cannot go: record it and fire the next step now, without them.
+
+        AlertError 404 (no such alert) or 409 (not open, or a test alert)."""
+        async with self._lock:
+            alert = await self._active(alert_id, "declined")
+            if alert["state"] != "open":
+                raise AlertError(
+                    409, f"alert {alert_id} is {alert['state']}; only an open alert can be declined"
+                )
+            now = self._clock.now()
+            await self._alerts.note(alert_id, AuditEntry(now, by, "declined", channel, {}))
+            pending = self._timers.pending(KIND, str(alert_id))
+            if pending is not None and pending.payload.get("phase") == "escalate":
+                n = int(pending.payload.get("n", 0))
+            else:
+                n = await self._count_steps(alert_id, "escalate")
+            step_id = await self._record_step(alert, "escalate", n, now)
+            await self._schedule(alert, "escalate", n + 1)
+        log.info(
+            "%s declined alert %s (%s); escalation step %d fired at once",
+            by,
+            alert_id,
+            channel,
+            n,
+            extra={"site": alert["site"], "bed": alert["bed"], "alert_id": alert_id},
+        )
+        await self._deliver_step(alert, step_id)
+        return await self.summary(alert_id)
+
+    async def family_seen(self, alert_id: int, by: str, channel: str) -> dict[str, Any]:
+        """A relative has seen the alert: recorded and shown to staff, nothing else changes."""
+        async with self._lock:
+            await self._active(alert_id, "seen")
+            now = self._clock.now()
+            await self._alerts.note(alert_id, AuditEntry(now, by, "family_seen", channel, {}))
+        return await self.summary(alert_id)
+
+    async def family_handling(self, alert_id: int, by: str, channel: str) -> dict[str, Any]:
+        """A relative handles it, where the policy makes the family a responder: the family's
+        own reminders stop; staff steps go on unless the policy says `on_family_handling: pause`.
+
+        AlertError 409 where the policy does not make the family a responder."""
+        async with self._lock:
+            alert = await self._active(alert_id, "handled")
+            policy = self._policy(alert)
+            if not policy.family_responder:
+                raise AlertError(
+                    409,
+                    "the care service answers this alert; the family can say “I've seen it” "
+                    "or ask for someone to be sent",
+                )
+            now = self._clock.now()
+            entry = AuditEntry(now, by, "family_handling", channel, {})
+            await self._alerts.note(alert_id, entry)
+            if policy.on_family_handling == "pause" and alert["state"] == "open":
+                await self._timers.cancel(KIND, str(alert_id))
+        return await self.summary(alert_id)
+
+    async def _active(self, alert_id: int, wanted: str) -> dict[str, Any]:
+        alert = await self._store.alert(alert_id)
+        if alert is None:
+            raise AlertError(404, f"no alert {alert_id}")
+        if alert["state"] == "resolved":
+            raise AlertError(409, f"alert {alert_id} is resolved and cannot be {wanted} now")
+        if alert["test"]:
+            raise AlertError(409, f"alert {alert_id} is a test alert and is not escalated")
+        return alert
+
+    async def _answers(self, alert_id: int, action: str) -> list[dict[str, Any]]:
+        async with self._store.db.execute(
+            "SELECT at, actor FROM audit WHERE alert_id = ? AND action = ? ORDER BY id",
+            (alert_id, action),
+        ) as cur:
+            return [dict(row) for row in await cur.fetchall()]
+
+    # --- nobody reached ---------------------------------------------------------------------
+
+    async def _deliver_step(self, alert: dict[str, Any], step_id: int) -> None:
+        """Deliver a recorded step's attempts; if it reached nobody, raise that alarm."""
+        await self._deliver(
+            alert, await self._attempts("step_id = ? AND result = 'pending'", step_id)
+        )
+        attempts = await self._attempts("step_id = ?", step_id)
+        if not attempts or any(a["result"] == "delivered" for a in attempts):
+            return  # reached someone, or had nobody to reach (the family is handling it)
+        if await self._told_nobody_reached(alert["id"], step_id):
+            return  # a firing repeated after a restart: its alarm went out already
+        if attempts[0]["phase"] == "fallback":
+            log.error(
+                "NOBODY REACHED: the fallback for alert %s reached nobody either: %s",
+                alert["id"],
+                _reason(attempts),
+                extra={"site": alert["site"], "bed": alert["bed"], "alert_id": alert["id"]},
+            )
+            return
+        await self._nobody_reached(alert, attempts)
+
+    async def _told_nobody_reached(self, alert_id: int, step_id: int) -> bool:
+        async with self._store.db.execute(
+            "SELECT 1 FROM audit WHERE alert_id = ? AND action = 'nobody_reached' "
+            "AND json_extract(detail, '$.step_id') = ? LIMIT 1",
+            (alert_id, step_id),
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    async def _nobody_reached(self, alert: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
+        now = self._clock.now()
+        reason = _reason(attempts)
+        detail = {
+            "step_id": attempts[0]["step_id"],
+            "step": attempts[0]["step"],
+            "phase": attempts[0]["phase"],
+            "reason": reason,
+        }
+        entry = AuditEntry(now, "system", "nobody_reached", None, detail)
+        async with self._lock:
+            try:
+                alert = await self._alerts.note(
+                    alert["id"], entry, {"nobody_reached_at": alert["nobody_reached_at"] or now}
+                )
+            except AlertError:
+                return  # resolved in the meantime: someone did answer
+            n = await self._count_steps(alert["id"], "fallback")
+            step_id = await self._record_step(alert, "fallback", n, now)
+        log.error(
+            "NOBODY REACHED for alert %s (%s): %s; telling the fallback people",
+            alert["id"],
+            alert["rule"],
+            reason,
+            extra={
+                "site": alert["site"],
+                "gateway": alert["gateway"],
+                "device": alert["device"],
+                "bed": alert["bed"],
+                "alert_id": alert["id"],
+            },
+        )
+        await self._deliver_step(alert, step_id)
 
     # --- who is told ------------------------------------------------------------------------
 
@@ -298,15 +454,19 @@ class Escalation:
             return REALERT_TARGETS
         if phase == "help":
             return HELP_TARGETS
+        if phase == "fallback":
+            return FALLBACK_TARGETS
         targets = self._policy(alert).steps[self._policy(alert).step(n)].notify
         if n == 0 and await self._all_on_duty(alert):
-            return ("all_on_duty", *targets)
+            targets = ("all_on_duty", *targets)
+        if await self._answers(alert["id"], "family_handling"):
+            targets = tuple(t for t in targets if t != "family_contacts")
         return targets
 
     def _channels(self, alert: dict[str, Any], phase: Phase, n: int) -> tuple[str, ...] | None:
         """The channels a firing may use; None: all of them."""
         if phase != "escalate":
-            return None
+            return None  # help, re-alerts and fallbacks use every channel
         policy = self._policy(alert)
         return policy.steps[policy.step(n)].channels
 
@@ -316,9 +476,11 @@ class Escalation:
         opened = next((entry for entry in history if entry["action"] == "opened"), None)
         return alert["rule"] == "smoke" or bool(opened and opened["detail"].get("all_on_duty"))
 
-    def _recipients(self, target: str, alert: dict[str, Any], at: float) -> list[Recipient]:
+    async def _recipients(self, target: str, alert: dict[str, Any], at: float) -> list[Recipient]:
         site = alert["site"]
         users: list[str]
+        if target == "site_consoles":
+            return [Recipient("consoles", f"site:{site}", "every console at the site")]
         if target == "family_contacts":
             code = alert["resident_code"]
             contacts = self._contacts.contacts_for(code) if code else ()
@@ -331,11 +493,13 @@ class Escalation:
             users = self._roster.everyone_on_duty(site, at)
         elif target == "acknowledger":
             users = [alert["acknowledged_by"]] if alert["acknowledged_by"] else []
+        elif target == "site_managers":
+            users = await self._managers(site)
         else:
             users = [target.removeprefix("user:")]
         return [Recipient("user", user, self._names(user), user=user) for user in users]
 
-    def _plan(
+    async def _plan(
         self,
         alert: dict[str, Any],
         targets: Sequence[str],
@@ -343,12 +507,15 @@ class Escalation:
         allowed: tuple[str, ...] | None,
     ) -> list[Planned]:
         notifiers = [n for n in self._notifiers if allowed is None or n.channel in allowed]
+        declined = {row["actor"] for row in await self._answers(alert["id"], "declined")}
         planned: list[Planned] = []
         seen: set[tuple[str, str]] = set()
         for target in targets:
-            people = self._recipients(target, alert, at)
+            everyone = await self._recipients(target, alert, at)
+            people = [p for p in everyone if not (p.kind == "user" and p.id in declined)]
             if not people:
-                planned.append(Planned(target, None, None, "no_recipient", _nobody(target)))
+                why = "everyone it would reach declined" if everyone else _nobody(target, alert)
+                planned.append(Planned(target, None, None, "no_recipient", why))
             for person in people:
                 if (person.kind, person.id) in seen:
                     continue
@@ -380,7 +547,7 @@ class Escalation:
         request that caused the firing, is recorded in the same transaction."""
         now = self._clock.now()
         targets = await self._targets(alert, phase, n)
-        planned = self._plan(alert, targets, now, self._channels(alert, phase, n))
+        planned = await self._plan(alert, targets, now, self._channels(alert, phase, n))
         step = self._policy(alert).step(n) if phase == "escalate" else n
         kind = "repeat" if phase == "escalate" and n != step else phase
         async with self._store.transaction() as db:
@@ -501,7 +668,7 @@ class Escalation:
         contact = next((c for c in contacts if c.name == person.id), None)
         return replace(person, apprise=tuple(contact.notify) if contact else ())
 
-    async def _deliver_leftovers(self) -> None:
+    async def deliver_leftovers(self) -> None:
         """Attempts a crash left pending: deliver them if their alert is still active."""
         leftovers = await self._attempts("result = 'pending'")
         for alert_id in dict.fromkeys(row["alert_id"] for row in leftovers):
@@ -537,12 +704,39 @@ class Escalation:
         ) as cur:
             askers = [r["actor"] for r in await cur.fetchall()]
         pending = self._timers.pending(KIND, str(alert_id))
+        alert = await self._store.alert(alert_id)
+        nobody = await self._store.db.execute_fetchall(
+            "SELECT at, detail FROM audit WHERE alert_id = ? AND action = 'nobody_reached' "
+            "ORDER BY id",
+            (alert_id,),
+        )
+        handling = await self._answers(alert_id, "family_handling")
         return {
             "escalation_step": None if row is None or row["step"] is None else row["step"] + 1,
             "notified": list(dict.fromkeys(r["recipient_name"] for r in reached)),
+            "reached": [
+                {
+                    "user": r["recipient_user"],
+                    "name": r["recipient_name"],
+                    "channel": r["channel"],
+                    "at": r["at"],
+                }
+                for r in reached
+            ],
             "next_escalation_at": pending.due_at if pending else None,
             "help_requested_by": list(dict.fromkeys(self._names(who) for who in askers)),
+            "nobody_reached": [_nobody_entry(entry["at"], entry["detail"]) for entry in nobody],
+            "nobody_reached_at": alert["nobody_reached_at"] if alert else None,
+            "family_seen_by": await self._answerers(alert_id, "family_seen"),
+            "family_handling": {"by": self._names(handling[0]["actor"]), "since": handling[0]["at"]}
+            if handling
+            else None,
+            "declined_by": await self._answerers(alert_id, "declined"),
         }
+
+    async def _answerers(self, alert_id: int, action: str) -> list[str]:
+        rows = await self._answers(alert_id, action)
+        return list(dict.fromkeys(self._names(row["actor"]) for row in rows))
 
     async def history(self, alert_id: int) -> dict[str, Any]:
         """Every step reached, with its attempts and their results, and the next one due."""
@@ -574,14 +768,38 @@ def _phase(alert: dict[str, Any]) -> Phase | None:
     return None
 
 
-def _nobody(target: str) -> str:
+def _nobody(target: str, alert: Mapping[str, Any]) -> str:
+    zone = alert.get("zone_name") or alert.get("zone")
     return {
-        "on_duty_zone": "nobody on duty for this zone",
+        "on_duty_zone": f"no one on duty in {zone}" if zone else "no one on duty at this site",
         "charge_nurse": "no charge nurse on duty",
         "family_contacts": "the resident has no contacts",
-        "all_on_duty": "nobody on duty at this site",
+        "all_on_duty": "no one on duty at this site",
         "acknowledger": "nobody acknowledged",
+        "site_managers": "the site has no supervisor or admin",
     }.get(target, "nobody to notify")
+
+
+def _reason(attempts: Sequence[Mapping[str, Any]]) -> str:
+    """Why a step reached nobody, in words: each target's and each person's reason, once."""
+    reasons: list[str] = []
+    for attempt in attempts:
+        if attempt["result"] == "no_recipient":
+            reasons.append(attempt["detail"])
+        else:
+            via = f" ({attempt['channel']})" if attempt["channel"] else ""
+            reasons.append(f"{attempt['recipient_name']}{via}: {attempt['detail']}")
+    return "; ".join(dict.fromkeys(reasons))
+
+
+def _nobody_entry(at: float, detail: str) -> dict[str, Any]:
+    recorded = json.loads(detail)
+    return {
+        "step": int(recorded.get("step", 0)) + 1,
+        "phase": recorded.get("phase"),
+        "at": at,
+        "reason": recorded.get("reason", ""),
+    }
 
 
 def _unreached(allowed: tuple[str, ...] | None) -> str:
@@ -610,9 +828,9 @@ def _recipient_columns(person: Recipient | None) -> tuple[Any, ...]:
 
 
 def _recipient(row: Mapping[str, Any]) -> Recipient | None:
-    if row["recipient_kind"] not in ("user", "contact"):
+    if row["recipient_kind"] not in ("user", "contact", "consoles"):
         return None
-    kind: Literal["user", "contact"] = row["recipient_kind"]
+    kind: RecipientKind = row["recipient_kind"]
     return Recipient(
         kind,
         row["recipient"],
@@ -633,6 +851,7 @@ async def start_escalation(
     consoles: LiveConsoles,
     clock: Clock,
     names: Callable[[str], str],
+    managers: Callable[[str], Awaitable[list[str]]],
 ) -> Escalation:
     """The hub's escalation engine from its configuration, started (see `Hub.start`)."""
     watch = WatchPolicy(config.watch)
@@ -651,6 +870,7 @@ async def start_escalation(
         contacts=RegistryContacts(registry),
         names=names,
         clock=clock,
+        managers=managers,
         notifiers=[
             ConsoleNotifier(consoles),
             AppriseNotifier(

@@ -36,6 +36,10 @@ Push first, then Apprise for a family bed:
         - {after_min: 6, notify: charge_nurse}
 ```
 
+A family bed at home can make the family a responder: `family_responder: true` lets a relative
+answer "I'm handling it", which stops the family's own reminders; `on_family_handling: pause`
+also holds the staff steps (the default, `continue`, lets them go on).
+
 The most specific level wins, field by field: resident over site over defaults, and at each
 level the `day:`/`night:` block over the fields beside it.
 """
@@ -110,6 +114,10 @@ class Policy(BaseModel):
     realert_after_min: float | None = Field(default=30, gt=0)
     # Alerts of other priorities (trouble, by default) are told to the first step only, once.
     escalate: tuple[Priority, ...] = ("emergency", "routine")
+    # The family may answer "I'm handling it" (a family bed at home): their own reminders stop.
+    family_responder: bool = False
+    # While the family handles it: staff steps go on ("continue") or wait for staff ("pause").
+    on_family_handling: Literal["continue", "pause"] = "continue"
 
     @model_validator(mode="after")
     def _in_order(self) -> Policy:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-RecipientKind = Literal["user", "contact"]
+# "consoles": every live console that shows the alert (the fallback when nobody was reached).
+RecipientKind = Literal["user", "contact", "consoles"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +82,16 @@ class ConsoleNotifier:
         self._consoles = consoles
 
     def accepts(self, recipient: Recipient) -> bool:
-        return recipient.kind == "user"
+        return recipient.kind in ("user", "consoles")
 
     async def send(self, notification: Notification) -> DeliveryResult:
         watching = self._consoles.watching(notification.alert)
+        if notification.recipient.kind == "consoles":
+            if not watching:
+                return DeliveryResult(False, "no console that shows this alert is open")
+            return DeliveryResult(True, f"on the consoles of {', '.join(watching)}")
         if notification.recipient.id not in watching:
-            return DeliveryResult(False, f"{notification.recipient.id} has no console open")
+            return DeliveryResult(False, "no console open")
         return DeliveryResult(True, "on their live console")
 
 

@@ -89,10 +89,12 @@ class Hub:
             consoles=bus,
             clock=clock,
             names=users.name_of,
+            managers=users.managers,
         )
         # Web Push to phones (hub/push.py), one more channel for the escalation
         push = await PushService.open(store, clock, config, config.web.secret_key)
         escalation.add_notifier(PushNotifier(push))
+        await escalation.deliver_leftovers()
         walktests = await WalkTests.open(store, registry, alerts, clock)  # walk test
         watch.item_observers.append(walktests.observe)
         watch.under_test = walktests.under_test

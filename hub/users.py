@@ -176,6 +176,19 @@ class UserStore:
         user = self._snapshot.users.get(username) if self._snapshot else None
         return user.name if user is not None else username
 
+    async def managers(self, site: str) -> list[str]:
+        """Active supervisors and admins whose scope takes in the whole of `site`: who is
+        told when an alert's escalation reached nobody."""
+        return [
+            user.username
+            for user in sorted((await self._current()).users.values(), key=lambda u: u.username)
+            if not user.disabled
+            and (
+                user.grant.role == "admin"
+                or (user.grant.role == "supervisor" and {"*", site} & set(user.grant.sites))
+            )
+        ]
+
     async def display_names(self) -> dict[str, str]:
         return {user.username: user.name for user in (await self._current()).users.values()}
 

@@ -241,7 +241,7 @@ async def test_nobody_answers_so_each_step_reaches_further_then_the_last_repeats
     # Staff are also told on the console; no console is open in this test, and that is recorded.
     console = [a for a in record["steps"][0]["attempts"] if a["channel"] == "console"]
     assert [(a["recipient"], a["result"], a["detail"]) for a in console] == [
-        ("carer-east", "failed", "carer-east has no console open")
+        ("carer-east", "failed", "no console open")
     ]
     assert record["escalation_step"] == 3
     assert record["next"] == {"due_at": NIGHT_0300 + 900, "phase": "escalate", "n": 4}
@@ -392,7 +392,8 @@ async def test_a_crash_between_recording_a_step_and_moving_its_timer_repeats_not
     await restarted.settled()
     await restarted.pass_time(60)
 
-    steps = (await restarted.record(alert_id))["steps"]
+    record = await restarted.record(alert_id)
+    steps = escalated(record)
     assert [(s["n"], s["at"] - NIGHT_0300) for s in steps] == [(0, 0.0), (1, 120.0)]
     # The leftover attempts were delivered once, by the restarted hub (the recording
     # notifier it had before the crash is gone, so that channel now fails).
@@ -400,7 +401,11 @@ async def test_a_crash_between_recording_a_step_and_moving_its_timer_repeats_not
         ("console", "failed", NIGHT_0300 + 120),
         ("recording", "failed", NIGHT_0300 + 120),
     ]
-    assert [n for n in restarted.recorder.sent if n.alert["id"] == alert_id] == []
+    # Step 1 therefore reached nobody: that is an alarm of its own, told to the fallback people
+    # once, not a repeat of the step.
+    assert [s["phase"] for s in record["steps"]] == ["escalate", "escalate", "fallback"]
+    phases = [n.phase for n in restarted.recorder.sent if n.alert["id"] == alert_id]
+    assert phases and set(phases) == {"fallback"}
     timer = restarted.hub.timers.pending("escalate", str(alert_id))
     assert timer is not None and (timer.due_at, timer.payload["n"]) == (NIGHT_0300 + 300, 2)
 
@@ -442,11 +447,16 @@ def push_then_apprise(http: LoopbackHttp) -> dict[str, Any]:
     }
 
 
+def escalated(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The steps of the policy's ladder (not help requests or nobody-reached fallbacks)."""
+    return [step for step in record["steps"] if step["phase"] == "escalate"]
+
+
 def attempts(record: dict[str, Any]) -> list[tuple[int, str, str | None, str, str]]:
-    """(step, recipient, channel, result, detail) of every attempt of an escalation record."""
+    """(step, recipient, channel, result, detail) of every attempt of the ladder's steps."""
     return [
         (a["step"], a["recipient"], a["channel"], a["result"], a["detail"])
-        for step in record["steps"]
+        for step in escalated(record)
         for a in step["attempts"]
     ]
 
@@ -465,15 +475,24 @@ async def test_a_family_that_answers_the_push_in_time_is_never_sent_the_fallback
         await ward.pass_time(8 * 60)
         record = await ward.record(alert_id)
 
-    assert [(s["phase"], s["step"]) for s in record["steps"]] == [("escalate", 0)]
+    # Nobody had a console open and the family had no push yet: step 0 reached nobody, so the
+    # fallback people were told at once.
+    assert [(s["phase"], s["step"]) for s in record["steps"]] == [
+        ("escalate", 0),
+        ("fallback", 0),
+    ]
+    assert record["nobody_reached"][0]["reason"].startswith(
+        "Carer-East (console): no console open; "
+    )
     assert attempts(record) == [
-        (0, "carer-east", "console", "failed", "carer-east has no console open"),
+        (0, "carer-east", "console", "failed", "no console open"),
         (0, "Anna Jones", None, "no_channel", NO_PUSH),
         (0, "Ben Jones", None, "no_channel", NO_PUSH),
     ]
     assert http.received == []
     # A channel the step does not allow is not used.
-    assert [n for n in ward.recorder.sent if n.alert["id"] == alert_id] == []
+    sent = [n for n in ward.recorder.sent if n.alert["id"] == alert_id]
+    assert {n.phase for n in sent} == {"fallback"}
 
 
 async def test_when_nobody_answers_the_apprise_fallback_fires_and_every_attempt_is_recorded(
@@ -494,9 +513,9 @@ async def test_when_nobody_answers_the_apprise_fallback_fires_and_every_attempt_
     (posted,) = http.received
     assert posted.path == "/anna"
     assert posted.json()["title"] == "EMERGENCY: fall · Mary Jones"
-    assert record["steps"][1]["at"] == NIGHT_0300 + 180
+    assert escalated(record)[1]["at"] == NIGHT_0300 + 180
     # Which account reaches a person is kept with the attempt; the Apprise URLs (secrets) are not.
-    fallback = record["steps"][1]["attempts"]
+    fallback = escalated(record)[1]["attempts"]
     assert [a["recipient_user"] for a in fallback] == ["daughter", None]
     async with ward.hub.store.db.execute("SELECT * FROM notifications") as cur:
         stored = [dict(row) for row in await cur.fetchall()]
