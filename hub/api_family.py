@@ -8,15 +8,13 @@ resident or alert outside the caller's residents is answered 404 like a missing 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
 from hub.access import Principal, not_found, require
-from hub.alerts import AlertService
 from hub.api_params import RecordId
-from hub.api_push import HelpDesk
 from hub.clock import Clock
 from hub.family import FamilyView, Names
 from hub.registry import Registry
@@ -31,22 +29,41 @@ NO_CACHE: Final = {"Cache-Control": "no-cache"}
 Family = Annotated[Principal, Depends(require("family"))]
 
 
+class FamilyDesk(Protocol):
+    """The escalation engine's side of a family's answers (hub/escalation.py)."""
+
+    async def request_help(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...
+    async def family_seen(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...
+    async def family_handling(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...
+    def family_may_handle(self, alert: dict[str, Any]) -> bool: ...
+
+
 def family_routes(
     *,
     registry: Registry,
     store: Store,
-    alerts: AlertService,
-    helpdesk: HelpDesk,
+    helpdesk: FamilyDesk,
     clock: Clock,
     names: Names,
 ) -> APIRouter:
     router = APIRouter()
-    view = FamilyView(registry, store, clock, names)
+    view = FamilyView(registry, store, clock, names, helpdesk.family_may_handle)
 
-    async def own_alert(alert_id: int, caller: Principal) -> None:
+    async def own_alert(alert_id: int, caller: Principal) -> dict[str, Any]:
         alert = await store.alert(alert_id)
         if alert is None or not caller.sees_alert(alert):
             raise not_found(f"alert {alert_id}")
+        return alert
+
+    async def answer(alert: dict[str, Any]) -> dict[str, Any]:
+        """The alert as the family app shows it now: the staff's response, the family's."""
+        found = await view.resident(alert["resident_code"]) if alert["resident_code"] else None
+        shown = next(
+            (a for a in (found or {}).get("recent_alerts", []) if a["id"] == alert["id"]), None
+        )
+        if shown is None:
+            raise not_found(f"alert {alert['id']}")
+        return {"alert_id": alert["id"], **shown}
 
     @router.get("/family", response_class=HTMLResponse)
     async def app_page() -> Response:
@@ -80,16 +97,25 @@ def family_routes(
             raise not_found(f"resident {code}")
         return found
 
-    @router.post("/api/family/alerts/{alert_id}/acknowledge")
-    async def acknowledge(alert_id: RecordId, caller: Family) -> dict[str, Any]:
-        await own_alert(alert_id, caller)
-        alert = await alerts.acknowledge(alert_id, caller.username, CHANNEL)
-        return {"alert_id": alert["id"], "state": alert["state"]}
+    @router.post("/api/family/alerts/{alert_id}/seen")
+    async def seen(alert_id: RecordId, caller: Family) -> dict[str, Any]:
+        """ "I've seen it": recorded and shown to staff; the alert stays as it is."""
+        alert = await own_alert(alert_id, caller)
+        await helpdesk.family_seen(alert_id, caller.username, CHANNEL)
+        return await answer(alert)
+
+    @router.post("/api/family/alerts/{alert_id}/handling")
+    async def handling(alert_id: RecordId, caller: Family) -> dict[str, Any]:
+        """ "I'm handling it", where the bed's policy makes the family a responder (else 409)."""
+        alert = await own_alert(alert_id, caller)
+        await helpdesk.family_handling(alert_id, caller.username, CHANNEL)
+        return await answer(alert)
 
     @router.post("/api/family/alerts/{alert_id}/send-someone")
     async def send_someone(alert_id: RecordId, caller: Family) -> dict[str, Any]:
-        await own_alert(alert_id, caller)
-        summary = await helpdesk.request_help(alert_id, caller.username, CHANNEL)
-        return {"alert_id": alert_id, "help_requested_by": summary.get("help_requested_by", [])}
+        """Tell the staff on duty now; the answer says what the record shows came of it."""
+        alert = await own_alert(alert_id, caller)
+        await helpdesk.request_help(alert_id, caller.username, CHANNEL)
+        return await answer(alert)
 
     return router

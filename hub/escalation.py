@@ -359,6 +359,10 @@ class Escalation:
                 await self._timers.cancel(KIND, str(alert_id))
         return await self.summary(alert_id)
 
+    def family_may_handle(self, alert: dict[str, Any]) -> bool:
+        """Whether the policy of the alert's bed makes the family a responder."""
+        return not alert["test"] and self._policy(alert).family_responder
+
     async def _active(self, alert_id: int, wanted: str) -> dict[str, Any]:
         alert = await self._store.alert(alert_id)
         if alert is None:

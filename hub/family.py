@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 from device_profiles import load_profile
 from hub.alerts import ACTIVE_STATES, OUTCOMES
 from hub.clock import Clock
+from hub.family_answers import answers, family_answers, staff_response
 from hub.registry import Placement, Registry
 from hub.registry_models import Bed, Resident, Room
 from hub.store import ALERT_COLUMNS, Store
@@ -72,11 +73,19 @@ class Seen:
 class FamilyView:
     """Builds the family app's view of a resident from the registry, the store and the clock."""
 
-    def __init__(self, registry: Registry, store: Store, clock: Clock, names: Names) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        clock: Clock,
+        names: Names,
+        may_handle: Callable[[dict[str, Any]], bool],
+    ) -> None:
         self._registry = registry
         self._store = store
         self._clock = clock
         self._names = names
+        self._may_handle = may_handle
         self._indexed = False
 
     def known(self, code: str) -> bool:
@@ -96,19 +105,36 @@ class FamilyView:
         person = self._registry.data.get(Resident, (code,))
         now = self._clock.now()
         alerts = await self._alerts(code, now - RECENT_DAYS * 86400)
-        helped = await self._help_requests([alert["id"] for alert in alerts])
-        active = [alert for alert in alerts if alert["state"] in ACTIVE_STATES]
+        records = await answers(self._store, [alert["id"] for alert in alerts])
+        service = self._care_service(code)
+        call = service["phone"] if service else None
+        views = [
+            {
+                **_alert_view(alert, names),
+                **family_answers(records[alert["id"]], names),
+                "staff_response": staff_response(alert, records[alert["id"]], names, call),
+                "can_handle": alert["state"] in ACTIVE_STATES and self._may_handle(alert),
+            }
+            for alert in alerts
+        ]
         return {
             "code": person.code,
             "name": person.name,
             "place": self._place(code),
             "state": await self._state(code, now),
-            "active_alerts": [_alert_view(a, names, helped.get(a["id"], [])) for a in active],
-            "recent_alerts": [_alert_view(a, names, helped.get(a["id"], [])) for a in alerts],
+            "active_alerts": [view for view in views if view["state"] in ACTIVE_STATES],
+            "recent_alerts": views,
+            "care_service": service,
             "contacts": [
                 {"name": c.name, "relation": c.relation, "phone": c.phone} for c in person.contacts
             ],
         }
+
+    def _care_service(self, code: str) -> dict[str, Any] | None:
+        """The care service that looks after the resident's bed, and its number to call."""
+        bed = self._bed(code)
+        site = self._registry.sites.get(bed.site) if bed is not None else None
+        return {"name": site.name, "phone": site.phone} if site is not None else None
 
     def _bed(self, code: str) -> Bed | None:
         binding = self._registry.data.current_binding(code)
@@ -235,22 +261,6 @@ class FamilyView:
         ) as cur:
             return [dict(row) for row in await cur.fetchall()]
 
-    async def _help_requests(self, alert_ids: Sequence[int]) -> dict[int, list[str]]:
-        """Who asked for someone to be sent, per alert."""
-        if not alert_ids:
-            return {}
-        marks = ", ".join("?" for _ in alert_ids)
-        async with self._store.db.execute(
-            f"SELECT alert_id, actor FROM audit WHERE action = 'help_requested' "
-            f"AND alert_id IN ({marks}) ORDER BY id",
-            tuple(alert_ids),
-        ) as cur:
-            rows = await cur.fetchall()
-        asked: dict[int, list[str]] = {}
-        for row in rows:
-            asked.setdefault(int(row["alert_id"]), []).append(str(row["actor"]))
-        return asked
-
 
 def activity_from(
     in_bed: Seen | None, present: Seen | None, exit_alert: bool, now: float
@@ -286,7 +296,7 @@ def device_kind(profile: str) -> str:
     return "room sensor" if {"presence", "motion"} & made else "sensor"
 
 
-def _alert_view(alert: dict[str, Any], names: dict[str, str], asked: list[str]) -> dict[str, Any]:
+def _alert_view(alert: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     acknowledged_by = alert["acknowledged_by"]
     return {
         "id": alert["id"],
@@ -302,5 +312,4 @@ def _alert_view(alert: dict[str, Any], names: dict[str, str], asked: list[str]) 
         "acknowledged_via": VIA_LABELS.get(alert["acknowledged_via"] or "", None),
         "resolved_at": alert["resolved_at"],
         "outcome": OUTCOMES.get(alert["outcome"] or "", None),
-        "help_requested_by": [names.get(user, user) for user in dict.fromkeys(asked)],
     }

@@ -282,7 +282,7 @@ def data_from_specs(sites: list[SiteSpec]) -> RegistryData:
 
 
 def _seed_site(data: RegistryData, spec: SiteSpec) -> None:
-    data.create(Site(id=spec.id, name=spec.name))
+    data.create(Site(id=spec.id, name=spec.name, phone=spec.phone))
     for gateway in spec.gateways:
         data.create(Gateway(site=spec.id, id=gateway))
     for zone in spec.zones:

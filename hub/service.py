@@ -160,7 +160,6 @@ class Hub:
                 push_routes(
                     self.push,
                     store=self.store,
-                    alerts=self.alerts,
                     helpdesk=self.escalation,
                     users=self.users,
                     clock=self.escalation.clock,
@@ -170,7 +169,6 @@ class Hub:
                 family_routes(
                     registry=self.registry,
                     store=self.store,
-                    alerts=self.alerts,
                     helpdesk=self.escalation,
                     clock=self.escalation.clock,
                     names=self.users.display_names,

@@ -637,3 +637,103 @@ INSERT INTO notifications (alert_id, step_id, step, phase, target, channel, reci
 VALUES (900, 1, 0, 'escalate', 'on_duty_zone', 'console', 'user', 'old-nurse', 'Old Nurse', 0,
     'delivered');
 """
+
+
+# --- nobody reached, and "I can't" ---------------------------------------------------------------
+
+
+async def test_an_empty_roster_makes_each_step_an_alarm_for_the_fallback_people(
+    night: Any,
+) -> None:
+    ward: Night = await night(roster={"sites": {}})
+    alert_id = await ward.send(FALL)
+    await ward.pass_time(2 * 60)  # step 1: still no charge nurse on duty
+    record = await ward.record(alert_id)
+
+    assert [(s["phase"], s["n"], s["at"] - NIGHT_0300) for s in record["steps"]] == [
+        ("escalate", 0, 0.0),
+        ("fallback", 0, 0.0),
+        ("escalate", 1, 120.0),
+        ("fallback", 1, 120.0),
+    ]
+    assert [(e["step"], e["phase"], e["reason"]) for e in record["nobody_reached"]] == [
+        (1, "escalate", "no one on duty in East wing"),
+        (2, "escalate", "no charge nurse on duty"),
+    ]
+    assert record["nobody_reached_at"] == NIGHT_0300
+    fallback = record["steps"][1]
+    assert fallback["targets"] == ["charge_nurse", "site_managers", "site_consoles"]
+    # The site's supervisor is reached; no console is open, and that is recorded too.
+    assert [(a["recipient"], a["channel"], a["result"]) for a in fallback["attempts"]] == [
+        (None, None, "no_recipient"),
+        ("manager", "console", "failed"),
+        ("manager", "recording", "delivered"),
+        ("site:sunrise", "console", "failed"),
+    ]
+    assert record["reached"] == [
+        {"user": "manager", "name": "manager", "channel": "recording", "at": NIGHT_0300},
+        {"user": "manager", "name": "manager", "channel": "recording", "at": NIGHT_0300 + 120},
+    ]
+    alert = await ward.hub.store.alert(alert_id)
+    assert alert is not None and alert["state"] == "open"  # still waits for a person
+
+
+async def test_when_the_fallback_reaches_nobody_either_it_is_recorded_and_not_repeated(
+    night: Any,
+) -> None:
+    ward: Night = await night(roster={"sites": {}})
+    ward.recorder.fail_for.add("manager")
+    alert_id = await ward.send(FALL)
+    record = await ward.record(alert_id)
+
+    assert [(s["phase"], s["n"]) for s in record["steps"]] == [("escalate", 0), ("fallback", 0)]
+    assert len(record["nobody_reached"]) == 1 and record["reached"] == []
+    alert = await ward.hub.store.alert(alert_id)
+    assert alert is not None and alert["nobody_reached_at"] == NIGHT_0300
+
+
+async def test_i_cannot_moves_the_ladder_at_once_and_leaves_the_decliner_out(night: Any) -> None:
+    ward: Night = await night()
+    escalation = ward.hub.escalation
+    assert isinstance(escalation, Escalation)
+    alert_id = await ward.send(FALL)
+    await ward.pass_time(30)
+
+    summary = await escalation.decline(alert_id, "carer-east", "push")
+    await ward.settled()
+
+    assert summary["declined_by"] == ["Carer-East"]
+    assert await ward.reached(alert_id) == [
+        ("escalate", 0, 0.0, ["carer-east"]),
+        ("escalate", 1, 30.0, ["sister"]),
+    ]
+    timer = ward.hub.timers.pending("escalate", str(alert_id))
+    assert timer is not None and (timer.due_at, timer.payload["n"]) == (NIGHT_0300 + 300, 2)
+    declined = [
+        e for e in await ward.hub.store.audit_for_alert(alert_id) if e["action"] == "declined"
+    ]
+    assert [(e["actor"], e["channel"], e["at"]) for e in declined] == [
+        ("carer-east", "push", NIGHT_0300 + 30)
+    ]
+    await ward.act(alert_id, "sister", "acknowledge")
+    with pytest.raises(AlertError) as late:
+        await escalation.decline(alert_id, "carer-west", "push")
+    assert late.value.status == 409
+
+
+async def test_a_help_request_when_the_decliner_was_the_only_one_on_duty_reaches_the_charge_nurse(
+    night: Any,
+) -> None:
+    ward: Night = await night()
+    escalation = ward.hub.escalation
+    assert isinstance(escalation, Escalation)
+    alert_id = await ward.send(FALL)
+    await escalation.decline(alert_id, "carer-east", "console")
+    await escalation.request_help(alert_id, "daughter", "family_app")
+    await ward.settled()
+
+    help_step = [s for s in (await ward.record(alert_id))["steps"] if s["phase"] == "help"]
+    attempts = [(a["target"], a["recipient"], a["result"]) for a in help_step[0]["attempts"]]
+    assert ("on_duty_zone", None, "no_recipient") in attempts
+    assert ("charge_nurse", "sister", "delivered") in attempts
+    assert help_step[0]["attempts"][0]["detail"] == "everyone it would reach declined"

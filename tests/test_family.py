@@ -34,8 +34,20 @@ CONTACTS = [
 ]
 
 
+CARE_SERVICE = "+44 20 7946 0999"
+QUIET = {"defaults": {"timezone": "UTC", "bed_exit": False, "inactivity": False}}
+ALL_DAY_NURSE = {
+    "name": "all-day",
+    "start": "00:00",
+    "end": "00:00",
+    "charge_nurse": "nurse",
+    "assignments": [{"user": "nurse"}],
+}
+
+
 def site_with_contacts() -> dict[str, Any]:
     site = copy.deepcopy(SMALL_SITE)
+    site["phone"] = CARE_SERVICE
     mary = site["zones"][0]["rooms"][0]["beds"][0]["resident"]
     assert mary["code"] == "E-0001"
     mary["contacts"] = CONTACTS
@@ -106,10 +118,7 @@ class Home:
 
 @pytest.fixture
 async def home(hub_factory: HubFactory, publish_batch: PublishBatch) -> Home:
-    hub = await hub_factory(
-        sites=[site_with_contacts()],
-        watch={"defaults": {"timezone": "UTC", "bed_exit": False, "inactivity": False}},
-    )
+    hub = await hub_factory(sites=[site_with_contacts()], watch=QUIET)
     return Home(hub, publish_batch)
 
 
@@ -145,7 +154,7 @@ async def test_a_family_member_sees_their_resident_and_whom_to_call(home: Home) 
 async def test_others_are_refused(home: Home) -> None:
     async with httpx.AsyncClient(base_url=home.hub.url) as anonymous:
         assert (await anonymous.get("/api/family")).status_code == 401
-        assert (await anonymous.post("/api/family/alerts/1/acknowledge")).status_code == 401
+        assert (await anonymous.post("/api/family/alerts/1/seen")).status_code == 401
     async with home.session(NURSE) as (client, csrf):
         assert (await client.get("/api/family")).status_code == 403
         assert (await client.get("/api/family/residents/E-0001")).status_code == 403
@@ -201,7 +210,11 @@ async def test_device_trouble_is_said_in_plain_words(home: Home) -> None:
     assert mary["state"]["trouble"][1] == "The gateway beside the bed has lost its connection"
 
 
-async def test_alerts_acknowledged_and_someone_sent_from_the_app(home: Home) -> None:
+async def test_i_have_seen_it_changes_no_staff_state_and_send_someone_says_what_happened(
+    home: Home,
+) -> None:
+    """No roster here: nobody is on duty, so nobody is reached, and the family is told so,
+    with the care service's number, never that someone was asked to go."""
     mine = await home.open_alert({"dev": "radar-101", "event": "fall", "value": True})
     theirs = await home.open_alert({"dev": "radar-102", "event": "fall", "value": True})
 
@@ -209,39 +222,103 @@ async def test_alerts_acknowledged_and_someone_sent_from_the_app(home: Home) -> 
     (active,) = mary["active_alerts"]
     assert (active["id"], active["rule"], active["state"]) == (mine, "fall", "open")
     assert [a["id"] for a in mary["recent_alerts"]] == [mine]
+    assert mary["care_service"] == {"name": "Sunrise Care Home", "phone": CARE_SERVICE}
+    assert active["can_handle"] is False  # a care-home bed: the care service answers
 
     async with home.session(FAMILY) as (client, csrf):
         csrf_header = {"X-CSRF-Token": csrf}
-        no_csrf = await client.post(f"/api/family/alerts/{mine}/acknowledge")
+        no_csrf = await client.post(f"/api/family/alerts/{mine}/seen")
         assert no_csrf.status_code == 403
-        for action in ("acknowledge", "send-someone"):
+        for action in ("seen", "handling", "send-someone", "acknowledge"):
             other = await client.post(f"/api/family/alerts/{theirs}/{action}", headers=csrf_header)
-            assert other.status_code == 404, other.text
-        missing = await client.post("/api/family/alerts/99999/acknowledge", headers=csrf_header)
+            assert other.status_code == 404, (action, other.text)
+        missing = await client.post("/api/family/alerts/99999/seen", headers=csrf_header)
         assert missing.status_code == 404
 
-        acked = await client.post(f"/api/family/alerts/{mine}/acknowledge", headers=csrf_header)
-        assert acked.status_code == 200, acked.text
-        assert acked.json() == {"alert_id": mine, "state": "acknowledged"}
-        again = await client.post(f"/api/family/alerts/{mine}/acknowledge", headers=csrf_header)
-        assert again.status_code == 409
+        seen = await client.post(f"/api/family/alerts/{mine}/seen", headers=csrf_header)
+        assert seen.status_code == 200, seen.text
+        assert (seen.json()["state"], seen.json()["seen_by"]) == ("open", ["Anne Jones"])
+        handling = await client.post(f"/api/family/alerts/{mine}/handling", headers=csrf_header)
+        assert handling.status_code == 409, handling.text
 
         sent = await client.post(f"/api/family/alerts/{mine}/send-someone", headers=csrf_header)
         assert sent.status_code == 200, sent.text
-        assert sent.json()["help_requested_by"] == ["Anne Jones"]
+        answer = sent.json()
+    assert answer["help_requested_by"] == ["Anne Jones"]
+    response = answer["staff_response"]
+    assert (response["kind"], response["name"], response["call"]) == (
+        "nobody_reached",
+        None,
+        CARE_SERVICE,
+    )
 
-    async with home.session(NURSE) as (client, _):
-        alert = (await client.get(f"/api/alerts/{mine}")).json()
+    async with home.session(NURSE) as (client, csrf):
+        before = (await client.get(f"/api/alerts/{mine}")).json()
         escalation = (await client.get(f"/api/alerts/{mine}/escalation")).json()
         untouched = (await client.get(f"/api/alerts/{theirs}")).json()
-    assert (alert["acknowledged_by"], alert["acknowledged_via"]) == ("daughter", "family_app")
+        acked = await client.post(f"/api/alerts/{mine}/acknowledge", headers={"X-CSRF-Token": csrf})
+        assert acked.status_code == 200, acked.text
+    # "I've seen it" acknowledged nothing: the console still has an open alert to answer.
+    assert (before["state"], before["acknowledged_by"]) == ("open", None)
+    assert before["nobody_reached_at"] is not None
+    assert escalation["family_seen_by"] == ["Anne Jones"]
     assert escalation["help_requested_by"] == ["Anne Jones"]
+    assert [entry["phase"] for entry in escalation["nobody_reached"]][:2] == ["escalate", "help"]
+    assert "no one on duty in East wing" in escalation["nobody_reached"][0]["reason"]
     assert untouched["state"] == "open"
 
     (recent,) = (await home.mary())["recent_alerts"]
-    assert recent["acknowledged_by_name"] == "Anne Jones"
-    assert recent["acknowledged_via"] == "in the family app"
-    assert recent["help_requested_by"] == ["Anne Jones"]
+    assert recent["staff_response"]["kind"] == "acknowledged"
+    assert recent["staff_response"]["name"] == recent["acknowledged_by_name"] == "Night Nurse"
+    assert recent["acknowledged_via"] == "at the nurses' station"
+
+
+async def test_a_staff_member_reached_is_named_to_the_family(
+    hub_factory: HubFactory, publish_batch: PublishBatch
+) -> None:
+    roster = {"sites": {"sunrise": {"shifts": [ALL_DAY_NURSE]}}}
+    home = Home(
+        await hub_factory(sites=[site_with_contacts()], roster=roster, watch=QUIET),
+        publish_batch,
+    )
+    async with home.session(NURSE) as (nurse, _):
+        async with nurse.stream("GET", "/api/stream") as stream:  # the nurse's console is open
+            lines = stream.aiter_lines()
+            assert await anext(lines) == "retry: 2000"
+            alert_id = await home.open_alert({"dev": "radar-101", "event": "fall", "value": True})
+            mary = await home.mary_when(
+                lambda m: m["active_alerts"][0]["staff_response"]["kind"] != "waiting"
+            )
+    response = mary["active_alerts"][0]["staff_response"]
+    assert mary["active_alerts"][0]["id"] == alert_id
+    assert (response["kind"], response["name"], response["channel"]) == (
+        "alerted",
+        "Night Nurse",
+        "nurses' station screen",
+    )
+
+
+async def test_a_family_responder_may_say_they_are_handling_it(
+    hub_factory: HubFactory, publish_batch: PublishBatch
+) -> None:
+    escalation = {"residents": {"E-0001": {"family_responder": True}}}
+    home = Home(
+        await hub_factory(sites=[site_with_contacts()], escalation=escalation, watch=QUIET),
+        publish_batch,
+    )
+    alert_id = await home.open_alert({"dev": "radar-101", "event": "fall", "value": True})
+    assert (await home.mary())["active_alerts"][0]["can_handle"] is True
+    async with home.session(FAMILY) as (client, csrf):
+        handling = await client.post(
+            f"/api/family/alerts/{alert_id}/handling", headers={"X-CSRF-Token": csrf}
+        )
+    assert handling.status_code == 200, handling.text
+    assert handling.json()["handling"]["name"] == "Anne Jones"
+    assert handling.json()["state"] == "open"  # staff still acknowledge it
+    assert home.hub.escalation is not None
+    summary = await home.hub.escalation.summary(alert_id)
+    assert summary["family_handling"] is not None
+    assert summary["family_handling"]["by"] == "Anne Jones"
 
 
 async def test_test_alerts_are_never_shown_to_family(home: Home) -> None:
@@ -255,7 +332,7 @@ async def test_test_alerts_are_never_shown_to_family(home: Home) -> None:
     assert (mary["active_alerts"], mary["recent_alerts"]) == ([], [])
     async with home.session(FAMILY) as (client, csrf):
         refused = await client.post(
-            f"/api/family/alerts/{test_alert['id']}/acknowledge", headers={"X-CSRF-Token": csrf}
+            f"/api/family/alerts/{test_alert['id']}/seen", headers={"X-CSRF-Token": csrf}
         )
     assert refused.status_code == 404
 
