@@ -36,6 +36,7 @@
     conn: $("connection-state"),
     connBanner: $("connection-banner"),
     brokerBanner: $("broker-banner"),
+    nobodyBanner: $("nobody-banner"),
     sound: $("sound-toggle"),
     user: $("current-user"),
     logout: $("logout-button"),
@@ -465,7 +466,12 @@
     select.focus();
   }
 
-  // The step the escalation has reached, who else was told, and a family member's call for help.
+  // What the record shows of the response: the step reached and whom it reached, the steps
+  // that reached nobody, staff who declined, and what the family said. Nothing here claims that
+  // someone was told unless a delivery is recorded.
+  const CHANNEL_WORDS = { console: "console", push: "phone", apprise: "message" };
+  const nobodyReached = new Map(); // id -> the latest step that reached nobody
+
   async function refreshEscalation(id) {
     let summary;
     try {
@@ -476,26 +482,51 @@
     const parts = cards.get(id);
     if (!parts) return;
     const lines = [];
+    const note = (kind, testid, text) => lines.push(make("span", { class: `note note-${kind}`, testid }, text));
+    const reached = [...new Map((summary.reached || []).map((r) => [`${r.name}/${r.channel}`, r])).values()];
+    const reachedText = reached.map((r) => `${r.name} (${CHANNEL_WORDS[r.channel] || r.channel})`).join(", ");
     if (summary.escalation_step) {
-      const notified = (summary.notified || []).join(", ");
-      lines.push(
-        make(
-          "span",
-          { class: "note note-escalation", testid: "alert-escalation-step" },
-          `Escalation step ${summary.escalation_step}${notified ? ` · notified ${notified}` : ""}`,
-        ),
-      );
-    } else if ((summary.notified || []).length) {
-      lines.push(make("span", { class: "note note-escalation", testid: "alert-notified" }, `Notified ${summary.notified.join(", ")}`));
+      note("escalation", "alert-escalation-step", `Escalation step ${summary.escalation_step}${reachedText ? ` · reached ${reachedText}` : ""}`);
+    } else if (reachedText) {
+      note("escalation", "alert-notified", `Reached ${reachedText}`);
     }
+    for (const missed of summary.nobody_reached || []) {
+      const step = missed.phase === "help" ? "Help request" : missed.phase === "realert" ? "Reminder" : `Step ${missed.step}`;
+      note("nobody", "alert-nobody-reached", `${step}: nobody reached — ${missed.reason}`);
+    }
+    if ((summary.declined_by || []).length) note("declined", "alert-declined", `Declined by ${summary.declined_by.join(", ")}`);
     const askers = summary.help_requested_by || [];
-    if (askers.length) {
-      lines.push(
-        make("span", { class: "note note-help", testid: "alert-help" }, `Help requested by ${askers.join(", ")}`),
-      );
+    if (askers.length) note("help", "alert-help", `Help requested by ${askers.join(", ")}`);
+    if (summary.family_handling) {
+      note("family", "alert-family-handling", `Family handling since ${clockTime(summary.family_handling.since)} (${summary.family_handling.by})`);
     }
+    if ((summary.family_seen_by || []).length) note("family", "alert-family-seen", `Seen by family: ${summary.family_seen_by.join(", ")}`);
     parts.escalation.replaceChildren(...lines);
     parts.escalation.hidden = lines.length === 0;
+    const missed = summary.nobody_reached || [];
+    if (summary.nobody_reached_at) nobodyReached.set(id, missed[missed.length - 1] || null);
+    else nobodyReached.delete(id);
+    renderNobodyBanner();
+  }
+
+  // "NOBODY REACHED" across the top of every console of the site while such an alert is open.
+  function renderNobodyBanner() {
+    const texts = [];
+    for (const [id, missed] of nobodyReached) {
+      const entry = active.get(id);
+      const alert = entry && entry.alert;
+      if (!alert || alert.state !== "open" || !alert.nobody_reached_at) continue;
+      const where = [alert.resident_name, alert.bed || alert.room_name, alert.zone_name].filter(Boolean).join(" · ");
+      texts.push(`${ruleLabel(alert.rule)}${where ? ` — ${where}` : ""}${missed ? ` (${missed.reason})` : ""}`);
+    }
+    const banner = el.nobodyBanner;
+    if (!banner) return;
+    banner.hidden = texts.length === 0;
+    banner.replaceChildren(
+      make("strong", {}, "NOBODY REACHED"),
+      make("span", {}, ` ${texts.join("; ")}. Go now, or call for help.`),
+    );
+    for (const [id, parts] of cards) parts.card.dataset.nobody = nobodyReached.has(id) ? "reached-nobody" : "";
   }
 
   function refreshAllEscalations() {
@@ -507,6 +538,8 @@
     if (!parts) return;
     parts.card.remove();
     cards.delete(id);
+    nobodyReached.delete(id);
+    renderNobodyBanner();
   }
 
   function orderQueue() {
