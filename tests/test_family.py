@@ -19,7 +19,7 @@ from edge.wire import status_topic
 from hub.alerts import Trigger
 from hub.family import AWAY_AFTER_S, Seen, activity_from
 from hub.service import Hub
-from tests.conftest import FAMILY, NURSE, SMALL_SITE, HubFactory, PublishBatch
+from tests.conftest import ADMIN, FAMILY, NURSE, SMALL_SITE, HubFactory, PublishBatch
 from tests.test_hub_ingest import eventually
 
 CONTACTS = [
@@ -377,3 +377,21 @@ def test_a_bed_exit_alert_means_away_and_a_room_sensor_alone_never_says_in_bed()
     gone = Seen(False, now - AWAY_AFTER_S, now)
     assert activity_from(None, gone, exit_alert=False, now=now) == ("away", now - AWAY_AFTER_S)
     assert activity_from(None, None, exit_alert=False, now=now) == ("unknown", None)
+
+
+async def test_the_care_service_number_is_set_in_the_registry_and_kept(
+    hub_factory: HubFactory, publish_batch: PublishBatch
+) -> None:
+    home = Home(await hub_factory(sites=[copy.deepcopy(SMALL_SITE)], watch=QUIET), publish_batch)
+    assert (await home.mary())["care_service"] == {"name": "Sunrise Care Home", "phone": None}
+    async with home.session(ADMIN) as (client, csrf):
+        headers = {"X-CSRF-Token": csrf}
+        bad = await client.patch("/api/sites/sunrise", json={"phone": "call us"}, headers=headers)
+        changed = await client.patch(
+            "/api/sites/sunrise", json={"phone": CARE_SERVICE}, headers=headers
+        )
+    assert bad.status_code == 422, bad.text
+    assert changed.status_code == 200, changed.text
+    assert (await home.mary())["care_service"]["phone"] == CARE_SERVICE
+    async with home.hub.store.db.execute("SELECT phone FROM registry_site") as cur:
+        assert [tuple(row) for row in await cur.fetchall()] == [(CARE_SERVICE,)]
