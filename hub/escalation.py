@@ -126,9 +126,11 @@ class ContactLike(Protocol):
 
 
 class ContactBook(Protocol):
-    """The seam to the registry: a resident's contacts, in calling order."""
+    """The seam to the registry: a resident's contacts, in calling order, and the number of
+    the care service that runs a site."""
 
     def contacts_for(self, resident_code: str) -> Sequence[ContactLike]: ...
+    def care_service_phone(self, site: str) -> str | None: ...
 
 
 class RegistryContacts:
@@ -140,6 +142,10 @@ class RegistryContacts:
     def contacts_for(self, resident_code: str) -> Sequence[ContactLike]:
         resident = self._registry.data.find(Resident, (resident_code,))
         return resident.contacts if resident is not None else ()
+
+    def care_service_phone(self, site: str) -> str | None:
+        found = self._registry.sites.get(site)
+        return found.phone if found is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -654,7 +660,14 @@ class Escalation:
         if notifier is None or recipient is None:
             return DeliveryResult(False, f"channel {row['channel']!r} is not available")
         recipient = self._with_apprise_urls(alert, recipient)
-        notification = Notification(alert, recipient, row["step"], row["phase"], row["target"])
+        call = (
+            self._contacts.care_service_phone(alert["site"])
+            if recipient.kind == "contact"
+            else None
+        )
+        notification = Notification(
+            alert, recipient, row["step"], row["phase"], row["target"], call
+        )
         try:
             return await asyncio.wait_for(notifier.send(notification), SEND_TIMEOUT_S)
         except TimeoutError:

@@ -32,8 +32,9 @@ class Notification:
     alert: dict[str, Any]
     recipient: Recipient
     step: int
-    phase: str  # "escalate", "repeat" or "realert"
+    phase: str  # "escalate", "repeat", "realert", "help" or "fallback"
     target: str
+    call: str | None = None  # the care service's number, for a family contact to call
 
     @property
     def text(self) -> str:

@@ -146,6 +146,7 @@ class AppriseNotifier:
             f"Resident: {alert['resident_name']}" if alert.get("resident_name") else "",
             f"Bed: {place}" if place else "",
             f"Since: {opened:%H:%M} on {opened:%d %b %Y} ({opened.tzname()})",
+            f"Care service: {notification.call}" if notification.call else "",
         ]
         return title, "\n".join(line for line in lines if line)
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import socket
 import threading
@@ -170,6 +172,22 @@ async def test_a_json_webhook_receives_the_alert(http_endpoint: LoopbackHttp) ->
     assert payload["title"] == "EMERGENCY: fall · Mary Jones"
     assert payload["message"].splitlines() == EXPECTED_BODY
     assert payload["type"] == "failure"
+
+
+async def test_a_family_contact_is_given_the_care_service_number(
+    http_endpoint: LoopbackHttp,
+) -> None:
+    url = f"json://127.0.0.1:{http_endpoint.port}/hook"
+    with_number = dataclasses.replace(notification(url), call="+44 20 7946 0999")
+
+    result = await AppriseNotifier(outbound=LOOPBACK).send(with_number)
+
+    assert result.delivered, result
+    (posted,) = http_endpoint.received
+    assert posted.json()["message"].splitlines() == [
+        *EXPECTED_BODY,
+        "Care service: +44 20 7946 0999",
+    ]
 
 
 async def test_an_email_reaches_a_plain_smtp_server_with_the_contacts_login(
