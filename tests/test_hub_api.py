@@ -140,7 +140,14 @@ async def read_stream_events(
 async def test_live_stream_carries_new_alerts_and_their_changes(
     hub_factory: HubFactory, publish_batch: PublishBatch
 ) -> None:
-    hub = await hub_factory()
+    # The nurse is on duty, so the fall reaches her console: no "nobody reached" change between.
+    on_duty = {
+        "name": "all-day",
+        "start": "00:00",
+        "end": "00:00",
+        "assignments": [{"user": "nurse"}],
+    }
+    hub = await hub_factory(roster={"sites": {"sunrise": {"shifts": [on_duty]}}})
     async with httpx.AsyncClient(base_url=hub.url, timeout=20) as client:
         csrf = await login(client)
         ready = asyncio.Event()
