@@ -2,8 +2,17 @@
 
 Everything real but the sensors: an embedded MQTT broker (amqtt) on loopback, the hub with
 SQLite, one edge agent per gateway reading byte-exact radar frames from pseudo-terminals and
-BTHome adverts from a simulated BLE air, and a scripted night in which a fall, a call-button
-press and a smoke alarm happen within the first minute.
+BTHome adverts from a simulated BLE air, and a scripted night in which a fall, call-button
+presses and a smoke alarm happen within the first minute.
+
+The home has a roster (day and night staff per wing, a charge nurse on every shift, a
+supervisor, an installer), so escalation reaches people through their consoles and, once they
+subscribe on a phone, Web Push. One room, the Garden suite, is on nobody's roster: its call
+button is pressed early on purpose, so the "nobody reached" path is shown. See docs/demo.md.
+
+What it prints ends with the start banner (URLs, users, the password); the hub's, the gateways'
+and the simulators' logs go to `demo.log` in the data folder unless `--verbose`. Stopping it
+stops the hub first, so that its own gateways going away raise no alarm.
 """
 
 from __future__ import annotations
@@ -11,23 +20,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import ipaddress
 import logging
 import random
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from carewatch.demo_broker import EmbeddedBroker
+from carewatch.logging_setup import ContextFormatter
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from hub.auth import hash_password
 from hub.config import HubConfig
+from hub.roster import Roster, RosterConfig
 from hub.service import Hub
+from hub.watch_settings import WatchConfig, WatchPolicy
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import button_press, smoke
 from simulators.mr60fda1 import MR60FDA1Simulator
@@ -35,7 +51,19 @@ from simulators.mr60fda1 import MR60FDA1Simulator
 log = logging.getLogger("carewatch.demo")
 
 SITE = "sunrise"
+SITE_NAME = "Sunrise Care Home"
+# The care service's desk / on-call line (a UK number reserved for drama: it rings nowhere).
+CARE_SERVICE_PHONE = "+44 20 7946 0321"
 RADAR_HEARTBEAT_S = 10.0
+LOG_FILE: Final = "demo.log"
+# The room no one on the roster covers: its call button is pressed early, on purpose.
+UNCOVERED_ZONE: Final = "garden"
+UNCOVERED_BED: Final = "SR-G-301"
+# How long the banner waits for every gateway to be connected to a listening hub.
+GATEWAYS_UP_S: Final = 20.0
+# The scripted night starts when someone opens a console, or after this long without one.
+NIGHT_WAITS_S: Final = 90.0
+LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 RESIDENTS = [
     "Mary Jones",
     "Li Wei",
@@ -50,6 +78,7 @@ RESIDENTS = [
     "Zhang Min",
     "Ida Berg",
 ]
+RESPITE_RESIDENT = "Edith Clarke"
 
 
 @dataclass
@@ -130,6 +159,22 @@ def build_home() -> DemoHome:
                 button_address=_mac(n),
             )
         )
+    # A respite room opened tonight in the Garden suite: nobody on the roster covers it.
+    n += 1
+    home.beds.append(
+        DemoBed(
+            code=UNCOVERED_BED,
+            zone=UNCOVERED_ZONE,
+            room="r301",
+            room_name="301",
+            resident=RESPITE_RESIDENT,
+            elder_code=f"E-{n:04d}",
+            gateway="gw-west",
+            radar_id="radar-301",
+            button_id="button-301",
+            button_address=_mac(n),
+        )
+    )
     home.smokes = [
         DemoSmoke("smoke-east", _mac(100), "gw-east", "east-lounge"),
         DemoSmoke("smoke-west", _mac(101), "gw-west", "west-lounge"),
@@ -158,14 +203,46 @@ def _resident(bed: DemoBed) -> dict[str, Any]:
     return resident
 
 
+@dataclass(frozen=True)
+class DemoStaff:
+    """One person of the demo's staff: a hub user, and where the roster puts them."""
+
+    username: str
+    name: str
+    role: str
+    does: str  # what the banner and docs say they do
+    zones: tuple[str, ...] = ()  # their access; none: the whole site
+
+
+# The charge nurse is on every shift and covers every zone but the Garden suite, so whoever runs
+# the demo as `nurse` is on duty at any hour. The day and night carers cover one wing each.
+STAFF: Final[tuple[DemoStaff, ...]] = (
+    DemoStaff("nurse", "Joy Adeyemi", "staff", "charge nurse, every shift, every zone but Garden"),
+    DemoStaff("day-east", "Sam Patel", "staff", "day carer, East wing", ("east",)),
+    DemoStaff("day-west", "Lucy Brennan", "staff", "day carer, West wing", ("west",)),
+    DemoStaff("night-east", "Tomasz Nowak", "staff", "night carer, East wing", ("east",)),
+    DemoStaff("night-west", "Aisha Rahman", "staff", "night carer, West wing", ("west",)),
+    DemoStaff("manager", "Helen Carter", "supervisor", "supervisor (care home manager)"),
+    DemoStaff("installer", "Kai Jensen", "installer", "installer (/installer)"),
+)
+CHARGE_NURSE: Final = "nurse"
+COVERED_ZONES: Final = ("east", "west", "family")  # every zone but UNCOVERED_ZONE
+
+
 def demo_users(home: DemoHome, password: str) -> list[dict[str, Any]]:
-    """The night nurse, the home's manager and one family account per family bed."""
+    """The staff (charge nurse, day and night carers), the supervisor, the installer and one
+    family account per family bed, all with `password`."""
     digest = hash_password(password)
-    users: list[dict[str, Any]] = [
-        {"username": "nurse", "display_name": "Night nurse", "role": "staff", "sites": [SITE]},
-        {"username": "manager", "display_name": "Care home manager", "role": "supervisor"}
-        | {"sites": [SITE]},
-    ]
+    users: list[dict[str, Any]] = []
+    for person in STAFF:
+        scope = (
+            {"zones": [f"{SITE}/{zone}" for zone in person.zones]}
+            if person.zones
+            else {"sites": [SITE]}
+        )
+        users.append(
+            {"username": person.username, "display_name": person.name, "role": person.role} | scope
+        )
     users += [
         {
             "username": family_username(bed),
@@ -177,6 +254,28 @@ def demo_users(home: DemoHome, password: str) -> list[dict[str, Any]]:
         if bed.zone == "family"
     ]
     return [{**user, "password_hash": digest} for user in users]
+
+
+def demo_roster() -> dict[str, Any]:
+    """Day 07:00-19:00 and night 19:00-07:00 (the site's time, UTC in the demo): a carer per
+    wing, and the charge nurse, who also covers every zone but the Garden suite."""
+
+    def shift(name: str, start: str, end: str) -> dict[str, Any]:
+        carers = [p for p in STAFF if p.username.startswith(f"{name}-")]
+        return {
+            "name": name,
+            "start": start,
+            "end": end,
+            "charge_nurse": CHARGE_NURSE,
+            "assignments": [{"user": CHARGE_NURSE, "zones": list(COVERED_ZONES)}]
+            + [{"user": p.username, "zones": list(p.zones)} for p in carers],
+        }
+
+    return {
+        "sites": {
+            SITE: {"shifts": [shift("day", "07:00", "19:00"), shift("night", "19:00", "07:00")]}
+        }
+    }
 
 
 def family_first(home: DemoHome) -> dict[str, Any]:
@@ -198,6 +297,7 @@ def registry_for(home: DemoHome) -> dict[str, Any]:
             "rooms": [{"id": "west-lounge", "name": "West lounge"}],
         },
         "family": {"id": "family", "name": "Family beds", "kind": "family", "rooms": []},
+        UNCOVERED_ZONE: {"id": UNCOVERED_ZONE, "name": "Garden suite (respite)", "rooms": []},
     }
     devices: list[dict[str, Any]] = []
     for bed in home.beds:
@@ -236,7 +336,8 @@ def registry_for(home: DemoHome) -> dict[str, Any]:
     gateways = sorted({b.gateway for b in home.beds})
     return {
         "id": SITE,
-        "name": "Sunrise Care Home",
+        "name": SITE_NAME,
+        "phone": CARE_SERVICE_PHONE,
         "zones": list(zones.values()),
         "gateways": gateways,
         "devices": devices,
@@ -278,6 +379,10 @@ def edge_configs(home: DemoHome, broker: EmbeddedBroker, workdir: Path) -> list[
     return configs
 
 
+# Waits until the scripted night should begin; says why it begins.
+NightBegins = Callable[[], Awaitable[str]]
+
+
 class Scenario:
     """A scripted night, then occasional events so the console stays alive."""
 
@@ -311,21 +416,34 @@ class Scenario:
         self._sender(detector.gateway).send(detector.address, advert)
         log.info("scenario: %s smoke %s", device_id, "ALARM" if detected else "clear")
 
-    async def run(self, stop: asyncio.Event) -> None:
+    def _everyone_present(self) -> None:
+        for bed in self._home.beds:
+            self.radar(bed.code, "present")
+
+    async def run(self, stop: asyncio.Event, night_begins: NightBegins) -> None:
+        """Residents settle at once; the scripted night starts when `night_begins` returns
+        (someone opened a console), so its first alarms find a person to reach."""
         script: list[tuple[float, Any]] = [
-            (1, lambda: [self.radar(b.code, "present") for b in self._home.beds]),
-            (4, lambda: self.radar("SR-E-104", "moving")),
-            (8, lambda: self.radar("SR-E-104", "fall")),
-            (12, lambda: self.radar("FB-CHEN", "moving")),
-            (18, lambda: self.call_button("FB-OKAFOR")),
-            (26, lambda: self.smoke("smoke-west", True)),
-            (29, lambda: self.smoke("smoke-west", True)),
-            (40, lambda: self.call_button("SR-W-203")),
-            (50, lambda: self.smoke("smoke-west", False)),
+            (3, lambda: self.radar("SR-E-104", "moving")),
+            (7, lambda: self.radar("SR-E-104", "fall")),
+            (10, lambda: self.radar("FB-CHEN", "moving")),
+            (13, lambda: self.call_button(UNCOVERED_BED)),  # reaches nobody at first, on purpose
+            (17, lambda: self.call_button("FB-OKAFOR")),
+            (25, lambda: self.smoke("smoke-west", True)),
+            (28, lambda: self.smoke("smoke-west", True)),
+            (39, lambda: self.call_button("SR-W-203")),
+            (49, lambda: self.smoke("smoke-west", False)),
         ]
         heartbeats = asyncio.create_task(self._heartbeats(stop))
-        started = time.monotonic()
         try:
+            if await _sleep_until(stop, time.monotonic() + 1):
+                return
+            self._everyone_present()
+            why = await night_begins()
+            if stop.is_set():
+                return
+            log.info("scenario: the night begins (%s)", why)
+            started = time.monotonic()
             for at, action in script:
                 if await _sleep_until(stop, started + at):
                     return
@@ -343,7 +461,8 @@ class Scenario:
                     bed.radar.send("heartbeat")
 
     def _random_event(self) -> None:
-        bed = self._rng.choice(self._home.beds)
+        # The Garden suite's one scripted call is the demo's "nobody reached" alarm; no more.
+        bed = self._rng.choice([b for b in self._home.beds if b.zone != UNCOVERED_ZONE])
         choice = self._rng.random()
         if choice < 0.15:
             self.radar(bed.code, "fall")
@@ -365,8 +484,6 @@ async def _sleep_until(stop: asyncio.Event, deadline: float) -> bool:
 
 
 def _free_port(host: str) -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -385,56 +502,77 @@ def local_hub_config(
     sites: list[dict[str, Any]],
     *,
     web_port: int = 0,
+    web_host: str = "127.0.0.1",
     users: list[dict[str, Any]] | None = None,
     watch: dict[str, Any] | None = None,
+    roster: dict[str, Any] | None = None,
     escalation: dict[str, Any] | None = None,
 ) -> HubConfig:
-    """A hub on loopback for a simulated world: its database in `workdir`, these sites."""
+    """A hub for a simulated world: its database in `workdir`, these sites; its web server on
+    `web_host` (loopback unless told otherwise), its broker on loopback."""
     return HubConfig.model_validate(
         {
             "broker": {"host": broker.host, "port": broker.port, "client_id": "carewatch-hub-demo"},
             "database": str(workdir / "hub.db"),
-            "web": {"host": "127.0.0.1", "port": web_port, "secret_key": secrets.token_hex(32)},
+            "web": {"host": web_host, "port": web_port, "secret_key": secrets.token_hex(32)},
             "users": users or [],
             "sites": sites,
             "watch": watch or {},
+            "roster": roster or {},
             "escalation": escalation or {},
         }
     )
 
 
-async def run_demo(
-    web_port: int, duration: float | None, workdir: Path, stop: asyncio.Event
-) -> int:
+@dataclass(frozen=True)
+class DemoOptions:
+    web_host: str
+    web_port: int
+    duration: float | None
+    workdir: Path
+    verbose: bool
+
+
+async def run_demo(options: DemoOptions, stop: asyncio.Event) -> int:
     home = build_home()
     broker = await start_embedded_broker()
     for bed in home.beds:
         bed.radar = MR60FDA1Simulator()
     password = secrets.token_urlsafe(9)
-    users = demo_users(home, password)
-    hub = await Hub.start(
-        local_hub_config(
-            broker,
-            workdir,
-            [registry_for(home)],
-            web_port=web_port,
-            users=users,
-            escalation=family_first(home),
-        )
+    config = local_hub_config(
+        broker,
+        options.workdir,
+        [registry_for(home)],
+        web_port=options.web_port,
+        web_host=options.web_host,
+        users=demo_users(home, password),
+        roster=demo_roster(),
+        escalation=family_first(home),
     )
-    agents = [EdgeAgent(config) for config in edge_configs(home, broker, workdir)]
-    agent_tasks = [asyncio.create_task(agent.run(stop)) for agent in agents]
-    scenario = Scenario(home, workdir, random.Random(12))
-    scenario_task = asyncio.create_task(scenario.run(stop))
-    _announce(hub.url, password, home, workdir, duration)
+    hub = await Hub.start(config)
+    if not options.verbose:
+        _route_uvicorn_logs()  # uvicorn set up its own stderr handlers as the hub started
+    gateways_stop = asyncio.Event()  # the gateways stop after the hub (see `_stop_demo`)
+    agents = [EdgeAgent(config) for config in edge_configs(home, broker, options.workdir)]
+    agent_tasks = [asyncio.create_task(agent.run(gateways_stop)) for agent in agents]
+    scenario = Scenario(home, options.workdir, random.Random(12))
+    scenario_task: asyncio.Task[None] | None = None
     try:
+        late = await _gateways_up(agents, stop)
+        if late:
+            log.warning("gateways not connected to the hub yet: %s", ", ".join(late))
+
+        async def night_begins() -> str:
+            return await _first_console(hub, stop, NIGHT_WAITS_S)
+
+        scenario_task = asyncio.create_task(scenario.run(stop, night_begins))
+        _announce(options, hub, password, home)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration)
+            await asyncio.wait_for(stop.wait(), options.duration)
     finally:
         stop.set()
-        await asyncio.gather(scenario_task, *agent_tasks, return_exceptions=True)
+        await _stop_demo(hub, scenario_task, gateways_stop, agent_tasks)
         scenario.close()
-        await hub.stop()
         for bed in home.beds:
             if bed.radar is not None:
                 bed.radar.close()
@@ -443,25 +581,199 @@ async def run_demo(
     return 0
 
 
-def _announce(
-    url: str, password: str, home: DemoHome, workdir: Path, duration: float | None
+async def _gateways_up(agents: list[EdgeAgent], stop: asyncio.Event) -> list[str]:
+    """Wait until every gateway is connected and has heard the hub online (or GATEWAYS_UP_S
+    passed, or the demo is stopped); the gateways that are not, by name."""
+    deadline = time.monotonic() + GATEWAYS_UP_S
+    while True:
+        late = [
+            agent.config.gateway
+            for agent in agents
+            if not agent.ready.is_set() or not agent.publisher.live
+        ]
+        if not late or stop.is_set() or time.monotonic() > deadline:
+            return late
+        await asyncio.sleep(0.1)
+
+
+async def _first_console(hub: Hub, stop: asyncio.Event, wait_s: float) -> str:
+    """Until a signed-in user has a live console open (or `wait_s` passed, or the demo stops)."""
+    deadline = time.monotonic() + wait_s
+    while not stop.is_set():
+        watching = sorted(hub.bus.connected_users())
+        if watching:
+            return f"{', '.join(watching)} opened a console"
+        if time.monotonic() > deadline:
+            return f"no console opened within {wait_s:g} s"
+        await asyncio.sleep(0.2)
+    return "stopped"
+
+
+async def _stop_demo(
+    hub: Hub,
+    scenario_task: asyncio.Task[None] | None,
+    gateways_stop: asyncio.Event,
+    agent_tasks: list[asyncio.Task[None]],
 ) -> None:
+    """A planned stop of the whole demo, in the order that raises no alarm: the scenario, then
+    the hub, then the gateways.
+
+    Gateways that stop while the hub still listens publish their offline status and their
+    devices go quiet: the hub rightly raises `gateway_offline` (and would for a gateway that
+    stops alone). Stopping the hub first means nobody is watching when they go. The gateways
+    then hear the hub's own offline status; they log that at INFO here, as a planned stop.
+    """
+    log.info(
+        "demo stopping: the scenario, then the hub (so that the gateways going away raise no "
+        "alarm), then the gateways and the broker"
+    )
+    if scenario_task is not None:
+        await asyncio.gather(scenario_task, return_exceptions=True)
+    PLANNED_STOP.active = True
+    await hub.stop()
+    gateways_stop.set()
+    await asyncio.gather(*agent_tasks, return_exceptions=True)
+
+
+class _PlannedStop(logging.Filter):
+    """Once the demo is stopping, a gateway hearing that the hub went offline is expected: the
+    demo stopped it first. Logged at INFO, saying so, instead of as a warning."""
+
+    active = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if self.active and message.startswith("hub is offline"):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = message.replace(
+                "hub is offline", "hub is offline (planned: the demo stops the hub first)", 1
+            )
+        return True
+
+
+PLANNED_STOP: Final = _PlannedStop()
+logging.getLogger("edge.publisher").addFilter(PLANNED_STOP)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def _lan_address() -> str | None:
+    """This machine's address on its local network (the one its default route uses)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1; a UDP connect sends nothing
+            address = str(probe.getsockname()[0])
+        except OSError:
+            return None
+    return None if ipaddress.ip_address(address).is_unspecified else address
+
+
+def base_urls(host: str, port: int) -> list[str]:
+    """Where a browser opens the demo: one URL per address it is reachable at."""
+    if host in ("0.0.0.0", ""):
+        lan = _lan_address()
+        hosts = [h for h in ("127.0.0.1", lan) if h is not None]
+    else:
+        hosts = [host]
+    return [f"http://{h}:{port}" for h in hosts]
+
+
+def host_warning(host: str, port: int) -> str | None:
+    """What `--host` exposes, when it is not a loopback address; None when it is."""
+    if _is_loopback(host):
+        return None
+    where = "every network this machine is on" if host in ("0.0.0.0", "") else f"{host}"
+    return (
+        f"  WARNING: --host {host} opens the demo to {where}, port {port}:\n"
+        "    - anyone who can reach it and has the demo password below sees every resident's\n"
+        "      name, bed, alerts and history, and can acknowledge and resolve alerts;\n"
+        "    - plain HTTP, no TLS: the password and session cookies cross the network in the\n"
+        "      clear, readable by anyone on it (so phones will not offer push or app install);\n"
+        "    - the residents are simulated, but what you type (names, phone numbers) is not.\n"
+        "    Use it on a network you trust, and stop the demo (Ctrl-C) when you are done.\n"
+    )
+
+
+def _announce(options: DemoOptions, hub: Hub, password: str, home: DemoHome) -> None:
+    """The start banner: the last thing the demo prints while it runs."""
     gateways = len({b.gateway for b in home.beds})
+    family = [b for b in home.beds if b.zone == "family"]
+    urls = base_urls(options.web_host, hub.web_port)
+    url = urls[-1] if len(urls) > 1 else urls[0]  # the LAN address, when there is one
+    others = "".join(f"  Also at:       {other}/\n" for other in urls if other != url)
+    roster = Roster(RosterConfig.model_validate(demo_roster()), WatchPolicy(WatchConfig()))
+    now = time.time()
+    shifts = "/".join(shift.name for shift in roster.shifts_at(SITE, now)) or "no"
+    on_duty = ", ".join(roster.everyone_on_duty(SITE, now))
+    names = {person.username: person for person in STAFF}
+    people = "".join(
+        f"    {p.username:<11} {p.name}: {p.does}\n" for p in names.values() if p.role == "staff"
+    )
+    log_line = (
+        "  Logs:          shown above (--verbose)\n"
+        if options.verbose
+        else f"  Logs:          {options.workdir / LOG_FILE}\n"
+    )
+    uncovered = home.bed(UNCOVERED_BED)
     print(
         f"\ncarewatch demo is running: {len(home.beds)} beds "
-        f"(12 in Sunrise Care Home, 2 family beds), {gateways} gateways.\n"
-        f"  Staff console: {url}/\n"
+        f"({len(home.beds) - len(family)} in {SITE_NAME}, {len(family)} family beds), "
+        f"{gateways} gateways.\n"
+        + (host_warning(options.web_host, hub.web_port) or "")
+        + f"  Staff console: {url}/\n"
         f"  Supervisor:    {url}/supervisor\n"
+        f"  Roster:        {url}/roster\n"
         f"  Family app:    {url}/family\n"
-        f"  Log in as nurse (console), manager (supervisor) or "
-        f"{family_username(home.beds[-1])} (family app)\n"
+        f"  Installer:     {url}/installer\n"
+        + others
+        + f"  Log in as nurse (console), manager (supervisor) or "
+        f"{family_username(family[-1])} (family app)\n"
         f"  Password (every demo user): {password}\n"
-        f"  Data:          {workdir}\n"
-        "  A fall (bed SR-E-104), a call button (family bed FB-OKAFOR) and a smoke alarm\n"
-        "  (West lounge) happen within the first minute.\n"
-        + (f"  Stopping by itself after {duration:g} s.\n" if duration else "  Ctrl-C to stop.\n"),
+        f"  Staff (same password; {shifts} shift on now, {on_duty}):\n"
+        + people
+        + f"    manager / installer: {names['manager'].name} / {names['installer'].name}\n"
+        f"  Care service phone: {CARE_SERVICE_PHONE}\n"
+        "  The night starts when you open the console (or in "
+        f"{NIGHT_WAITS_S:g} s): within its first minute\n"
+        "  a fall (bed SR-E-104), a call button in the Garden suite "
+        f"({UNCOVERED_BED}, {uncovered.resident}),\n"
+        "  a call button (family bed FB-OKAFOR) and a smoke alarm (West lounge).\n"
+        "  The Garden suite is on nobody's roster (a trouble alert says so at once): its call\n"
+        "  reaches nobody at first, so you see NOBODY REACHED and the fallback to the charge\n"
+        "  nurse, the manager and every console. An alarm reaches a person only on an open\n"
+        "  console or a phone subscribed to push; with none, every alarm is NOBODY REACHED.\n"
+        + log_line
+        + f"  Data:          {options.workdir}\n"
+        + (
+            f"  Stopping by itself after {options.duration:g} s.\n"
+            if options.duration
+            else "  Ctrl-C to stop.\n"
+        ),
         flush=True,
     )
+
+
+def _route_uvicorn_logs() -> None:
+    """uvicorn gives its loggers their own stderr handlers; send them to the demo's log."""
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+def _log_to_file(path: Path) -> None:
+    """Every log line (hub, gateways, simulators, broker, warnings) to `path`, none on screen."""
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    formatter = next((h.formatter for h in root.handlers if h.formatter is not None), None)
+    handler.setFormatter(formatter or ContextFormatter(LOG_FORMAT))
+    root.handlers[:] = [handler]
+    logging.captureWarnings(True)
 
 
 def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -472,13 +784,24 @@ def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     )
     parser.add_argument("--port", type=int, default=8080, help="console port (default 8080)")
     parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address the console listens on (default 127.0.0.1, this machine only); "
+        "0.0.0.0 lets a tablet or phone on your network open it (prints what that exposes)",
+    )
+    parser.add_argument(
         "--duration", type=float, default=None, help="stop by itself after this many seconds"
     )
     parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
-        help="where to keep the demo's databases (default: a new temp folder)",
+        help="where to keep the demo's databases and log (default: a new temp folder)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help=f"show the logs here instead of writing them to {LOG_FILE} in the data folder",
     )
     parser.set_defaults(func=run_demo_command)
 
@@ -489,6 +812,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
         return 2
     workdir = args.data_dir or Path(tempfile.mkdtemp(prefix="carewatch-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if not args.verbose:
+        _log_to_file(workdir / LOG_FILE)
+    options = DemoOptions(args.host, args.port, args.duration, workdir, args.verbose)
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -496,11 +822,18 @@ def run_demo_command(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            return await run_demo(args.port, args.duration, workdir, stop)
+            return await run_demo(options, stop)
         except OSError as exc:
-            if exc.errno == 98:
+            if exc.errno == errno.EADDRINUSE:
                 print(
                     f"carewatch demo: port {args.port} is in use; try --port 8081", file=sys.stderr
+                )
+                return 2
+            if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+                print(
+                    f"carewatch demo: cannot listen on {args.host!r}: {exc.strerror or exc}; "
+                    "give an IPv4 address of this machine, or 0.0.0.0 for all of them",
+                    file=sys.stderr,
                 )
                 return 2
             raise

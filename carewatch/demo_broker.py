@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from amqtt.broker import Broker
+
+if TYPE_CHECKING:
+    from _collections_abc import dict_items
+
+
+class _Snapshots(dict[str, Any]):
+    """The broker's subscription table, iterated over a copy.
+
+    amqtt 0.12 walks `Broker._subscriptions` with awaits inside the loop (retained messages
+    for a client that connects, a broadcast to subscribers), so a client that subscribes or
+    leaves meanwhile fails the walk with "dictionary changed size during iteration": the
+    connecting gateway is dropped and retries, or a message is not delivered. The demo starts
+    four gateways and the hub at once, which hits it. Walking a copy is what the loops meant.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def items(self) -> dict_items[str, Any]:
+        return dict(super().items()).items()
 
 
 class EmbeddedBroker:
@@ -19,6 +40,7 @@ class EmbeddedBroker:
             },
         }
         self._broker = Broker(config)
+        self._broker._subscriptions = _Snapshots(self._broker._subscriptions)
 
     async def start(self) -> None:
         for name in ("amqtt", "transitions"):
