@@ -1,21 +1,30 @@
-"""Response-time figures from the alert record: how fast alerts were acknowledged and resolved.
+"""Response-time figures from the alert record: how fast staff acknowledged and resolved alerts.
 
 For the alerts opened in a period (test alerts never count):
-- time to acknowledge: acknowledged_at − opened_at; time to resolve: resolved_at − opened_at;
-  each as a median and a 90th percentile (nearest rank) in seconds;
+- time to acknowledge: the first staff acknowledgement − opened_at; time to resolve:
+  resolved_at − opened_at; each as a median and a 90th percentile (nearest rank) in seconds.
+  A staff acknowledgement is the first `acknowledged` entry of the alert's audit record (or its
+  `resolved` entry, for an alert resolved without one) whose actor is neither the system nor a
+  family member: a relative's answer is never a staff response;
 - the share acknowledged within 60 s and within 180 s (the telecare codes of practice ask for
   97.5 % and 99 %). An alert counts towards a share once its fate is known: it was
   acknowledged, or it has waited longer than the limit without being acknowledged;
+- family responses apart: how many alerts a relative marked "I've seen it" (`family_seen`) or
+  "I'm handling it" (`family_handling`), and the median time to the first of them;
+- how many alerts' escalation reached nobody (`nobody_reached` in the audit record,
+  `alerts.nobody_reached_at`), and the list of them (`load_nobody_reached`);
 - grouped per site, per zone and per shift (the roster's shift at opening).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
+import sqlite3
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final, TextIO
 
@@ -30,6 +39,30 @@ SITE_WIDE: Final = "(site-wide)"
 NO_SHIFT: Final = "(no shift)"
 # What a spreadsheet reads as the start of a formula when a cell begins with it.
 FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+# What staff do that counts as their response; what a family does; what the record says.
+STAFF_RESPONSES: Final = ("acknowledged", "resolved")
+FAMILY_RESPONSES: Final = ("family_seen", "family_handling")
+RECORD_ACTIONS: Final = (*STAFF_RESPONSES, *FAMILY_RESPONSES, "nobody_reached")
+NOBODY_REACHED_COLUMNS: Final = (
+    "id",
+    "rule",
+    "priority",
+    "state",
+    "site",
+    "zone",
+    "shift",
+    "room_name",
+    "bed",
+    "resident_code",
+    "resident_name",
+    "opened_at",
+    "nobody_reached_at",
+    "times",
+    "reason",
+    "acknowledged_at",
+    "acknowledged_by",
+    "resolved_at",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +71,16 @@ class Timing:
     zone: str
     shift: str
     opened_at: float
-    acknowledged_at: float | None
+    acknowledged_at: float | None  # the first staff acknowledgement
     resolved_at: float | None
+    family_seen_at: float | None = None
+    family_handling_at: float | None = None
+    nobody_reached_at: float | None = None
+
+    @property
+    def to_family_response(self) -> float | None:
+        answers = [t for t in (self.family_seen_at, self.family_handling_at) if t is not None]
+        return min(answers) - self.opened_at if answers else None
 
     @property
     def to_acknowledge(self) -> float | None:
@@ -65,6 +106,11 @@ class Figures:
     ack_within_60s: float | None
     ack_within_180s: float | None
     meets_target: bool | None
+    # Apart from the staff figures above: what relatives answered, and who was never reached.
+    family_seen: int = 0
+    family_handling: int = 0
+    family_response_median_s: float | None = None
+    nobody_reached: int = 0
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -94,6 +140,7 @@ def summarise(
     resolves = [t.to_resolve for t in timings if t.to_resolve is not None]
     shares = {limit: share_within(timings, limit, now) for limit in TARGETS}
     known = [(share, TARGETS[limit]) for limit, share in shares.items() if share is not None]
+    family = [t.to_family_response for t in timings if t.to_family_response is not None]
     return Figures(
         by=by,
         site=site,
@@ -108,6 +155,10 @@ def summarise(
         ack_within_60s=shares[60],
         ack_within_180s=shares[180],
         meets_target=all(share >= goal for share, goal in known) if known else None,
+        family_seen=sum(t.family_seen_at is not None for t in timings),
+        family_handling=sum(t.family_handling_at is not None for t in timings),
+        family_response_median_s=statistics.median(family) if family else None,
+        nobody_reached=sum(t.nobody_reached_at is not None for t in timings),
     )
 
 
@@ -131,6 +182,91 @@ def compute(timings: Sequence[Timing], now: float) -> list[Figures]:
     ]
 
 
+def _alert_filter(
+    since: float, until: float, site: str | None, priorities: Sequence[str] | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (on table `alerts`) for the alerts opened in [since, until)."""
+    where = "alerts.test = 0 AND alerts.opened_at >= ? AND alerts.opened_at < ?"
+    args: list[Any] = [since, until]
+    if priorities is not None:
+        where += f" AND alerts.priority IN ({', '.join('?' for _ in priorities)})"
+        args += list(priorities)
+    if site is not None:
+        where += " AND alerts.site = ?"
+        args.append(site)
+    return where, args
+
+
+async def family_users(db: aiosqlite.Connection) -> set[str]:
+    """The hub users whose role is family (none when the users table is not there)."""
+    try:
+        async with db.execute(
+            "SELECT username FROM users WHERE json_extract(grant_json, '$.role') = 'family'"
+        ) as cur:
+            return {str(row[0]) for row in await cur.fetchall()}
+    except sqlite3.OperationalError:
+        return set()
+
+
+@dataclass
+class _Answers:
+    """What an alert's audit record says about who answered it and whether anyone was reached."""
+
+    staff_at: float | None = None
+    staff_by: str | None = None
+    family_seen_at: float | None = None
+    family_handling_at: float | None = None
+    nobody: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+
+async def _answers(
+    db: aiosqlite.Connection, where: str, args: Sequence[Any]
+) -> dict[int, _Answers]:
+    """Staff and family answers and nobody-reached entries of the alerts `where` selects."""
+    family = await family_users(db)
+    marks = ", ".join("?" for _ in RECORD_ACTIONS)
+    found: dict[int, _Answers] = {}
+    async with db.execute(
+        "SELECT alert_id, action, actor, at, detail FROM audit "
+        f"WHERE action IN ({marks}) AND alert_id IN (SELECT id FROM alerts WHERE {where}) "
+        "ORDER BY at, id",
+        [*RECORD_ACTIONS, *args],
+    ) as cur:
+        rows = await cur.fetchall()
+    for alert_id, action, actor, at, detail in rows:
+        answers = found.setdefault(int(alert_id), _Answers())
+        if action in STAFF_RESPONSES:
+            if actor != "system" and actor not in family and answers.staff_at is None:
+                answers.staff_at, answers.staff_by = float(at), str(actor)
+        elif action == "family_seen" and answers.family_seen_at is None:
+            answers.family_seen_at = float(at)
+        elif action == "family_handling" and answers.family_handling_at is None:
+            answers.family_handling_at = float(at)
+        elif action == "nobody_reached":
+            answers.nobody.append((float(at), _detail(detail)))
+    return found
+
+
+def _detail(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+async def _has_column(db: aiosqlite.Connection, table: str, column: str) -> bool:
+    async with db.execute(f"PRAGMA table_info({table})") as cur:
+        return any(row[1] == column for row in await cur.fetchall())
+
+
+async def _nobody_column(db: aiosqlite.Connection) -> str:
+    """`alerts.nobody_reached_at`, or NULL for a database from before it (read-only reports)."""
+    if await _has_column(db, "alerts", "nobody_reached_at"):
+        return "alerts.nobody_reached_at"
+    return "NULL"
+
+
 async def load_timings(
     db: aiosqlite.Connection,
     roster: Roster,
@@ -140,27 +276,117 @@ async def load_timings(
     priorities: Sequence[str] = DEFAULT_PRIORITIES,
 ) -> list[Timing]:
     """The alerts opened in [since, until), test alerts left out."""
-    marks = ", ".join("?" for _ in priorities)
-    query = (
-        "SELECT site, zone, opened_at, acknowledged_at, resolved_at FROM alerts "
-        f"WHERE test = 0 AND opened_at >= ? AND opened_at < ? AND priority IN ({marks})"
-    )
-    args: list[Any] = [since, until, *priorities]
-    if site is not None:
-        query += " AND site = ?"
-        args.append(site)
-    async with db.execute(query + " ORDER BY opened_at", args) as cur:
+    where, args = _alert_filter(since, until, site, priorities)
+    nobody = await _nobody_column(db)
+    async with db.execute(
+        f"SELECT id, site, zone, opened_at, resolved_at, {nobody} FROM alerts "
+        f"WHERE {where} ORDER BY opened_at, id",
+        args,
+    ) as cur:
         rows = await cur.fetchall()
-    return [
-        Timing(
-            site=row[0],
-            zone=row[1] or SITE_WIDE,
-            shift=roster.shift_name(row[0], row[2]) or NO_SHIFT,
-            opened_at=row[2],
-            acknowledged_at=row[3],
-            resolved_at=row[4],
+    answers = await _answers(db, where, args)
+    timings = []
+    for alert_id, alert_site, zone, opened_at, resolved_at, nobody_at in rows:
+        said = answers.get(int(alert_id), _Answers())
+        if nobody_at is None and said.nobody:
+            nobody_at = said.nobody[0][0]
+        timings.append(
+            Timing(
+                site=alert_site,
+                zone=zone or SITE_WIDE,
+                shift=roster.shift_name(alert_site, opened_at) or NO_SHIFT,
+                opened_at=opened_at,
+                acknowledged_at=said.staff_at,
+                resolved_at=resolved_at,
+                family_seen_at=said.family_seen_at,
+                family_handling_at=said.family_handling_at,
+                nobody_reached_at=nobody_at,
+            )
         )
-        for row in rows
+    return timings
+
+
+async def load_nobody_reached(
+    db: aiosqlite.Connection,
+    roster: Roster,
+    since: float,
+    until: float,
+    site: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every alert opened in [since, until), of any priority, whose escalation reached nobody at
+    least once (test alerts left out), oldest first: where it was, its shift, how many times and
+    why nobody was reached, and whether and when staff answered it."""
+    where, args = _alert_filter(since, until, site, None)
+    nobody = await _nobody_column(db)
+    answers = await _answers(db, where, args)
+    async with db.execute(
+        "SELECT id, rule, priority, state, site, zone, zone_name, room_name, bed, resident_code, "
+        f"resident_name, subject, opened_at, resolved_at, {nobody} "
+        f"FROM alerts WHERE {where} ORDER BY opened_at, id",
+        args,
+    ) as cur:
+        columns = [d[0] for d in cur.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in await cur.fetchall()]
+    listed = []
+    for row in rows:
+        said = answers.get(int(row["id"]), _Answers())
+        reached_nobody_at = row.pop(nobody.removeprefix("alerts."), None)
+        if reached_nobody_at is None and said.nobody:
+            reached_nobody_at = said.nobody[0][0]
+        if reached_nobody_at is None:
+            continue
+        subject = str(row.pop("subject"))
+        zone = row["zone"] or _zone_of_subject(subject)
+        reasons = [str(entry.get("reason") or "") for _, entry in said.nobody]
+        listed.append(
+            {
+                **row,
+                "zone": zone,
+                "shift": roster.shift_name(row["site"], row["opened_at"]) or NO_SHIFT,
+                "nobody_reached_at": reached_nobody_at,
+                "times": len(said.nobody) or 1,
+                "reason": next((r for r in reasons if r), None),
+                "reasons": [
+                    {
+                        "step": int(entry.get("step", 0)) + 1,
+                        "phase": entry.get("phase"),
+                        "at": at,
+                        "reason": entry.get("reason", ""),
+                    }
+                    for at, entry in said.nobody
+                ],
+                "acknowledged_at": said.staff_at,
+                "acknowledged_by": said.staff_by,
+            }
+        )
+    return listed
+
+
+def _zone_of_subject(subject: str) -> str | None:
+    """The zone an alert about a zone names in its subject (`zone:<site>/<zone>`)."""
+    if not subject.startswith("zone:"):
+        return None
+    return subject.partition("/")[2] or None
+
+
+def nobody_reached_counts(listed: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The alerts that reached nobody, counted in total, per site, per zone and per shift."""
+    counts: dict[tuple[str, str | None, str | None], int] = {}
+    for row in listed:
+        zone = row["zone"] or SITE_WIDE
+        for key in (
+            ("total", None, None),
+            ("site", row["site"], None),
+            ("zone", row["site"], zone),
+            ("shift", row["site"], row["shift"]),
+        ):
+            counts[key] = counts.get(key, 0) + 1
+    order = {"total": 0, "site": 1, "zone": 2, "shift": 3}
+    return [
+        {"by": by, "site": site, "group": group, "alerts": n}
+        for (by, site, group), n in sorted(
+            counts.items(), key=lambda item: (order[item[0][0]], item[0][1] or "", item[0][2] or "")
+        )
     ]
 
 
@@ -174,9 +400,13 @@ async def report(
     site: str | None = None,
     priorities: Sequence[str] = DEFAULT_PRIORITIES,
 ) -> dict[str, Any]:
-    """The figures as a JSON-ready document (what the API answers and the CLI prints)."""
+    """The figures as a JSON-ready document (what the CLI prints): the figures, and the alerts
+    whose escalation reached nobody."""
     timings = await load_timings(db, roster, since, until, site, priorities)
-    return document(since, until, site, priorities, timings, now)
+    listed = await load_nobody_reached(db, roster, since, until, site)
+    return document(since, until, site, priorities, timings, now) | {
+        "nobody_reached": {"alerts": listed, "counts": nobody_reached_counts(listed)}
+    }
 
 
 def document(

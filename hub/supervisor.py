@@ -3,7 +3,10 @@
 Everything is read from the hub's record for a set of sites (None: every site), so a
 site-scoped supervisor is answered about their own sites only (see `hub.api_supervisor`).
 
-- Figures: the response-time figures of `hub.figures` for the alerts opened in the period.
+- Figures: the response-time figures of `hub.figures` for the alerts opened in the period:
+  staff acknowledgements, family responses apart, and the alerts that reached nobody.
+- Nobody reached: every alert of the period whose escalation reached nobody (any priority),
+  with the reason, counted per site, zone and shift.
 - Overdue: an open alert waiting longer than its limit to be acknowledged: 60 s for an
   emergency and 180 s for a routine alert (the telecare code of practice), or the escalation
   policy's first escalation step (its first step after 0 min) when that comes sooner; a trouble
@@ -30,11 +33,14 @@ from hub.alerts import ACTIVE_STATES
 from hub.escalation_policy import EscalationPolicies, Period, Policy
 from hub.figures import (
     DEFAULT_PRIORITIES,
+    NOBODY_REACHED_COLUMNS,
     TARGETS,
     Figures,
     Timing,
     compute,
+    load_nobody_reached,
     load_timings,
+    nobody_reached_counts,
     write_csv,
 )
 from hub.registry import Registry
@@ -64,6 +70,7 @@ ALERT_COLUMNS: Final = (
     "acknowledged_by",
     "deadline",
     "overdue_s",
+    "nobody_reached_at",
 )
 DEVICE_COLUMNS: Final = (
     "device",
@@ -85,6 +92,7 @@ EXPORTS: Final[Mapping[str, tuple[str, tuple[str, ...]]]] = {
     "figures": ("figures", FIGURE_COLUMNS),
     "alerts": ("alerts", ALERT_COLUMNS),
     "devices": ("devices", DEVICE_COLUMNS),
+    "nobody_reached": ("nobody_reached_alerts", NOBODY_REACHED_COLUMNS),
 }
 
 
@@ -121,6 +129,20 @@ async def figures(
     return [asdict(f) for f in compute(timings, now)]
 
 
+async def nobody_reached(
+    sources: Sources, sites: frozenset[str] | None, since: float, until: float
+) -> list[dict[str, Any]]:
+    """The alerts of `sites` opened in the period whose escalation reached nobody, oldest first."""
+    db, roster = sources.store.db, sources.roster
+    if sites is None:
+        return await load_nobody_reached(db, roster, since, until)
+    listed: list[dict[str, Any]] = []
+    for site in sorted(sites):
+        listed += await load_nobody_reached(db, roster, since, until, site)
+    listed.sort(key=lambda row: (row["opened_at"], row["id"]))
+    return listed
+
+
 # --- open and overdue alerts ---------------------------------------------------------------
 
 
@@ -139,6 +161,12 @@ def deadline(alert: Mapping[str, Any], policy: Policy) -> float | None:
     if alert["state"] == "acknowledged" and policy.realert_after_min is not None:
         return float(alert["acknowledged_at"]) + policy.realert_after_min * 60
     return None
+
+
+def _zone_of(alert: Mapping[str, Any]) -> str | None:
+    """The zone an alert about a whole zone (nobody covers it) names in its subject."""
+    subject = str(alert.get("subject") or "")
+    return subject.partition("/")[2] or None if subject.startswith("zone:") else None
 
 
 def _policy(sources: Sources, alert: Mapping[str, Any]) -> Policy:
@@ -160,6 +188,7 @@ async def active_alerts(
         overdue_s = None if due is None or now <= due else now - due
         row: dict[str, Any] = {key: alert.get(key) for key in ALERT_COLUMNS}
         row.update(
+            zone=alert.get("zone") or _zone_of(alert),
             zone_name=alert.get("zone_name"),
             deadline=due,
             overdue=overdue_s is not None,
@@ -349,6 +378,7 @@ async def overview(
     """The supervisor view as a JSON-ready document."""
     alerts = await active_alerts(sources, sites, now)
     trouble, gateways, counted = await devices(sources, sites)
+    unreached = await nobody_reached(sources, sites, since, until)
     return {
         "generated_at": now,
         "since": since,
@@ -366,11 +396,14 @@ async def overview(
         "priorities": list(DEFAULT_PRIORITIES),
         "targets": {f"ack_within_{limit}s": goal for limit, goal in TARGETS.items()},
         "figures": await figures(sources, sites, since, until, now),
+        "nobody_reached_alerts": unreached,
+        "nobody_reached_counts": nobody_reached_counts(unreached),
         "alerts": alerts,
         "alert_counts": {
             "open": sum(a["state"] == "open" for a in alerts),
             "acknowledged": sum(a["state"] == "acknowledged" for a in alerts),
             "overdue": sum(bool(a["overdue"]) for a in alerts),
+            "nobody_reached": sum(a["nobody_reached_at"] is not None for a in alerts),
         },
         "devices": trouble,
         "device_counts": {

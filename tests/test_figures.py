@@ -15,9 +15,11 @@ import pytest
 
 from carewatch.cli import build_parser
 from carewatch.report_cmd import run_report
-from hub.figures import percentile, report
+from hub.access import Grant
+from hub.figures import load_nobody_reached, nobody_reached_counts, percentile, report
 from hub.roster import Roster, RosterConfig
 from hub.store import AuditEntry, Store
+from hub.users import UserStore
 from hub.watch_settings import WatchConfig, WatchPolicy
 
 UTC = ZoneInfo("UTC")
@@ -46,7 +48,7 @@ async def add(
     *,
     test: bool = False,
     priority: str = "emergency",
-) -> None:
+) -> int:
     acknowledged = None if ack_after is None else opened_at + ack_after
     resolved = None if acknowledged is None else acknowledged + 300
     fields = {
@@ -63,7 +65,30 @@ async def add(
         "acknowledged_at": acknowledged,
         "resolved_at": resolved,
     }
-    await store.insert_alert(fields, AuditEntry(opened_at, "system", "opened", None, {}))
+    alert_id = await store.insert_alert(fields, AuditEntry(opened_at, "system", "opened", None, {}))
+    if acknowledged is not None and resolved is not None:
+        await record(
+            store, alert_id, AuditEntry(acknowledged, "nurse", "acknowledged", "console", {})
+        )
+        await record(store, alert_id, AuditEntry(resolved, "nurse", "resolved", "console", {}))
+    return alert_id
+
+
+async def record(store: Store, alert_id: int, entry: AuditEntry) -> None:
+    """One more entry in an alert's audit record, as the hub writes it."""
+    async with store.transaction() as db:
+        await db.execute(
+            "INSERT INTO audit (at, actor, action, alert_id, channel, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                entry.at,
+                entry.actor,
+                entry.action,
+                alert_id,
+                entry.channel,
+                json.dumps(entry.detail),
+            ),
+        )
 
 
 async def hand_built(store: Store) -> None:
@@ -134,6 +159,101 @@ async def test_every_alert_answered_in_time_meets_the_target(tmp_path: Path) -> 
     await store.close()
     assert row(document, "total")["meets_target"] is True
     assert row(document, "total")["ack_within_60s"] == 1.0
+
+
+async def answered(store: Store, opened_at: float, zone: str, **answers: float) -> int:
+    """An alert left open, with the answers given (`action=seconds after opening`)."""
+    alert_id = await add(store, opened_at, zone, None)
+    for action, after in answers.items():
+        actor = "nurse" if action == "acknowledged" else "daughter"
+        entry = AuditEntry(opened_at + after, actor, action, "family_app", {})
+        await record(store, alert_id, entry)
+    return alert_id
+
+
+async def reached_nobody(store: Store, alert_id: int, at: float, *reasons: str) -> None:
+    """What the escalation engine writes when a step reaches nobody (hub/escalation.py)."""
+    for step, reason in enumerate(reasons):
+        detail = {"step": step, "phase": "escalate", "reason": reason}
+        await record(
+            store, alert_id, AuditEntry(at + step, "system", "nobody_reached", None, detail)
+        )
+    async with store.transaction() as db:
+        await db.execute("UPDATE alerts SET nobody_reached_at = ? WHERE id = ?", (at, alert_id))
+
+
+async def test_a_relatives_answer_is_shown_apart_and_never_counts_as_staff(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "family.db")
+    users = await UserStore.open(store)
+    family = Grant(role="family", residents=("E-0001",))
+    await users.create("daughter", "pw-daughter", family, display_name=None, actor="t", at=NOON)
+    # Seen by the family at 10 s, acknowledged by staff at 90 s: a staff response of 90 s.
+    await answered(store, NIGHT_0300, "east", family_seen=10, acknowledged=90)
+    # "I'm handling it" at 20 s and nothing from staff, for 9 hours: no staff response at all.
+    await answered(store, NIGHT_0300 + 60, "east", family_handling=20)
+    # Before this version a relative could acknowledge: that is not a staff response either.
+    await answered(store, NIGHT_0300 + 120, "east", acknowledged=5)
+    async with store.transaction() as db:
+        await db.execute("UPDATE audit SET actor = 'daughter' WHERE at = ?", (NIGHT_0300 + 125,))
+    document = await report(store.db, roster(), since=SINCE, until=NOON, now=NOON)
+    await store.close()
+
+    east = row(document, "zone", "east")
+    assert (east["alerts"], east["acknowledged"], east["ack_median_s"]) == (3, 1, 90)
+    assert (east["ack_within_60s"], east["ack_within_180s"]) == (0.0, 1 / 3)
+    assert (east["family_seen"], east["family_handling"]) == (1, 1)
+    assert east["family_response_median_s"] == 15
+    assert east["nobody_reached"] == 0
+
+
+async def test_alerts_that_reached_nobody_are_counted_and_listed(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "nobody.db")
+    fall = await add(store, NIGHT_0300, "west", 400)
+    await reached_nobody(
+        store, fall, NIGHT_0300, "no one on duty in West wing", "no charge nurse on duty"
+    )
+    await add(store, NIGHT_0300 + 60, "west", 30)  # reached someone
+    day = await add(store, DAY_1000, "east", None)
+    await reached_nobody(store, day, DAY_1000 + 1, "no one on duty in East wing")
+    offline = await add(store, DAY_1000 + 60, None, None, priority="trouble")
+    await reached_nobody(store, offline, DAY_1000 + 61, "no one on duty at the site")
+    test_alert = await add(store, DAY_1000 + 120, "east", None, test=True)
+    await reached_nobody(store, test_alert, DAY_1000 + 121, "walk test")
+    document = await report(store.db, roster(), since=SINCE, until=NOON, now=NOON)
+    listed = await load_nobody_reached(store.db, roster(), SINCE, NOON, "sunrise")
+    await store.close()
+
+    # The figures count the emergency and routine alerts that reached nobody, per group.
+    assert row(document, "total")["nobody_reached"] == 2
+    assert row(document, "zone", "west")["nobody_reached"] == 1
+    assert row(document, "shift", "night")["nobody_reached"] == 1
+    assert row(document, "shift", "day")["nobody_reached"] == 1
+    # The list has every priority (test alerts never), with where, when, why and how often.
+    assert [(a["id"], a["priority"], a["shift"], a["zone"]) for a in listed] == [
+        (fall, "emergency", "night", "west"),
+        (day, "emergency", "day", "east"),
+        (offline, "trouble", "day", None),
+    ]
+    first = listed[0]
+    assert (first["times"], first["reason"], first["nobody_reached_at"]) == (
+        2,
+        "no one on duty in West wing",
+        NIGHT_0300,
+    )
+    assert [r["step"] for r in first["reasons"]] == [1, 2]
+    assert (first["acknowledged_at"], first["acknowledged_by"]) == (NIGHT_0300 + 400, "nurse")
+    assert listed[1]["acknowledged_at"] is None
+    assert document["nobody_reached"]["alerts"] == listed
+    counts = {(c["by"], c["group"]): c["alerts"] for c in nobody_reached_counts(listed)}
+    assert counts == {
+        ("total", None): 3,
+        ("site", None): 3,
+        ("zone", "west"): 1,
+        ("zone", "east"): 1,
+        ("zone", "(site-wide)"): 1,
+        ("shift", "night"): 1,
+        ("shift", "day"): 2,
+    }
 
 
 def write_config(tmp_path: Path, database: Path) -> Path:

@@ -1,17 +1,23 @@
 """The supervisor view through a real hub and Mosquitto: figures, overdue alerts, device
-trouble and beds by type, its CSV exports, and who may see which site.
+trouble and beds by type, the alerts that reached nobody, its CSV exports, and who may see
+which site.
 
 The hub's clock is a manual clock, so each alert is acknowledged at a chosen moment and the
-figures and deadlines below follow from those moments.
+figures and deadlines below follow from those moments. The night nurse covers the east wing
+with her console open all night; the west wing's carer has no console open, so the west wing's
+alerts reach nobody (the real escalation engine decides and records it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import csv
 import io
 import itertools
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +28,7 @@ import httpx
 import pytest
 
 from edge.wire import WireDeviceHealth, devices_topic, encode_devices_report, status_topic
+from hub.auth import hash_password
 from hub.escalation_policy import Policy, Step
 from hub.service import Hub
 from hub.supervisor import deadline
@@ -33,17 +40,32 @@ from tests.conftest import (
     HubFactory,
     ManualClock,
     PublishBatch,
+    small_site_users,
 )
 from tests.mosquitto import MosquittoBroker
 from tests.test_hub_ingest import eventually
 
 NIGHT_0300 = datetime(2026, 11, 22, 3, 0, tzinfo=ZoneInfo("UTC")).timestamp()
+WEST_CARER = ("west-carer", "west-carer-pw")
 ROSTER = {
     "sites": {
         "sunrise": {
             "shifts": [
-                {"name": "day", "start": "07:00", "end": "19:00"},
-                {"name": "night", "start": "19:00", "end": "07:00"},
+                {
+                    "name": "day",
+                    "start": "07:00",
+                    "end": "19:00",
+                    "assignments": [{"user": "nurse"}],
+                },
+                {
+                    "name": "night",
+                    "start": "19:00",
+                    "end": "07:00",
+                    "assignments": [
+                        {"user": NURSE[0], "zones": ["east"]},
+                        {"user": WEST_CARER[0], "zones": ["west"]},
+                    ],
+                },
             ]
         }
     }
@@ -84,6 +106,41 @@ HARBOUR: dict[str, Any] = {
 }
 
 
+def users() -> list[dict[str, Any]]:
+    """The small site's people and the west wing's night carer."""
+    carer = {
+        "username": WEST_CARER[0],
+        "display_name": "West Carer",
+        "password_hash": hash_password(WEST_CARER[1]),
+        "role": "staff",
+        "sites": ["sunrise"],
+    }
+    return [*small_site_users(), carer]
+
+
+@contextlib.asynccontextmanager
+async def live_console(url: str, who: tuple[str, str]) -> AsyncIterator[None]:
+    """A live console (the alert stream) open as `who` until the block ends."""
+    async with httpx.AsyncClient(base_url=url, timeout=None) as client:
+        await login(client, who)
+        ready = asyncio.Event()
+
+        async def watch() -> None:
+            async with client.stream("GET", "/api/stream") as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("event: hello"):
+                        ready.set()
+
+        task = asyncio.create_task(watch())
+        await asyncio.wait_for(ready.wait(), 10)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 def sunrise_with_an_empty_bed() -> dict[str, Any]:
     """The small site plus room 202, whose bed has no sensor at all."""
     site = copy.deepcopy(SMALL_SITE)
@@ -112,7 +169,7 @@ class Record:
     async def raise_alert(
         self, label: str, site: str, gateway: str, dev: str, rule: str = "fall"
     ) -> int:
-        """Publish the event and wait for the alert it opens."""
+        """Publish the event and wait for the alert it opens, and for its first step."""
         before = set(await self.active_ids())
         await self.send(site, gateway, dev, "event", rule, True)
 
@@ -122,7 +179,25 @@ class Record:
         await eventually(opened)
         (new,) = set(await self.active_ids()) - before
         self.ids[label] = new
+        await self.told(new)
         return new
+
+    async def told(self, alert_id: int) -> None:
+        """Until the alert's first step reached someone, or its nobody-reached alarm went out."""
+
+        async def settled() -> bool:
+            async with self.hub.store.db.execute(
+                "SELECT count(*), sum(result = 'delivered'), sum(result = 'pending') "
+                "FROM notifications WHERE alert_id = ?",
+                (alert_id,),
+            ) as cur:
+                row = await cur.fetchone()
+            alert = await self.hub.store.alert(alert_id)
+            if row is None or not row[0] or row[2] or alert is None:
+                return False
+            return bool(row[1]) or alert["nobody_reached_at"] is not None
+
+        await eventually(settled)
 
     async def active_ids(self) -> list[int]:
         return [int(a["id"]) for a in await self.hub.store.alerts(("open", "acknowledged"), None)]
@@ -179,6 +254,9 @@ class Record:
         )
         for rule in ("device_offline", "low_battery", "gateway_offline"):
             await eventually(lambda rule=rule: self.alert_by_rule(rule))
+            trouble = await self.alert_by_rule(rule)
+            assert trouble is not None
+            await self.told(int(trouble["id"]))
         self.clock.advance(10)
 
 
@@ -188,27 +266,32 @@ async def login(client: httpx.AsyncClient, who: tuple[str, str]) -> str:
     return str(response.json()["csrf_token"])
 
 
+@contextlib.asynccontextmanager
 async def start_record(
     hub_factory: HubFactory, publish_batch: PublishBatch, broker: MosquittoBroker
-) -> Record:
+) -> AsyncIterator[Record]:
+    """The night built, with the night nurse's console open throughout."""
     clock = ManualClock(NIGHT_0300)
     hub = await hub_factory(
         clock=clock,
+        users=users(),
         sites=[sunrise_with_an_empty_bed(), HARBOUR],
         roster=ROSTER,
         escalation=ESCALATION,
         watch={"defaults": {"timezone": "UTC"}},
     )
     record = Record(hub, clock, publish_batch, broker)
-    await record.build()
-    return record
+    async with live_console(hub.url, NURSE):
+        await record.build()
+        yield record
 
 
 @pytest.fixture
 async def record(
     hub_factory: HubFactory, publish_batch: PublishBatch, broker: MosquittoBroker
-) -> Record:
-    return await start_record(hub_factory, publish_batch, broker)
+) -> AsyncIterator[Record]:
+    async with start_record(hub_factory, publish_batch, broker) as built:
+        yield built
 
 
 async def get(hub: Hub, who: tuple[str, str], path: str) -> httpx.Response:
@@ -245,6 +328,45 @@ async def test_figures_per_site_zone_and_shift(record: Record) -> None:
     everything = (await get(record.hub, ADMIN, "/api/supervisor")).json()
     assert figure(everything, "total")["alerts"] == 6
     assert [s["id"] for s in everything["sites"]] == ["harbour", "sunrise"]
+
+
+async def test_alerts_that_reached_nobody_are_counted_per_zone_and_shift_and_listed(
+    record: Record,
+) -> None:
+    ids = record.ids
+    view = (await get(record.hub, SUPERVISOR, "/api/supervisor")).json()
+    # The west wing's carer had no console open: B and E reached nobody. The east wing's
+    # alerts, and the device trouble the nurse's console showed, reached her.
+    assert (figure(view, "total")["nobody_reached"], figure(view, "site")["nobody_reached"]) == (
+        2,
+        2,
+    )
+    assert figure(view, "zone", "west")["nobody_reached"] == 2
+    assert figure(view, "zone", "east")["nobody_reached"] == 0
+    assert figure(view, "shift", "night")["nobody_reached"] == 2
+    listed = view["nobody_reached_alerts"]
+    assert [a["id"] for a in listed] == [ids["B"], ids["E"]]
+    b = listed[0]
+    assert (b["zone"], b["shift"], b["rule"], b["times"]) == ("west", "night", "fall", 1)
+    assert "West Carer" in b["reason"], b["reason"]
+    assert (b["acknowledged_by"], b["acknowledged_at"] - b["opened_at"]) == (NURSE[0], 120)
+    counts = {(c["by"], c["group"]): c["alerts"] for c in view["nobody_reached_counts"]}
+    assert counts == {
+        ("total", None): 2,
+        ("site", None): 2,
+        ("zone", "west"): 2,
+        ("shift", "night"): 2,
+    }
+    # E is still acknowledged, not resolved: the open list marks it too.
+    active = {a["id"]: a for a in view["alerts"]}
+    assert active[ids["E"]]["nobody_reached_at"] is not None
+    assert active[ids["C"]]["nobody_reached_at"] is None
+    assert view["alert_counts"]["nobody_reached"] == 1
+
+    # Harbour has no roster at all: its alert reached nobody too, which only its own
+    # supervisors and admins see.
+    everything = (await get(record.hub, ADMIN, "/api/supervisor")).json()
+    assert [a["id"] for a in everything["nobody_reached_alerts"]] == [ids["B"], ids["E"], ids["H"]]
 
 
 async def test_overdue_alerts_are_those_past_their_deadline(record: Record) -> None:
@@ -316,6 +438,7 @@ async def test_csv_exports_match_the_view(record: Record) -> None:
             ("figures", "figures", ("by", "group")),
             ("alerts", "alerts", ("id",)),
             ("devices", "devices", ("device",)),
+            ("nobody_reached", "nobody_reached_alerts", ("id",)),
         ):
             response = await client.get(f"/api/supervisor/export/{what}.csv")
             assert response.status_code == 200, response.text

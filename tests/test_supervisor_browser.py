@@ -30,8 +30,10 @@ class Browser:
 async def browser(
     hub_factory: HubFactory, publish_batch: PublishBatch, broker: MosquittoBroker
 ) -> AsyncIterator[Browser]:
-    record = await start_record(hub_factory, publish_batch, broker)
-    async with async_playwright() as playwright:
+    async with (
+        start_record(hub_factory, publish_batch, broker) as record,
+        async_playwright() as playwright,
+    ):
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = await chromium.new_context(
             viewport={"width": 1280, "height": 1500}, timezone_id="UTC", accept_downloads=True
@@ -92,6 +94,22 @@ async def test_the_supervisor_sees_figures_overdue_alerts_and_downloads_csv(
     await expect(button).to_contain_text("12 % (below 20 %)")
     await expect(page.get_by_test_id("gateways-offline")).to_contain_text("gw-west")
     await expect(page.get_by_test_id("beds-row")).to_have_count(1)  # Harbour is not hers
+
+    # The west wing's alerts reached nobody: counted per zone and shift, listed with the reason.
+    await expect(page.get_by_test_id("tile-nobody").locator(".tile-n")).to_have_text("2")
+    await expect(page.get_by_test_id("nobody-count")).to_have_text("2")
+    await expect(page.get_by_test_id("nobody-groups")).to_have_text("West wing: 2 · night shift: 2")
+    unreached = page.locator(f'[data-testid="nobody-item"][data-alert-id="{ids["B"]}"]')
+    await expect(unreached.get_by_test_id("nobody-where")).to_have_text(
+        "West wing · Room 201 · SR-W-201"
+    )
+    await expect(unreached.get_by_test_id("nobody-reason")).to_contain_text("nobody reached: ")
+    await expect(unreached.get_by_test_id("nobody-shift")).to_contain_text(
+        "night shift · opened 2026-11-22 03:00:30 · acknowledged by nurse after 2 min"
+    )
+    west = page.locator('[data-testid="figure-row"][data-by="zone"][data-group="west"]')
+    await expect(west.get_by_test_id("nobody-reached")).to_have_text("2")
+    await expect(east.get_by_test_id("nobody-reached")).to_have_text("0")
     await page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     async with page.expect_download() as info:

@@ -35,6 +35,10 @@
     until: $("until-input"),
     period: $("period"),
     figures: $("figures-table").querySelector("tbody"),
+    nobody: $("nobody-list"),
+    nobodyEmpty: $("nobody-empty"),
+    nobodyCount: $("nobody-count"),
+    nobodyGroups: $("nobody-groups"),
     overdue: $("overdue-list"),
     overdueEmpty: $("overdue-empty"),
     overdueCount: $("overdue-count"),
@@ -117,6 +121,8 @@
     const monitored = view.beds.reduce((sum, row) => sum + row.monitored, 0);
     setTile("tile-open", counts.open + counts.acknowledged, counts.open ? "warn" : "good");
     setTile("tile-overdue", counts.overdue, counts.overdue ? "bad" : "good");
+    const nobody = view.nobody_reached_alerts.length;
+    setTile("tile-nobody", nobody, nobody ? "bad" : "good");
     setTile("tile-offline", devices.offline, devices.offline ? "bad" : "good");
     setTile("tile-battery", devices.low_battery, devices.low_battery ? "warn" : "good");
     setTile("tile-beds", `${monitored} / ${beds}`, monitored < beds ? "warn" : "good");
@@ -144,10 +150,59 @@
         f.meets_target === null
           ? cell("no data", "muted")
           : cell(f.meets_target ? "met" : "missed", f.meets_target ? "met" : "below"),
+        make("td", { class: f.nobody_reached ? "num below" : "num", testid: "nobody-reached" }, String(f.nobody_reached)),
+        make("td", { class: "wrap", testid: "family-answers" }, familyText(f)),
       );
       return tr;
     });
     el.figures.replaceChildren(...rows);
+  }
+
+  // A relative's answers, apart from the staff figures: "1 seen, 1 handling (median 15 s)".
+  function familyText(f) {
+    if (!f.family_seen && !f.family_handling) return "–";
+    const parts = [];
+    if (f.family_seen) parts.push(`${f.family_seen} seen`);
+    if (f.family_handling) parts.push(`${f.family_handling} handling`);
+    const median = duration(f.family_response_median_s);
+    return median ? `${parts.join(", ")} (median ${median})` : parts.join(", ");
+  }
+
+  function renderNobody(view) {
+    const listed = view.nobody_reached_alerts;
+    const items = listed.map((a) => {
+      const li = make("li", {
+        class: "overdue-item",
+        testid: "nobody-item",
+        "data-alert-id": a.id,
+        "data-priority": a.priority,
+      });
+      const answered = a.acknowledged_at
+        ? `acknowledged by ${a.acknowledged_by || "staff"} after ${duration(a.acknowledged_at - a.opened_at)}`
+        : a.state === "resolved"
+          ? "resolved without a staff acknowledgement"
+          : "no staff acknowledgement";
+      const times = a.times > 1 ? ` (${a.times} times)` : "";
+      li.append(
+        make("span", { class: "overdue-what", testid: "nobody-rule" }, ruleLabel(a.rule)),
+        make("span", { class: "overdue-where", testid: "nobody-where" }, where(view, a) || siteName(view, a.site)),
+        make("span", { class: "overdue-who" }, a.resident_name || ""),
+        make("span", { class: "overdue-late", testid: "nobody-reason" }, `nobody reached${times}: ${a.reason || "no reason recorded"}`),
+        make("span", { class: "overdue-state", testid: "nobody-shift" }, `${a.shift} shift · opened ${dateTime(a.opened_at)} · ${answered}`),
+      );
+      return li;
+    });
+    el.nobody.replaceChildren(...items);
+    el.nobodyEmpty.hidden = listed.length > 0;
+    el.nobodyCount.textContent = String(listed.length);
+    const groups = view.nobody_reached_counts
+      .filter((c) => c.by === "zone" || c.by === "shift")
+      .map((c) => {
+        const name = c.by === "zone" ? zoneName(view, c.site, c.group) : `${c.group} shift`;
+        return `${name}: ${c.alerts}`;
+      });
+    el.nobodyGroups.textContent = groups.length ? groups.join(" · ") : "";
+    el.nobodyGroups.hidden = groups.length === 0;
   }
 
   function renderOverdue(view) {
@@ -183,7 +238,11 @@
       tr.append(
         cell(ruleLabel(a.rule)),
         cell(a.priority),
-        cell(a.state === "acknowledged" ? `acknowledged by ${a.acknowledged_by || "?"}` : "open", "wrap"),
+        cell(
+          (a.state === "acknowledged" ? `acknowledged by ${a.acknowledged_by || "?"}` : "open") +
+            (a.nobody_reached_at ? " · nobody reached" : ""),
+          a.nobody_reached_at ? "wrap below" : "wrap",
+        ),
         cell(where(view, a)),
         cell(a.resident_name ? `${a.resident_name} (${a.resident_code})` : null, "wrap"),
         cell(dateTime(a.opened_at)),
@@ -252,6 +311,7 @@
     renderSites(view);
     renderTiles(view);
     renderFigures(view);
+    renderNobody(view);
     renderOverdue(view);
     renderAlerts(view);
     renderDevices(view);
