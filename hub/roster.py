@@ -24,11 +24,18 @@ roster:
 Times are the site's local time (the watch setting `timezone`). A shift that ends at or before
 its start runs past midnight and belongs to the day it starts on: Monday's night shift is
 Monday 19:00 to Tuesday 07:00. Shifts may overlap; whoever is on any of them is on duty.
+
+Two more settings serve the roster view and the uncovered-zone alarm (`hub.roster_watch`,
+`hub.api_roster`): `push_confirm_within_h` (top level, default 24: a phone that has not
+confirmed a push for longer is not counted as reachable) and, per site, `unstaffed_zones`
+(zones no staff are meant to cover, such as family beds at home: never an uncovered-zone
+alarm).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Final, Literal
 
@@ -71,6 +78,14 @@ class Shift(BaseModel):
             if DAYS[day.weekday()] in self.days
         )
 
+    def occurrences(self, moment: datetime, before: int = 1, after: int = 8) -> Iterator[Run]:
+        """Every run of this shift that starts from `before` days before `moment`'s day to
+        `after` days after it, in order (local, aware times)."""
+        for offset in range(-before, after + 1):
+            day = moment.date() + timedelta(days=offset)
+            if DAYS[day.weekday()] in self.days:
+                yield Run(self, self._begin(day, moment), self._finish(day, moment))
+
     def _begin(self, day: date, moment: datetime) -> datetime:
         return datetime.combine(day, self.start, moment.tzinfo)
 
@@ -84,10 +99,29 @@ class Shift(BaseModel):
             yield self.charge_nurse
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run of a shift: Friday's night shift, from Friday 19:00 to Saturday 07:00."""
+
+    shift: Shift
+    begin: datetime
+    end: datetime
+
+    @property
+    def start_at(self) -> float:
+        return self.begin.timestamp()
+
+    @property
+    def end_at(self) -> float:
+        return self.end.timestamp()
+
+
 class SiteRoster(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     shifts: tuple[Shift, ...] = ()
+    # Zones that no staff are meant to cover (family beds at home): no uncovered-zone alarm.
+    unstaffed_zones: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _names_once(self) -> SiteRoster:
@@ -104,6 +138,8 @@ class RosterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sites: dict[str, SiteRoster] = Field(default_factory=dict)
+    # A phone that has not confirmed a push for longer than this is shown as not reachable.
+    push_confirm_within_h: float = Field(default=24, gt=0, le=24 * 365)
 
     def unknown_users(self, users: set[str]) -> list[str]:
         """Where the roster names someone who is not a hub user."""
@@ -123,12 +159,57 @@ class Roster:
         self._config = config
         self._policy = policy
 
+    @property
+    def config(self) -> RosterConfig:
+        return self._config
+
+    def sites(self) -> list[str]:
+        """The sites that have a roster, in the order written."""
+        return list(self._config.sites)
+
+    def site(self, site: str) -> SiteRoster | None:
+        return self._config.sites.get(site)
+
     def shifts_at(self, site: str, at: float) -> list[Shift]:
         roster = self._config.sites.get(site)
         if roster is None:
             return []
         moment = self._policy.settings(site, None, None).local(at)
         return [shift for shift in roster.shifts if shift.covers(moment)]
+
+    def _runs(self, site: str, at: float) -> list[Run]:
+        roster = self._config.sites.get(site)
+        if roster is None:
+            return []
+        moment = self._policy.settings(site, None, None).local(at)
+        return [run for shift in roster.shifts for run in shift.occurrences(moment)]
+
+    def running(self, site: str, at: float) -> list[Run]:
+        """The runs of the shifts on at `at`, in the order the shifts are listed."""
+        return [run for run in self._runs(site, at) if run.start_at <= at < run.end_at]
+
+    def next_runs(self, site: str, at: float) -> list[Run]:
+        """The shifts that start next after `at` (all of them, when several start together)."""
+        later = [run for run in self._runs(site, at) if run.start_at > at]
+        if not later:
+            return []
+        first = min(run.start_at for run in later)
+        return [run for run in later if run.start_at == first]
+
+    def next_change(self, site: str, at: float) -> float | None:
+        """The next moment after `at` when a shift of the site starts or ends."""
+        moments = [
+            moment
+            for run in self._runs(site, at)
+            for moment in (run.start_at, run.end_at)
+            if moment > at
+        ]
+        return min(moments) if moments else None
+
+    def is_charge_nurse(self, site: str, user: Username) -> bool:
+        """Whether `user` is the charge nurse of any shift of the site's roster."""
+        roster = self._config.sites.get(site)
+        return roster is not None and any(s.charge_nurse == user for s in roster.shifts)
 
     def shift_name(self, site: str, at: float) -> str | None:
         """The first listed shift on duty at `at`: how figures group alerts by shift."""

@@ -17,6 +17,7 @@ from hub.api_escalation import escalation_routes
 from hub.api_family import family_routes
 from hub.api_provision import provision_routes
 from hub.api_push import push_routes
+from hub.api_roster import RosterView, roster_routes
 from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
 from hub.auth import Authenticator
@@ -29,6 +30,7 @@ from hub.provisioning import Provisioner
 from hub.push import PushNotifier, PushService
 from hub.registry import Registry
 from hub.registry_service import RegistryService
+from hub.roster_watch import start_roster_watch
 from hub.store import Store
 from hub.timers import Timers
 from hub.users import UserError, UserStore
@@ -95,6 +97,11 @@ class Hub:
         push = await PushService.open(store, clock, config, config.web.secret_key)
         escalation.add_notifier(PushNotifier(push))
         await escalation.deliver_leftovers()
+        # a zone nobody covers is a trouble alert at shift start (hub/roster_watch.py)
+        roster_watch = await start_roster_watch(
+            escalation.roster, registry, alerts, store, timers, WatchPolicy(config.watch), clock
+        )
+        registry_admin.on_change(roster_watch.check_all)
         walktests = await WalkTests.open(store, registry, alerts, clock)  # walk test
         watch.item_observers.append(walktests.observe)
         watch.under_test = walktests.under_test
@@ -172,6 +179,19 @@ class Hub:
                     helpdesk=self.escalation,
                     clock=self.escalation.clock,
                     names=self.users.display_names,
+                )
+            )
+        if self.escalation is not None and self.users is not None:  # roster view (api_roster.py)
+            app.include_router(
+                roster_routes(
+                    RosterView(
+                        self.escalation.roster,
+                        self.registry,
+                        self.store,
+                        self.bus,
+                        self.users,
+                        self.escalation.clock,
+                    )
                 )
             )
         if self.walktests is not None:  # walk test routes and installer page

@@ -72,6 +72,43 @@ def test_who_covers_a_zone_and_who_is_in_charge() -> None:
     assert duty.on_duty("elsewhere", noon) == []
 
 
+def test_the_shifts_running_the_next_one_and_the_next_change() -> None:
+    duty = roster()
+    thursday_night = at(2026, 7, 2, 20, 0)  # no weekend night on a Thursday
+    assert duty.running("sunrise", thursday_night) == []
+    assert duty.next_change("sunrise", thursday_night) == at(2026, 7, 3, 7, 0)
+    (day,) = duty.next_runs("sunrise", thursday_night)
+    assert (day.shift.name, day.start_at, day.end_at) == (
+        "day",
+        at(2026, 7, 3, 7, 0),
+        at(2026, 7, 3, 19, 0),
+    )
+    friday_noon = at(2026, 7, 3, 12, 0)
+    assert [run.shift.name for run in duty.running("sunrise", friday_noon)] == ["day"]
+    assert duty.next_change("sunrise", friday_noon) == at(2026, 7, 3, 19, 0)
+    assert [run.shift.name for run in duty.next_runs("sunrise", friday_noon)] == ["weekend-night"]
+    # Saturday 03:00 is in Friday's night shift, which ends at 07:00, when the day shift starts.
+    (night,) = duty.running("sunrise", at(2026, 7, 4, 3, 0))
+    assert (night.start_at, night.end_at) == (at(2026, 7, 3, 19, 0), at(2026, 7, 4, 7, 0))
+    assert duty.next_change("sunrise", at(2026, 7, 4, 3, 0)) == at(2026, 7, 4, 7, 0)
+    # The night the clocks go back is an hour longer.
+    (long_night,) = duty.running("sunrise", at(2026, 10, 24, 23, 0))
+    assert long_night.end_at - long_night.start_at == 13 * 3600
+    assert duty.next_change("elsewhere", friday_noon) is None
+
+
+def test_charge_nurses_unstaffed_zones_and_the_push_limit_are_read_from_the_roster() -> None:
+    duty = roster()
+    assert duty.is_charge_nurse("sunrise", "nights") and duty.is_charge_nurse("sunrise", "sister")
+    assert not duty.is_charge_nurse("sunrise", "ann") and not duty.is_charge_nurse("x", "sister")
+    assert duty.config.push_confirm_within_h == 24
+    site = {"shifts": [], "unstaffed_zones": ["homes"]}
+    custom = RosterConfig.model_validate({"sites": {"s": site}, "push_confirm_within_h": 6})
+    assert (custom.push_confirm_within_h, custom.sites["s"].unstaffed_zones) == (6, ("homes",))
+    with pytest.raises(ValidationError, match="greater than 0"):
+        RosterConfig.model_validate({"push_confirm_within_h": 0})
+
+
 def test_policy_levels_merge_field_by_field_day_and_night() -> None:
     config = EscalationConfig.model_validate(
         {
