@@ -217,13 +217,17 @@ class DemoStaff:
 # The charge nurse is on every shift and covers every zone but the Garden suite, so whoever runs
 # the demo as `nurse` is on duty at any hour. The day and night carers cover one wing each.
 STAFF: Final[tuple[DemoStaff, ...]] = (
-    DemoStaff("nurse", "Joy Adeyemi", "staff", "charge nurse, every shift, every zone but Garden"),
-    DemoStaff("day-east", "Sam Patel", "staff", "day carer, East wing", ("east",)),
+    DemoStaff("nurse", "Joy Adeyemi", "staff", "charge nurse, every shift, all but the Garden"),
+    DemoStaff(
+        "day-east", "Sam Patel", "staff", "day carer (07:00-19:00 UTC), East wing", ("east",)
+    ),
     DemoStaff("day-west", "Lucy Brennan", "staff", "day carer, West wing", ("west",)),
-    DemoStaff("night-east", "Tomasz Nowak", "staff", "night carer, East wing", ("east",)),
+    DemoStaff(
+        "night-east", "Tomasz Nowak", "staff", "night carer (19:00-07:00 UTC), East wing", ("east",)
+    ),
     DemoStaff("night-west", "Aisha Rahman", "staff", "night carer, West wing", ("west",)),
-    DemoStaff("manager", "Helen Carter", "supervisor", "supervisor (care home manager)"),
-    DemoStaff("installer", "Kai Jensen", "installer", "installer (/installer)"),
+    DemoStaff("manager", "Helen Carter", "supervisor", "supervisor, the care home's manager"),
+    DemoStaff("installer", "Kai Jensen", "installer", "installer: the /installer page"),
 )
 CHARGE_NURSE: Final = "nurse"
 COVERED_ZONES: Final = ("east", "west", "family")  # every zone but UNCOVERED_ZONE
@@ -534,6 +538,7 @@ class DemoOptions:
 
 
 async def run_demo(options: DemoOptions, stop: asyncio.Event) -> int:
+    _check_listen(options.web_host, options.web_port)  # before anything starts (raises OSError)
     home = build_home()
     broker = await start_embedded_broker()
     for bed in home.beds:
@@ -549,7 +554,12 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event) -> int:
         roster=demo_roster(),
         escalation=family_first(home),
     )
-    hub = await Hub.start(config)
+    try:
+        hub = await Hub.start(config)
+    except BaseException:  # a port in use, an address not of this machine: leave nothing behind
+        _close_radars(home)
+        await broker.stop()
+        raise
     if not options.verbose:
         _route_uvicorn_logs()  # uvicorn set up its own stderr handlers as the hub started
     gateways_stop = asyncio.Event()  # the gateways stop after the hub (see `_stop_demo`)
@@ -573,12 +583,24 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event) -> int:
         stop.set()
         await _stop_demo(hub, scenario_task, gateways_stop, agent_tasks)
         scenario.close()
-        for bed in home.beds:
-            if bed.radar is not None:
-                bed.radar.close()
+        _close_radars(home)
         await broker.stop()
     print("carewatch demo stopped.", flush=True)
     return 0
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Whether the web server can listen there, asked before anything starts: a hub that
+    fails to bind its port leaves its database open, and the process would not end."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def _close_radars(home: DemoHome) -> None:
+    for bed in home.beds:
+        if bed.radar is not None:
+            bed.radar.close()
 
 
 async def _gateways_up(agents: list[EdgeAgent], stop: asyncio.Event) -> list[str]:
@@ -710,10 +732,8 @@ def _announce(options: DemoOptions, hub: Hub, password: str, home: DemoHome) -> 
     now = time.time()
     shifts = "/".join(shift.name for shift in roster.shifts_at(SITE, now)) or "no"
     on_duty = ", ".join(roster.everyone_on_duty(SITE, now))
-    names = {person.username: person for person in STAFF}
-    people = "".join(
-        f"    {p.username:<11} {p.name}: {p.does}\n" for p in names.values() if p.role == "staff"
-    )
+    people = "".join(f"    {p.username:<13} {p.name}, {p.does}\n" for p in STAFF)
+    families = ", ".join(family_username(bed) for bed in family)
     log_line = (
         "  Logs:          shown above (--verbose)\n"
         if options.verbose
@@ -734,9 +754,9 @@ def _announce(options: DemoOptions, hub: Hub, password: str, home: DemoHome) -> 
         + f"  Log in as nurse (console), manager (supervisor) or "
         f"{family_username(family[-1])} (family app)\n"
         f"  Password (every demo user): {password}\n"
-        f"  Staff (same password; {shifts} shift on now, {on_duty}):\n"
+        f"  Users (same password); on duty now ({shifts} shift): {on_duty}\n"
         + people
-        + f"    manager / installer: {names['manager'].name} / {names['installer'].name}\n"
+        + f"    {families}: the families of the two family beds\n"
         f"  Care service phone: {CARE_SERVICE_PHONE}\n"
         "  The night starts when you open the console (or in "
         f"{NIGHT_WAITS_S:g} s): within its first minute\n"

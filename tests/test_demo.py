@@ -9,6 +9,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -268,3 +269,30 @@ def test_demo_host_warns_what_it_exposes_and_stops_on_sigterm(tmp_path: Path) ->
         assert running.process.returncode == 0
     assert after_banner == "\ncarewatch demo stopped.\n"  # the banner ends with a blank line
     assert running.stderr_path.read_text() == ""
+
+
+def test_demo_refuses_an_address_not_of_this_machine_and_a_port_in_use_in_words(
+    tmp_path: Path,
+) -> None:
+    def demo_on(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*DEMO, *args, "--data-dir", str(tmp_path)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    elsewhere = demo_on("--host", "192.0.2.7", "--port", "0")  # TEST-NET-1: not this machine
+    assert elsewhere.returncode == 2
+    assert "cannot listen on '192.0.2.7'" in elsewhere.stderr
+    assert "0.0.0.0 for all of them" in elsewhere.stderr
+    assert elsewhere.stdout == ""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = demo_on("--port", str(port))
+    assert busy.returncode == 2
+    assert f"port {port} is in use; try --port 8081" in busy.stderr
+    assert busy.stdout == ""
