@@ -674,7 +674,6 @@ class _PlannedStop(logging.Filter):
 
 
 PLANNED_STOP: Final = _PlannedStop()
-logging.getLogger("edge.publisher").addFilter(PLANNED_STOP)
 
 
 def _is_loopback(host: str) -> bool:
@@ -834,6 +833,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     if not args.verbose:
         _log_to_file(workdir / LOG_FILE)
+    logging.getLogger("edge.publisher").addFilter(PLANNED_STOP)
     options = DemoOptions(args.host, args.port, args.duration, workdir, args.verbose)
 
     async def main() -> int:

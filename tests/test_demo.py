@@ -187,6 +187,9 @@ def test_demo_shows_the_whole_loop_prints_its_banner_last_and_stops_without_an_a
             assert east["staff"] == ["nurse", f"{shift}-east"]
             garden = nurse.get("/api/roster/on-duty", params={"site": SITE, "zone": "garden"})
             assert garden.json()["staff"] == []
+            # The roster view (the charge nurse may read it) shows the gap before any alarm.
+            view = nurse.get("/api/roster", params={"site": SITE}).json()["sites"][0]
+            assert view["uncovered_now"] == ["garden"]
 
             # The night starts when a console opens: the nurse's, left open as on a tablet.
             console = Console(nurse)
@@ -194,6 +197,11 @@ def test_demo_shows_the_whole_loop_prints_its_banner_last_and_stops_without_an_a
             alerts = wait_for_alerts(nurse, time.monotonic() + 90, everything_raised)
             assert everything_raised(alerts), [(a["rule"], a["bed"]) for a in alerts]
 
+            uncovered = one(alerts, "zone_uncovered")
+            assert (uncovered["subject"], uncovered["priority"]) == (
+                "zone:sunrise/garden",
+                "trouble",
+            )
             # The fall reached the charge nurse on her console: nobody-reached is not shown.
             fall = one(alerts, "fall", "SR-E-104")
             assert fall["nobody_reached_at"] is None
