@@ -41,9 +41,7 @@ from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from hub.auth import hash_password
 from hub.config import HubConfig
-from hub.roster import Roster, RosterConfig
 from hub.service import Hub
-from hub.watch_settings import WatchConfig, WatchPolicy
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import button_press, smoke
 from simulators.mr60fda1 import MR60FDA1Simulator
@@ -727,8 +725,8 @@ def _announce(options: DemoOptions, hub: Hub, password: str, home: DemoHome) -> 
     urls = base_urls(options.web_host, hub.web_port)
     url = urls[-1] if len(urls) > 1 else urls[0]  # the LAN address, when there is one
     others = "".join(f"  Also at:       {other}/\n" for other in urls if other != url)
-    roster = Roster(RosterConfig.model_validate(demo_roster()), WatchPolicy(WatchConfig()))
-    now = time.time()
+    assert hub.escalation is not None
+    roster, now = hub.escalation.roster, hub.escalation.clock.now()  # the hub's own answer
     shifts = "/".join(shift.name for shift in roster.shifts_at(SITE, now)) or "no"
     on_duty = ", ".join(roster.everyone_on_duty(SITE, now))
     people = "".join(f"    {p.username:<13} {p.name}, {p.does}\n" for p in STAFF)
