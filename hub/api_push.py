@@ -4,12 +4,23 @@ Mounted by the hub next to the routes of `hub.api` (see `hub.service`). Any sign
 subscribe their own browsers (family phones, staff phones). `POST /api/push/action` needs no
 session: the service worker calls it from a notification's button, and the action token that
 came with the push is the credential. It acts as the user it names with the user's grant as it
-is when the button is pressed, not as it was when the push was sent.
+is when the button is pressed, not as it was when the push was sent:
+
+- staff (a role that acts on alerts): `acknowledge` ("I'm going", as that staff member) and
+  `decline` ("I can't": the ladder moves to its next step at once);
+- family: `seen` ("I've seen it", recorded, changes nothing else), `handling` ("I'm handling
+  it", where the policy makes the family a responder) and `send_someone`. An `acknowledge`
+  from a family member's notification (shown by an older version of the app) counts as
+  `seen`: only staff acknowledge.
+
+The service worker also confirms each push it receives with the same token (action
+`received`): the subscription's `confirmed_at`, which the roster uses to tell a phone that
+has stopped receiving.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,10 +37,26 @@ from hub.users import UserStore
 ACTING: tuple[Permission, ...] = ("family", "alerts.act")
 
 
+FAMILY_ACTIONS: Final = frozenset({"seen", "handling", "send_someone"})
+STAFF_ACTIONS: Final = frozenset({"acknowledge", "decline"})
+Action = Literal["acknowledge", "decline", "seen", "handling", "send_someone", "received"]
+
+
 class HelpDesk(Protocol):
     """The escalation engine's "send someone": the family asks the service to go and see."""
 
     async def request_help(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...
+
+
+class Responses(HelpDesk, Protocol):
+    """The escalation engine's answers to an alert (hub/escalation.py): staff "I can't", the
+    family's "I've seen it" and "I'm handling it", and "Send someone"."""
+
+    async def decline(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...
+
+    async def family_seen(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...
+
+    async def family_handling(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...
 
 
 class SubscriptionKeys(BaseModel):
@@ -59,7 +86,9 @@ class ActionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=1, max_length=1024)
-    action: Literal["acknowledge", "send_someone"]
+    action: Action
+    # Only with `received`, for a token that names no subscription: the browser's endpoint.
+    endpoint: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 def push_routes(
@@ -67,7 +96,7 @@ def push_routes(
     *,
     store: Store,
     alerts: AlertService,
-    helpdesk: HelpDesk,
+    helpdesk: Responses,
     users: UserStore,
     clock: Clock,
 ) -> APIRouter:
@@ -126,19 +155,42 @@ def push_routes(
     async def act(body: ActionRequest) -> dict[str, Any]:
         try:
             claim = push.tokens.read(body.token)
+            if body.action == "received":  # the service worker's receipt, not a person's act
+                confirmed = await push.confirm(claim, body.endpoint)
+                return {"action": "received", "confirmed_at": confirmed.confirmed_at}
         except PushError as exc:
             raise HTTPException(exc.status, str(exc)) from None
-        await acting_now(claim)
-        if body.action == "acknowledge":
-            alert = await alerts.acknowledge(claim.alert_id, claim.username, CHANNEL)
-            result: dict[str, Any] = {"alert_id": alert["id"], "state": alert["state"]}
+        caller = await acting_now(claim)
+        action = body.action
+        if caller.role == "family":
+            if action == "acknowledge":
+                action = "seen"  # an older notification's button: only staff acknowledge
+            elif action not in FAMILY_ACTIONS:
+                raise HTTPException(
+                    403,
+                    "a family member answers with I've seen it, I'm handling it or Send someone",
+                )
+        elif action not in STAFF_ACTIONS:
+            raise HTTPException(403, f"a {caller.role} answers with I'm going or I can't")
+        alert_id, who = claim.alert_id, claim.username
+        result: dict[str, Any]
+        if action == "acknowledge":
+            alert = await alerts.acknowledge(alert_id, who, CHANNEL)
+            result = {"alert_id": alert["id"], "state": alert["state"]}
+        elif action == "decline":
+            result = {"alert_id": alert_id, **await helpdesk.decline(alert_id, who, CHANNEL)}
+        elif action == "seen":
+            result = {"alert_id": alert_id, **await helpdesk.family_seen(alert_id, who, CHANNEL)}
+        elif action == "handling":
+            result = {
+                "alert_id": alert_id,
+                **await helpdesk.family_handling(alert_id, who, CHANNEL),
+            }
         else:
-            result = await helpdesk.request_help(claim.alert_id, claim.username, CHANNEL)
+            result = await helpdesk.request_help(alert_id, who, CHANNEL)
         async with store.transaction():
-            detail = {"alert_id": claim.alert_id, "action": body.action}
-            await store.insert_audit(
-                [AuditEntry(clock.now(), claim.username, "push_action", CHANNEL, detail)]
-            )
-        return {"action": body.action, **result}
+            detail = {"alert_id": alert_id, "action": action}
+            await store.insert_audit([AuditEntry(clock.now(), who, "push_action", CHANNEL, detail)])
+        return {**result, "action": action}
 
     return router

@@ -10,8 +10,13 @@ Windows) and the keys to encrypt for it. The hub encrypts each message for the b
   made to POST to arbitrary, perhaps internal, URLs. Nor to an internal address at all
   (hub/outbound.py) unless `outbound.allowed_hosts` allows its host: checked when a browser
   subscribes, and again, with the name resolved and every connection watched, at each push.
-- A push carries an action token so that the notification's own buttons (Acknowledge,
-  Send someone) reach the hub without a session: the token is the credential.
+- A push carries an action token so that the notification's own buttons reach the hub
+  without a session: the token is the credential. Staff get "I'm going" (acknowledge) and
+  "I can't" (decline); a family member "I've seen it", "Send someone" and, where the policy
+  makes the family a responder, "I'm handling it".
+- A person is pushed only while their account is active and the alert is in their scope now;
+  the service worker confirms each push it receives (`confirmed_at` of the subscription), so
+  that a phone that has stopped receiving shows as not reachable.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -37,11 +42,13 @@ from py_vapid import Vapid02
 from py_vapid.utils import b64urlencode
 from pywebpush import WebPushException, webpush
 
+from hub.access import Grant, Principal
 from hub.clock import Clock
 from hub.config import HubConfig, PushSettings
 from hub.notify import DeliveryResult, Notification, Recipient
 from hub.outbound import OutboundPolicy, private_refusal
 from hub.store import AuditEntry, Store
+from hub.users import User
 
 log = logging.getLogger("carewatch.hub.push")
 
@@ -77,8 +84,18 @@ CREATE TABLE IF NOT EXISTS push_subscriptions (
 CREATE INDEX IF NOT EXISTS push_subscriptions_user ON push_subscriptions (username, id);
 """
 SUBSCRIPTION_COLUMNS: Final = (
-    "id, username, endpoint, p256dh, auth, user_agent, created_at, last_result, last_at, failures"
+    "id, username, endpoint, p256dh, auth, user_agent, created_at, last_result, last_at, "
+    "failures, confirmed_at"
 )
+# The buttons of a pushed notification, most important first (Chrome shows two).
+Audience = Literal["staff", "family"]
+STAFF_ACTIONS: Final = (
+    {"action": "acknowledge", "title": "I'm going"},
+    {"action": "decline", "title": "I can't"},
+)
+SEEN: Final = {"action": "seen", "title": "I've seen it"}
+SEND_SOMEONE: Final = {"action": "send_someone", "title": "Send someone"}
+HANDLING: Final = {"action": "handling", "title": "I'm handling it"}
 # An endpoint is a plain URL: no spaces, backslashes or user info that parsers might read
 # differently from one another.
 _URL_CHARS: Final = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]!$&'()*+,;=%]+")
@@ -105,6 +122,7 @@ class Subscription:
     last_result: str | None
     last_at: float | None
     failures: int
+    confirmed_at: float | None = None  # when its browser last confirmed receiving a push
 
     def info(self) -> dict[str, Any]:
         """As pywebpush wants it: the browser's `PushSubscription.toJSON()`."""
@@ -121,6 +139,7 @@ class Subscription:
             "last_result": self.last_result,
             "last_at": self.last_at,
             "failures": self.failures,
+            "confirmed_at": self.confirmed_at,
         }
 
 
@@ -151,6 +170,7 @@ class ActionClaim:
 
     alert_id: int
     username: str
+    subscription: int | None = None  # the subscription the push went to (tokens since v0.2)
 
 
 def endpoint_problem(
@@ -233,8 +253,13 @@ class ActionTokens:
             secret_key, salt=ACTION_SALT, signer=_clock_signer(clock)
         )
 
-    def issue(self, alert_id: int, username: str) -> str:
-        return self._serializer.dumps({"alert": alert_id, "user": username})
+    def issue(self, alert_id: int, username: str, subscription: int | None = None) -> str:
+        """A token for one push: the alert, the user, and the subscription it went to (so
+        that the service worker's receipt names the browser that received it)."""
+        data: dict[str, Any] = {"alert": alert_id, "user": username}
+        if subscription is not None:
+            data["sub"] = subscription
+        return self._serializer.dumps(data)
 
     def read(self, token: str) -> ActionClaim:
         """The claim, or PushError 403 for a token that is expired, tampered with or not ours."""
@@ -250,7 +275,8 @@ class ActionTokens:
             and isinstance(data.get("user"), str)
         ):
             raise PushError(403, "the action token is not valid")
-        return ActionClaim(data["alert"], data["user"])
+        sub = data.get("sub")
+        return ActionClaim(data["alert"], data["user"], sub if isinstance(sub, int) else None)
 
 
 def _clock_signer(clock: Clock) -> type[TimestampSigner]:
@@ -391,6 +417,41 @@ class PushService:
     async def subscriptions(self, username: str) -> list[Subscription]:
         return await self._select("username = ?", username)
 
+    async def confirm(self, claim: ActionClaim, endpoint: str | None = None) -> Subscription:
+        """The service worker received a push: note it on the subscription it went to.
+
+        The subscription is the one the token names (or, for a token from before tokens named
+        it, the token user's subscription at `endpoint`). PushError 404 when there is none:
+        it was removed, or moved to another user, since the push was sent."""
+        key: int | str
+        if claim.subscription is not None:
+            where, key = "id = ? AND username = ?", claim.subscription
+        elif endpoint:
+            where, key = "endpoint = ? AND username = ?", endpoint
+        else:
+            raise PushError(422, "the receipt names no subscription (give its endpoint)")
+        async with self._store.transaction() as db:
+            cur = await db.execute(
+                f"UPDATE push_subscriptions SET confirmed_at = ? WHERE {where}",
+                (self._clock.now(), key, claim.username),
+            )
+            if cur.rowcount != 1:
+                raise PushError(404, "no such push subscription")
+        found = await self._select(where, key, claim.username)
+        if not found:
+            raise PushError(404, "no such push subscription")
+        return found[0]
+
+    async def last_confirmed(self, username: str) -> float | None:
+        """When a browser of `username` last confirmed receiving a push; None if none ever did
+        (or they have no subscription left). The roster shows a phone silent for long as not
+        reachable."""
+        async with self._store.db.execute(
+            "SELECT max(confirmed_at) FROM push_subscriptions WHERE username = ?", (username,)
+        ) as cur:
+            row = await cur.fetchone()
+        return float(row[0]) if row is not None and row[0] is not None else None
+
     async def _select(self, where: str, *args: Any) -> list[Subscription]:
         async with self._store.db.execute(
             f"SELECT {SUBSCRIPTION_COLUMNS} FROM push_subscriptions WHERE {where} ORDER BY id",
@@ -501,17 +562,60 @@ async def _vapid_keys(store: Store, clock: Clock) -> Vapid02:
     return vapid
 
 
+class Accounts(Protocol):
+    """The seam to the users table (hub/users.py `UserStore`)."""
+
+    async def active(self, username: str) -> User | None:
+        """The user if they exist and are not disabled, else None."""
+        ...
+
+
+def audience(grant: Grant) -> Audience | None:
+    """Whose buttons a push to this account carries: staff (those who act on alerts) answer
+    "I'm going" / "I can't", family members "I've seen it" / "Send someone"."""
+    if grant.role == "family":
+        return "family"
+    principal = Principal("", "", grant)
+    return "staff" if principal.can("alerts.act") else None
+
+
 class PushNotifier:
-    """Notifier for the escalation engine: pushes an alert to every browser of a person."""
+    """Notifier for the escalation engine: pushes an alert to every browser of a person.
+
+    Only to a person whose account is active and who may see the alert now: a disabled user,
+    a nurse moved to another wing or a relative who no longer follows the resident is not
+    pushed, whatever subscriptions they left behind (the attempt fails, saying why)."""
 
     channel = CHANNEL
 
-    def __init__(self, push: PushService) -> None:
+    def __init__(
+        self,
+        push: PushService,
+        accounts: Accounts | None = None,
+        family_responder: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
         self._push = push
+        self._accounts = accounts
+        self._family_responder = family_responder or (lambda alert: False)
 
     def accepts(self, recipient: Recipient) -> bool:
         account = push_account(recipient)
         return account is not None and self._push.has_subscription(account)
+
+    async def _audience(self, account: str, alert: dict[str, Any]) -> Audience | str:
+        """The account's audience, or why it must not be pushed this alert."""
+        if self._accounts is None:  # no users table (tests of the push side alone)
+            return "family"
+        user = await self._accounts.active(account)
+        if user is None:
+            return f"{account} is not an active user"
+        principal = Principal(user.username, user.name, user.grant, "push")
+        who = audience(user.grant)
+        if who is None:
+            return f"a {principal.role} does not answer alerts"
+        if not principal.sees_alert(alert):
+            return f"the alert is outside {account}'s scope"
+        return who
 
     async def send(self, notification: Notification) -> DeliveryResult:
         account = push_account(notification.recipient)
@@ -519,17 +623,26 @@ class PushNotifier:
         if not account or not subscriptions:
             return DeliveryResult(False, "no push subscription")
         alert = notification.alert
+        who = await self._audience(account, alert)
+        if who not in ("staff", "family"):
+            return DeliveryResult(False, f"not pushed: {who}")
+        actions = push_actions(
+            "staff" if who == "staff" else "family", self._family_responder(alert)
+        )
         settings = self._push.settings
         emergency = alert["priority"] == "emergency"
-        data = json.dumps(
-            push_payload(notification, self._push.tokens.issue(int(alert["id"]), account)),
-            separators=(",", ":"),
-        )
+        tokens = self._push.tokens
+
+        def data(subscription: Subscription) -> str:
+            token = tokens.issue(int(alert["id"]), account, subscription.id)
+            payload = push_payload(notification, token, actions)
+            return json.dumps(payload, separators=(",", ":"))
+
         outcomes = await asyncio.gather(
             *(
                 self._push.send(
                     subscription,
-                    data,
+                    data(subscription),
                     ttl=settings.emergency_ttl_s if emergency else settings.ttl_s,
                     urgency="high" if alert["priority"] in URGENT else "normal",
                     topic=f"alert-{alert['id']}",
@@ -549,7 +662,18 @@ class PushNotifier:
         return DeliveryResult(accepted > 0, detail)
 
 
-def push_payload(notification: Notification, action_token: str) -> dict[str, Any]:
+def push_actions(who: Audience, family_responder: bool = False) -> list[dict[str, str]]:
+    """The notification's buttons for staff or family, most important first."""
+    if who == "staff":
+        return [dict(action) for action in STAFF_ACTIONS]
+    if family_responder:
+        return [dict(HANDLING), dict(SEND_SOMEONE), dict(SEEN)]
+    return [dict(SEEN), dict(SEND_SOMEONE)]
+
+
+def push_payload(
+    notification: Notification, action_token: str, actions: Sequence[dict[str, str]] = ()
+) -> dict[str, Any]:
     """What the service worker shows; kept well under 3 KB (push services take about 4)."""
     alert = notification.alert
     rule = str(alert["rule"]).replace("_", " ").capitalize()
@@ -566,6 +690,7 @@ def push_payload(notification: Notification, action_token: str) -> dict[str, Any
         "opened_at": alert["opened_at"],
         "url": f"/family#alert={alert['id']}",
         "action_token": action_token,
+        "actions": list(actions),
     }
 
 

@@ -15,6 +15,7 @@ from hub.api import create_app
 from hub.api_console import console_routes
 from hub.api_escalation import escalation_routes
 from hub.api_family import family_routes
+from hub.api_oncall import oncall_routes
 from hub.api_provision import provision_routes
 from hub.api_push import push_routes
 from hub.api_roster import RosterView, roster_routes
@@ -95,7 +96,8 @@ class Hub:
         )
         # Web Push to phones (hub/push.py), one more channel for the escalation
         push = await PushService.open(store, clock, config, config.web.secret_key)
-        escalation.add_notifier(PushNotifier(push))
+        # only to active users who may see the alert; a family responder gets "I'm handling it"
+        escalation.add_notifier(PushNotifier(push, users, escalation.family_may_handle))
         await escalation.deliver_leftovers()
         # a zone nobody covers is a trouble alert at shift start (hub/roster_watch.py)
         roster_watch = await start_roster_watch(
@@ -167,9 +169,17 @@ class Hub:
                 push_routes(
                     self.push,
                     store=self.store,
+                    alerts=self.alerts,
                     helpdesk=self.escalation,
                     users=self.users,
                     clock=self.escalation.clock,
+                )
+            )
+            app.include_router(  # staff "I can't" (hub/api_oncall.py)
+                oncall_routes(
+                    self.escalation,
+                    store=self.store,
+                    hide_alert=self.walktests.hides if self.walktests else None,
                 )
             )
             app.include_router(  # the family app and its API (hub/api_family.py)

@@ -226,54 +226,115 @@ async def test_a_call_button_is_urgent_and_a_gone_subscription_is_removed(ward: 
     assert ward.hub.push.counters()["removed_gone"] == 2
 
 
-async def test_the_notification_acknowledges_the_alert_with_its_token(ward: Ward) -> None:
+async def test_a_relatives_notification_answers_for_the_family_with_its_token(
+    ward: Ward,
+) -> None:
     await ward.subscribe()
     alert_id = await ward.trigger(FALL)
     await ward.receiver.wait(1)
-    token = ward.receiver.delivered[0].message["action_token"]
+    message = ward.receiver.delivered[0].message
+    token = message["action_token"]
+    # A care-home bed: the family is no responder, so no "I'm handling it".
+    assert message["actions"] == [
+        {"action": "seen", "title": "I've seen it"},
+        {"action": "send_someone", "title": "Send someone"},
+    ]
+
+    async def press(phone: httpx.AsyncClient, token: str, action: str) -> httpx.Response:
+        return await phone.post("/api/push/action", json={"token": token, "action": action})
 
     async with httpx.AsyncClient(base_url=ward.hub.url) as phone:  # no session: the token
         tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
-        refused = await phone.post(
-            "/api/push/action", json={"token": tampered, "action": "acknowledge"}
-        )
+        refused = await press(phone, tampered, "seen")
         assert refused.status_code == 403
         assert refused.json()["detail"] == "the action token is not valid"
-        assert (await ward.alert(alert_id))["state"] == "open"
         assert ward.hub.push is not None
         removed_user = ward.hub.push.tokens.issue(alert_id, "left-last-month")
-        stale = await phone.post(
-            "/api/push/action", json={"token": removed_user, "action": "acknowledge"}
-        )
+        stale = await press(phone, removed_user, "seen")
         assert stale.status_code == 403
         assert stale.json()["detail"] == "the account this notification was sent to is not active"
 
-        done = await phone.post("/api/push/action", json={"token": token, "action": "acknowledge"})
-        assert done.status_code == 200, done.text
-        assert done.json() == {
-            "action": "acknowledge",
-            "alert_id": alert_id,
-            "state": "acknowledged",
-        }
-
-        again = await phone.post("/api/push/action", json={"token": token, "action": "acknowledge"})
-        assert again.status_code == 409
-        assert "is acknowledged" in again.json()["detail"]
+        seen = await press(phone, token, "seen")
+        assert seen.status_code == 200, seen.text
+        assert (seen.json()["action"], seen.json()["alert_id"]) == ("seen", alert_id)
+        assert seen.json()["family_seen_by"] == ["Anna Jones"]
+        # An older notification's "Acknowledge": the relative has seen it, nothing more.
+        old_button = await press(phone, token, "acknowledge")
+        assert (old_button.status_code, old_button.json()["action"]) == (200, "seen")
+        # Staff answers are not the family's; nor is "I'm handling it" on a care-home bed.
+        declined = await press(phone, token, "decline")
+        assert declined.status_code == 403
+        assert "I've seen it" in declined.json()["detail"]
+        handling = await press(phone, token, "handling")
+        assert handling.status_code == 409
 
     alert = await ward.alert(alert_id)
-    assert (alert["state"], alert["acknowledged_by"], alert["acknowledged_via"]) == (
-        "acknowledged",
-        "anna",
-        "push",
-    )
-    acknowledged = [h for h in alert["history"] if h["action"] == "acknowledged"]
-    assert [(h["actor"], h["channel"]) for h in acknowledged] == [("anna", "push")]
+    assert (alert["state"], alert["acknowledged_by"]) == ("open", None)  # staff still answer
+    answers = [(h["action"], h["actor"], h["channel"]) for h in alert["history"]]
+    assert ("family_seen", "anna", "push") in answers
+    assert not [a for a in answers if a[0] in ("acknowledged", "declined", "family_handling")]
     async with ward.hub.store.db.execute(
-        "SELECT actor, channel, detail FROM audit WHERE action = 'push_action'"
+        "SELECT actor, channel, detail FROM audit WHERE action = 'push_action' ORDER BY id"
     ) as cur:
         rows = [tuple(row) for row in await cur.fetchall()]
-    detail = json.dumps({"alert_id": alert_id, "action": "acknowledge"})
-    assert rows == [("anna", "push", detail)]
+    detail = json.dumps({"alert_id": alert_id, "action": "seen"})
+    assert rows == [("anna", "push", detail), ("anna", "push", detail)]
+
+
+async def test_the_service_worker_confirms_a_push_on_its_subscription(ward: Ward) -> None:
+    assert ward.hub.push is not None
+    push = ward.hub.push
+    _, _, phone_sub = await ward.subscribe()
+    _, _, tablet_sub = await ward.subscribe()
+    assert await push.last_confirmed("anna") is None
+    assert [s["confirmed_at"] for s in await ward.subscriptions()] == [None, None]
+
+    alert_id = await ward.trigger(FALL)
+    await ward.receiver.wait(2)
+    by_endpoint = {
+        f"{ward.receiver.origin}/push/{d.subscription}": d.message for d in ward.receiver.delivered
+    }
+    # Each subscription's push carries its own token, naming that subscription.
+    phone_token = by_endpoint[phone_sub["endpoint"]]["action_token"]
+    assert phone_token != by_endpoint[tablet_sub["endpoint"]]["action_token"]
+    claim = push.tokens.read(phone_token)
+    assert (claim.alert_id, claim.username) == (alert_id, "anna")
+
+    async with httpx.AsyncClient(base_url=ward.hub.url) as worker:  # no session: the token
+        receipt = await worker.post(
+            "/api/push/action", json={"token": phone_token, "action": "received"}
+        )
+        assert receipt.status_code == 200, receipt.text
+        confirmed_at = receipt.json()["confirmed_at"]
+        assert receipt.json()["action"] == "received"
+        listed = {s["endpoint"]: s["confirmed_at"] for s in await ward.subscriptions()}
+        assert listed == {phone_sub["endpoint"]: confirmed_at, tablet_sub["endpoint"]: None}
+        assert await push.last_confirmed("anna") == confirmed_at
+
+        # An older token names no subscription: the worker gives its endpoint, the user's own.
+        old = push.tokens.issue(alert_id, "anna")
+        nameless = await worker.post("/api/push/action", json={"token": old, "action": "received"})
+        assert nameless.status_code == 422
+        by_endpoint_receipt = await worker.post(
+            "/api/push/action",
+            json={"token": old, "action": "received", "endpoint": tablet_sub["endpoint"]},
+        )
+        assert by_endpoint_receipt.status_code == 200, by_endpoint_receipt.text
+        carers = push.tokens.issue(alert_id, "carer")  # not the carer's subscription
+        foreign = await worker.post(
+            "/api/push/action",
+            json={"token": carers, "action": "received", "endpoint": phone_sub["endpoint"]},
+        )
+        assert foreign.status_code == 404
+        forged = await worker.post(
+            "/api/push/action", json={"token": phone_token + "x", "action": "received"}
+        )
+        assert forged.status_code == 403
+    assert all(s["confirmed_at"] for s in await ward.subscriptions())
+    # A receipt is not an answer: the alert and the audit of answers are untouched.
+    alert = await ward.alert(alert_id)
+    assert alert["state"] == "open"
+    assert "push_action" not in {h["action"] for h in alert["history"]}
 
 
 async def test_subscriptions_the_hub_must_not_use_are_refused(ward: Ward) -> None:
@@ -407,7 +468,9 @@ async def test_a_contact_with_an_account_is_pushed_and_can_ask_for_someone(
     assert (await ward.alert(alert_id))["state"] == "open"  # staff still acknowledge it
     assert hub.escalation is not None
     steps = (await hub.escalation.history(alert_id))["steps"]
-    assert [step["phase"] for step in steps] == ["escalate", "help"]
+    # No roster here: the help step reaches nobody, and says so with a fallback at once.
+    assert [step["phase"] for step in steps] == ["escalate", "help", "fallback"]
+    assert asked.json()["nobody_reached"][0]["phase"] == "help"
     history = await hub.store.audit_for_alert(alert_id)
     asked_by = [(h["actor"], h["channel"]) for h in history if h["action"] == "help_requested"]
     assert asked_by == [("anna", "push")]
