@@ -85,18 +85,19 @@ async def receiver() -> AsyncIterator[PushReceiver]:
         yield running
 
 
-@pytest.fixture
-async def phone(
-    hub_factory: HubFactory, publish_batch: PublishBatch, receiver: PushReceiver
+CARE_SERVICE_PHONE = "+44 20 7946 0999"
+
+
+def home_site() -> dict[str, Any]:
+    """The small site with Mary Jones's contacts and the care service's own number."""
+    return {**site_with_contacts(), "phone": CARE_SERVICE_PHONE}
+
+
+@contextlib.asynccontextmanager
+async def phone_browser(
+    hub: Hub, receiver: PushReceiver, publish_batch: PublishBatch
 ) -> AsyncIterator[FamilyPhone]:
-    hub = await hub_factory(
-        sites=[site_with_contacts()],
-        # Every alert goes at once to the daughter's phones (push), as a family bed's would.
-        escalation={"defaults": {"steps": [{"after_min": 0, "notify": "user:daughter"}]}},
-        push={"subject": "mailto:ops@example.org", "allowed_hosts": ["127.0.0.1"]},
-        outbound={"allowed_hosts": ["127.0.0.1"]},  # the test push service, on loopback
-        watch={"defaults": {"timezone": "UTC", "bed_exit": False, "inactivity": False}},
-    )
+    """Headless Chromium the size of a phone, at the hub's /family, notifications allowed."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = await browser.new_context(
@@ -115,7 +116,28 @@ async def phone(
             yield FamilyPhone(hub, context, page, receiver, publish_batch)
         finally:
             await browser.close()
-    assert errors == [], f"JavaScript errors in the family app: {errors}"
+    assert errors == [], f"JavaScript errors in the app: {errors}"
+
+
+async def family_hub(hub_factory: HubFactory, **policy: Any) -> Hub:
+    """Every alert goes at once to Mary Jones's family contacts: the daughter's phones (push)."""
+    return await hub_factory(
+        sites=[home_site()],
+        escalation={"defaults": {"steps": [{"after_min": 0, "notify": "family_contacts"}]}}
+        | ({"sites": {"sunrise": policy}} if policy else {}),
+        push={"subject": "mailto:ops@example.org", "allowed_hosts": ["127.0.0.1"]},
+        outbound={"allowed_hosts": ["127.0.0.1"]},  # the test push service, on loopback
+        watch={"defaults": {"timezone": "UTC", "bed_exit": False, "inactivity": False}},
+    )
+
+
+@pytest.fixture
+async def phone(
+    hub_factory: HubFactory, publish_batch: PublishBatch, receiver: PushReceiver
+) -> AsyncIterator[FamilyPhone]:
+    hub = await family_hub(hub_factory)
+    async with phone_browser(hub, receiver, publish_batch) as running:
+        yield running
 
 
 async def registration_id(phone: FamilyPhone) -> tuple[Any, str]:
@@ -166,7 +188,44 @@ PRESS = """async ([tag, action]) => {
 }"""
 
 
-async def test_family_app_push_acknowledge_and_send_someone(phone: FamilyPhone) -> None:
+async def subscribe_for(phone: FamilyPhone, who: tuple[str, str]) -> dict[str, Any]:
+    """The phone as the hub sees it: a subscription of `who` at the local push service
+    (headless Chromium has no push service of its own)."""
+    _, _, subscription = phone.receiver.new_subscription()
+    async with phone.session(who) as (client, csrf):
+        stored = await client.post(
+            "/api/push/subscriptions", json=subscription, headers={"X-CSRF-Token": csrf}
+        )
+        assert stored.status_code == 201, stored.text
+    return subscription
+
+
+async def deliver_to_worker(phone: FamilyPhone, push: Delivered) -> None:
+    """The real decrypted message, given to the app's service worker as a push service would."""
+    active = "navigator.serviceWorker.ready.then(r => Boolean(r.active))"
+    assert await phone.page.evaluate(active)  # installed and activated: it takes pushes now
+    cdp, registration = await registration_id(phone)
+    await cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": phone.hub.url, "registrationId": registration, "data": json.dumps(push.message)},
+    )
+    tag = f"alert-{push.message['alert_id']}"
+    await phone.page.wait_for_function(
+        """async (tag) => {
+            const registration = await navigator.serviceWorker.ready;
+            return (await registration.getNotifications({tag})).length === 1;
+        }""",
+        arg=tag,
+    )
+
+
+async def confirmed_at(phone: FamilyPhone, who: tuple[str, str], endpoint: str) -> float | None:
+    async with phone.session(who) as (client, _):
+        listed = (await client.get("/api/push/subscriptions")).json()["subscriptions"]
+    return next(s["confirmed_at"] for s in listed if s["endpoint"] == endpoint)
+
+
+async def test_family_app_push_answers_and_what_the_care_service_did(phone: FamilyPhone) -> None:
     page = phone.page
     await phone.send({"dev": "radar-101", "reading": "occupancy", "value": True})
     await phone.send({"dev": "radar-102", "reading": "occupancy", "value": False})
@@ -181,12 +240,20 @@ async def test_family_app_push_acknowledge_and_send_someone(phone: FamilyPhone) 
     await expect(card.get_by_test_id("resident-since")).to_have_text(
         re.compile(r"^since \d\d:\d\d \(.+\)$")
     )
-    await expect(card.get_by_test_id("resident-place")).to_have_text("Room 101, Sunrise Care Home")
+    await expect(card.get_by_test_id("resident-place")).to_contain_text("Sunrise Care Home")
+    # The care service comes first among the contacts, with its own number to call.
+    contacts = card.get_by_test_id("contacts").locator("li")
+    await expect(contacts.first).to_have_attribute("data-testid", "care-service")
+    await expect(contacts.first).to_contain_text("Sunrise Care Home · Care service")
+    await expect(card.get_by_test_id("care-service-call")).to_have_attribute(
+        "href", "tel:+442079460999"
+    )
     await expect(card.get_by_test_id("contact-call").first).to_have_attribute(
         "href", "tel:+447700900123"
     )
     await expect(page.get_by_text("Li Wei")).to_have_count(0)
     await expect(page.get_by_test_id("family-user")).to_have_text("Anne Jones")
+    await expect(page.get_by_test_id("staff-app")).to_be_hidden()
 
     # The service worker is registered and active, for the app's scope only.
     scope = await page.evaluate(
@@ -202,67 +269,82 @@ async def test_family_app_push_acknowledge_and_send_someone(phone: FamilyPhone) 
     assert await page.evaluate("window.carewatchFamily.push") == "unsupported"
     await expect(card.get_by_test_id("resident-state")).to_have_text("In bed")
 
-    # The daughter's phone as the hub sees it: a subscription at the local push service.
-    _, _, subscription = phone.receiver.new_subscription()
-    async with phone.session(FAMILY) as (client, csrf):
-        stored = await client.post(
-            "/api/push/subscriptions", json=subscription, headers={"X-CSRF-Token": csrf}
-        )
-        assert stored.status_code == 201, stored.text
-
+    subscription = await subscribe_for(phone, FAMILY)
     fall = await phone.open_alert({"dev": "radar-101", "event": "fall", "value": True})
     push = await pushed_to_daughter(phone, fall)
     assert push.message["title"] == "Fall: Mary Jones" and push.message["action_token"]
-
-    cdp, registration = await registration_id(phone)
-    await cdp.send(
-        "ServiceWorker.deliverPushMessage",
-        {"origin": phone.hub.url, "registrationId": registration, "data": json.dumps(push.message)},
-    )
-    await page.wait_for_function(
-        "navigator.serviceWorker.ready.then(r => r.getNotifications()).then(n => n.length === 1)"
-    )
+    await deliver_to_worker(phone, push)
     (shown,) = await page.evaluate(SHOWN)
     assert shown == {
         "title": "Fall: Mary Jones",
         "body": push.message["body"],
         "tag": f"alert-{fall}",
-        "actions": [["acknowledge", "Acknowledge"], ["send_someone", "Send someone"]],
+        "actions": [["seen", "I've seen it"], ["send_someone", "Send someone"]],
         "requireInteraction": True,
         "alert_id": fall,
     }
-    # The worker told the open app, which shows the new alert without waiting for its poll.
+
+    # The worker confirmed the push to the hub, on the subscription it came to.
+    async def confirmed() -> bool:
+        return await confirmed_at(phone, FAMILY, subscription["endpoint"]) is not None
+
+    await eventually(confirmed)
+
+    # The worker told the open app, which shows the new alert without waiting for its poll,
+    # and what the care service did: nothing yet that the record shows.
     active = page.get_by_test_id("active-alert")
     await expect(active).to_have_attribute("data-alert-id", str(fall))
     await expect(active.get_by_test_id("active-alert-rule")).to_have_text("Fall")
+    response = active.get_by_test_id("staff-response")
+    await expect(response).to_have_attribute("data-kind", "waiting")
+    await expect(response).to_have_text("No answer from the care service yet.")
+    await expect(active.get_by_test_id("handling-button")).to_have_count(0)  # a care-home bed
 
-    # "Acknowledge" on the notification reaches the hub with the push's own token.
-    result = await page.evaluate(PRESS, [f"alert-{fall}", "acknowledge"])
+    # "I've seen it" on the notification: recorded, and nothing else changes for the staff.
+    result = await page.evaluate(PRESS, [f"alert-{fall}", "seen"])
     assert (result["ok"], result["status"]) == (True, 200), result
-    acked = await phone.as_nurse(f"/api/alerts/{fall}")
-    assert (acked["state"], acked["acknowledged_by"], acked["acknowledged_via"]) == (
-        "acknowledged",
-        "daughter",
-        "push",
-    )
     assert await page.evaluate(SHOWN) == []  # the notification closed itself
-    await expect(active).to_have_attribute("data-state", "acknowledged")
-    await expect(active.get_by_test_id("active-alert-status")).to_contain_text(
-        "Acknowledged by Anne Jones from a notification"
-    )
+    seen = await phone.as_nurse(f"/api/alerts/{fall}")
+    assert (seen["state"], seen["acknowledged_by"]) == ("open", None)
+    answers = [(h["action"], h["actor"], h["channel"]) for h in seen["history"]]
+    assert ("family_seen", "daughter", "push") in answers
+    await expect(active.get_by_test_id("family-answers")).to_have_text("Seen by Anne Jones")
+    await expect(active.get_by_test_id("seen-button")).to_be_disabled()
+    await expect(active).to_have_attribute("data-state", "open")
 
-    # A call button; the daughter asks for someone to be sent, from the app.
+    # A nurse acknowledges at the console: the app says who, and when.
+    async with phone.session(NURSE) as (client, csrf):
+        acked = await client.post(f"/api/alerts/{fall}/acknowledge", headers={"X-CSRF-Token": csrf})
+        assert acked.status_code == 200, acked.text
+    await page.reload()
+    await expect(response).to_have_attribute("data-kind", "acknowledged")
+    await expect(response).to_have_text(re.compile(r"^Acknowledged by Night Nurse at \d\d:\d\d$"))
+
+    # A call button; the daughter asks for someone to be sent. Nobody is on duty in this
+    # home: the app says so, with the care service's number, and never that someone is coming.
     call = await phone.open_alert({"dev": "button-101", "event": "call_button", "value": True})
     await page.reload()
     called = page.locator(f'[data-testid="active-alert"][data-alert-id="{call}"]')
     await expect(called.get_by_test_id("active-alert-rule")).to_have_text("Call button pressed")
     await called.get_by_test_id("send-someone-button").click()
-    await expect(called.get_by_test_id("active-alert-status")).to_contain_text(
-        "Someone was asked to go (Anne Jones)"
+    told = called.get_by_test_id("staff-response")
+    await expect(told).to_have_attribute("data-kind", "nobody_reached")
+    await expect(told.get_by_test_id("staff-response-text")).to_have_text(
+        f"We could not reach anyone. Call the care service now: {CARE_SERVICE_PHONE}"
+    )
+    await expect(told.get_by_test_id("staff-response-call")).to_have_attribute(
+        "href", "tel:+442079460999"
+    )
+    await expect(called.get_by_test_id("family-answers")).to_have_text(
+        "Anne Jones asked for someone to be sent"
     )
     await expect(called.get_by_test_id("send-someone-button")).to_be_disabled()
+    await expect(
+        page.get_by_text(re.compile("asked to go|is coming|on (her|his|their) way"))
+    ).to_have_count(0)
     escalation = await phone.as_nurse(f"/api/alerts/{call}/escalation")
     assert escalation["help_requested_by"] == ["Anne Jones"]
+    assert [n["phase"] for n in escalation["nobody_reached"]] == ["help"]
     assert (await phone.as_nurse(f"/api/alerts/{call}"))["state"] == "open"
     recent = page.get_by_test_id("recent-alert")
     await expect(recent).to_have_count(2)
@@ -270,6 +352,42 @@ async def test_family_app_push_acknowledge_and_send_someone(phone: FamilyPhone) 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     await page.evaluate("window.scrollTo(0, 0)")
     await page.screenshot(path=str(SCREENSHOT), full_page=False)
+
+
+async def test_a_family_responder_can_say_they_are_handling_it(
+    hub_factory: HubFactory, publish_batch: PublishBatch, receiver: PushReceiver
+) -> None:
+    hub = await family_hub(hub_factory, family_responder=True)
+    async with phone_browser(hub, receiver, publish_batch) as phone:
+        page = phone.page
+        await phone.log_in()
+        await expect(page.get_by_test_id("resident-card")).to_have_count(1)
+        await subscribe_for(phone, FAMILY)
+        fall = await phone.open_alert({"dev": "radar-101", "event": "fall", "value": True})
+        push = await pushed_to_daughter(phone, fall)
+        # The notification offers it first (browsers show the first two buttons).
+        assert [a["action"] for a in push.message["actions"]] == [
+            "handling",
+            "send_someone",
+            "seen",
+        ]
+        await deliver_to_worker(phone, push)
+        (shown,) = await page.evaluate(SHOWN)
+        assert shown["actions"][0] == ["handling", "I'm handling it"]
+
+        active = page.get_by_test_id("active-alert")
+        await expect(active).to_have_attribute("data-alert-id", str(fall))
+        await active.get_by_test_id("handling-button").click()
+        await expect(active.get_by_test_id("family-answers")).to_have_text(
+            re.compile(r"^Anne Jones is handling it since \d\d:\d\d$")
+        )
+        await expect(active.get_by_test_id("handling-button")).to_have_count(0)
+        history = await phone.as_nurse(f"/api/alerts/{fall}")
+        assert (history["state"], history["acknowledged_by"]) == ("open", None)
+        answered = [(h["action"], h["actor"]) for h in history["history"]]
+        assert ("family_handling", "daughter") in answered
+        escalation = await phone.as_nurse(f"/api/alerts/{fall}/escalation")
+        assert escalation["family_handling"]["by"] == "Anne Jones"
 
 
 async def test_the_manifest_makes_the_app_installable(phone: FamilyPhone) -> None:

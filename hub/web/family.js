@@ -1,5 +1,8 @@
-// carewatch family app: how a relative is now, their recent alerts, whom to call, and push alerts.
-// Plain JS, no framework. All data is inserted with textContent, never as HTML.
+// carewatch app for phones, by role. Family: how a relative is now, their recent alerts and what
+// the care service did about them, whom to call, and push alerts. Staff (and charge nurses,
+// supervisors): the active alerts of the zones they cover, with "I'm going" and "I can't", and
+// the same push alerts on their own phone. Plain JS, no framework. All data is inserted with
+// textContent, never as HTML.
 "use strict";
 
 (() => {
@@ -27,9 +30,10 @@
   };
   const RELATIONS = { family: "Family", family_doctor: "Family doctor", other: "" };
   const ACTIVITY = { in_bed: "in bed", up: "up", away: "away", unknown: "no reading yet" };
+  const CHANNEL_WORDS = { console: "console", push: "phone", apprise: "message" };
 
   // Exposed for tests and for anyone helping a relative set up their phone.
-  const status = { refreshes: 0, push: "off", serviceWorker: "none", lastError: null };
+  const status = { refreshes: 0, push: "off", serviceWorker: "none", lastError: null, role: null };
   window.carewatchFamily = status;
 
   const lib = window.carewatch;
@@ -40,6 +44,11 @@
     login: $("login-panel"),
     notFamily: $("not-family"),
     app: $("family-app"),
+    staff: $("staff-app"),
+    staffAlerts: $("staff-alerts"),
+    staffNone: $("staff-none"),
+    staffUpdated: $("staff-updated"),
+    pushPanel: $("push-panel"),
     residents: $("residents"),
     none: $("no-residents"),
     user: $("family-user"),
@@ -73,8 +82,16 @@
 
   function show(section) {
     el.loading.hidden = true;
-    for (const name of ["login", "notFamily", "app"]) el[name].hidden = name !== section;
+    for (const name of ["login", "notFamily", "app", "staff"]) el[name].hidden = name !== section;
+    el.pushPanel.hidden = section !== "app" && section !== "staff";
     el.user.hidden = el.logout.hidden = section === "login";
+  }
+
+  // Who the app is for: a family member, or staff who answer alerts (staff, charge nurses,
+  // supervisors, admins: every role that may act on alerts). Installers are neither.
+  function roleOf(who) {
+    if (who.role === "family") return "family";
+    return (who.permissions || []).includes("alerts.act") ? "staff" : null;
   }
 
   // ---------------------------------------------------------------- sign in
@@ -91,11 +108,12 @@
 
   function enter(who) {
     el.user.textContent = who.name;
-    if (who.role !== "family") {
+    status.role = roleOf(who);
+    if (status.role === null) {
       show("notFamily");
       return;
     }
-    show("app");
+    show(status.role === "family" ? "app" : "staff");
     describePush();
     refresh();
   }
@@ -111,6 +129,8 @@
     await lib.signOut();
     clearTimeout(pollTimer);
     el.residents.replaceChildren();
+    el.staffAlerts.replaceChildren();
+    status.role = null;
     login.reset("");
     show("login");
   });
@@ -119,21 +139,26 @@
 
   async function refresh() {
     clearTimeout(pollTimer);
-    if (!lib.me()) return;
-    let overview;
-    try {
-      overview = await api("GET", "/api/family");
-    } catch (err) {
-      if (err.status === 401) return; // the session has ended: the sign-in form is back
-      el.offline.hidden = false;
-    }
-    if (overview) {
+    if (!lib.me() || status.role === null) return;
+    const loaded = status.role === "staff" ? await loadStaff() : await loadFamily();
+    if (loaded) {
       el.offline.hidden = true;
-      render(overview.residents);
       status.refreshes += 1;
-      el.updated.textContent = `Updated ${when(Date.now() / 1000)}`;
+      const stamp = `Updated ${when(Date.now() / 1000)}`;
+      el.updated.textContent = el.staffUpdated.textContent = stamp;
     }
     pollTimer = setTimeout(refresh, POLL_S * 1000);
+  }
+
+  // True when the hub answered (and the page shows its answer).
+  async function loadFamily() {
+    try {
+      render((await api("GET", "/api/family")).residents);
+      return true;
+    } catch (err) {
+      if (err.status !== 401) el.offline.hidden = false; // 401: the sign-in form is back
+      return false;
+    }
   }
 
   function render(residents) {
@@ -152,17 +177,12 @@
     const head = make("header", { class: "card-head" });
     head.append(make("h2", { testid: "resident-name" }, person.name));
     if (person.place) {
-      head.append(
-        make(
-          "p",
-          { class: "place", testid: "resident-place" },
-          `Room ${person.place.room_name}, ${person.place.site_name}`,
-        ),
-      );
+      const place = person.place.text || `Room ${person.place.room_name}, ${person.place.site_name}`;
+      head.append(make("p", { class: "place", testid: "resident-place" }, place));
     }
     card.append(head, stateBlock(person.state));
-    if (person.active_alerts.length) card.append(activeAlerts(person.active_alerts));
-    card.append(recentAlerts(person.recent_alerts), contacts(person.contacts));
+    if (person.active_alerts.length) card.append(activeAlerts(person.active_alerts, person.care_service));
+    card.append(recentAlerts(person.recent_alerts), contacts(person.care_service, person.contacts));
     return card;
   }
 
@@ -186,9 +206,10 @@
     return block;
   }
 
-  function activeAlerts(alerts) {
+  function activeAlerts(alerts, careService) {
     const box = make("section", { class: "active", testid: "active-alerts" });
     box.append(make("h3", {}, "Needs attention now"));
+    const myName = (lib.me() || {}).name;
     for (const alert of alerts) {
       const item = make("div", {
         class: `alert-now priority-${alert.priority}`,
@@ -200,15 +221,22 @@
       item.append(
         make("p", { class: "alert-title", testid: "active-alert-rule" }, RULES[alert.rule] || alert.rule),
         make("p", { class: "alert-meta", testid: "active-alert-status" }, alertStatus(alert)),
+        staffResponse(alert, careService),
       );
+      const family = familyAnswers(alert);
+      if (family) item.append(make("p", { class: "alert-meta", testid: "family-answers" }, family));
       const buttons = make("div", { class: "buttons" });
-      if (alert.state === "open") {
-        const ack = make("button", { type: "button", class: "btn primary", testid: "acknowledge-button" }, "I've seen it");
-        ack.addEventListener("click", () => act(alert, "acknowledge", item));
-        buttons.append(ack);
+      const seen = make("button", { type: "button", class: "btn primary", testid: "seen-button" }, "I've seen it");
+      seen.disabled = (alert.seen_by || []).includes(myName);
+      seen.addEventListener("click", () => act(alert, "seen", item));
+      buttons.append(seen);
+      if (alert.can_handle && !alert.handling) {
+        const handle = make("button", { type: "button", class: "btn", testid: "handling-button" }, "I'm handling it");
+        handle.addEventListener("click", () => act(alert, "handling", item));
+        buttons.append(handle);
       }
       const send = make("button", { type: "button", class: "btn", testid: "send-someone-button" }, "Send someone");
-      send.disabled = alert.help_requested_by.length > 0;
+      send.disabled = alert.help_requested_by.includes(myName);
       send.addEventListener("click", () => act(alert, "send-someone", item));
       buttons.append(send);
       item.append(buttons, make("p", { class: "error", testid: "alert-error", role: "alert", hidden: true }));
@@ -217,14 +245,71 @@
     return box;
   }
 
+  // What the record shows the care service did: who acknowledged, who was alerted and how, or
+  // that nobody could be reached (then the number to call now). Never more than the record.
+  function responseText(response, active) {
+    if (!response) return null;
+    const at = response.at ? ` at ${when(response.at)}` : "";
+    switch (response.kind) {
+      case "acknowledged":
+        return `Acknowledged by ${response.name}${at}`;
+      case "alerted":
+        return `${response.name} was alerted${at}${response.channel ? ` (${response.channel})` : ""}`;
+      case "nobody_reached":
+        if (!active) return `We could not reach anyone${at}`;
+        return response.call
+          ? `We could not reach anyone. Call the care service now: ${response.call}`
+          : "We could not reach anyone. Call the care service now.";
+      case "waiting":
+        return active ? "No answer from the care service yet." : null;
+      default:
+        return null;
+    }
+  }
+
+  function telHref(number) {
+    return `tel:${String(number).replace(/[^0-9+]/g, "")}`;
+  }
+
+  function staffResponse(alert, careService) {
+    const response = alert.staff_response || { kind: "waiting" };
+    const box = make("div", {
+      class: `staff-response response-${response.kind}`,
+      testid: "staff-response",
+      "data-kind": response.kind,
+      role: response.kind === "nobody_reached" ? "alert" : null,
+    });
+    box.append(make("p", { testid: "staff-response-text" }, responseText(response, true)));
+    const call = response.kind === "nobody_reached" ? response.call || (careService && careService.phone) : null;
+    if (call) {
+      box.append(
+        make("a", { class: "btn call urgent", href: telHref(call), testid: "staff-response-call" }, `Call ${call}`),
+      );
+    }
+    return box;
+  }
+
+  function familyAnswers(alert) {
+    const parts = [];
+    if ((alert.seen_by || []).length) parts.push(`Seen by ${alert.seen_by.join(", ")}`);
+    if (alert.handling) parts.push(`${alert.handling.name} is handling it since ${when(alert.handling.since)}`);
+    if (alert.help_requested_by.length) parts.push(`${alert.help_requested_by.join(", ")} asked for someone to be sent`);
+    return parts.join(" · ");
+  }
+
   function alertStatus(alert) {
     const parts = [when(alert.opened_at), STATE_WORDS[alert.state] || alert.state];
-    if (alert.acknowledged_by_name) {
-      const via = alert.acknowledged_via ? ` ${alert.acknowledged_via}` : "";
-      parts.push(`Acknowledged by ${alert.acknowledged_by_name}${via} at ${when(alert.acknowledged_at)}`);
-    }
-    if (alert.help_requested_by.length) parts.push(`Someone was asked to go (${alert.help_requested_by.join(", ")})`);
     if (alert.outcome) parts.push(alert.outcome);
+    return parts.join(" · ");
+  }
+
+  function recentStatus(alert) {
+    const active = alert.state !== "resolved";
+    const parts = [alertStatus(alert)];
+    const response = responseText(alert.staff_response, active);
+    if (response) parts.push(response);
+    const family = familyAnswers(alert);
+    if (family) parts.push(family);
     return parts.join(" · ");
   }
 
@@ -237,8 +322,10 @@
     } catch (err) {
       error.textContent = err.status === 0 ? "Could not reach the care service. Please call them." : err.message;
       error.hidden = false;
+      for (const button of item.querySelectorAll("button")) button.disabled = false;
+      return;
     }
-    await refresh();
+    await refresh(); // the answer, as the record now shows it
   }
 
   function recentAlerts(alerts) {
@@ -253,7 +340,7 @@
       const item = make("li", { testid: "recent-alert", "data-alert-id": alert.id, "data-state": alert.state });
       item.append(
         make("span", { class: "recent-rule", testid: "recent-alert-rule" }, RULES[alert.rule] || alert.rule),
-        make("span", { class: "recent-meta", testid: "recent-alert-status" }, alertStatus(alert)),
+        make("span", { class: "recent-meta", testid: "recent-alert-status" }, recentStatus(alert)),
       );
       list.append(item);
     }
@@ -261,26 +348,161 @@
     return box;
   }
 
-  function contacts(people) {
+  // The care service first (the home's desk or on-call line), then the resident's contacts.
+  function contacts(careService, people) {
     const box = make("section", { class: "contacts", testid: "contacts" });
     box.append(make("h3", {}, "Contacts"));
-    if (!people.length) {
-      box.append(make("p", { class: "quiet" }, "No contacts listed."));
-      return box;
-    }
     const list = make("ul", { class: "contact-list" });
+    if (careService) {
+      const item = make("li", { class: "care-service", testid: "care-service" });
+      item.append(make("span", { class: "contact-name" }, `${careService.name} · Care service`));
+      if (careService.phone) {
+        item.append(
+          make("a", { class: "btn call", href: telHref(careService.phone), testid: "care-service-call" }, `Call ${careService.phone}`),
+        );
+      } else {
+        item.append(make("span", { class: "quiet" }, "No phone number listed"));
+      }
+      list.append(item);
+    }
     for (const person of people) {
       const item = make("li", { testid: "contact" });
       const relation = RELATIONS[person.relation];
       item.append(make("span", { class: "contact-name" }, relation ? `${person.name} · ${relation}` : person.name));
       if (person.phone) {
-        const tel = person.phone.replace(/[^0-9+]/g, "");
-        item.append(make("a", { class: "btn call", href: `tel:${tel}`, testid: "contact-call" }, `Call ${person.phone}`));
+        item.append(make("a", { class: "btn call", href: telHref(person.phone), testid: "contact-call" }, `Call ${person.phone}`));
       }
       list.append(item);
     }
+    if (!list.children.length) {
+      box.append(make("p", { class: "quiet" }, "No contacts listed."));
+      return box;
+    }
     box.append(list);
     return box;
+  }
+
+  // ---------------------------------------------------------------- staff: alerts to answer
+
+  // The active alerts of the caller's zones (the staff API), each with its escalation record:
+  // who was reached, who declined, whether nobody was reached, what the family said.
+  async function loadStaff() {
+    let alerts;
+    try {
+      alerts = (await api("GET", "/api/alerts?state=active&limit=50")).alerts;
+    } catch (err) {
+      if (err.status !== 401) el.offline.hidden = false;
+      return false;
+    }
+    const records = await Promise.all(
+      alerts.map((alert) => api("GET", `/api/alerts/${alert.id}/escalation`).catch(() => null)),
+    );
+    renderStaff(alerts, records);
+    return true;
+  }
+
+  function renderStaff(alerts, records) {
+    el.staffNone.hidden = alerts.length > 0;
+    el.staffAlerts.replaceChildren(...alerts.map((alert, i) => staffCard(alert, records[i])));
+    focusHashAlert();
+  }
+
+  function namesOf(record) {
+    const names = {};
+    for (const reached of (record && record.reached) || []) if (reached.user) names[reached.user] = reached.name;
+    return names;
+  }
+
+  function staffCard(alert, record) {
+    const who = lib.me() || {};
+    const card = make("article", {
+      class: `card alert-now priority-${alert.priority}`,
+      testid: "staff-alert",
+      "data-alert-id": alert.id,
+      "data-state": alert.state,
+      id: `alert-${alert.id}`,
+    });
+    const place = [alert.resident_name, alert.room_name ? `Room ${alert.room_name}` : null, alert.zone_name || alert.zone]
+      .filter(Boolean)
+      .join(" · ");
+    card.append(
+      make("p", { class: "alert-title", testid: "staff-alert-title" }, lib.ruleLabel(alert.rule)),
+      make("p", { class: "place", testid: "staff-alert-place" }, place || alert.site),
+    );
+    const lines = [`Opened ${when(alert.opened_at)}`];
+    const names = namesOf(record);
+    if (alert.acknowledged_by === who.user) {
+      lines.push(`You are going (acknowledged at ${when(alert.acknowledged_at)})`);
+    } else if (alert.acknowledged_by) {
+      const name = names[alert.acknowledged_by] || alert.acknowledged_by;
+      lines.push(`${name} is going (acknowledged at ${when(alert.acknowledged_at)})`);
+    }
+    const declined = (record && record.declined_by) || [];
+    const iDeclined = declined.includes(who.name);
+    if (declined.length) lines.push(`Can't go: ${declined.join(", ")}`);
+    card.append(make("p", { class: "alert-meta", testid: "staff-alert-status" }, lines.join(" · ")));
+    if (record) card.append(...staffRecord(record));
+
+    if (alert.state === "open") {
+      const buttons = make("div", { class: "buttons" });
+      const going = make("button", { type: "button", class: "btn primary", testid: "going-button" }, "I'm going");
+      going.addEventListener("click", () => answer(alert, "acknowledge", card));
+      buttons.append(going);
+      if (!iDeclined) {
+        const cant = make("button", { type: "button", class: "btn", testid: "cant-button" }, "I can't");
+        cant.addEventListener("click", () => answer(alert, "decline", card));
+        buttons.append(cant);
+      }
+      card.append(buttons);
+    }
+    if (iDeclined) {
+      card.append(
+        make("p", { class: "alert-meta", testid: "staff-declined" }, "You said you can't go: the alarm went on to the next step at once."),
+      );
+    }
+    card.append(make("p", { class: "error", testid: "staff-alert-error", role: "alert", hidden: true }));
+    return card;
+  }
+
+  // The escalation record in words: nobody reached (an alarm of its own), who was reached.
+  function staffRecord(record) {
+    const parts = [];
+    const nobody = record.nobody_reached || [];
+    if (nobody.length) {
+      const last = nobody[nobody.length - 1];
+      parts.push(
+        make(
+          "p",
+          { class: "banner nobody", testid: "staff-nobody-reached", role: "alert" },
+          `NOBODY REACHED at ${when(last.at)}: ${last.reason}`,
+        ),
+      );
+    }
+    const reached = (record.reached || []).map((r) => `${r.name} (${CHANNEL_WORDS[r.channel] || r.channel}, ${lib.shortTime(r.at)})`);
+    if (reached.length) {
+      parts.push(make("p", { class: "alert-meta", testid: "staff-reached" }, `Reached: ${[...new Set(reached)].join(", ")}`));
+    }
+    const family = [];
+    if ((record.family_seen_by || []).length) family.push(`Seen by family: ${record.family_seen_by.join(", ")}`);
+    if (record.family_handling) family.push(`Family handling since ${when(record.family_handling.since)} (${record.family_handling.by})`);
+    if ((record.help_requested_by || []).length) family.push(`Family asked for someone: ${record.help_requested_by.join(", ")}`);
+    if (family.length) parts.push(make("p", { class: "alert-meta", testid: "staff-family" }, family.join(" · ")));
+    return parts;
+  }
+
+  async function answer(alert, action, card) {
+    const error = card.querySelector('[data-testid="staff-alert-error"]');
+    error.hidden = true;
+    for (const button of card.querySelectorAll("button")) button.disabled = true;
+    try {
+      await api("POST", `/api/alerts/${alert.id}/${action}`, { channel: "phone" });
+    } catch (err) {
+      error.textContent = err.status === 0 ? "Could not reach the hub. Call the nurses' station." : err.message;
+      error.hidden = false;
+      for (const button of card.querySelectorAll("button")) button.disabled = false;
+      return;
+    }
+    await refresh();
   }
 
   function focusHashAlert() {

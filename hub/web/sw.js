@@ -1,9 +1,11 @@
-// carewatch family app: the service worker. It shows pushed alerts as notifications, sends their
-// Acknowledge / Send someone buttons to the hub, and keeps the app shell for an offline start.
+// carewatch app (family and staff phones): the service worker. It shows pushed alerts as
+// notifications, confirms each one to the hub (so that the roster knows this phone still
+// receives), sends their buttons to the hub — staff: "I'm going" / "I can't"; family: "I've seen
+// it", "Send someone", "I'm handling it" — and keeps the app shell for an offline start.
 // Registered at /sw.js with the scope /family, so it never controls the staff console.
 "use strict";
 
-const SHELL_CACHE = "carewatch-family-shell-v2";
+const SHELL_CACHE = "carewatch-family-shell-v3";
 const SHELL = [
   "/family",
   "/static/common.js",
@@ -12,10 +14,13 @@ const SHELL = [
   "/family/static/icon-192.png",
   "/family.webmanifest",
 ];
-const ACTIONS = [
-  { action: "acknowledge", title: "Acknowledge" },
+// The hub says which buttons a push carries (`actions`, by the recipient's role); a push from an
+// older hub has none listed and gets the family's.
+const DEFAULT_ACTIONS = [
+  { action: "seen", title: "I've seen it" },
   { action: "send_someone", title: "Send someone" },
 ];
+const KNOWN_ACTIONS = new Set(["acknowledge", "decline", "seen", "handling", "send_someone"]);
 const STAY_ON_SCREEN = new Set(["emergency", "urgent"]);
 
 self.addEventListener("install", (event) => {
@@ -77,10 +82,42 @@ async function showAlert(payload) {
     icon: "/family/static/icon-192.png",
     badge: "/family/static/icon-192.png",
     timestamp: payload.opened_at ? payload.opened_at * 1000 : Date.now(),
-    actions: payload.action_token ? ACTIONS : [],
+    actions: payload.action_token ? pushActions(payload) : [],
   };
   await self.registration.showNotification(payload.title || "carewatch alert", options);
-  await tellApp({ type: "push", alert_id: payload.alert_id });
+  const receipt = payload.action_token ? await confirmReceipt(payload) : null;
+  await tellApp({ type: "push", alert_id: payload.alert_id, received: receipt });
+}
+
+function pushActions(payload) {
+  const listed = Array.isArray(payload.actions) ? payload.actions : DEFAULT_ACTIONS;
+  return listed
+    .filter((a) => a && KNOWN_ACTIONS.has(a.action) && typeof a.title === "string")
+    .map((a) => ({ action: a.action, title: a.title }));
+}
+
+// Tell the hub this phone received the push (action "received", the push's own token, which
+// names the subscription): the roster shows a phone that stops confirming as not reachable.
+// A receipt that cannot be sent changes nothing on the phone.
+async function confirmReceipt(payload) {
+  let endpoint = null;
+  try {
+    const subscription = await self.registration.pushManager.getSubscription();
+    endpoint = subscription ? subscription.endpoint : null;
+  } catch {
+    endpoint = null;
+  }
+  try {
+    const response = await fetch("/api/push/action", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token: payload.action_token, action: "received", endpoint }),
+      credentials: "omit",
+    });
+    return { ok: response.ok, status: response.status };
+  } catch (error) {
+    return { ok: false, status: 0, detail: String(error) };
+  }
 }
 
 self.addEventListener("push", (event) => {
@@ -138,7 +175,7 @@ async function openApp(url) {
 
 // One handler for a tap on a notification or on one of its buttons.
 async function onNotificationClick(notification, action) {
-  if (ACTIONS.some((known) => known.action === action)) return sendAction(notification, action);
+  if (KNOWN_ACTIONS.has(action)) return sendAction(notification, action);
   notification.close();
   await openApp((notification.data || {}).url);
   return { ok: true, opened: true };
