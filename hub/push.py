@@ -612,7 +612,8 @@ class PushNotifier:
         principal = Principal(user.username, user.name, user.grant, "push")
         who = audience(user.grant)
         if who is None:
-            return f"a {principal.role} does not answer alerts"
+            article = "an" if principal.role[0] in "aeiou" else "a"
+            return f"{article} {principal.role} does not answer alerts"
         if not principal.sees_alert(alert):
             return f"the alert is outside {account}'s scope"
         return who

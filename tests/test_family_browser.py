@@ -210,13 +210,11 @@ async def deliver_to_worker(phone: FamilyPhone, push: Delivered) -> None:
         {"origin": phone.hub.url, "registrationId": registration, "data": json.dumps(push.message)},
     )
     tag = f"alert-{push.message['alert_id']}"
-    await phone.page.wait_for_function(
-        """async (tag) => {
-            const registration = await navigator.serviceWorker.ready;
-            return (await registration.getNotifications({tag})).length === 1;
-        }""",
-        arg=tag,
-    )
+
+    async def shown() -> bool:
+        return any(n["tag"] == tag for n in await phone.page.evaluate(SHOWN))
+
+    await eventually(shown)
 
 
 async def confirmed_at(phone: FamilyPhone, who: tuple[str, str], endpoint: str) -> float | None:
