@@ -8,6 +8,7 @@ resident or alert outside the caller's residents is answered 404 like a missing 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Final, Protocol
 
 from fastapi import APIRouter, Depends
@@ -45,9 +46,10 @@ def family_routes(
     helpdesk: FamilyDesk,
     clock: Clock,
     names: Names,
+    responders: Callable[[], Awaitable[set[str]]],
 ) -> APIRouter:
     router = APIRouter()
-    view = FamilyView(registry, store, clock, names, helpdesk.family_may_handle)
+    view = FamilyView(registry, store, clock, names, helpdesk.family_may_handle, responders)
 
     async def own_alert(alert_id: int, caller: Principal) -> dict[str, Any]:
         alert = await store.alert(alert_id)

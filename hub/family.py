@@ -80,12 +80,14 @@ class FamilyView:
         clock: Clock,
         names: Names,
         may_handle: Callable[[dict[str, Any]], bool],
+        responders: Callable[[], Awaitable[set[str]]],
     ) -> None:
         self._registry = registry
         self._store = store
         self._clock = clock
         self._names = names
         self._may_handle = may_handle
+        self._responders = responders
         self._indexed = False
 
     def known(self, code: str) -> bool:
@@ -105,7 +107,8 @@ class FamilyView:
         person = self._registry.data.get(Resident, (code,))
         now = self._clock.now()
         alerts = await self._alerts(code, now - RECENT_DAYS * 86400)
-        records = await answers(self._store, [alert["id"] for alert in alerts])
+        ids = [alert["id"] for alert in alerts]
+        records = await answers(self._store, ids, await self._responders())
         service = self._care_service(code)
         call = service["phone"] if service else None
         views = [

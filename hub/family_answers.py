@@ -38,8 +38,11 @@ class Answers:
     handling: tuple[str, float] | None = None  # the first "I'm handling it": who, when
 
 
-async def answers(store: Store, alert_ids: Sequence[int]) -> dict[int, Answers]:
-    """Each alert's staff deliveries and family answers, from the record."""
+async def answers(
+    store: Store, alert_ids: Sequence[int], responders: set[str]
+) -> dict[int, Answers]:
+    """Each alert's deliveries to `responders` (the staff) and family answers, from the
+    record. A relative named in a step is a user too, but never "the staff was alerted"."""
     found: dict[int, Answers] = {alert_id: Answers() for alert_id in alert_ids}
     if not alert_ids:
         return found
@@ -52,7 +55,8 @@ async def answers(store: Store, alert_ids: Sequence[int]) -> dict[int, Answers]:
     ) as cur:
         for row in await cur.fetchall():
             user = str(row["recipient_user"] or row["recipient"])
-            found[int(row["alert_id"])].reached.append((user, str(row["channel"]), row["at"]))
+            if user in responders:
+                found[int(row["alert_id"])].reached.append((user, str(row["channel"]), row["at"]))
     async with store.db.execute(
         f"SELECT alert_id, actor, action, at FROM audit WHERE alert_id IN ({marks}) "
         "AND action IN ('help_requested', 'family_seen', 'family_handling') ORDER BY id",

@@ -189,6 +189,7 @@ class Hub:
                     helpdesk=self.escalation,
                     clock=self.escalation.clock,
                     names=self.users.display_names,
+                    responders=self.users.responders,
                 )
             )
         if self.escalation is not None and self.users is not None:  # roster view (api_roster.py)

@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 import aiosqlite
 from argon2 import PasswordHasher
 
-from hub.access import Grant
+from hub.access import ROLE_PERMISSIONS, Grant
 from hub.store import AuditEntry, Store
 
 Source = Literal["config", "cli", "api"]
@@ -175,6 +175,15 @@ class UserStore:
         """The display name as last read (a change by the CLI shows within `CACHE_S`)."""
         user = self._snapshot.users.get(username) if self._snapshot else None
         return user.name if user is not None else username
+
+    async def responders(self) -> set[str]:
+        """Active users whose role answers alerts (staff, supervisors, admins): whom the
+        family may be told "was alerted" about."""
+        return {
+            user.username
+            for user in (await self._current()).users.values()
+            if not user.disabled and "alerts.act" in ROLE_PERMISSIONS[user.grant.role]
+        }
 
     async def managers(self, site: str) -> list[str]:
         """Active supervisors and admins whose scope takes in the whole of `site`: who is

@@ -273,8 +273,11 @@ async def test_a_notification_token_acts_only_as_the_user_is_now(
     assert disabled.json()["detail"] == "the account this notification was sent to is not active"
 
     await users.set_disabled("anna", False, actor="t", at=time.time())
-    done = await press(li_token, "acknowledge")
+    done = await press(li_token, "seen")
     assert done.status_code == 200, done.text
     li_now = await hub.store.alert(li)
     assert li_now is not None
-    assert (li_now["state"], li_now["acknowledged_by"]) == ("acknowledged", "anna")
+    # A relative's answer is recorded as theirs and acknowledges nothing for the staff.
+    assert (li_now["state"], li_now["acknowledged_by"]) == ("open", None)
+    seen = [(h["action"], h["actor"]) for h in await hub.store.audit_for_alert(li)]
+    assert ("family_seen", "anna") in seen
