@@ -1,7 +1,9 @@
 """A resident's recent past for the console: a timeline, and vital signs and bed occupancy charted.
 
 Both follow the resident, not the bed: the readings and events come from the devices of each bed
-the resident was bound to, for the part of the window they were in it.
+the resident was bound to, for the part of the window they were in it. The timeline also says
+where the resident is now and the state of their bed: the bed's one truth (hub/bed_state.py), the
+same the bed board and the family app show; places in words as hub/labels.py says them.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hub.bed_state import OCCUPANCY_READINGS, BedStates
+from hub.labels import alert_place, bed_words
 from hub.registry import Registry
-from hub.registry_models import Binding, Device, Resident
+from hub.registry_models import Bed, Binding, Device, Resident
 from hub.store import ALERT_COLUMNS, Store
 
 VITAL_READINGS: Final = ("heart_rate", "respiration_rate")
-OCCUPANCY_READINGS: Final = ("occupancy", "presence")
 TIMELINE_LIMIT: Final = 500
 # Alert actions the alert entry itself already says (opened) or that would flood (repeats).
 QUIET_ACTIONS: Final = frozenset({"opened", "repeated"})
@@ -66,6 +69,22 @@ def resident_view(registry: Registry, code: str) -> dict[str, Any]:
         "code": code,
         "name": person.name if person else code,
         "bed": current.bed if current else None,
+    }
+
+
+async def resident_now(store: Store, registry: Registry, code: str, now: float) -> dict[str, Any]:
+    """`resident_view` with where the resident is (`place`: `text`, `room`, `at_home`) and the
+    state of their bed now (`state`, as the bed board's `bed_state` and the family app's)."""
+    view = resident_view(registry, code)
+    bed = registry.data.find(Bed, (view["bed"],)) if view["bed"] is not None else None
+    words = bed_words(registry.data, bed) if bed is not None else None
+    state = await BedStates.of(store, registry).resident(code, now)
+    return {
+        **view,
+        "place": {"text": words.text, "room": words.room, "at_home": words.at_home}
+        if words is not None
+        else None,
+        "state": state.view(),
     }
 
 
@@ -128,17 +147,19 @@ async def timeline(
     """Bed changes, device events, alerts and what people did about them, newest first.
 
     `shown(alert)` says whether an alert belongs on the staff console (not a walk-test alert).
+    `end` is now: the resident's `state` is their bed's at `end`.
     """
     entries = _binding_entries(registry, code, start, end)
     for stay in stays(registry, code, start, end):
         entries += await _event_entries(store, stay)
     alerts = [a for a in await _alerts_of(store, code, start, end) if shown(a)]
     for alert in alerts:
-        entries.append({"at": alert["opened_at"], "kind": "alert", "alert": alert})
+        place = alert_place(registry.data, alert)["headline"]
+        entries.append({"at": alert["opened_at"], "kind": "alert", "alert": alert, "place": place})
     entries += await _action_entries(store, [a["id"] for a in alerts], start, end)
     entries.sort(key=lambda e: e["at"], reverse=True)
     return {
-        "resident": resident_view(registry, code),
+        "resident": await resident_now(store, registry, code, end),
         "start": start,
         "end": end,
         "entries": entries[:TIMELINE_LIMIT],

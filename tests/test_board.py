@@ -79,7 +79,7 @@ async def tile_becomes(client: httpx.AsyncClient, bed: str, state: str) -> dict[
     return found
 
 
-async def test_a_tile_goes_in_bed_out_of_bed_alert_and_offline(
+async def test_a_tile_goes_in_bed_up_alert_and_device_trouble(
     hub_factory: HubFactory, publish_batch: PublishBatch, broker: MosquittoBroker
 ) -> None:
     hub = await hub_factory()
@@ -90,56 +90,63 @@ async def test_a_tile_goes_in_bed_out_of_bed_alert_and_offline(
         assert set(board) == {"SR-E-101", "SR-E-102", "SR-W-201"}
         assert board["SR-E-101"]["state"] == "unknown"
         assert board["SR-E-101"]["resident_name"] == "Mary Jones"
+        assert (board["SR-E-101"]["place"], board["SR-E-101"]["at_home"]) == ("Room 101", False)
+        assert board["SR-E-101"]["gateways"] == [{"id": "gw-east", "where": "East wing"}]
         assert board["SR-W-201"]["state"] == "empty"
         assert board["SR-W-201"]["resident_name"] is None
 
         await gateway.send(reading("radar-101", "presence", True, t0))
         tile = await tile_becomes(client, "SR-E-101", "in_bed")
-        assert tile["since"] == t0
+        assert tile["bed_state"]["since"] == t0
 
         # The edge repeats an unchanged value now and then: the state has not changed.
         await gateway.send(reading("radar-101", "presence", True, t0 + 30))
         await eventually(lambda: hub.ingest.counters()["accepted"] >= 2)
         repeated = (await tiles(client))["SR-E-101"]
         assert repeated["state"] == "in_bed"
-        assert repeated["since"] == t0
+        assert repeated["bed_state"]["since"] == t0
 
         await gateway.send(reading("radar-101", "presence", False, t0 + 60))
-        tile = await tile_becomes(client, "SR-E-101", "out_of_bed")
-        assert tile["since"] == t0 + 60
-        assert tile["in_bed"] is False
+        tile = await tile_becomes(client, "SR-E-101", "up")
+        assert tile["bed_state"]["since"] == t0 + 60
+        assert tile["bed_state"]["in_bed"] is False
+        assert tile["bed_state"]["label"] == "Up"
 
         await gateway.send(event("radar-101", "fall", t0 + 90))
         tile = await tile_becomes(client, "SR-E-101", "alert")
         (alert,) = tile["alerts"]
         assert alert["rule"] == "fall"
+        # The alert paints the tile; the bed's own state is still there, and still "up".
+        assert (tile["bed_state"]["code"], tile["bed_state"]["since"]) == ("up", t0 + 60)
         resolved = await client.post(
             f"/api/alerts/{alert['id']}/resolve", json={"outcome": "assisted_no_injury"}
         )
         assert resolved.status_code == 200, resolved.text
-        tile = await tile_becomes(client, "SR-E-101", "out_of_bed")
-        assert tile["since"] == t0 + 60
+        tile = await tile_becomes(client, "SR-E-101", "up")
+        assert tile["bed_state"]["since"] == t0 + 60
 
         now = time.time()
         report = encode_devices_report(
             now, [WireDeviceHealth(dev="radar-101", online=False, last_seen=now - 30)]
         )
         await publish_raw(broker, devices_topic("sunrise", "gw-east"), report)
-        tile = await tile_becomes(client, "SR-E-101", "offline")
-        assert tile["offline"] == ["sensor radar-101 offline"]
-        assert tile["since"] == now - 30
+        tile = await tile_becomes(client, "SR-E-101", "device_trouble")
+        assert tile["trouble_detail"] == ["sensor radar-101 offline"]
+        assert tile["bed_state"]["trouble"] == ["The fall sensor is not responding"]
+        assert tile["bed_state"]["activity"] == "up"  # what the sensor said last is kept
+        assert tile["bed_state"]["since"] == now - 30
         assert (await tiles(client))["SR-E-102"]["state"] == "unknown"
 
         back = encode_devices_report(
             now + 1, [WireDeviceHealth(dev="radar-101", online=True, last_seen=now + 1)]
         )
         await publish_raw(broker, devices_topic("sunrise", "gw-east"), back)
-        await tile_becomes(client, "SR-E-101", "out_of_bed")
+        await tile_becomes(client, "SR-E-101", "up")
         # The gateway's death message: every bed it serves is offline, not the west wing's.
         death = encode_status("offline", 1, None, "test")
         await publish_raw(broker, status_topic("sunrise", "gw-east"), death)
-        tile = await tile_becomes(client, "SR-E-102", "offline")
-        assert tile["offline"] == ["gateway gw-east offline"]
+        tile = await tile_becomes(client, "SR-E-102", "device_trouble")
+        assert tile["trouble_detail"] == ["gateway gw-east offline"]
         assert (await tiles(client))["SR-W-201"]["state"] == "empty"
 
 
@@ -161,9 +168,9 @@ async def test_the_time_of_the_last_change_survives_a_hub_restart(
     restarted = await hub_factory()
     async with client_for(restarted) as client:
         tile = (await tiles(client))["SR-E-102"]
-    assert tile["state"] == "out_of_bed"
-    assert tile["since"] == t0 + 100
-    assert tile["since_exact"] is True
+    assert tile["state"] == "up"
+    assert tile["bed_state"]["since"] == t0 + 100
+    assert tile["bed_state"]["since_exact"] is True
 
 
 async def test_the_chart_buckets_hold_the_values_sent(
@@ -214,9 +221,11 @@ async def test_the_timeline_has_events_alerts_and_staff_actions(
         entries = response.json()["entries"]
         other = (await client.get("/api/residents/E-0002/timeline")).json()["entries"]
     kinds = [(e["kind"], e.get("event") or e.get("action") or e["alert"]["rule"]) for e in entries]
-    # The escalation's own steps and notifications are there too, between the alert and the ack.
+    # The escalation's own steps and notifications are there too, between the alert and the ack
+    # (with no roster here, the steps reach nobody, and say so).
     assert ("action", "escalation_step") in kinds
-    staff = [k for k in kinds if k[1] not in ("escalation_step", "notification")]
+    escalation = ("escalation_step", "notification", "nobody_reached")
+    staff = [k for k in kinds if k[1] not in escalation]
     assert staff == [("action", "acknowledged"), ("alert", "call_button"), ("event", "call_button")]
     assert entries[0]["actor"] == "nurse"
     assert other == []
@@ -303,7 +312,7 @@ async def test_a_late_replay_of_an_older_reading_does_not_turn_a_tile_back(
         await gateway.send(reading("radar-101", "presence", True, t0))
         await tile_becomes(client, "SR-E-101", "in_bed")
         await gateway.send(reading("radar-101", "presence", False, t0 + 120))
-        await tile_becomes(client, "SR-E-101", "out_of_bed")
+        await tile_becomes(client, "SR-E-101", "up")
 
         # A gateway's backlog brings an older "in bed" after the newer "out of bed"; the next
         # reading, on another bed, shows the board has seen it.
@@ -318,7 +327,7 @@ async def test_a_late_replay_of_an_older_reading_does_not_turn_a_tile_back(
             reading("radar-101", "presence", False, t0 + 140),
             reading("radar-102", "presence", False, t0 + 150),
         )
-        await tile_becomes(client, "SR-E-102", "out_of_bed")
+        await tile_becomes(client, "SR-E-102", "up")
         after_repeat = (await tiles(client))["SR-E-101"]
-    assert (after_replay["state"], after_replay["since"]) == ("out_of_bed", t0 + 120)
-    assert (after_repeat["state"], after_repeat["since"]) == ("out_of_bed", t0 + 120)
+    assert (after_replay["state"], after_replay["bed_state"]["since"]) == ("up", t0 + 120)
+    assert (after_repeat["state"], after_repeat["bed_state"]["since"]) == ("up", t0 + 120)

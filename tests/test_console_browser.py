@@ -320,7 +320,7 @@ async def test_screenshot_of_an_open_fall_and_an_acknowledged_call(console: Cons
 
     # Earlier in the night: a smoke alarm in room 101 (a room device, no bed), a false alarm.
     await console.send("smoke-101", "smoke", kind="reading")
-    smoke = console.card("Whole room", "Smoke alarm")
+    smoke = console.card("Room 101", "Smoke alarm")
     await expect(smoke.get_by_test_id("alert-room")).to_have_text("Room 101")
     await smoke.get_by_test_id("resolve-button").click()
     await smoke.get_by_test_id("resolve-outcome").select_option("false_alarm")
@@ -410,8 +410,8 @@ async def test_the_bed_board_changes_live_and_leads_to_the_resident_chart(
     await expect(mary.get_by_test_id("tile-state")).to_have_text("In bed")
     await expect(mary.get_by_test_id("tile-since")).to_have_text(re.compile(r"^for \d+ s$"))
     await console.send("radar-101", "presence", False, kind="reading")
-    await expect(mary).to_have_attribute("data-state", "out_of_bed")
-    await expect(mary.get_by_test_id("tile-state")).to_have_text("Out of bed")
+    await expect(mary).to_have_attribute("data-state", "up")
+    await expect(mary.get_by_test_id("tile-state")).to_have_text("Up")
 
     await console.send("radar-101", "fall")
     await expect(mary).to_have_attribute("data-state", "alert")

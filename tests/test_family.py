@@ -134,6 +134,8 @@ async def test_a_family_member_sees_their_resident_and_whom_to_call(home: Home) 
         missing = await client.get("/api/family/residents/E-9999")
     assert (mary["code"], mary["name"]) == ("E-0001", "Mary Jones")
     assert mary["place"] == {
+        "text": "Room 101, Sunrise Care Home",
+        "at_home": False,
         "site_name": "Sunrise Care Home",
         "room_name": "101",
         "bed": "SR-E-101",

@@ -517,8 +517,11 @@ async def test_board_stays_json_with_an_infinite_time_already_stored(
 
     (east, west) = await board.zones(NOW, lambda site, zone: True)
     tiles = {t["bed"]: t for t in json.loads(f"[{east.json_items}]", parse_constant=refuse)}
-    assert (tiles["SR-E-101"]["state"], tiles["SR-E-101"]["since"]) == ("in_bed", None)
-    assert (tiles["SR-E-102"]["state"], tiles["SR-E-102"]["since"]) == ("offline", None)
+    assert (tiles["SR-E-101"]["state"], tiles["SR-E-101"]["bed_state"]["since"]) == ("in_bed", None)
+    assert (tiles["SR-E-102"]["state"], tiles["SR-E-102"]["bed_state"]["since"]) == (
+        "device_trouble",
+        None,
+    )
     json.loads(f"[{west.json_items}]", parse_constant=refuse)
 
 

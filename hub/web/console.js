@@ -257,11 +257,9 @@
     card.dataset.state = alert.state;
     card.dataset.priority = alert.priority;
     card.dataset.rule = alert.rule;
-    card.setAttribute(
-      "aria-label",
-      `${alert.state === "open" ? "Open" : "Acknowledged"} ${ruleLabel(alert.rule)}, ${alert.bed || `room ${alert.room_name}`}`,
-    );
+    card.setAttribute("aria-label", `${alert.state === "open" ? "Open" : "Acknowledged"} ${ruleLabel(alert.rule)}, ${alertPlace(alert).headline}`);
     parts.body.replaceChildren(...cardBody(alert));
+    parts.placeKey = placeKey(alert);
     const key = `${alert.state}`;
     if (parts.actionsKey !== key) {
       parts.actions.replaceChildren(...cardActions(alert, parts));
@@ -269,23 +267,54 @@
     }
   }
 
+  // Where an alert happened, in the hub's words (hub/labels.py): the alert's own `place` when
+  // the hub sends one, else the bed board's (console_views.js): a bed's tile, a room's words,
+  // the beds on a gateway. `unwatched` is null for anything but a gateway, and until the board
+  // has arrived.
+  function alertPlace(alert) {
+    if (alert.place) return alert.place;
+    const views = window.carewatchViews;
+    const places = views && views.places;
+    const zone = alert.zone_name || alert.zone || "";
+    if (alert.bed) {
+      const tile = places ? places.bed(alert.bed) : null;
+      const room = tile ? tile.place : alert.room_name || alert.room || "";
+      return { headline: alert.bed, room: tile && tile.at_home ? `At home · ${room}` : room, zone, unwatched: null };
+    }
+    if (alert.room || alert.room_name) {
+      const room = (places && places.room(alert.site, alert.room)) || alert.room_name || alert.room;
+      return { headline: room, room, zone, unwatched: null };
+    }
+    if (alert.gateway) {
+      const gateway = places && places.loaded ? places.gateway(alert.site, alert.gateway) : null;
+      return { headline: `Gateway ${alert.gateway}`, room: (gateway && gateway.where) || "", zone: "", unwatched: gateway ? gateway.beds : null };
+    }
+    // Something of the whole site (the hub's own connection, say): the site.
+    const site = ((lib.me() && lib.me().sites) || []).find((x) => x.id === alert.site);
+    const name = site ? site.name : alert.site || "—";
+    return { headline: name, room: name, zone, unwatched: null };
+  }
+
+  function placeKey(alert) {
+    return JSON.stringify(alertPlace(alert));
+  }
+
   function cardBody(alert) {
+    const place = alertPlace(alert);
     const head = make("div", { class: "card-head" });
     const stateLabel = alert.state === "open" ? "NEW" : "ACKNOWLEDGED";
     head.append(
       make("span", { class: "badge", testid: "alert-state" }, stateLabel),
       make("span", { class: "rule", testid: "alert-rule" }, ruleLabel(alert.rule)),
-      make("span", { class: "bed", testid: "alert-bed" }, alert.bed || "Whole room"),
+      make("span", { class: "bed", testid: "alert-bed" }, place.headline),
     );
     if ((alert.count || 1) > 1) {
       head.append(make("span", { class: "repeat", testid: "alert-count" }, `×${alert.count} triggers`));
     }
 
     const where = make("div", { class: "where" });
-    where.append(
-      make("span", { class: "room", testid: "alert-room" }, `Room ${alert.room_name || alert.room}`),
-      make("span", { class: "zone", testid: "alert-zone" }, alert.zone_name || alert.zone),
-    );
+    where.append(make("span", { class: "room", testid: "alert-room" }, place.room));
+    if (place.zone) where.append(make("span", { class: "zone", testid: "alert-zone" }, place.zone));
 
     const who = make("div", { class: "who", testid: "alert-resident" });
     if (alert.resident_name || alert.resident_code) {
@@ -300,8 +329,20 @@
           ),
         );
       }
+    } else if (alert.bed) {
+      who.append(make("span", { class: "resident-none" }, "No resident recorded for this bed"));
+    } else if (alert.gateway && !alert.room) {
+      // A gateway alert: the beds it leaves unwatched, as the bed board knows them.
+      const beds = place.unwatched;
+      const text =
+        beds === null || beds === undefined
+          ? "Beds it carries: loading…"
+          : beds.length
+            ? `Beds unwatched: ${beds.map((b) => `${b.place} (${b.bed})`).join(", ")}`
+            : "No bed you watch is on this gateway";
+      who.append(make("span", { class: "resident-none", testid: "alert-unwatched" }, text));
     } else {
-      who.append(make("span", { class: "resident-none" }, alert.bed ? "No resident recorded for this bed" : "Room device"));
+      who.append(make("span", { class: "resident-none" }, "Room device"));
     }
 
     const when = make("div", { class: "when" });
@@ -581,7 +622,7 @@
         const li = make("li", { class: "recent-item", testid: "resolved-item", "data-alert-id": a.id });
         const who = a.resident_name ? ` · ${a.resident_name}` : "";
         li.append(
-          make("span", { class: "recent-what" }, `${ruleLabel(a.rule)} · ${a.bed || `room ${a.room_name}`}${who}`),
+          make("span", { class: "recent-what" }, `${ruleLabel(a.rule)} · ${alertPlace(a).headline}${who}`),
           make("span", { class: "recent-outcome", testid: "resolved-outcome" }, outcomeLabel(a.outcome)),
           make(
             "span",
@@ -755,6 +796,16 @@
   );
 
   window.addEventListener("pagehide", disconnect);
+
+  // A new board may name places better (a bed's room, a gateway's beds): say them again.
+  document.addEventListener("carewatch:board", () => {
+    for (const [id, parts] of cards) {
+      const entry = active.get(id);
+      if (!entry || parts.placeKey === placeKey(entry.alert)) continue;
+      parts.body.replaceChildren(...cardBody(entry.alert));
+      parts.placeKey = placeKey(entry.alert);
+    }
+  });
 
   async function boot() {
     tick();

@@ -7,14 +7,6 @@
   const BOARD_POLL_S = 3; // bed states arrive by polling /api/board (see docs/console.md)
   const STALE_AFTER_S = 10; // no board from the hub for this long: say the tiles are old
   const SVG = "http://www.w3.org/2000/svg";
-  const STATE_LABELS = {
-    alert: "Alert",
-    offline: "Device offline",
-    empty: "Empty",
-    in_bed: "In bed",
-    out_of_bed: "Out of bed",
-    unknown: "No reading yet",
-  };
   const ACTION_LABELS = {
     acknowledged: "Acknowledged",
     resolved: "Resolved",
@@ -49,7 +41,31 @@
     handoverHappenedEmpty: $("handover-happened-empty"),
   };
 
-  const status = { boardLoads: 0, boardFailures: 0, boardAt: 0 };
+  // Places in words come from the hub (hub/labels.py, through the board's tiles); console.js
+  // asks here to name an alert's place: `bed(code)` is a bed's tile, `room(site, room)` a room's
+  // words, `gateway(site, id)` where a gateway is and the beds it leaves unwatched. `loaded` is
+  // false until the first board has arrived.
+  const places = {
+    loaded: false,
+    bed: (code) => (board && board.beds.find((t) => t.bed === code)) || null,
+    room(site, room) {
+      const tile = board && board.beds.find((t) => t.site === site && t.room === room);
+      return tile ? tile.place : null;
+    },
+    gateway(site, id) {
+      if (!board) return null;
+      let where = null;
+      const beds = [];
+      for (const tile of board.beds) {
+        const found = tile.site === site && tile.gateways.find((g) => g.id === id);
+        if (!found) continue;
+        where = found.where;
+        beds.push({ bed: tile.bed, place: tile.place });
+      }
+      return { where, beds };
+    },
+  };
+  const status = { boardLoads: 0, boardFailures: 0, boardAt: 0, places };
   window.carewatchViews = status;
 
   let running = false;
@@ -74,10 +90,12 @@
       return;
     }
     board = data;
+    places.loaded = true;
     lastBoardOk = Date.now();
     status.boardLoads += 1;
     status.boardAt = data.at;
     renderBoard();
+    document.dispatchEvent(new CustomEvent("carewatch:board", { detail: data }));
   }
 
   function loadBoardSoon() {
@@ -123,21 +141,28 @@
     const head = make("div", { class: "tile-head" });
     head.append(
       make("span", { class: "tile-bed", testid: "tile-bed" }, tile.label || tile.bed),
-      make("span", { class: "tile-room" }, `Room ${tile.room_name}`),
+      make("span", { class: "tile-room", testid: "tile-place" }, tile.at_home ? `At home · ${tile.place}` : tile.place),
     );
-    const state = make("span", { class: "tile-state", testid: "tile-state" }, STATE_LABELS[tile.state] || tile.state);
+    // The bed's state is the hub's one truth (hub/bed_state.py): the family app and the resident
+    // page show the same label. An alert paints the tile red and is named under it.
+    const bed = tile.bed_state;
+    const state = make("span", { class: "tile-state", testid: "tile-state", "data-code": bed.code }, bed.label);
     const who = make("span", { class: "tile-resident", testid: "tile-resident" }, tile.resident_name || "—");
     const since = make("span", { class: "tile-since", testid: "tile-since" });
-    if (tile.since !== null && tile.since !== undefined) {
-      since.dataset.since = tile.since;
-      since.dataset.exact = tile.since_exact ? "1" : "0";
-      since.textContent = sinceText(tile.since, tile.since_exact);
+    if (bed.since !== null && bed.since !== undefined) {
+      since.dataset.since = bed.since;
+      since.dataset.exact = bed.since_exact ? "1" : "0";
+      since.textContent = sinceText(bed.since, bed.since_exact);
     }
     inner.append(head, state, who, since);
-    if (tile.state === "alert" && tile.alerts.length) {
-      inner.append(make("span", { class: "tile-why", testid: "tile-alert" }, tile.alerts.map((a) => lib.ruleLabel(a.rule)).join(", ")));
-    } else if (tile.state === "offline") {
-      inner.append(make("span", { class: "tile-why", testid: "tile-offline" }, tile.offline.join(", ")));
+    if (tile.alerts.length) {
+      inner.append(make("span", { class: "tile-why tile-alert", testid: "tile-alert" }, tile.alerts.map((a) => lib.ruleLabel(a.rule)).join(", ")));
+    }
+    if (bed.code === "device_trouble") {
+      inner.append(
+        make("span", { class: "tile-why", testid: "tile-trouble" }, tile.trouble_detail.join(", ")),
+        make("span", { class: "tile-last", testid: "tile-last" }, `Last reading: ${bed.activity_label}`),
+      );
     }
     li.append(inner);
     return li;
@@ -161,7 +186,7 @@
   }
 
   function tick() {
-    for (const node of el.tiles.querySelectorAll("[data-since]")) {
+    for (const node of [...el.tiles.querySelectorAll("[data-since]"), ...el.residentWhere.querySelectorAll("[data-since]")]) {
       node.textContent = sinceText(Number(node.dataset.since), node.dataset.exact === "1");
     }
     showStale();
@@ -209,7 +234,14 @@
     if (residentCode !== code) return; // the nurse has moved on
     const person = timeline.resident;
     el.residentName.textContent = person.name;
-    el.residentWhere.textContent = person.bed ? `${person.code} · bed ${person.bed}` : `${person.code} · no bed now`;
+    const where = person.bed ? `${person.code} · ${person.place.text} · bed ${person.bed}` : `${person.code} · no bed now`;
+    // The state of the bed, as the bed board and the family app say it (hub/bed_state.py).
+    const state = make("span", { class: "resident-state", testid: "resident-state", "data-code": person.state.code }, person.state.label);
+    const parts = [make("span", { testid: "resident-place" }, where), " · ", state];
+    if (person.state.since !== null) {
+      parts.push(" ", make("span", { class: "tile-since", "data-since": person.state.since, "data-exact": person.state.since_exact ? "1" : "0" }, sinceText(person.state.since, person.state.since_exact)));
+    }
+    el.residentWhere.replaceChildren(...parts);
     drawChart(chart);
     renderTimeline(timeline.entries);
   }
@@ -232,7 +264,7 @@
     if (entry.kind === "alert") {
       const a = entry.alert;
       const outcome = a.state === "resolved" ? ` — ${lib.outcomeLabel(a.outcome)}` : ` — ${a.state}`;
-      return `${lib.ruleLabel(a.rule)} alert (bed ${a.bed || a.room_name})${outcome}`;
+      return `${lib.ruleLabel(a.rule)} alert (${a.bed ? `bed ${a.bed}` : entry.place})${outcome}`;
     }
     if (entry.kind === "action" && entry.action === "escalation_step") {
       // Steps are counted from 0 in the record; people count from 1 (as the alert card does).
@@ -362,9 +394,16 @@
     el.handoverHappenedEmpty.hidden = report.happened.length > 0;
   }
 
+  // A room's or gateway's alert named as console.js names it on its card (hub/labels.py's words).
+  function placeHeadline(a) {
+    if (a.room || a.room_name) return places.room(a.site, a.room) || a.room_name || a.room;
+    if (a.gateway) return `Gateway ${a.gateway}`;
+    return "—";
+  }
+
   function handoverItem(a, testid) {
     const li = make("li", { class: "handover-item", testid, "data-alert-id": a.id, "data-state": a.state });
-    const where = a.bed ? `bed ${a.bed}` : `room ${a.room_name || a.room || "—"}`;
+    const where = a.bed ? `bed ${a.bed}` : placeHeadline(a);
     const head = make("div", { class: "handover-what" });
     head.append(make("strong", {}, lib.ruleLabel(a.rule)), make("span", {}, ` · ${where}`));
     if (a.resident_name) {
