@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 
 from hub.access import Principal, not_found, require, resident_visible
+from hub.bed_state import BedStates
 from hub.board import BedBoard
 from hub.clock import Clock
 from hub.figures import parse_when
@@ -24,7 +25,6 @@ from hub.registry_models import Resident
 from hub.resident_history import chart, timeline
 from hub.roster import Roster
 from hub.store import Store
-from hub.watch import Watch
 from hub.watch_settings import WatchPolicy
 from hub.web_files import listed_file
 
@@ -39,8 +39,8 @@ HideAlert = Callable[[dict[str, Any]], bool]
 def console_routes(
     *,
     store: Store,
+    beds: BedStates,
     registry: Registry,
-    watch: Watch,
     policy: WatchPolicy,
     clock: Clock,
     roster: Roster | None = None,
@@ -48,8 +48,7 @@ def console_routes(
 ) -> APIRouter:
     """`hide_alert`: alerts kept off the staff console (walk-test alerts)."""
     hidden = hide_alert or (lambda alert: False)
-    board = BedBoard(store, registry, hidden)
-    watch.item_observers.append(board.observe)
+    board = BedBoard(beds, hidden)
     router = APIRouter()
 
     def shown_to(caller: Principal) -> HideAlert:
@@ -97,7 +96,7 @@ def console_routes(
         visible_resident(caller, code)
         now = clock.now()
         start = now - _hours(hours) * 3600
-        return await timeline(store, registry, code, start, now, shown_to(caller))
+        return await timeline(store, beds, registry, code, start, now, shown_to(caller))
 
     @router.get("/api/residents/{code}/chart")
     async def get_chart(

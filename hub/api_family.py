@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from hub.access import Principal, not_found, require
 from hub.api_params import RecordId
+from hub.bed_state import BedStates
 from hub.clock import Clock
 from hub.family import FamilyView, Names
 from hub.registry import Registry
@@ -47,9 +48,11 @@ def family_routes(
     clock: Clock,
     names: Names,
     responders: Callable[[], Awaitable[set[str]]],
+    beds: BedStates,
 ) -> APIRouter:
     router = APIRouter()
-    view = FamilyView(registry, store, clock, names, helpdesk.family_may_handle, responders)
+    may_handle = helpdesk.family_may_handle
+    view = FamilyView(registry, store, clock, names, may_handle, responders, beds)
 
     async def own_alert(alert_id: int, caller: Principal) -> dict[str, Any]:
         alert = await store.alert(alert_id)

@@ -31,7 +31,8 @@ unchanged readings. That is kept per device in memory, fed by the watch's item o
 (`observe`), and seeded at first use from the readings of the last `SEED_WINDOW_S`; a value
 unchanged for all that time has `since_exact` false ("for over 2 days").
 
-One `BedStates` per hub (`BedStates.of(store, registry)`): what the store says (alerts, offline
+One `BedStates` per hub, made by `Hub.start`, fed by the watch's item observers and handed to
+the board, the family app and the resident page: what the store says (alerts, offline
 devices and gateways) is read at most once per `REUSE_S`, each zone's states are worked out at
 most once per `REUSE_S` for everyone who asks, and only the beds whose inputs changed are worked
 out again. The board, the family app and the resident page asking within the same `REUSE_S`
@@ -43,10 +44,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from device_profiles import load_profile
 from hub.alerts import ACTIVE_STATES
@@ -252,9 +252,7 @@ class ZoneStates:
 
 
 class BedStates:
-    """The state of every bed of one hub. Use `BedStates.of(store, registry)`."""
-
-    _shared: ClassVar[weakref.WeakKeyDictionary[Store, BedStates]] = weakref.WeakKeyDictionary()
+    """The state of every bed of one hub (one per hub: every page asks the same one)."""
 
     def __init__(self, store: Store, registry: Registry) -> None:
         self._store = store
@@ -269,14 +267,6 @@ class BedStates:
         self._zones: dict[PlaceKey, ZoneStates] = {}
         # (bed, room sensor?, reading) -> the device heard last, and when
         self._latest: dict[tuple[str, bool, str], tuple[str, float]] = {}
-
-    @classmethod
-    def of(cls, store: Store, registry: Registry) -> BedStates:
-        """The one `BedStates` of the hub that owns `store`: every page asks the same one."""
-        found = cls._shared.get(store)
-        if found is None or found._registry is not registry:
-            found = cls._shared[store] = cls(store, registry)
-        return found
 
     # --- readings -------------------------------------------------------------------------
 

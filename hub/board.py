@@ -24,8 +24,6 @@ from typing import Any
 
 from hub.bed_state import REUSE_S, BedPlace, BedState, BedStates, Layout, PlaceKey, ZoneStates
 from hub.labels import gateway_places
-from hub.registry import Placement, Registry
-from hub.store import Store, StoredItem
 
 __all__ = ["REUSE_S", "BedBoard", "ZoneTiles"]
 
@@ -47,8 +45,8 @@ class ZoneTiles:
 class BedBoard:
     """`hide_alert`: alerts kept off the staff console (walk-test alerts), never a tile's alert."""
 
-    def __init__(self, store: Store, registry: Registry, hide_alert: HideAlert | None = None):
-        self._beds = BedStates.of(store, registry)
+    def __init__(self, beds: BedStates, hide_alert: HideAlert | None = None):
+        self._beds = beds
         self._hidden = hide_alert or (lambda alert: False)
         self._layout: Layout | None = None
         self._gateways: dict[tuple[str, str], str] = {}
@@ -58,10 +56,6 @@ class BedBoard:
     @property
     def beds(self) -> BedStates:
         return self._beds
-
-    async def observe(self, item: StoredItem, place: Placement) -> None:
-        """A watch item observer: the readings that move a bed's state."""
-        await self._beds.observe(item, place)
 
     async def zones(self, now: float, visible: PlaceFilter) -> list[ZoneTiles]:
         """Every zone with beds the caller may see, ordered by site and zone name; its tiles

@@ -53,6 +53,7 @@ class FamilyView:
         names: Names,
         may_handle: Callable[[dict[str, Any]], bool],
         responders: Callable[[], Awaitable[set[str]]],
+        beds: BedStates,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -61,7 +62,7 @@ class FamilyView:
         self._may_handle = may_handle
         self._responders = responders
         self._indexed = False
-        self._beds = BedStates.of(store, registry)  # the board's and resident page's too
+        self._beds = beds  # the board's and resident page's too
 
     def known(self, code: str) -> bool:
         return self._registry.data.find(Resident, (code,)) is not None

@@ -72,13 +72,15 @@ def resident_view(registry: Registry, code: str) -> dict[str, Any]:
     }
 
 
-async def resident_now(store: Store, registry: Registry, code: str, now: float) -> dict[str, Any]:
+async def resident_now(
+    beds: BedStates, registry: Registry, code: str, now: float
+) -> dict[str, Any]:
     """`resident_view` with where the resident is (`place`: `text`, `room`, `at_home`) and the
     state of their bed now (`state`, as the bed board's `bed_state` and the family app's)."""
     view = resident_view(registry, code)
     bed = registry.data.find(Bed, (view["bed"],)) if view["bed"] is not None else None
     words = bed_words(registry.data, bed) if bed is not None else None
-    state = await BedStates.of(store, registry).resident(code, now)
+    state = await beds.resident(code, now)
     return {
         **view,
         "place": {"text": words.text, "room": words.room, "at_home": words.at_home}
@@ -138,6 +140,7 @@ def _mean(total_count: tuple[float, int], digits: int) -> float | None:
 
 async def timeline(
     store: Store,
+    beds: BedStates,
     registry: Registry,
     code: str,
     start: float,
@@ -159,7 +162,7 @@ async def timeline(
     entries += await _action_entries(store, [a["id"] for a in alerts], start, end)
     entries.sort(key=lambda e: e["at"], reverse=True)
     return {
-        "resident": await resident_now(store, registry, code, end),
+        "resident": await resident_now(beds, registry, code, end),
         "start": start,
         "end": end,
         "entries": entries[:TIMELINE_LIMIT],

@@ -22,6 +22,7 @@ from hub.api_roster import RosterView, roster_routes
 from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
 from hub.auth import Authenticator
+from hub.bed_state import BedStates
 from hub.clock import Clock, SystemClock
 from hub.config import HubConfig
 from hub.escalation import Escalation, start_escalation
@@ -54,6 +55,7 @@ class Hub:
     alerts: AlertService
     timers: Timers
     watch: Watch
+    beds: BedStates
     mqtt: MqttLink
     web_port: int
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -81,6 +83,9 @@ class Hub:
         await timers.load()
         watch = Watch(registry, alerts, timers, WatchPolicy(config.watch), clock)
         await watch.start()
+        # every bed's state, one truth for the board, the family app and the resident page
+        beds = BedStates(store, registry)
+        watch.item_observers.append(beds.observe)
         registry_admin.on_change(watch.start)
         # escalation: roster, steps as durable timers, notifications (hub/escalation.py)
         escalation = await start_escalation(
@@ -109,7 +114,11 @@ class Hub:
         watch.under_test = walktests.under_test
         ingest = Ingest(registry, store, watch, clock)
         mqtt = MqttLink(config.broker, ingest, clock, on_takeover=watch.on_hub_takeover)
-        sock = _bind(config.web.host, config.web.port)
+        try:
+            sock = _bind(config.web.host, config.web.port)
+        except OSError:
+            await store.close()
+            raise
         hub = cls(
             config,
             store,
@@ -119,6 +128,7 @@ class Hub:
             alerts,
             timers,
             watch,
+            beds,
             mqtt,
             sock.getsockname()[1],
         )
@@ -190,6 +200,7 @@ class Hub:
                     clock=self.escalation.clock,
                     names=self.users.display_names,
                     responders=self.users.responders,
+                    beds=self.beds,
                 )
             )
         if self.escalation is not None and self.users is not None:  # roster view (api_roster.py)
@@ -211,8 +222,8 @@ class Hub:
             app.include_router(
                 console_routes(
                     store=self.store,
+                    beds=self.beds,
                     registry=self.registry,
-                    watch=self.watch,
                     policy=WatchPolicy(self.config.watch),
                     clock=self.escalation.clock,
                     roster=self.escalation.roster,
@@ -285,7 +296,11 @@ async def _open_users(store: Store, config: HubConfig, clock: Clock) -> UserStor
 def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock

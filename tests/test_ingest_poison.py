@@ -510,7 +510,7 @@ async def test_board_stays_json_with_an_infinite_time_already_stored(
             "VALUES ('radar-102', 0, ?, ?)",
             (math.inf, NOW),
         )
-    board = BedBoard(hub.store, hub.registry)
+    board = BedBoard(hub.beds)
 
     def refuse(constant: str) -> None:
         raise AssertionError(f"{constant} is not JSON")
