@@ -19,6 +19,7 @@ from hub.api_params import RecordId
 from hub.api_registry import install_registry_api
 from hub.auth import Authenticator
 from hub.config import RequestLimitSettings
+from hub.labels import alert_place
 from hub.registry import Placement, Registry
 from hub.registry_service import RegistryService
 from hub.request_limits import RequestLimits
@@ -110,6 +111,10 @@ def create_app(
             "sites": sites(caller),
         }
 
+    def placed(alert: dict[str, Any]) -> dict[str, Any]:
+        """The alert with where it happened in words (`place`, hub/labels.py)."""
+        return {**alert, "place": alert_place(registry.data, alert)}
+
     async def visible_alerts(
         caller: Principal, states: tuple[str, ...], limit: int
     ) -> list[dict[str, Any]]:
@@ -121,7 +126,7 @@ def create_app(
             listed = await store.alerts(states, page, offset)
             found += caller.visible_alerts(alert for alert in listed if not hidden(alert))
             if len(found) >= limit or len(listed) < page:
-                return found[:limit]
+                return [placed(alert) for alert in found[:limit]]
             offset += page
 
     async def visible_alert(alert_id: int, caller: Principal) -> dict[str, Any]:
@@ -180,7 +185,7 @@ def create_app(
     @app.get("/api/alerts/{alert_id}")
     async def get_alert(alert_id: RecordId, caller: AlertReader) -> dict[str, Any]:
         alert = await visible_alert(alert_id, caller)
-        return {**alert, "history": await store.audit_for_alert(alert_id)}
+        return {**placed(alert), "history": await store.audit_for_alert(alert_id)}
 
     @app.post("/api/alerts/{alert_id}/acknowledge")
     async def acknowledge(
@@ -188,7 +193,7 @@ def create_app(
     ) -> dict[str, Any]:
         await visible_alert(alert_id, caller)
         channel = "api" if caller.via == "api" else (body or AcknowledgeRequest()).channel
-        return await alerts.acknowledge(alert_id, caller.username, channel)
+        return placed(await alerts.acknowledge(alert_id, caller.username, channel))
 
     @app.post("/api/alerts/{alert_id}/resolve")
     async def resolve(
@@ -196,7 +201,9 @@ def create_app(
     ) -> dict[str, Any]:
         await visible_alert(alert_id, caller)
         channel = "api" if caller.via == "api" else body.channel
-        return await alerts.resolve(alert_id, caller.username, channel, body.outcome, body.note)
+        return placed(
+            await alerts.resolve(alert_id, caller.username, channel, body.outcome, body.note)
+        )
 
     @app.get("/api/devices")
     async def list_devices(caller: DeviceReader) -> dict[str, list[dict[str, Any]]]:
@@ -228,7 +235,8 @@ def create_app(
                         return  # the hub stops, or the session ended (sign-out, reset)
                     if hidden(alert) or not caller.sees_alert(alert):
                         continue
-                    yield f"event: alert\ndata: {json.dumps(alert, separators=(',', ':'))}\n\n"
+                    shown = json.dumps(placed(alert), separators=(",", ":"))
+                    yield f"event: alert\ndata: {shown}\n\n"
             finally:
                 bus.unsubscribe(queue)
 

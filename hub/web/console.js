@@ -267,32 +267,11 @@
     }
   }
 
-  // Where an alert happened, in the hub's words (hub/labels.py): the alert's own `place` when
-  // the hub sends one, else the bed board's (console_views.js): a bed's tile, a room's words,
-  // the beds on a gateway. `unwatched` is null for anything but a gateway, and until the board
-  // has arrived.
+  // Where an alert happened, in the hub's words (hub/labels.py): every alert the hub sends
+  // (list, stream, actions) carries its `place`: headline, room, zone, text and, for a gateway,
+  // the beds it leaves unwatched.
   function alertPlace(alert) {
-    if (alert.place) return alert.place;
-    const views = window.carewatchViews;
-    const places = views && views.places;
-    const zone = alert.zone_name || alert.zone || "";
-    if (alert.bed) {
-      const tile = places ? places.bed(alert.bed) : null;
-      const room = tile ? tile.place : alert.room_name || alert.room || "";
-      return { headline: alert.bed, room: tile && tile.at_home ? `At home · ${room}` : room, zone, unwatched: null };
-    }
-    if (alert.room || alert.room_name) {
-      const room = (places && places.room(alert.site, alert.room)) || alert.room_name || alert.room;
-      return { headline: room, room, zone, unwatched: null };
-    }
-    if (alert.gateway) {
-      const gateway = places && places.loaded ? places.gateway(alert.site, alert.gateway) : null;
-      return { headline: `Gateway ${alert.gateway}`, room: (gateway && gateway.where) || "", zone: "", unwatched: gateway ? gateway.beds : null };
-    }
-    // Something of the whole site (the hub's own connection, say): the site.
-    const site = ((lib.me() && lib.me().sites) || []).find((x) => x.id === alert.site);
-    const name = site ? site.name : alert.site || "—";
-    return { headline: name, room: name, zone, unwatched: null };
+    return alert.place || { headline: alert.bed || alert.site || "—", room: "", zone: alert.zone_name || "", text: "", unwatched: [] };
   }
 
   function placeKey(alert) {
@@ -332,14 +311,11 @@
     } else if (alert.bed) {
       who.append(make("span", { class: "resident-none" }, "No resident recorded for this bed"));
     } else if (alert.gateway && !alert.room) {
-      // A gateway alert: the beds it leaves unwatched, as the bed board knows them.
-      const beds = place.unwatched;
-      const text =
-        beds === null || beds === undefined
-          ? "Beds it carries: loading…"
-          : beds.length
-            ? `Beds unwatched: ${beds.map((b) => `${b.place} (${b.bed})`).join(", ")}`
-            : "No bed you watch is on this gateway";
+      // A gateway alert: the beds it leaves unwatched.
+      const beds = place.unwatched || [];
+      const text = beds.length
+        ? `Beds unwatched: ${beds.map((b) => `${b.place} (${b.bed})`).join(", ")}`
+        : "No bed is on this gateway";
       who.append(make("span", { class: "resident-none", testid: "alert-unwatched" }, text));
     } else {
       who.append(make("span", { class: "resident-none" }, "Room device"));
