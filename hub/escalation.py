@@ -749,6 +749,11 @@ class Escalation:
             if handling
             else None,
             "declined_by": await self._answerers(alert_id, "declined"),
+            # The family handles it where the policy holds the staff steps: the console stops
+            # reminding (it sounded when the alert opened).
+            "console_quiet": bool(handling)
+            and alert is not None
+            and self._policy(alert).on_family_handling == "pause",
         }
 
     async def _answerers(self, alert_id: int, action: str) -> list[str]:

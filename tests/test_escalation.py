@@ -737,3 +737,47 @@ async def test_a_help_request_when_the_decliner_was_the_only_one_on_duty_reaches
     assert ("on_duty_zone", None, "no_recipient") in attempts
     assert ("charge_nurse", "sister", "delivered") in attempts
     assert help_step[0]["attempts"][0]["detail"] == "everyone it would reach declined"
+
+
+@pytest.mark.parametrize(("on_handling", "steps_go_on"), [("continue", True), ("pause", False)])
+async def test_a_family_responder_handling_it_stops_their_reminders_and_the_policy_says_the_rest(
+    night: Any, on_handling: str, steps_go_on: bool
+) -> None:
+    responder = {"family_responder": True, "on_family_handling": on_handling}
+    escalation = {**ESCALATION, "residents": {"E-0001": responder}}
+    ward: Night = await night(escalation=escalation)
+    engine = ward.hub.escalation
+    assert isinstance(engine, Escalation)
+    alert_id = await ward.send(FALL)
+
+    summary = await engine.family_handling(alert_id, "daughter", "family_app")
+    await ward.pass_time(10 * 60)  # past the charge nurse's step and the family's
+
+    assert summary["family_handling"]["by"] == "daughter"
+    assert summary["console_quiet"] is not steps_go_on
+    fired = [(s["phase"], s["step"], s["targets"]) for s in (await ward.record(alert_id))["steps"]]
+    if steps_go_on:
+        # Staff steps go on; the family's own step (family_contacts) is left out.
+        assert fired[:3] == [
+            ("escalate", 0, ["on_duty_zone"]),
+            ("escalate", 1, ["charge_nurse"]),
+            ("escalate", 2, []),
+        ]
+        assert "Anne Jones" not in ward.recorder.recipients()
+    else:
+        assert fired == [("escalate", 0, ["on_duty_zone"])]
+    alert = await ward.hub.store.alert(alert_id)
+    assert alert is not None and alert["state"] == "open"  # staff still acknowledge it
+
+
+async def test_a_care_home_bed_refuses_i_am_handling_it(night: Any) -> None:
+    ward: Night = await night()
+    engine = ward.hub.escalation
+    assert isinstance(engine, Escalation)
+    alert_id = await ward.send(FALL)
+    with pytest.raises(AlertError) as refused:
+        await engine.family_handling(alert_id, "daughter", "family_app")
+    assert refused.value.status == 409
+    assert "family_handling" not in {
+        e["action"] for e in await ward.hub.store.audit_for_alert(alert_id)
+    }

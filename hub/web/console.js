@@ -163,8 +163,15 @@
     playPattern(1);
   }
 
+  // An open alert keeps reminding until staff acknowledge it, unless its policy lets the
+  // family's "I'm handling it" quiet the console (summary.console_quiet).
+  const quiet = new Set();
+  function needsReminder() {
+    return [...active.values()].some(({ alert }) => alert.state === "open" && !quiet.has(alert.id));
+  }
+
   function scheduleReminder() {
-    const hasOpen = [...active.values()].some(({ alert }) => alert.state === "open");
+    const hasOpen = needsReminder();
     if (!hasOpen) {
       clearInterval(reminderTimer);
       reminderTimer = null;
@@ -172,7 +179,7 @@
     }
     if (reminderTimer) return;
     reminderTimer = setInterval(() => {
-      const stillOpen = [...active.values()].some(({ alert }) => alert.state === "open");
+      const stillOpen = needsReminder();
       if (!stillOpen) {
         scheduleReminder();
         return;
@@ -521,6 +528,8 @@
     parts.escalation.replaceChildren(...lines);
     parts.escalation.hidden = lines.length === 0;
     const missed = summary.nobody_reached || [];
+    if (summary.console_quiet) quiet.add(id);
+    else quiet.delete(id);
     if (summary.nobody_reached_at) nobodyReached.set(id, missed[missed.length - 1] || null);
     else nobodyReached.delete(id);
     renderNobodyBanner();
