@@ -49,17 +49,14 @@ import logging
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 from playwright.async_api import CDPSession, Page, async_playwright
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -79,7 +76,7 @@ from hub.service import Hub
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.mosquitto import mosquitto
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.webpush_receiver import Delivered, PushReceiver
+from tests.webpush_receiver import Delivered, PushReceiver, PushServiceThread
 
 NURSE: Final = "nurse"
 CHARGE_NURSE: Final = "charge"
@@ -161,58 +158,6 @@ def hub_config(host: str, port: int, database: Path, falls: int, beds: int) -> H
 
 
 # --------------------------------------------------------------------- the local push service
-
-
-@dataclass
-class StampedReceiver(PushReceiver):
-    """The local push service, telling `on_push` when it accepted (and decrypted) each push."""
-
-    on_push: Callable[[float, Delivered], None] | None = None
-
-    async def _accept(self, request: Request) -> PlainTextResponse:
-        response = await super()._accept(request)
-        if response.status_code == 201 and self.on_push is not None:
-            self.on_push(time.time(), self.delivered[-1])
-        return response
-
-
-class PushServiceThread:
-    """The local push service in a thread with its own event loop."""
-
-    def __init__(self, on_push: Callable[[float, Delivered], None]) -> None:
-        self._on_push = on_push
-        self._started = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._receiver: StampedReceiver | None = None
-        self._thread = threading.Thread(target=self._run, name="push-service", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        finally:
-            self._started.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        receiver = StampedReceiver(on_push=self._on_push)
-        async with receiver:
-            self._receiver = receiver
-            self._started.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> StampedReceiver:
-        self._thread.start()
-        self._started.wait(10)
-        if self._receiver is None:
-            raise SystemExit("the local push service did not start")
-        return self._receiver
-
-    def __exit__(self, *_: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
 
 
 # --------------------------------------------------------------------- the nurse's phone

@@ -40,7 +40,7 @@ from carewatch.logging_setup import ContextFormatter
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from hub.auth import hash_password
-from hub.config import HubConfig
+from hub.config import HubConfig, PushSettings
 from hub.service import Hub
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import button_press, smoke
@@ -509,6 +509,7 @@ def local_hub_config(
     watch: dict[str, Any] | None = None,
     roster: dict[str, Any] | None = None,
     escalation: dict[str, Any] | None = None,
+    push_hosts: tuple[str, ...] = (),
 ) -> HubConfig:
     """A hub for a simulated world: its database in `workdir`, these sites; its web server on
     `web_host` (loopback unless told otherwise), its broker on loopback."""
@@ -522,6 +523,9 @@ def local_hub_config(
             "watch": watch or {},
             "roster": roster or {},
             "escalation": escalation or {},
+            # A lab's own push service (`--allow-push-host`), beside the browsers' own.
+            "push": {"allowed_hosts": [*PushSettings().allowed_hosts, *push_hosts]},
+            "outbound": {"allowed_hosts": list(push_hosts)},
         }
     )
 
@@ -533,6 +537,7 @@ class DemoOptions:
     duration: float | None
     workdir: Path
     verbose: bool
+    push_hosts: tuple[str, ...] = ()
 
 
 async def run_demo(options: DemoOptions, stop: asyncio.Event) -> int:
@@ -551,6 +556,7 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event) -> int:
         users=demo_users(home, password),
         roster=demo_roster(),
         escalation=family_first(home),
+        push_hosts=options.push_hosts,
     )
     try:
         hub = await Hub.start(config)
@@ -816,6 +822,14 @@ def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         help="where to keep the demo's databases and log (default: a new temp folder)",
     )
     parser.add_argument(
+        "--allow-push-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also send Web Push to a push service at HOST (a lab's own, e.g. 127.0.0.1 for "
+        "a local one); the browsers' own push services are always allowed",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help=f"show the logs here instead of writing them to {LOG_FILE} in the data folder",
@@ -832,7 +846,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
     if not args.verbose:
         _log_to_file(workdir / LOG_FILE)
     logging.getLogger("edge.publisher").addFilter(PLANNED_STOP)
-    options = DemoOptions(args.host, args.port, args.duration, workdir, args.verbose)
+    options = DemoOptions(
+        args.host, args.port, args.duration, workdir, args.verbose, tuple(args.allow_push_host)
+    )
 
     async def main() -> int:
         stop = asyncio.Event()

@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import httpx
 
+from tests.webpush_receiver import Delivered, PushReceiver, PushServiceThread
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO = (sys.executable, "-m", "carewatch.cli", "demo")
 SITE = "sunrise"
@@ -144,6 +146,16 @@ def wait_for_alerts(client: httpx.Client, deadline: float, done: Any) -> list[di
     return alerts
 
 
+def wait_for_push(service: PushReceiver, alert_id: int, deadline: float) -> Delivered:
+    """The first push the local push service accepted for `alert_id`."""
+    while time.monotonic() < deadline:
+        for delivered in list(service.delivered):
+            if delivered.message["alert_id"] == alert_id:
+                return delivered
+        time.sleep(0.2)
+    raise AssertionError(f"no push for alert {alert_id}; refused: {service.refused}")
+
+
 def one(alerts: list[dict[str, Any]], rule: str, bed: str | None = None) -> dict[str, Any]:
     found = [a for a in alerts if a["rule"] == rule and (bed is None or a["bed"] == bed)]
     assert len(found) == 1, (rule, bed, [(a["rule"], a["bed"]) for a in alerts])
@@ -165,7 +177,10 @@ def test_demo_shows_the_whole_loop_prints_its_banner_last_and_stops_without_an_a
 ) -> None:
     data = tmp_path / "demo"
     started = time.monotonic()
-    with demo(data) as running:
+    with (
+        PushServiceThread() as push_service,
+        demo(data, "--allow-push-host", "127.0.0.1") as running,
+    ):
         banner = running.banner(started + 60)
         url_found = re.search(r"Staff console: (http://\S+?)/?\n", banner)
         assert url_found is not None
@@ -191,6 +206,14 @@ def test_demo_shows_the_whole_loop_prints_its_banner_last_and_stops_without_an_a
             view = nurse.get("/api/roster", params={"site": SITE}).json()["sites"][0]
             assert view["uncovered_now"] == ["garden"]
 
+            # The east wing's carer on duty has the app on her phone, subscribed to push.
+            carer = f"{shift}-east"
+            with login(url, banner, carer) as phone:
+                _, _, subscription = push_service.new_subscription()
+                csrf = {"X-CSRF-Token": phone.get("/api/me").json()["csrf_token"]}
+                stored = phone.post("/api/push/subscriptions", json=subscription, headers=csrf)
+                assert stored.status_code == 201, stored.text
+
             # The night starts when a console opens: the nurse's, left open as on a tablet.
             console = Console(nurse)
             assert console.opened.wait(30)
@@ -205,7 +228,13 @@ def test_demo_shows_the_whole_loop_prints_its_banner_last_and_stops_without_an_a
             # The fall reached the charge nurse on her console: nobody-reached is not shown.
             fall = one(alerts, "fall", "SR-E-104")
             assert fall["nobody_reached_at"] is None
+            # It reached the carer's phone too, with the staff's buttons on the notification.
+            pushed = wait_for_push(push_service, fall["id"], time.monotonic() + 30)
+            assert [a["action"] for a in pushed.message["actions"]] == ["acknowledge", "decline"]
             fall_record = nurse.get(f"/api/alerts/{fall['id']}/escalation").json()
+            assert {"user": carer, "channel": "push"} in [
+                {"user": r["user"], "channel": r["channel"]} for r in fall_record["reached"]
+            ]
             assert {"user": "nurse", "channel": "console"} in [
                 {"user": r["user"], "channel": r["channel"]} for r in fall_record["reached"]
             ]

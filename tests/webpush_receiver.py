@@ -15,7 +15,9 @@ import base64
 import json
 import secrets
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +98,8 @@ class PushReceiver:
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # Told (in the push service's own thread or loop) when each push is accepted and decrypted.
+    on_push: Callable[[float, Delivered], None] | None = None
 
     @property
     def origin(self) -> str:
@@ -141,7 +145,10 @@ class PushReceiver:
 
     async def _push(self, request: Request) -> PlainTextResponse:
         try:
-            return await self._accept(request)
+            response = await self._accept(request)
+            if response.status_code == 201 and self.on_push is not None:
+                self.on_push(time.time(), self.delivered[-1])
+            return response
         finally:
             self._arrived.set()
 
@@ -210,3 +217,43 @@ def verify_vapid(header: str, audience: str) -> tuple[str, dict[str, Any]]:
     if not str(claims.get("sub", "")).startswith(("mailto:", "https://")):
         raise Refused("no contact (sub) in the claims")
     return fields["k"], claims
+
+
+class PushServiceThread:
+    """The local push service in a thread with its own event loop: for a caller that is not
+    async (a test driving a subprocess), or one whose own loop is busy (a benchmark's hub)."""
+
+    def __init__(self, on_push: Callable[[float, Delivered], None] | None = None) -> None:
+        self._on_push = on_push
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._receiver: PushReceiver | None = None
+        self._thread = threading.Thread(target=self._run, name="push-service", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        finally:
+            self._started.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        receiver = PushReceiver(on_push=self._on_push)
+        async with receiver:
+            self._receiver = receiver
+            self._started.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> PushReceiver:
+        self._thread.start()
+        self._started.wait(10)
+        if self._receiver is None:
+            raise RuntimeError("the local push service did not start")
+        return self._receiver
+
+    def __exit__(self, *_: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
