@@ -38,7 +38,7 @@ from tests.conftest import (
 )
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_hub_ingest import eventually
-from tests.webpush_receiver import BrowserKeys
+from tests.webpush_receiver import BrowserKeys, PushReceiver
 
 UTC = ZoneInfo("UTC")
 DAY_1800 = datetime(2026, 11, 22, 18, 0, tzinfo=UTC).timestamp()  # a Sunday
@@ -284,9 +284,12 @@ async def live_console(url: str, who: tuple[str, str]) -> AsyncIterator[None]:
                 await task
 
 
-async def subscribe_phone(hub: Hub, who: tuple[str, str]) -> None:
+async def subscribe_phone(
+    hub: Hub, who: tuple[str, str], subscription: dict[str, Any] | None = None
+) -> None:
     """A phone subscribes to push through the API, as the app does in a browser."""
-    subscription = BrowserKeys.new().subscription(f"http://127.0.0.1:9/push/{who[0]}")
+    if subscription is None:
+        subscription = BrowserKeys.new().subscription(f"http://127.0.0.1:9/push/{who[0]}")
     async with httpx.AsyncClient(base_url=hub.url) as client:
         csrf = await login(client, who)
         response = await client.post(
@@ -383,6 +386,50 @@ async def test_the_roster_shows_who_covers_each_zone_and_what_reaches_them(
     ]
     assert (sister["channels"], sister["reachable"]) == ([], False)
     assert sorted(site["unreachable_people"]) == ["carer-night", "sister"]
+
+
+async def test_a_phone_that_confirmed_a_push_is_reachable_until_it_falls_silent(
+    hub_factory: HubFactory,
+) -> None:
+    async with PushReceiver() as receiver:
+        clock = ManualClock(DAY_1800)
+        hub = await start(hub_factory, clock)
+        _, _, phone = receiver.new_subscription()
+        await subscribe_phone(hub, ("carer-night", PASSWORD), phone)
+        # 19:00: the west wing is uncovered; the trouble alert is pushed to whoever is on duty,
+        # Carer Night, whose phone's service worker confirms it as it arrives.
+        clock.advance(HOUR)
+        await receiver.wait(1)
+        (pushed,) = receiver.delivered
+        async with httpx.AsyncClient(base_url=hub.url) as worker:
+            receipt = await worker.post(
+                "/api/push/action",
+                json={"token": pushed.message["action_token"], "action": "received"},
+            )
+        assert receipt.status_code == 200, receipt.text
+
+        def night_carer(view: dict[str, Any]) -> dict[str, Any]:
+            (site,) = view["sites"]
+            return by_key(site["people"], "user")["carer-night"]
+
+        late = night_carer((await get(hub, SUPERVISOR, "/api/roster?site=sunrise")).json())
+        assert (late["push"]["status"], late["push"]["confirmed_at"]) == (
+            "confirmed",
+            DAY_1800 + HOUR,
+        )
+        assert (late["channels"], late["reachable"], late["problems"]) == (["push"], True, [])
+
+        clock.advance(25 * HOUR)  # nothing pushed to her since: her phone may be off or lost
+        later = (await get(hub, SUPERVISOR, "/api/roster?site=sunrise")).json()
+        late = night_carer(later)
+        assert (late["push"]["status"], late["reachable"]) == ("stale", False)
+        (site,) = later["sites"]
+        east = by_key(site["now"]["zones"], "zone")["east"]
+        assert (east["covered_by"], east["reachable_by"], east["status"]) == (
+            ["carer-night"],
+            [],
+            "unreachable",
+        )
 
 
 async def test_supervisors_and_the_rosters_charge_nurses_see_it_no_one_else(
