@@ -16,7 +16,6 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +29,6 @@ from tests.test_family import site_with_contacts
 from tests.test_hub_ingest import eventually
 from tests.webpush_receiver import Delivered, PushReceiver
 
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "family.png"
 PHONE = {"width": 390, "height": 844}
 
 
@@ -346,10 +344,6 @@ async def test_family_app_push_answers_and_what_the_care_service_did(phone: Fami
     assert (await phone.as_nurse(f"/api/alerts/{call}"))["state"] == "open"
     recent = page.get_by_test_id("recent-alert")
     await expect(recent).to_have_count(2)
-
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    await page.evaluate("window.scrollTo(0, 0)")
-    await page.screenshot(path=str(SCREENSHOT), full_page=False)
 
 
 async def test_a_family_responder_can_say_they_are_handling_it(

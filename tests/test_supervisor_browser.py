@@ -17,8 +17,6 @@ from tests.mosquitto import MosquittoBroker
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_supervisor import Record, start_record
 
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "supervisor.png"
-
 
 @dataclass
 class Browser:
@@ -110,7 +108,6 @@ async def test_the_supervisor_sees_figures_overdue_alerts_and_downloads_csv(
     west = page.locator('[data-testid="figure-row"][data-by="zone"][data-group="west"]')
     await expect(west.get_by_test_id("nobody-reached")).to_have_text("2")
     await expect(east.get_by_test_id("nobody-reached")).to_have_text("0")
-    await page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     async with page.expect_download() as info:
         await page.get_by_test_id("export-figures").click()

@@ -27,7 +27,6 @@ from tests.mosquitto import MosquittoBroker
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_hub_api import login
 
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "installer.png"
 ALL_STATES = ("open", "acknowledged", "resolved")
 WALKED = {"bed-radar", "fall-radar", "bathroom-radar", "call-button", "smoke-detector", "exit-door"}
 
@@ -245,8 +244,6 @@ async def test_the_installer_page_ticks_a_device_off_live(
         await expect(button.get_by_test_id("device-when")).not_to_have_text("")
         await expect(page.get_by_test_id("progress")).to_contain_text("1 of 3")
         assert await page.evaluate("window.installerMarker") == 1
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SCREENSHOT), full_page=True)
 
         await page.get_by_test_id("stop").click()
         await expect(page.get_by_test_id("state")).to_contain_text("ended")
