@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,7 +25,9 @@ from tests.mosquitto import MosquittoBroker, mosquitto
 
 # Hypothesis keeps caches (Unicode tables, the constants of our sources) in .hypothesis of the
 # working directory unless told otherwise; tests write only to temporary folders.
-configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="carewatch-hypothesis-"))
+HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="carewatch-hypothesis-")
+configuration.set_hypothesis_home_dir(HYPOTHESIS_HOME)
+atexit.register(shutil.rmtree, HYPOTHESIS_HOME, ignore_errors=True)
 
 NURSE = ("nurse", "night-shift-pw")
 # More people of the small site, each with a role and scope (hub/access.py); tests log in as them.
