@@ -60,6 +60,9 @@ class Trigger:
     test: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
     consumes: TimerKey | None = None
+    # A site-wide alert about one zone (nobody covers it): the zone's name, for people. The
+    # alert stays the site's (seen by the site's staff, told to everyone on duty there).
+    zone_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,7 @@ class AlertService:
             "gateway": trigger.gateway or _gateway_of(trigger.placement),
             "test": int(trigger.test),
             **_place_fields(trigger.placement),
+            **_zone_fields(trigger),
             "sensed_at": trigger.sensed_at,
             "opened_at": now,
             "late_s": round(delay, 3) if trigger.historical or delay > LATE_AFTER_S else None,
@@ -340,6 +344,12 @@ def _place_fields(place: Placement | None) -> dict[str, Any]:
         "resident_name": place.resident_name,
         "device": place.device,
     }
+
+
+def _zone_fields(trigger: Trigger) -> dict[str, Any]:
+    if trigger.placement is not None or trigger.zone_name is None:
+        return {}
+    return {"zone_name": trigger.zone_name}
 
 
 def _gateway_of(place: Placement | None) -> str | None:

@@ -145,6 +145,8 @@ def alert_place(data: RegistryData, alert: dict[str, Any]) -> dict[str, Any]:
             listed = ", ".join(f"{b['place']} ({b['bed']})" for b in unwatched)
             text += f" — {len(beds)} {'bed' if len(beds) == 1 else 'beds'} unwatched: {listed}"
         return _place(f"Gateway {gateway}", where, "", text, unwatched)
+    if zone:  # a whole zone (nobody covers it)
+        return _place(zone, "", zone, f"{zone}, {site_name(data, site)}")
     return _place(site_name(data, site), "", zone, site_name(data, site))
 
 

@@ -77,6 +77,10 @@ async def _push_confirmed_at(db: aiosqlite.Connection) -> None:
     await _add_column(db, "push_subscriptions", "confirmed_at", "REAL")
 
 
+async def _audit_by_alert(db: aiosqlite.Connection) -> None:
+    await db.execute("CREATE INDEX IF NOT EXISTS audit_alert ON audit (alert_id, action)")
+
+
 MIGRATIONS: Final = (
     Migration(
         1,
@@ -94,6 +98,12 @@ MIGRATIONS: Final = (
         4,
         "push_subscriptions.confirmed_at: when a phone last confirmed receiving a push",
         _push_confirmed_at,
+    ),
+    Migration(
+        5,
+        "audit_alert index: an alert's record (escalation, family answers, figures) without "
+        "reading the whole audit log",
+        _audit_by_alert,
     ),
 )
 LATEST: Final = MIGRATIONS[-1].number

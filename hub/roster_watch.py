@@ -150,6 +150,7 @@ class RosterWatch:
                 received_at=now,
                 test=self._policy.settings(site, zone.id, None).maintenance,
                 detail={"zone": zone.id, "zone_name": zone.name, "shifts": shifts, "why": why},
+                zone_name=zone.name,
             )
         )
 

@@ -122,3 +122,15 @@ async def test_a_database_from_a_newer_carewatch_is_refused_untouched(tmp_path: 
         await Store.open(database)
     async with aiosqlite.connect(database) as db:
         assert await schema_version(db) == LATEST + 1
+
+
+async def test_an_alerts_record_is_read_through_its_index(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "hub.db")
+    try:
+        plan = await store.db.execute_fetchall(
+            "EXPLAIN QUERY PLAN SELECT at, actor FROM audit WHERE alert_id = ? AND action = ?",
+            (1, "family_seen"),
+        )
+    finally:
+        await store.close()
+    assert any("USING INDEX audit_alert" in str(row[3]) for row in plan), plan

@@ -173,6 +173,16 @@ async def test_a_zone_nobody_covers_is_a_trouble_alert_at_shift_start_until_a_sh
         "open",
     )
     assert (alert["site"], alert["opened_at"]) == ("sunrise", DAY_1800 + HOUR)
+    # Named for people (the console's card reads "West wing, Sunrise Care Home"), still the
+    # site's alert: no zone of its own.
+    assert (alert["zone"], alert["zone_name"]) == (None, "West wing")
+    async with httpx.AsyncClient(base_url=hub.url) as client:
+        await login(client, SUPERVISOR)
+        listed = (await client.get(f"/api/alerts/{alert['id']}")).json()
+    assert (listed["place"]["headline"], listed["place"]["text"]) == (
+        "West wing",
+        "West wing, Sunrise Care Home",
+    )
     detail = await opened_detail(hub, alert["id"])
     assert detail == {
         "zone": "west",

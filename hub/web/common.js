@@ -26,6 +26,7 @@
     gateway_offline: "Gateway offline",
     hub_takeover: "Hub connection taken over",
     low_battery: "Low battery",
+    zone_uncovered: "Nobody on duty covers this zone",
   };
 
   // ---------------------------------------------------------------- DOM
