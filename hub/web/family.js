@@ -137,7 +137,29 @@
 
   // ---------------------------------------------------------------- data
 
+  // One load at a time: a load asked for while another is on its way (a push, then the answer
+  // to its button) runs after it, so an older answer never lands on top of a newer one.
+  let loading = null;
+  let loadAgain = false;
   async function refresh() {
+    if (loading) {
+      loadAgain = true;
+      return loading;
+    }
+    loading = (async () => {
+      do {
+        loadAgain = false;
+        await refreshOnce();
+      } while (loadAgain);
+    })();
+    try {
+      await loading;
+    } finally {
+      loading = null;
+    }
+  }
+
+  async function refreshOnce() {
     clearTimeout(pollTimer);
     if (!lib.me() || status.role === null) return;
     const loaded = status.role === "staff" ? await loadStaff() : await loadFamily();
