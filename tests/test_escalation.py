@@ -136,6 +136,21 @@ class Night:
         await eventually(fired)
         await self.settled()
 
+    async def until_steps(self, alert_id: int, count: int) -> None:
+        """Until `count` firings of the alert are recorded and delivered: a step that reached
+        nobody records its fallback just after its own delivery, so "nothing pending" alone
+        may be seen in between."""
+
+        async def recorded() -> bool:
+            async with self.hub.store.db.execute(
+                "SELECT count(*) FROM escalation_steps WHERE alert_id = ?", (alert_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            return row is not None and row[0] >= count
+
+        await eventually(recorded)
+        await self.settled()
+
     async def pass_time(self, seconds: float) -> None:
         """Move the clock a minute at a time, letting due steps fire and deliver."""
         while seconds > 0:
@@ -391,6 +406,7 @@ async def test_a_crash_between_recording_a_step_and_moving_its_timer_repeats_not
     )
     await restarted.settled()
     await restarted.pass_time(60)
+    await restarted.until_steps(alert_id, 3)
 
     record = await restarted.record(alert_id)
     steps = escalated(record)
@@ -470,6 +486,7 @@ async def test_a_family_that_answers_the_push_in_time_is_never_sent_the_fallback
     with LoopbackHttp() as http:
         ward: Night = await night(**push_then_apprise(http))
         alert_id = await ward.send(FALL)
+        await ward.until_steps(alert_id, 2)
         await ward.pass_time(2 * 60)
         await ward.act(alert_id, "carer-east", "acknowledge")
         await ward.pass_time(8 * 60)
@@ -501,6 +518,7 @@ async def test_when_nobody_answers_the_apprise_fallback_fires_and_every_attempt_
     with LoopbackHttp() as http:
         ward: Night = await night(**push_then_apprise(http))
         alert_id = await ward.send(FALL)
+        await ward.until_steps(alert_id, 2)
         await ward.pass_time(2 * 60)
         assert http.received == []
         await ward.pass_time(60)
@@ -647,7 +665,9 @@ async def test_an_empty_roster_makes_each_step_an_alarm_for_the_fallback_people(
 ) -> None:
     ward: Night = await night(roster={"sites": {}})
     alert_id = await ward.send(FALL)
+    await ward.until_steps(alert_id, 2)  # step 0 and its fallback, before the clock moves
     await ward.pass_time(2 * 60)  # step 1: still no charge nurse on duty
+    await ward.until_steps(alert_id, 4)
     record = await ward.record(alert_id)
 
     assert [(s["phase"], s["n"], s["at"] - NIGHT_0300) for s in record["steps"]] == [
@@ -684,6 +704,7 @@ async def test_when_the_fallback_reaches_nobody_either_it_is_recorded_and_not_re
     ward: Night = await night(roster={"sites": {}})
     ward.recorder.fail_for.add("manager")
     alert_id = await ward.send(FALL)
+    await ward.until_steps(alert_id, 2)
     record = await ward.record(alert_id)
 
     assert [(s["phase"], s["n"]) for s in record["steps"]] == [("escalate", 0), ("fallback", 0)]
