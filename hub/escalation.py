@@ -391,9 +391,12 @@ class Escalation:
     async def _deliver_step(self, alert: dict[str, Any], step_id: int) -> None:
         """Deliver a recorded step's attempts; if it reached nobody, raise that alarm."""
         await self._deliver(
-            alert, await self._attempts("step_id = ? AND result = 'pending'", step_id)
+            alert,
+            await self._attempts(
+                "alert_id = ? AND step_id = ? AND result = 'pending'", alert["id"], step_id
+            ),
         )
-        attempts = await self._attempts("step_id = ?", step_id)
+        attempts = await self._attempts("alert_id = ? AND step_id = ?", alert["id"], step_id)
         if not attempts or any(a["result"] == "delivered" for a in attempts):
             return  # reached someone, or had nobody to reach (the family is handling it)
         if await self._told_nobody_reached(alert["id"], step_id):
@@ -686,7 +689,8 @@ class Escalation:
         return replace(person, apprise=tuple(contact.notify) if contact else ())
 
     async def deliver_leftovers(self) -> None:
-        """Attempts a crash left pending: deliver them if their alert is still active."""
+        """Attempts a crash left pending: deliver them if their alert is still active; then
+        raise the nobody-reached alarms a crash cut off."""
         leftovers = await self._attempts("result = 'pending'")
         for alert_id in dict.fromkeys(row["alert_id"] for row in leftovers):
             alert = await self._store.alert(alert_id)
@@ -695,6 +699,24 @@ class Escalation:
                 await self._deliver(alert, rows)
             else:
                 await self._skip(rows)
+        await self._missed_alarms()
+
+    async def _missed_alarms(self) -> None:
+        """Steps of active alerts that reached nobody but whose alarm was never raised (the
+        hub stopped between a step's delivery and its alarm): raise it now, once."""
+        rows = await self._store.db.execute_fetchall(
+            "SELECT s.id, s.alert_id FROM escalation_steps s JOIN alerts a ON a.id = s.alert_id "
+            "WHERE a.state != 'resolved' AND s.phase != 'fallback' "
+            "AND EXISTS (SELECT 1 FROM notifications n "
+            "WHERE n.alert_id = s.alert_id AND n.step_id = s.id) "
+            "AND NOT EXISTS (SELECT 1 FROM notifications n "
+            "WHERE n.alert_id = s.alert_id AND n.step_id = s.id "
+            "AND n.result IN ('delivered', 'pending')) ORDER BY s.id"
+        )
+        for step_id, alert_id in rows:
+            alert = await self._store.alert(int(alert_id))
+            if alert is not None:
+                await self._deliver_step(alert, int(step_id))
 
     async def _skip(self, rows: list[dict[str, Any]]) -> None:
         async with self._store.transaction() as db:

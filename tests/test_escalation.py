@@ -417,13 +417,52 @@ async def test_a_crash_between_recording_a_step_and_moving_its_timer_repeats_not
         ("console", "failed", NIGHT_0300 + 120),
         ("recording", "failed", NIGHT_0300 + 120),
     ]
-    # Step 1 therefore reached nobody: that is an alarm of its own, told to the fallback people
-    # once, not a repeat of the step.
+    # Step 1 therefore reached nobody: that is an alarm of its own, raised once as the hub
+    # started (before this test's recording notifier was added), not a repeat of the step.
     assert [s["phase"] for s in record["steps"]] == ["escalate", "escalate", "fallback"]
-    phases = [n.phase for n in restarted.recorder.sent if n.alert["id"] == alert_id]
-    assert phases and set(phases) == {"fallback"}
+    assert [(e["step"], e["at"]) for e in record["nobody_reached"]] == [(2, NIGHT_0300 + 120)]
+    assert [n for n in restarted.recorder.sent if n.alert["id"] == alert_id] == []
     timer = restarted.hub.timers.pending("escalate", str(alert_id))
     assert timer is not None and (timer.due_at, timer.payload["n"]) == (NIGHT_0300 + 300, 2)
+
+
+async def test_a_nobody_reached_alarm_cut_off_by_a_crash_is_raised_when_the_hub_starts(
+    night: Any, hub_factory: HubFactory
+) -> None:
+    ward: Night = await night(roster={"sites": {}})
+    alert_id = await ward.send(FALL)
+    await ward.until_steps(alert_id, 2)
+    db = ward.hub.store.db
+    # As if the hub died after step 0's delivery and before its alarm was recorded.
+    await db.execute("DELETE FROM audit WHERE action = 'nobody_reached'")
+    await db.execute("DELETE FROM notifications WHERE phase = 'fallback'")
+    await db.execute("DELETE FROM escalation_steps WHERE phase = 'fallback'")
+    await db.execute("UPDATE alerts SET nobody_reached_at = NULL")
+    await db.commit()
+    await kill(ward.hub)
+
+    restarted = Night(
+        await hub_factory(
+            clock=ward.clock,
+            users=users(),
+            sites=[site_with_contacts()],
+            roster={"sites": {}},
+            escalation=ESCALATION,
+            watch={"defaults": {"timezone": "UTC"}},
+        ),
+        ward.clock,
+        ward._publish,
+    )
+    await restarted.until_steps(alert_id, 2)
+
+    record = await restarted.record(alert_id)
+    assert [(s["phase"], s["n"]) for s in record["steps"]] == [("escalate", 0), ("fallback", 0)]
+    assert [(e["step"], e["reason"]) for e in record["nobody_reached"]] == [
+        (1, "no one on duty in East wing")
+    ]
+    assert record["nobody_reached_at"] == NIGHT_0300
+    await restarted.hub.escalation.deliver_leftovers()  # once more: nothing is raised again
+    assert len((await restarted.record(alert_id))["nobody_reached"]) == 1
 
 
 # --- fallback channels: push first, Apprise when nobody answers ----------------------------------
