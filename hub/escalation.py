@@ -279,7 +279,7 @@ class Escalation:
                 raise AlertError(409, f"alert {alert_id} is resolved; no one needs to be sent")
             if alert["test"]:
                 raise AlertError(409, f"alert {alert_id} is a test alert and is not escalated")
-            n = await self._help_requests(alert_id)
+            n = await self._count_steps(alert_id, "help")
             now = self._clock.now()
             asked = AuditEntry(now, by, "help_requested", channel, {"n": n})
             step_id = await self._record_step(alert, "help", n, now, asked=asked)
@@ -292,9 +292,6 @@ class Escalation:
         )
         await self._deliver_step(alert, step_id)
         return await self.summary(alert_id)
-
-    async def _help_requests(self, alert_id: int) -> int:
-        return await self._count_steps(alert_id, "help")
 
     async def _count_steps(self, alert_id: int, phase: Phase) -> int:
         async with self._store.db.execute(
@@ -737,11 +734,6 @@ class Escalation:
         ) as cur:
             row = await cur.fetchone()
         reached = await self._attempts("alert_id = ? AND result = 'delivered'", alert_id)
-        async with self._store.db.execute(
-            "SELECT actor FROM audit WHERE alert_id = ? AND action = 'help_requested' ORDER BY id",
-            (alert_id,),
-        ) as cur:
-            askers = [r["actor"] for r in await cur.fetchall()]
         pending = self._timers.pending(KIND, str(alert_id))
         alert = await self._store.alert(alert_id)
         nobody = await self._store.db.execute_fetchall(
@@ -763,7 +755,7 @@ class Escalation:
                 for r in reached
             ],
             "next_escalation_at": pending.due_at if pending else None,
-            "help_requested_by": list(dict.fromkeys(self._names(who) for who in askers)),
+            "help_requested_by": await self._answerers(alert_id, "help_requested"),
             "nobody_reached": [_nobody_entry(entry["at"], entry["detail"]) for entry in nobody],
             "nobody_reached_at": alert["nobody_reached_at"] if alert else None,
             "family_seen_by": await self._answerers(alert_id, "family_seen"),
