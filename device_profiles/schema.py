@@ -83,7 +83,20 @@ class DeviceProfile(BaseModel):
     trigger_based: bool = False
     supervision_s: int = Field(gt=0)
     battery_low: int | None = Field(default=None, ge=0, le=100)
+    # When the device is bound to a bed, the reading that says whether someone is in it: a
+    # pressure mat's or a bed radar's in-bed flag, or the presence seen by a radar mounted over
+    # the bed. None: its readings say nothing about the bed (a fall radar's presence means
+    # someone in the room). See docs/rules-and-devices.md.
+    in_bed: Literal["occupancy", "presence"] | None = None
     rules: list[FieldRule] = Field(min_length=1)
+
+    @property
+    def readings(self) -> frozenset[str]:
+        return frozenset(rule.reading for rule in self.rules if rule.reading is not None)
+
+    def reports_zero(self, reading: str) -> bool:
+        """True if a value of 0 of this reading is a reading, not "no reading"."""
+        return any(rule.reading == reading and "0" not in rule.ignore for rule in self.rules)
 
     @model_validator(mode="after")
     def _consistent(self) -> DeviceProfile:
@@ -96,6 +109,8 @@ class DeviceProfile(BaseModel):
             raise ValueError("'product_id' is needed by decoder 'xiaomi' and only by it")
         for rule in self.rules:
             _check_rule(self.decoder, rule)
+        if self.in_bed is not None and self.in_bed not in self.readings:
+            raise ValueError(f"in_bed {self.in_bed!r} is not a reading this profile makes")
         return self
 
 

@@ -208,11 +208,24 @@ def test_serial_profiles_pin_decoder_baudrate_and_sources(
     assert {rule.source for rule in profile.rules} == sources
 
 
-def test_mr60bha1_pins_its_firmware_and_ignores_zero_rates() -> None:
-    profile = load_profile("seeed-mr60bha1")
-    assert profile.firmware == "G60SM1SYv010009"
-    rates = [rule for rule in profile.rules if rule.reading in ("heart_rate", "respiration_rate")]
-    assert len(rates) == 2 and all(rule.ignore == {"0"} for rule in rates)
+@pytest.mark.parametrize("model", ["seeed-mr60bha1", "seeed-mr60bha2"])
+def test_bed_radars_ignore_a_zero_heart_rate_but_pass_a_zero_breathing_rate(model: str) -> None:
+    profile = load_profile(model)
+    assert not profile.reports_zero("heart_rate")
+    assert profile.reports_zero("respiration_rate")
+
+
+def test_mr60bha1_pins_its_firmware() -> None:
+    assert load_profile("seeed-mr60bha1").firmware == "G60SM1SYv010009"
+
+
+def test_in_bed_is_said_by_bed_sensors_only() -> None:
+    in_bed = {model: load_profile(model).in_bed for model in available_profiles()}
+    assert {model: reading for model, reading in in_bed.items() if reading} == {
+        "seeed-mr60bha1": "occupancy",
+        "seeed-mr60bha2": "presence",
+        "linptech-ps1bb": "occupancy",
+    }
 
 
 def test_tinyframe_profiles_keep_their_own_type_tables() -> None:
@@ -257,3 +270,9 @@ def test_shelly_profiles_map_their_sensor_battery_and_rssi(
         ("signal_strength", "rssi"),
     ]
     assert profile.rules[0].values is None  # 1 = open / detected: no inversion
+
+
+def test_in_bed_must_be_a_reading_the_profile_makes() -> None:
+    fields = load_profile("seeed-mr60fda2").model_dump()
+    with pytest.raises(ValidationError, match="in_bed 'occupancy' is not a reading"):
+        DeviceProfile.model_validate({**fields, "in_bed": "occupancy"})
