@@ -265,11 +265,11 @@ def test_mr60bha1_profile_maps_the_reference_frames(
         (encode_frame(0x84, 0x01, b"\x00"), [("reading", "occupancy", False)]),
         (encode_frame(0x84, 0x01, b"\x02"), []),  # "none": the radar cannot tell
         (encode_frame(0x85, 0x02, b"\x00"), []),  # 0 bpm is no reading
-        (encode_frame(0x81, 0x02, b"\x00"), []),
+        (encode_frame(0x81, 0x02, b"\x00"), [("reading", "respiration_rate", 0)]),  # judged
         (encode_frame(0x80, 0x02, b"\x01"), [("reading", "motion", False)]),
     ],
 )
-def test_mr60bha1_no_reading_values_make_nothing(
+def test_mr60bha1_no_reading_values_make_nothing_and_a_breathing_pause_is_passed_on(
     frame: bytes, expected: list[tuple[str, str, object]]
 ) -> None:
     decoder = make_serial_decoder(load_profile("seeed-mr60bha1"), "bed-1")

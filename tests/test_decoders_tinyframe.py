@@ -97,10 +97,16 @@ def test_simulator_frames_decode_by_profile(
     assert decoder.rejected == Counter()
 
 
-@pytest.mark.parametrize("name", sorted(CAPTURES))
-def test_zero_rates_from_real_captures_make_nothing(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("heart_0", []), ("breathing_0", [("reading", "respiration_rate", 0.0)])],
+)
+def test_a_zero_heart_rate_makes_nothing_and_a_zero_breathing_rate_is_passed_on(
+    name: str, expected: list[tuple[str, str, object]]
+) -> None:
+    """From real captures: 0 bpm is no reading; 0 breaths/min is for the hub to judge."""
     decoder = make_serial_decoder(load_profile("seeed-mr60bha2"), "bed-1")
-    assert decoder.feed(_frame(CAPTURES[name]), 1.0) == []
+    assert _summary(decoder.feed(_frame(CAPTURES[name]), 1.0)) == expected
     assert decoder.rejected == Counter()
 
 
