@@ -18,9 +18,11 @@ A bed's state, first match wins:
 - `unknown`: no reading yet;
 - `no_bed`: a resident who is not bound to a bed now (the family app and the resident page).
 
-The bed's sensor is a device bound to the bed that reports `occupancy` (a pressure pad, a
-vital-signs radar's in-bed flag) or, failing that, `presence` (a radar bound to the bed watches
-the bed): the latest heard of the kind found first. A room sensor is a device bound to the bed's
+The bed's sensor is a device bound to the bed whose profile says which of its readings tells
+that someone is in it (`in_bed`: a pressure pad's or a vital-signs radar's in-bed flag, the
+presence seen by a radar mounted over the bed); the latest heard of them counts. Only a bed
+without such a sensor falls back on the presence seen by a radar bound to it (a fall radar sees
+the room around the bed). A room sensor is a device bound to the bed's
 room that reports `presence`; it is used only when the bed has no sensor of its own.
 
 An active alert about the bed that needs a person is not a state: the board paints the tile
@@ -206,7 +208,8 @@ class BedPlace:
     bed: Bed
     room: Room
     words: BedWords
-    sensors: tuple[Device, ...]  # bound to the bed, reporting occupancy or presence
+    sensors: tuple[tuple[Device, str], ...]  # bound to the bed, with the reading that says in bed
+    near_bed: tuple[Device, ...]  # bound to the bed, reporting occupancy or presence
     room_sensors: tuple[Device, ...]  # bound to the bed's room, reporting presence
     devices: tuple[Device, ...]  # every device of the bed and of its room
     gateways: tuple[str, ...]  # the gateways that carry them
@@ -380,7 +383,11 @@ class BedStates:
         return ZoneStates(key[0], key[1], name, at, tuple(states), by_bed)
 
     def _state(self, place: BedPlace, live: _Live, now: float) -> BedState:
-        in_bed = self._latest_seen(place.sensors, OCCUPANCY_READINGS)
+        in_bed = (
+            self._latest_in_bed(place.sensors)
+            if place.sensors
+            else self._latest_seen(place.near_bed, OCCUPANCY_READINGS)
+        )
         present = (
             None if in_bed is not None else self._latest_seen(place.room_sensors, ("presence",))
         )
@@ -405,6 +412,10 @@ class BedStates:
         if activity == "up" and seen is not None and not seen.value and since is not None:
             changes_at = since + AWAY_AFTER_S
         return BedState(activity, since, exact, changes_at=changes_at, **facts)
+
+    def _latest_in_bed(self, sensors: Iterable[tuple[Device, str]]) -> Seen | None:
+        heard = [s for d, reading in sensors if (s := self._seen.get((d.id, reading))) is not None]
+        return max(heard, key=lambda s: s.last) if heard else None
 
     def _latest_seen(self, sensors: Iterable[Device], readings: Iterable[str]) -> Seen | None:
         """The latest heard sensor of the first reading any of them has said."""
@@ -518,6 +529,7 @@ def _layout_of(data: RegistryData) -> Layout:
                 bed,
                 room,
                 bed_words(data, bed),
+                tuple((d, r) for d in own if (r := load_profile(d.profile).in_bed) is not None),
                 tuple(d for d in own if makes[d.profile] & set(OCCUPANCY_READINGS)),
                 tuple(d for d in shared if "presence" in makes[d.profile]),
                 (*own, *shared),

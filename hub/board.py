@@ -115,5 +115,5 @@ class BedBoard:
                 {"id": gateway, "where": self._gateways.get((bed.site, gateway), gateway)}
                 for gateway in place.gateways
             ],
-            "sensors": [d.id for d in place.sensors],
+            "sensors": [d.id for d, _ in place.sensors] or [d.id for d in place.near_bed],
         }

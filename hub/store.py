@@ -334,7 +334,7 @@ class Store:
                     int(item.historical),
                 )
                 (readings if item.kind == "reading" else events).append(row)
-                if item.kind == "reading" and not item.historical:
+                if item.kind == "reading":  # a replay too, unless something newer is known
                     live.append((item.device, item.name, value, item.sensed_at))
         statements: list[Statement] = [
             (INSERT_READING, readings),

@@ -13,6 +13,7 @@ site, a zone or one resident can change a rule without code.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -22,6 +23,8 @@ from device_profiles import DeviceProfile, load_profile
 from hub.alerts import AlertService, Priority, Trigger
 from hub.clock import Clock
 from hub.registry import Placement, Registry
+from hub.registry_data import RegistryData
+from hub.registry_models import Bed, Device, Resident, Room
 from hub.store import StoredItem
 from hub.timers import Timer, Timers
 from hub.watch_settings import WatchPolicy, WatchSettings
@@ -48,10 +51,13 @@ UnderTest = Callable[[str, str | None], bool]
 
 @dataclass
 class _PlaceState:
-    """What the watch remembers about a bed or room between items."""
+    """What the watch remembers about a bed or room between items, and when it was sensed: a
+    replayed reading older than what is known changes nothing now."""
 
     in_bed: bool | None = None
+    in_bed_at: float = -math.inf
     present: bool | None = None
+    present_at: float = -math.inf
 
 
 @dataclass
@@ -72,7 +78,37 @@ class _Memory:
     devices: dict[str, _Heard] = field(default_factory=dict)
     gateways: dict[tuple[str, str], _GatewayState] = field(default_factory=dict)
     battery_low: dict[str, float] = field(default_factory=dict)
-    vitals_raised: set[str] = field(default_factory=set)
+    vitals_raised: set[str] = field(default_factory=set)  # "bed/sign" keys that raised
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """What the registry says that the rules need: who is at risk of wandering in each zone,
+    and which bathrooms can tell that someone left (a presence radar or a door contact)."""
+
+    data: RegistryData
+    wanderers: dict[tuple[str, str], tuple[str, ...]]
+    tells_leaving_rooms: frozenset[tuple[str, str]]
+
+    @classmethod
+    def of(cls, data: RegistryData) -> _Fitted:
+        wanderers: dict[tuple[str, str], list[str]] = {}
+        for bed in data.all(Bed):
+            binding = data.occupant(bed.code)
+            resident = data.find(Resident, (binding.resident,)) if binding else None
+            room = data.find(Room, (bed.site, bed.room))
+            if resident is not None and room is not None and "wander_risk" in resident.flags:
+                wanderers.setdefault((bed.site, room.zone), []).append(resident.code)
+        leaving = frozenset(
+            (device.site, device.room)
+            for device in data.all(Device)
+            if device.room is not None
+            and {"presence", "contact_open"} & load_profile(device.profile).readings
+        )
+        return cls(data, {k: tuple(sorted(v)) for k, v in wanderers.items()}, leaving)
+
+    def tells_leaving(self, site: str, room: str) -> bool:
+        return (site, room) in self.tells_leaving_rooms
 
 
 class Watch:
@@ -90,6 +126,7 @@ class Watch:
         self._policy = policy
         self._clock = clock
         self._memory = _Memory()
+        self._fitted: _Fitted | None = None
         self._started_at = clock.now()
         # walk test hooks (hub/walktest.py): item observers, and alerts marked test in scope
         self.item_observers: list[ItemObserver] = []
@@ -154,22 +191,31 @@ class Watch:
             await self._on_battery(float(value), item, place)
         elif name in VITALS and isinstance(value, int | float):
             await self._on_vital(name, float(value), item, place)
-        if self._is_activity(name, value, place):
+        if not isinstance(value, bool):
+            return
+        if self._is_activity(name, value, item, place):
             await self._on_activity(item, place)
-        if name == "occupancy" and isinstance(value, bool):
-            await self._on_occupancy(value, item, place)
-        if name == "presence" and isinstance(value, bool):
+        if _says_in_bed(place, name):
+            await self._on_in_bed(value, item, place)
+        elif name == "presence":
             await self._on_presence(value, item, place)
+        elif name == "motion" and place.room_kind == "bathroom":
+            await self._on_bathroom_motion(value, item, place)
 
-    def _is_activity(self, name: str, value: object, place: Placement) -> bool:
+    def _is_activity(self, name: str, value: bool, item: StoredItem, place: Placement) -> bool:
         """Motion, or a change of presence or of in/out of bed. Someone merely present and
         still (a radar repeating "present") is not activity: that is what the rule watches for.
         """
         if name == "motion":
-            return value is True
+            return value
         state = self._place(place)
-        previous = {"occupancy": state.in_bed, "presence": state.present}.get(name)
-        return previous is not None and previous != value
+        if _says_in_bed(place, name):
+            previous, known_at = state.in_bed, state.in_bed_at
+        elif name == "presence":
+            previous, known_at = state.present, state.present_at
+        else:
+            return False
+        return previous is not None and previous != value and item.sensed_at >= known_at
 
     async def _on_smoke(self, item: StoredItem, place: Placement) -> None:
         if item.value is True:
@@ -182,13 +228,17 @@ class Watch:
         if item.value is False:
             await self._alerts.condition_cleared("door_at_night", subject, item.sensed_at)
             return
+        if place.room_kind == "bathroom":
+            await self._bathroom_left(place, item.sensed_at)  # the way out of a bathroom
+        if place.role != "exit_door":
+            return
         settings = self.settings(place)
-        if (
-            place.role == "exit_door"
-            and settings.door_at_night
-            and settings.is_night(item.sensed_at)
-        ):
-            await self._raise("door_at_night", "emergency", place, item, subject=subject)
+        wanderers = self._fitted_now().wanderers.get((place.site, place.zone), ())
+        if (settings.door_at_night or wanderers) and settings.is_night(item.sensed_at):
+            detail = {"wander_risk": list(wanderers)} if wanderers else None
+            await self._raise(
+                "door_at_night", "emergency", place, item, subject=subject, detail=detail
+            )
 
     async def _on_battery(self, level: float, item: StoredItem, place: Placement) -> None:
         threshold = _profile(place).battery_low
@@ -212,11 +262,11 @@ class Watch:
             await self._timers.cancel("battery_reminder", place.device)
             await self._alerts.condition_cleared("low_battery", subject, item.sensed_at)
 
-    async def _on_occupancy(self, in_bed: bool, item: StoredItem, place: Placement) -> None:
-        if place.bed is None:
-            return
+    async def _on_in_bed(self, in_bed: bool, item: StoredItem, place: Placement) -> None:
         state = self._place(place)
-        previous, state.in_bed = state.in_bed, in_bed
+        if item.sensed_at < state.in_bed_at or place.bed is None:
+            return
+        previous, state.in_bed, state.in_bed_at = state.in_bed, in_bed, item.sensed_at
         if in_bed:
             await self._timers.cancel("bed_exit", place.bed)
             await self._alerts.condition_cleared("bed_exit", place.subject, item.sensed_at)
@@ -233,25 +283,45 @@ class Watch:
             await self._timers.set("bed_exit", place.bed, due, _timer_payload(place, item))
 
     async def _on_presence(self, present: bool, item: StoredItem, place: Placement) -> None:
-        self._place(place).present = present
+        state = self._place(place)
+        if item.sensed_at < state.present_at:
+            return
+        state.present, state.present_at = present, item.sensed_at
         if place.room_kind != "bathroom":
             return
+        if present:
+            await self._bathroom_entered(place, item)
+        else:
+            await self._bathroom_left(place, item.sensed_at)
+
+    async def _on_bathroom_motion(self, moving: bool, item: StoredItem, place: Placement) -> None:
+        """Motion starts a stay. A motion sensor's "no motion" ends it only where nothing better
+        can tell that someone left: a still person and an empty room look the same to it."""
+        if moving:
+            await self._bathroom_entered(place, item)
+        elif not self._fitted_now().tells_leaving(place.site, place.room):
+            await self._bathroom_left(place, item.sensed_at)
+
+    async def _bathroom_entered(self, place: Placement, item: StoredItem) -> None:
         key = f"{place.site}/{place.room}"
-        if not present:
-            await self._timers.cancel("bathroom", key)
-            await self._alerts.condition_cleared("prolonged_stay", place.subject, item.sensed_at)
-        elif self._timers.pending("bathroom", key) is None:
+        if self._timers.pending("bathroom", key) is None:
             due = item.sensed_at + self.settings(place).bathroom_max_min * 60
             await self._timers.set("bathroom", key, due, _timer_payload(place, item))
 
+    async def _bathroom_left(self, place: Placement, at: float) -> None:
+        await self._timers.cancel("bathroom", f"{place.site}/{place.room}")
+        await self._alerts.condition_cleared("prolonged_stay", place.subject, at)
+
     async def _on_activity(self, item: StoredItem, place: Placement) -> None:
-        if place.bed is None or item.historical:
+        if place.bed is None:
             return
         settings = self.settings(place)
         if not settings.inactivity:
             return
         due = item.sensed_at + settings.inactivity_hours * 3600
         pending = self._timers.pending("inactivity", place.bed)
+        if item.historical and pending is None:
+            return  # a replay may move the wait on, never start one in the past
         # Rewriting the durable timer on every reading would cost a write per item; moving it
         # once a minute keeps it within a minute of the truth.
         if pending is None or due - pending.due_at > 60:
@@ -260,25 +330,35 @@ class Watch:
         await self._alerts.condition_cleared("inactivity", place.subject, item.sensed_at)
 
     async def _on_vital(self, name: str, value: float, item: StoredItem, place: Placement) -> None:
-        if place.bed is None:
+        """Each sign waits and clears on its own; the bed's one alert clears when no sign that
+        raised it is still out of range. A heart rate of 0 is no reading; a breathing rate of 0
+        while the bed's sensor says someone is in it is a breathing pause."""
+        if place.bed is None or (value == 0 and name == "heart_rate"):
             return
         settings = self.settings(place)
         limits = settings.heart_rate if name == "heart_rate" else settings.respiration_rate
         key = f"{place.bed}/{name}"
-        if limits.min <= value <= limits.max or value == 0:
+        raised = self._memory.vitals_raised
+        if value != 0 and limits.min <= value <= limits.max:
             await self._timers.cancel("vitals", key)
-            self._memory.vitals_raised.discard(key)
-            await self._alerts.condition_cleared("vital_signs", place.subject, item.sensed_at)
+            raised.discard(key)
+            if not any(f"{place.bed}/{sign}" in raised for sign in VITALS):
+                await self._alerts.condition_cleared("vital_signs", place.subject, item.sensed_at)
             return
-        if key in self._memory.vitals_raised:
+        if key in raised:
             return  # already raised: a new wait starts once the rate has been back in range
-        state = self._place(place)
-        in_bed = state.in_bed if state.in_bed is not None else state.present
-        if not settings.vital_signs or not in_bed:
+        if not settings.vital_signs or self._place(place).in_bed is not True:
             return
-        if self._timers.pending("vitals", key) is None:
+        wait = settings.breathing_pause_s if value == 0 else limits.for_s
+        due = item.sensed_at + wait
+        pending = self._timers.pending("vitals", key)
+        if pending is None or pending.due_at > due:
             payload = {**_timer_payload(place, item), "reading": name, "value": value}
-            await self._timers.set("vitals", key, item.sensed_at + limits.for_s, payload)
+            if value == 0:
+                payload["pause"] = True
+            started = pending.payload["sensed_at"] if pending is not None else item.sensed_at
+            payload["sensed_at"] = started
+            await self._timers.set("vitals", key, due, payload)
 
     async def _cancel_vitals(self, place: Placement, at: float) -> None:
         for name in VITALS:
@@ -398,7 +478,7 @@ class Watch:
 
     async def _schedule_not_up(self, place: Placement, after: float) -> None:
         settings = self.settings(place)
-        if settings.up_by is None or place.bed is None or not _makes(place, "occupancy"):
+        if settings.up_by is None or place.bed is None or _profile(place).in_bed is None:
             return
         local = settings.local(after)
         candidate = datetime.combine(local.date(), settings.up_by, local.tzinfo)
@@ -409,7 +489,7 @@ class Watch:
 
     async def _bathroom_due(self, timer: Timer) -> None:
         place = self._registry.placement(timer.payload["device"], timer.payload["sensed_at"])
-        if place is None or not self._place(place).present:
+        if place is None or self._place(place).present is False:
             return
         await self._raise_from_timer(
             "prolonged_stay", "routine", place, timer, {"in_room_since": timer.payload["sensed_at"]}
@@ -419,7 +499,12 @@ class Watch:
         place = self._registry.placement(timer.payload["device"], timer.payload["sensed_at"])
         if place is None:
             return
-        detail = {"reading": timer.payload["reading"], "value": timer.payload["value"]}
+        detail = {
+            "reading": timer.payload["reading"],
+            "value": timer.payload["value"],
+            "out_of_range_since": timer.payload["sensed_at"],
+            **({"pause": True} if timer.payload.get("pause") else {}),
+        }
         self._memory.vitals_raised.add(timer.key)
         await self._raise_from_timer("vital_signs", "emergency", place, timer, detail)
 
@@ -598,6 +683,12 @@ class Watch:
     def _place(self, place: Placement) -> _PlaceState:
         return self._memory.places.setdefault(place.subject, _PlaceState())
 
+    def _fitted_now(self) -> _Fitted:
+        data = self._registry.data
+        if self._fitted is None or self._fitted.data is not data:
+            self._fitted = _Fitted.of(data)
+        return self._fitted
+
     def _gateway(self, site: str, gateway: str) -> _GatewayState:
         return self._memory.gateways.setdefault((site, gateway), _GatewayState())
 
@@ -623,8 +714,10 @@ def _profile(place: Placement) -> DeviceProfile:
     return load_profile(place.profile)
 
 
-def _makes(place: Placement, reading: str) -> bool:
-    return any(rule.reading == reading for rule in _profile(place).rules)
+def _says_in_bed(place: Placement, reading: str) -> bool:
+    """True if this reading of this device says whether someone is in its bed: occupancy, or
+    the reading its profile names (the presence seen by a radar mounted over the bed)."""
+    return place.bed is not None and (reading == "occupancy" or _profile(place).in_bed == reading)
 
 
 def _subject_for(rule: str, place: Placement) -> str:

@@ -70,6 +70,8 @@ class WatchSettings(BaseModel):
     vital_signs: bool = True
     heart_rate: Range = Range(min=40, max=130)
     respiration_rate: Range = Range(min=8, max=30)
+    # A breathing rate of 0 while in bed for this long is a breathing pause (docs/watch.md).
+    breathing_pause_s: float = Field(default=20, gt=0)
     device_offline: bool = True
     gateway_keepalive_s: float = Field(default=900, gt=0)
     low_battery_remind_h: float = Field(default=4, gt=0)
