@@ -6,22 +6,36 @@ start: "2026-11-22T21:30:00"     # the site's local time, no offset
 timezone: Europe/London
 speed: 600                       # simulated seconds per wall-clock second
 bed: SR-E-101
-resident: {code: E-0001, name: Mary Jones, watch: {bed_exit_return_min: 20}}
+resident: {code: E-0001, name: Mary Jones, flags: [wander_risk], watch: {bed_exit_return_min: 20}}
 watch: {door_at_night: true}     # the site's watch settings (hub/watch_settings.py)
+zone: {kind: dementia, watch: {bathroom_max_min: 30}}
+devices:
+  - {id: bed-radar, profile: seeed-mr60bha2, place: bed}
+  - {id: room-door, profile: shelly-blu-door-window, place: bedroom, role: exit_door}
+  - {id: fall-radar, kind: fall_radar}                # a shorthand: seeed-mr60fda1 on the bed
+roster:
+  - {name: night, start: "19:00", end: "07:00", assignments: [{user: nurse-amy}]}
 timeline:
   - {at: "22:00", do: in_bed}
   - {at: "03:10", do: out_of_bed}
-  - {at: "03:15", do: heart_rate, value: 150}
-  - {at: "03:20", do: door_open, device: exit-door}
+  - {at: "03:15", do: respiration_rate, value: 0}
+  - {at: "03:20", do: network_down}
+  - {at: "03:30", do: network_up}
+  - {at: "03:41", do: acknowledge, rule: bed_exit, by: nurse-amy}
 end: "04:00"                     # default: the last step
-expect: {alerts: [bed_exit], no_alerts: [inactivity]}
+expect:
+  alerts: [{rule: bed_exit, sensed: ["03:40", "03:41"], told: [{user: nurse-amy}]}]
+  no_alerts: [inactivity]
+  bed: {in_bed: false}
 ```
 
 Times are local times of day; each means its first occurrence at or after `start`, so a timeline
-spans at most 24 hours and its steps are listed in time order. Every action becomes byte-exact
-frames or adverts of one simulated device (ACTIONS), and between steps the serial radars keep
-reporting what they would see (BACKGROUND) at half their supervision window, so that a device is
-silent only when a scenario makes it so.
+spans at most 24 hours and its steps are listed in time order. A device action becomes
+byte-exact frames or adverts of the simulated devices that can send it (simulators/
+scenario_devices.py); between steps the serial radars keep reporting what they would see at half
+their supervision window, so that a device is silent only when a scenario makes it so. World
+actions (network, unplugging, a hub restart, a person acknowledging) go to the `World` the
+runner is given (simulators/scenario_world.py plays them on the real agent and hub).
 
 `run_scenario` walks the timeline on any `Clock` (the hub's ScaledClock in practice) and sends
 through `Sender`s: the pseudo-terminals and BLE air of simulators/scenario_world.py, or a
@@ -34,7 +48,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import cache
 from pathlib import Path
@@ -43,18 +57,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from device_profiles import DeviceProfile, load_profile
+from device_profiles import load_profile
 from edge.config import Identifier, validate_document
 from hub.clock import Clock
-from hub.registry_models import BedCode, ElderCode
+from hub.escalation_policy import EscalationConfig
+from hub.registry_models import BedCode, DeviceRole, ElderCode, RiskFlag, Username, ZoneKind
+from hub.roster import RosterConfig, Shift
 from hub.watch_settings import WatchSettings
-from simulators import bthome, ld2410, mr60bha1, mr60fda1
+from simulators.scenario_devices import BATTERY, MODELS, Place, ResidentState, SimDevice
 
 log = logging.getLogger("carewatch.scenario")
 
 SCENARIOS: Final = Path(__file__).with_name("scenarios")
-BATTERY: Final = 90  # % in every BLE advert
 LATE_WARNING_S: Final = 60.0  # simulated seconds a step may run behind its time unremarked
+SITE: Final = "home"
+ZONE: Final = "ward"
 RULES: Final = frozenset(
     {
         "fall",
@@ -76,33 +93,45 @@ _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
 # --- devices ------------------------------------------------------------------------------
 
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A simulated device's profile and where it is bound (a bed or a room, maybe a role)."""
+
+    profile: str
+    place: Place
+    role: DeviceRole | None = None
+    battery: int = BATTERY
+
+    @property
+    def model(self) -> type[SimDevice]:
+        return MODELS[self.profile]
+
+    @property
+    def serial(self) -> bool:
+        return self.model.SERIAL
+
+
 DeviceKindName = Literal[
     "bed_radar", "fall_radar", "bathroom_radar", "call_button", "smoke_detector", "exit_door"
 ]
-Place = Literal["bed", "bedroom", "bathroom", "exit"]
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceKind:
-    """A kind of simulated device: its profile, where it is bound, its id unless named."""
+    """A shorthand of the first scenario format: a profile bound somewhere, its id unless named."""
 
-    profile: str
-    place: Place
     default_id: str
-    role: str | None = None
-
-    @property
-    def device_profile(self) -> DeviceProfile:
-        return load_profile(self.profile)
+    bound: Bound
 
 
 DEVICE_KINDS: Final[dict[str, DeviceKind]] = {
-    "bed_radar": DeviceKind("seeed-mr60bha1", "bed", "bed-radar"),
-    "fall_radar": DeviceKind("seeed-mr60fda1", "bed", "fall-radar"),
-    "bathroom_radar": DeviceKind("hlk-ld2410", "bathroom", "bathroom-radar"),
-    "call_button": DeviceKind("shelly-blu-button1", "bed", "call-button"),
-    "smoke_detector": DeviceKind("bthome-smoke", "bedroom", "smoke-detector"),
-    "exit_door": DeviceKind("shelly-blu-door-window", "exit", "exit-door", role="exit_door"),
+    "bed_radar": DeviceKind("bed-radar", Bound("seeed-mr60bha1", "bed")),
+    "fall_radar": DeviceKind("fall-radar", Bound("seeed-mr60fda1", "bed")),
+    "bathroom_radar": DeviceKind("bathroom-radar", Bound("hlk-ld2410", "bathroom")),
+    "call_button": DeviceKind("call-button", Bound("shelly-blu-button1", "bed")),
+    "smoke_detector": DeviceKind("smoke-detector", Bound("bthome-smoke", "bedroom")),
+    "exit_door": DeviceKind("exit-door", Bound("shelly-blu-door-window", "exit", "exit_door")),
 }
 
 
@@ -112,41 +141,85 @@ class Sender(Protocol):
     def send(self, frame: bytes) -> None: ...
 
 
-# --- the resident, as the devices see them ----------------------------------------------
+class World(Protocol):
+    """Where a world action (network, unplugging, a hub restart, a person) is played."""
+
+    async def event(self, step: Step) -> None: ...
 
 
-@dataclass
-class ResidentState:
-    in_bed: bool | None = None
-    active: bool = False
-    in_bathroom: bool = False
-    heart_rate: int = 64
-    respiration_rate: int = 15
+# --- the actions --------------------------------------------------------------------------
+
+Scope = Literal["device", "every", "resident", "world"]
 
 
-def _moving(frames: Mapping[str, bytes], state: ResidentState) -> bytes:
-    return frames["moving" if state.active else "stationary"]
+@dataclass(frozen=True, slots=True)
+class Action:
+    """`device`: one device sends it (the only one that can, or the one named); `every`: every
+    device that can; `resident`: the resident's state, which the radars then report; `world`:
+    an event of the world. `kind`: the device kind added for it when `devices:` is not listed."""
+
+    scope: Scope
+    summary: str
+    kind: DeviceKindName | None = None
+    value: bool = False  # needs a value (checked against what each device can encode)
+    needs: tuple[str, ...] = ()  # step fields a world action needs: device, by, rule
 
 
-def _vitals(state: ResidentState) -> list[bytes]:
-    return [mr60bha1.heart_rate(state.heart_rate), mr60bha1.breathing_rate(state.respiration_rate)]
-
-
-def _bed_radar_background(state: ResidentState) -> list[bytes]:
-    return _vitals(state) if state.in_bed else [_moving(mr60bha1.FRAMES, state)]
-
-
-def _bathroom_background(state: ResidentState) -> list[bytes]:
-    return [_moving(ld2410.FRAMES, state) if state.in_bathroom else ld2410.FRAMES["nobody"]]
-
-
-# What a serial radar reports between steps. BLE devices send on change only (their
-# supervision windows are over a day long).
-BACKGROUND: Final[dict[str, Callable[[ResidentState], list[bytes]]]] = {
-    "bed_radar": _bed_radar_background,
-    "fall_radar": lambda state: [_moving(mr60fda1.FRAMES, state)],
-    "bathroom_radar": _bathroom_background,
+ACTIONS: Final[dict[str, Action]] = {
+    "in_bed": Action("every", "the bed's in-bed sensors: in bed (and the rates)", "bed_radar"),
+    "out_of_bed": Action("every", "the bed's in-bed sensors: out of bed", "bed_radar"),
+    "heart_rate": Action(
+        "every", "the bed radars' heart rate (sent while in bed)", "bed_radar", True
+    ),
+    "respiration_rate": Action(
+        "every", "the bed radars' breathing rate (sent while in bed)", "bed_radar", True
+    ),
+    "fall": Action("device", "the fall radar: fall; the resident then lies still", "fall_radar"),
+    "fall_clear": Action("device", "the fall radar: no fall", "fall_radar"),
+    "bathroom_enter": Action(
+        "every", "the bathroom's devices see someone come in", "bathroom_radar"
+    ),
+    "bathroom_leave": Action("every", "the bathroom's devices see them go", "bathroom_radar"),
+    "call_button": Action("device", "a call-button press advert", "call_button"),
+    "smoke": Action("every", "smoke detected advert", "smoke_detector"),
+    "smoke_clear": Action("every", "smoke cleared advert", "smoke_detector"),
+    "door_open": Action("device", "a door contact: open", "exit_door"),
+    "door_closed": Action("device", "a door contact: closed", "exit_door"),
+    "motion_detected": Action("device", "a motion sensor: motion"),
+    "no_motion": Action("device", "a motion sensor: no motion"),
+    "battery": Action(
+        "device", "a BLE device's advert with this battery level from now on", value=True
+    ),
+    "motion": Action("resident", "the resident moves: the radars report moving"),
+    "no_movement": Action("resident", "the resident is still: no activity"),
+    "network_down": Action("world", "the gateway's network is cut (the agent keeps running)"),
+    "network_up": Action("world", "the gateway's network is back"),
+    "unplug": Action("world", "a serial device is unplugged", needs=("device",)),
+    "plug": Action("world", "a serial device is plugged back in", needs=("device",)),
+    "hub_restart": Action("world", "the hub stops and starts again on the same data"),
+    "acknowledge": Action("world", "a person acknowledges the rule's alert", needs=("by", "rule")),
 }
+
+
+def _resident_moves(state: ResidentState, do: str, value: float | None) -> None:
+    """How an action changes what the devices see of the resident (before they report it)."""
+    if do == "in_bed":
+        state.in_bed, state.active, state.in_bathroom = True, False, False
+    elif do == "out_of_bed":
+        state.in_bed, state.active = False, True
+    elif do == "fall" or do == "no_movement":
+        state.active = False
+    elif do == "motion":
+        state.active = True
+    elif do == "bathroom_enter":
+        state.in_bathroom, state.active = True, True
+    elif do == "bathroom_leave":
+        state.in_bathroom = False
+    elif do == "heart_rate" and value is not None:
+        state.heart_rate = value
+    elif do == "respiration_rate" and value is not None:
+        state.respiration_rate = value
+
 
 # --- the format ---------------------------------------------------------------------------
 
@@ -170,8 +243,10 @@ def _time_of_day(value: Any) -> time:
 class Step(_Strict):
     at: time
     do: str
-    value: int | None = None
+    value: float | None = None
     device: Identifier | None = None
+    by: Username | None = None  # acknowledge: the person
+    rule: str | None = None  # acknowledge: the rule of the alert
 
     @field_validator("at", mode="before")
     @classmethod
@@ -185,24 +260,42 @@ class Step(_Strict):
             raise ValueError(f"unknown action {name!r}; use one of: {', '.join(ACTIONS)}")
         return name
 
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, rule: str | None) -> str | None:
+        if rule is not None and rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; rules are {', '.join(sorted(RULES))}")
+        return rule
+
     @model_validator(mode="after")
-    def _value_if_needed(self) -> Step:
-        needs = ACTIONS[self.do].value
-        if needs is None and self.value is not None:
+    def _fields_it_needs(self) -> Step:
+        action = ACTIONS[self.do]
+        if action.value and self.value is None:
+            raise ValueError(f"{self.do} needs a value")
+        if not action.value and self.value is not None:
             raise ValueError(f"{self.do} takes no value")
-        if needs is not None and (self.value is None or not needs[0] <= self.value <= needs[1]):
-            raise ValueError(f"{self.do} needs a value from {needs[0]} to {needs[1]}")
+        for name in ("by", "rule"):
+            given = getattr(self, name) is not None
+            if given != (name in action.needs):
+                raise ValueError(f"{self.do} {'takes no' if given else 'needs a'} {name!r}")
+        if action.scope in {"resident", "world"} and self.device is not None:
+            if "device" not in action.needs:
+                raise ValueError(f"{self.do} concerns the resident or the world, not one device")
+        elif "device" in action.needs and self.device is None:
+            raise ValueError(f"{self.do} needs a device")
         return self
 
     def describe(self) -> str:
-        value = f" {self.value}" if self.value is not None else ""
+        value = f" {self.value:g}" if self.value is not None else ""
         device = f" ({self.device})" if self.device else ""
-        return f"{self.do}{value}{device}"
+        who = f" {self.rule} by {self.by}" if self.by else ""
+        return f"{self.do}{value}{device}{who}"
 
 
 class ResidentSpec(_Strict):
     code: ElderCode = "E-0001"
     name: str = Field(default="Resident", min_length=1, max_length=200)
+    flags: list[RiskFlag] = Field(default_factory=list)  # e.g. wander_risk
     watch: dict[str, Any] = Field(default_factory=dict)  # this resident's watch overrides
 
     @field_validator("watch")
@@ -212,22 +305,166 @@ class ResidentSpec(_Strict):
         return partial
 
 
+class ZoneSpec(_Strict):
+    """The resident's zone (`ward`): its kind and its watch settings."""
+
+    kind: ZoneKind = "care_home"
+    watch: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("watch")
+    @classmethod
+    def _watch_settings(cls, partial: dict[str, Any]) -> dict[str, Any]:
+        WatchSettings.model_validate(partial)
+        return partial
+
+
 class DeviceSpec(_Strict):
+    """A device: a `kind` (shorthand), or a `profile` and the `place` it is bound to."""
+
     id: Identifier
-    kind: DeviceKindName
+    kind: DeviceKindName | None = None
+    profile: str | None = None
+    place: Place | None = None
+    role: DeviceRole | None = None
+    battery: int = Field(default=BATTERY, ge=0, le=100)  # % in its adverts, until a step says
+
+    @field_validator("profile")
+    @classmethod
+    def _supported(cls, profile: str | None) -> str | None:
+        if profile is not None and profile not in MODELS:
+            raise ValueError(
+                f"no simulated device for profile {profile!r}; profiles: {', '.join(MODELS)}"
+            )
+        if profile is not None:
+            load_profile(profile)
+        return profile
+
+    @model_validator(mode="after")
+    def _kind_or_profile(self) -> DeviceSpec:
+        if (self.kind is None) == (self.profile is None):
+            raise ValueError("give a device either a kind or a profile and a place")
+        if self.kind is not None and (self.place or self.role):
+            raise ValueError(f"a {self.kind} is bound where its kind says; give no place or role")
+        if self.profile is not None and self.place is None:
+            raise ValueError("say where the device is bound: place bed, bedroom, bathroom or exit")
+        return self
+
+    def bound(self) -> Bound:
+        if self.kind is not None:
+            kind = DEVICE_KINDS[self.kind].bound
+            return Bound(kind.profile, kind.place, kind.role, self.battery)
+        assert self.profile is not None and self.place is not None  # the validator says so
+        return Bound(self.profile, self.place, self.role, self.battery)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of local time of day: `first` to `last`, a whole minute or second each."""
+
+    first: time
+    last: time
+    unit_s: int
+
+    def text(self) -> str:
+        fmt = "%H:%M" if self.unit_s == 60 else "%H:%M:%S"
+        if self.first == self.last:
+            return self.first.strftime(fmt)
+        return f"{self.first.strftime(fmt)}-{self.last.strftime(fmt)}"
+
+
+def _span(value: Any) -> Span:
+    """ "03:40" (that minute), "03:40:10" (that second) or ["03:40", "03:41"] (both minutes)."""
+    bounds = value if isinstance(value, list) else [value]
+    if len(bounds) not in {1, 2}:
+        raise ValueError('give a time, or a list of two: ["03:40", "03:41"]')
+    times = [_time_of_day(bound) for bound in bounds]
+    with_seconds = any(str(bound).count(":") == 2 for bound in bounds)
+    return Span(times[0], times[-1], 1 if with_seconds else 60)
+
+
+class Told(_Strict):
+    """Someone the escalation reached (delivered), by a channel if named."""
+
+    user: Username
+    channel: Literal["console", "push", "apprise"] | None = None
+
+
+class AlertExpectation(_Strict):
+    """What an alert of `rule` must look like; `count`: how many alerts of the rule."""
+
+    rule: str
+    device: Identifier | None = None  # only the alerts about this device
+    count: int | None = Field(default=None, ge=0)
+    sensed: Span | None = None  # when its condition arose (local time)
+    opened: Span | None = None  # when the hub raised it
+    priority: Literal["emergency", "routine", "trouble"] | None = None
+    late: bool | None = None  # marked late (a replayed backlog, a slow path)
+    triggered: int | None = Field(default=None, ge=1)  # times raised: 1 + its repeats
+    cleared: bool | None = None  # its condition is over by the end
+    acknowledged_by: Username | None = None
+    told: list[Told] = Field(default_factory=list)
+    detail: dict[str, Any] = Field(default_factory=dict)  # these keys of its opening detail
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, rule: str) -> str:
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; rules are {', '.join(sorted(RULES))}")
+        return rule
+
+    @field_validator("sensed", "opened", mode="before")
+    @classmethod
+    def _span(cls, value: Any) -> Span | None:
+        return None if value is None else _span(value)
+
+    def checks(self) -> list[str]:
+        """What this expectation asks of one alert, in words."""
+        asked = {
+            "sensed": self.sensed and self.sensed.text(),
+            "opened": self.opened and self.opened.text(),
+            "priority": self.priority,
+            "late": self.late,
+            "triggered": self.triggered,
+            "cleared": self.cleared,
+            "acknowledged by": self.acknowledged_by,
+            "told": ", ".join(_told_text(t.user, t.channel) for t in self.told) or None,
+            "detail": self.detail or None,
+        }
+        return [f"{name} {value}" for name, value in asked.items() if value is not None]
+
+
+class BedExpectation(_Strict):
+    """The bed's live state at the end, as the bed board and family app show it."""
+
+    in_bed: bool | None = None
+    state: Literal["in_bed", "up", "away", "device_trouble", "unknown"] | None = None
+
+
+def _rule_or_expectation(value: Any) -> Any:
+    return {"rule": value} if isinstance(value, str) else value
 
 
 class Expect(_Strict):
-    alerts: list[str] = Field(default_factory=list)  # rules that must raise an alert
+    alerts: list[AlertExpectation] = Field(default_factory=list)  # rules that must alert
     no_alerts: list[str] = Field(default_factory=list)  # rules that must not
+    bed: BedExpectation | None = None
 
-    @field_validator("alerts", "no_alerts")
+    @field_validator("alerts", mode="before")
+    @classmethod
+    def _rule_names(cls, items: Any) -> Any:
+        return [_rule_or_expectation(item) for item in items] if isinstance(items, list) else items
+
+    @field_validator("no_alerts")
     @classmethod
     def _known_rules(cls, rules: list[str]) -> list[str]:
         unknown = sorted(set(rules) - RULES)
         if unknown:
             raise ValueError(f"unknown rule {unknown[0]!r}; rules are {', '.join(sorted(RULES))}")
         return rules
+
+    @property
+    def given(self) -> bool:
+        return bool(self.alerts or self.no_alerts or self.bed)
 
 
 class Scenario(_Strict):
@@ -239,6 +476,10 @@ class Scenario(_Strict):
     bed: BedCode = "SR-E-101"
     resident: ResidentSpec = ResidentSpec()
     watch: dict[str, Any] = Field(default_factory=dict)  # the site's watch settings
+    zone: ZoneSpec = ZoneSpec()
+    staff: list[Username] = Field(default_factory=list)  # hub users beyond the roster's
+    roster: list[Shift] = Field(default_factory=list)  # the site's shifts (hub/roster.py)
+    escalation: dict[str, Any] = Field(default_factory=dict)  # the escalation policy
     devices: list[DeviceSpec] | None = None  # default: one of each kind the timeline uses
     timeline: list[Step] = Field(min_length=1)
     end: time | None = None
@@ -273,6 +514,18 @@ class Scenario(_Strict):
         WatchSettings.model_validate(partial)
         return partial
 
+    @field_validator("roster")
+    @classmethod
+    def _roster(cls, shifts: list[Shift]) -> list[Shift]:
+        RosterConfig.model_validate({"sites": {SITE: {"shifts": shifts}}})
+        return shifts
+
+    @field_validator("escalation")
+    @classmethod
+    def _escalation(cls, partial: dict[str, Any]) -> dict[str, Any]:
+        EscalationConfig.model_validate({"defaults": partial})
+        return partial
+
     @field_validator("devices")
     @classmethod
     def _unique_ids(cls, devices: list[DeviceSpec] | None) -> list[DeviceSpec] | None:
@@ -290,51 +543,62 @@ class Scenario(_Strict):
         if "devices" in info.data:
             devices = _devices(info.data["devices"], steps)
             for index, step in enumerate(steps):
-                _check_device(index, step, devices)
+                _targets(index, step, devices)
         return steps
 
     @model_validator(mode="after")
     def _end_after_steps(self) -> Scenario:
         if self.end is not None and self.end_at() < self.schedule()[-1][0]:
             raise ValueError(f"end {self.end:%H:%M:%S} comes before the last step")
+        unknown = EscalationConfig.model_validate({"defaults": self.escalation}).unknown_users(
+            set(self.people())
+        )
+        if unknown:
+            raise ValueError(f"{unknown[0]}: list them under staff")
         return self
 
     # --- derived ----------------------------------------------------------------------------
 
     @property
-    def zone(self) -> ZoneInfo:
+    def zone_info(self) -> ZoneInfo:
         return _zone(self.timezone)
 
     @property
     def start_at(self) -> float:
-        return self.start.replace(tzinfo=self.zone).timestamp()
+        return self.start.replace(tzinfo=self.zone_info).timestamp()
+
+    def at(self, moment: time) -> float:
+        """The first time `moment` comes round, at or after the start (Unix seconds)."""
+        return _occurrence(self.start, self.zone_info, moment)
 
     def schedule(self) -> list[tuple[float, Step]]:
         """Each step with its time (Unix seconds)."""
-        return [(_occurrence(self.start, self.zone, step.at), step) for step in self.timeline]
+        return [(self.at(step.at), step) for step in self.timeline]
 
     def end_at(self) -> float:
-        if self.end is None:
-            return self.schedule()[-1][0]
-        return _occurrence(self.start, self.zone, self.end)
+        return self.schedule()[-1][0] if self.end is None else self.at(self.end)
 
     @property
     def duration_s(self) -> float:
         """Simulated seconds from start to end."""
         return self.end_at() - self.start_at
 
-    def devices_used(self) -> dict[str, str]:
-        """Device id -> kind name: those listed, or one of each kind the timeline needs."""
+    def devices_used(self) -> dict[str, Bound]:
+        """Device id -> where and what: those listed, or one of each kind the timeline needs."""
         return _devices(self.devices, self.timeline)
 
-    def device_for(self, step: Step) -> str | None:
-        kind = ACTIONS[step.do].kind
-        if step.device is not None or kind is None:
-            return step.device
-        return next(d for d, k in self.devices_used().items() if k == kind)
+    def targets(self, step: Step) -> list[str]:
+        """The devices a step's frames come from (none for the resident's and world actions)."""
+        return _targets(0, step, self.devices_used())
+
+    def people(self) -> list[str]:
+        """Everyone the hub must know as a user: the staff, the roster, who acknowledges."""
+        named = [*self.staff, *(user for shift in self.roster for user in shift.people())]
+        named += [step.by for step in self.timeline if step.by is not None]
+        return list(dict.fromkeys(named))
 
     def local(self, at: float) -> datetime:
-        return datetime.fromtimestamp(at, self.zone)
+        return datetime.fromtimestamp(at, self.zone_info)
 
 
 @cache
@@ -364,9 +628,9 @@ def _check_order(steps: list[Step], start: datetime, timezone: str) -> None:
             )
 
 
-def _devices(listed: list[DeviceSpec] | None, steps: list[Step]) -> dict[str, str]:
+def _devices(listed: list[DeviceSpec] | None, steps: list[Step]) -> dict[str, Bound]:
     if listed is not None:
-        return {device.id: device.kind for device in listed}
+        return {device.id: device.bound() for device in listed}
     named = {step.device: kind for step in steps if step.device and (kind := _kind(step))}
     needed = {kind for step in steps if step.device is None and (kind := _kind(step))}
     if "bed_radar" not in named.values():
@@ -375,30 +639,51 @@ def _devices(listed: list[DeviceSpec] | None, steps: list[Step]) -> dict[str, st
     for device, kind in named.items():
         if defaults.get(device, kind) != kind:
             raise ValueError(f"{device} is the {defaults[device]}'s id; name the {kind} otherwise")
-    return defaults | named
+    return {device: DEVICE_KINDS[kind].bound for device, kind in (defaults | named).items()}
 
 
 def _kind(step: Step) -> str | None:
     return ACTIONS[step.do].kind
 
 
-def _check_device(index: int, step: Step, devices: Mapping[str, str]) -> None:
-    kind = ACTIONS[step.do].kind
+def _targets(index: int, step: Step, devices: Mapping[str, Bound]) -> list[str]:
+    """The devices that send `step`; ValueError naming the step if there are none that can."""
+    action = ACTIONS[step.do]
     where = f"step {index} ({step.at:%H:%M:%S} {step.do})"
-    if step.device is None:
-        if kind is not None and kind not in devices.values():
-            raise ValueError(f"{where}: no {kind} among the scenario's devices")
-        return
-    if kind is None:
-        raise ValueError(f"{where}: {step.do} concerns the resident, not one device")
-    if step.device not in devices:
+    if step.device is not None and step.device not in devices:
         raise ValueError(
             f"{where}: unknown device {step.device!r}; devices are {', '.join(devices)}"
         )
-    if devices[step.device] != kind:
-        raise ValueError(
-            f"{where}: {step.do} needs a {kind}; {step.device} is a {devices[step.device]}"
+    if action.scope in {"resident", "world"}:
+        if step.device is not None and step.do in {"unplug", "plug"}:
+            if not devices[step.device].serial:
+                raise ValueError(f"{where}: {step.device} is not a serial device")
+        return []
+    able = [d for d, bound in devices.items() if bound.model.can(step.do, bound.place)]
+    if step.device is not None:
+        if step.device not in able:
+            bound = devices[step.device]
+            can = f"; devices that can: {', '.join(able)}" if able else ""
+            raise ValueError(
+                f"{where}: {step.device} ({bound.profile} at {bound.place}) cannot send "
+                f"{step.do}{can}"
+            )
+        chosen = [step.device]
+    elif not able:
+        raise ValueError(f"{where}: no device among the scenario's devices can send {step.do}")
+    elif action.scope == "device" and len(able) > 1:
+        raise ValueError(f"{where}: name the device, one of {', '.join(able)}")
+    else:
+        chosen = able
+    for device in chosen:
+        problem = step.value is not None and devices[device].model.value_problem(
+            step.do, step.value
         )
+        if problem:
+            raise ValueError(
+                f"{where}: {devices[device].profile} cannot send {step.value:g}; give {problem}"
+            )
+    return chosen
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -419,53 +704,140 @@ def find_scenario(name: str | Path) -> Path:
     return SCENARIOS / f"{name}.yaml"
 
 
-def unmet_expectations(scenario: Scenario, raised: set[str]) -> list[str]:
-    """What the scenario's `expect` says that the alerts raised (their rules) do not bear out."""
+# --- what happened, against what was expected --------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeenAlert:
+    """An alert as the hub kept it, with whom its escalation reached and its opening detail."""
+
+    rule: str
+    priority: str
+    sensed_at: float
+    opened_at: float
+    late: bool
+    triggered: int
+    cleared: bool
+    device: str | None = None
+    acknowledged_by: str | None = None
+    told: tuple[tuple[str | None, str], ...] = ()  # (user, channel) of each delivery
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    alerts: list[SeenAlert]
+    in_bed: bool | None = None
+    bed_state: str | None = None
+
+
+def _told_text(user: str | None, channel: str | None) -> str:
+    return f"{user}" + (f" by {channel}" if channel else "")
+
+
+def _within(scenario: Scenario, span: Span, at: float) -> bool:
+    first = scenario.at(span.first)
+    last = first + (scenario.at(span.last) - scenario.at(span.first)) % 86400
+    return first <= at < last + span.unit_s
+
+
+def _matches(scenario: Scenario, want: AlertExpectation, alert: SeenAlert) -> bool:
+    told = set(alert.told)
+    return (
+        (want.sensed is None or _within(scenario, want.sensed, alert.sensed_at))
+        and (want.opened is None or _within(scenario, want.opened, alert.opened_at))
+        and want.priority in {None, alert.priority}
+        and want.late in {None, alert.late}
+        and want.triggered in {None, alert.triggered}
+        and want.cleared in {None, alert.cleared}
+        and want.acknowledged_by in {None, alert.acknowledged_by}
+        and all(
+            any(user == t.user and t.channel in {None, channel} for user, channel in told)
+            for t in want.told
+        )
+        and all(alert.detail.get(key) == value for key, value in want.detail.items())
+    )
+
+
+def _facts(scenario: Scenario, alert: SeenAlert) -> str:
+    told = ", ".join(_told_text(user, channel) for user, channel in alert.told) or "nobody"
+    return (
+        f"sensed {scenario.local(alert.sensed_at):%H:%M:%S}, opened "
+        f"{scenario.local(alert.opened_at):%H:%M:%S}, {alert.priority}, "
+        f"{'late' if alert.late else 'not late'}, triggered {alert.triggered}, "
+        f"{'cleared' if alert.cleared else 'not cleared'}, acknowledged by "
+        f"{alert.acknowledged_by or 'nobody'}, told {told}, detail {dict(alert.detail)}"
+    )
+
+
+def unmet_expectations(scenario: Scenario, outcome: Outcome) -> list[str]:
+    """What the scenario's `expect` says that the outcome does not bear out."""
     expect = scenario.expect
-    return [
-        f"expected a {rule} alert; none was raised" for rule in expect.alerts if rule not in raised
-    ] + [f"expected no {rule} alert; one was raised" for rule in expect.no_alerts if rule in raised]
+    problems: list[str] = []
+    for want in expect.alerts:
+        of_rule = [
+            a for a in outcome.alerts if a.rule == want.rule and want.device in {None, a.device}
+        ]
+        about = f" from {want.device}" if want.device else ""
+        if want.count is not None and len(of_rule) != want.count:
+            problems.append(
+                f"expected {want.count} {want.rule} alert(s){about}; {len(of_rule)} raised"
+            )
+        elif want.count is None and not of_rule:
+            problems.append(f"expected a {want.rule} alert{about}; none was raised")
+        checks = want.checks()
+        if checks and of_rule and not any(_matches(scenario, want, a) for a in of_rule):
+            seen = "; ".join(_facts(scenario, a) for a in of_rule)
+            problems.append(
+                f"expected a {want.rule} alert{about} with {', '.join(checks)}; seen: {seen}"
+            )
+    raised = {alert.rule for alert in outcome.alerts}
+    problems += [
+        f"expected no {rule} alert; one was raised" for rule in expect.no_alerts if rule in raised
+    ]
+    bed = expect.bed
+    if bed is not None and bed.in_bed is not None and outcome.in_bed != bed.in_bed:
+        problems.append(f"expected the bed to say in_bed {bed.in_bed}; it says {outcome.in_bed}")
+    if bed is not None and bed.state is not None and outcome.bed_state != bed.state:
+        problems.append(f"expected the bed's state {bed.state}; it is {outcome.bed_state}")
+    return problems
 
 
-# --- the actions --------------------------------------------------------------------------
+# --- running ------------------------------------------------------------------------------
 
 
 class _Play:
     """A scenario being played: the resident's state and the devices' senders."""
 
-    def __init__(self, scenario: Scenario, senders: Mapping[str, Sender]) -> None:
+    def __init__(
+        self, scenario: Scenario, senders: Mapping[str, Sender], world: World | None
+    ) -> None:
         self.scenario = scenario
         self.state = ResidentState()
-        self._kinds = scenario.devices_used()
-        missing = sorted(set(self._kinds) - set(senders))
+        self._bound = scenario.devices_used()
+        missing = sorted(set(self._bound) - set(senders))
         if missing:
             raise ValueError(f"no simulated device for {', '.join(missing)}")
         self._senders = senders
-        self._packets: dict[str, int] = {}
+        self._world = world
+        self.devices: dict[str, SimDevice] = {
+            device: bound.model(bound.place, bound.battery) for device, bound in self._bound.items()
+        }
 
-    def send(self, device: str, *frames: bytes) -> None:
+    def send(self, device: str, frames: list[bytes]) -> None:
         for frame in frames:
             self._senders[device].send(frame)
-
-    def advert(self, device: str, make: Callable[[int], bytes]) -> None:
-        """A BLE advert with the device's next packet id (BTHome drops repeated ids)."""
-        packet = self._packets[device] = (self._packets.get(device, 0) + 1) % 256
-        self.send(device, make(packet))
 
     def background_periods(self) -> dict[str, float]:
         """The devices that keep reporting, each with its period (simulated seconds)."""
         return {
-            device: DEVICE_KINDS[kind].device_profile.supervision_s / 2
-            for device, kind in self._kinds.items()
-            if kind in BACKGROUND
+            device: load_profile(bound.profile).supervision_s / 2
+            for device, bound in self._bound.items()
+            if bound.serial
         }
 
     def report(self, device: str) -> None:
-        self.send(device, *BACKGROUND[self._kinds[device]](self.state))
-
-    def report_all(self) -> None:
-        for device in self.background_periods():
-            self.report(device)
+        self.send(device, self.devices[device].background(self.state))
 
     async def keep_reporting(self, device: str, period: float, clock: Clock) -> None:
         due = clock.now()
@@ -474,115 +846,22 @@ class _Play:
             due += period
             await clock.sleep(due - clock.now())
 
-    def apply(self, step: Step) -> None:
-        ACTIONS[step.do].run(self, self.scenario.device_for(step), step)
+    async def apply(self, step: Step) -> None:
+        action = ACTIONS[step.do]
+        if action.scope == "world":
+            if self._world is None:
+                raise RuntimeError(f"{step.do} needs a world to play it in")
+            await self._world.event(step)
+            return
+        _resident_moves(self.state, step.do, step.value)
+        if action.scope == "resident":
+            for device in self.background_periods():
+                self.report(device)
+            return
+        targets = self.scenario.targets(step)
+        for device in sorted(targets, key=lambda d: not self.devices[d].FIRST):
+            self.send(device, self.devices[device].frames(step.do, step.value, self.state))
 
-
-Handler = Callable[[_Play, str | None, Step], None]
-
-
-def _device(device: str | None) -> str:
-    if device is None:
-        raise RuntimeError("this action needs a device")
-    return device
-
-
-def _in_bed(play: _Play, device: str | None, step: Step) -> None:
-    play.state.in_bed, play.state.active, play.state.in_bathroom = True, False, False
-    play.send(_device(device), mr60bha1.FRAMES["in_bed"], *_vitals(play.state))
-
-
-def _out_of_bed(play: _Play, device: str | None, step: Step) -> None:
-    play.state.in_bed, play.state.active = False, True
-    play.send(_device(device), mr60bha1.FRAMES["out_of_bed"], mr60bha1.FRAMES["moving"])
-
-
-def _fall(play: _Play, device: str | None, step: Step) -> None:
-    play.state.active = False
-    play.send(_device(device), mr60fda1.FRAMES["fall"])
-
-
-def _activity(active: bool) -> Handler:
-    def handler(play: _Play, device: str | None, step: Step) -> None:
-        play.state.active = active
-        play.report_all()
-
-    return handler
-
-
-def _bathroom(inside: bool) -> Handler:
-    def handler(play: _Play, device: str | None, step: Step) -> None:
-        play.state.in_bathroom = inside
-        play.state.active = play.state.active or inside
-        play.send(_device(device), ld2410.FRAMES["moving" if inside else "nobody"])
-
-    return handler
-
-
-def _value(step: Step) -> int:
-    if step.value is None:
-        raise RuntimeError(f"{step.do} needs a value")
-    return step.value
-
-
-def _heart_rate(play: _Play, device: str | None, step: Step) -> None:
-    play.state.heart_rate = _value(step)
-    if play.state.in_bed:
-        play.send(_device(device), mr60bha1.heart_rate(play.state.heart_rate))
-
-
-def _respiration_rate(play: _Play, device: str | None, step: Step) -> None:
-    play.state.respiration_rate = _value(step)
-    if play.state.in_bed:
-        play.send(_device(device), mr60bha1.breathing_rate(play.state.respiration_rate))
-
-
-def _call_button(play: _Play, device: str | None, step: Step) -> None:
-    play.advert(_device(device), lambda packet: bthome.button_press(packet, BATTERY))
-
-
-def _smoke(detected: bool) -> Handler:
-    def handler(play: _Play, device: str | None, step: Step) -> None:
-        play.advert(_device(device), lambda packet: bthome.smoke(packet, detected, BATTERY))
-
-    return handler
-
-
-def _door(is_open: bool) -> Handler:
-    def handler(play: _Play, device: str | None, step: Step) -> None:
-        play.advert(_device(device), lambda packet: bthome.door_window(packet, is_open, BATTERY))
-
-    return handler
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    kind: str | None  # the kind of device that reports it; None: the resident's state
-    run: Handler
-    summary: str
-    value: tuple[int, int] | None = None  # the allowed range, if the action takes a value
-
-
-ACTIONS: Final[dict[str, Action]] = {
-    "in_bed": Action("bed_radar", _in_bed, "84 01 01 in bed, then heart and breathing rates"),
-    "out_of_bed": Action("bed_radar", _out_of_bed, "84 01 00 out of bed, 80 02 02 moving"),
-    "fall": Action("fall_radar", _fall, "83 01 01 fall; the resident then lies still"),
-    "motion": Action(None, _activity(True), "the resident moves: radars report 80 02 02"),
-    "no_movement": Action(None, _activity(False), "the resident is still: no activity"),
-    "bathroom_enter": Action("bathroom_radar", _bathroom(True), "LD2410 moving target"),
-    "bathroom_leave": Action("bathroom_radar", _bathroom(False), "LD2410 no target"),
-    "heart_rate": Action("bed_radar", _heart_rate, "85 02 bpm (sent while in bed)", (1, 255)),
-    "respiration_rate": Action(
-        "bed_radar", _respiration_rate, "81 02 breaths/min (sent while in bed)", (1, 255)
-    ),
-    "call_button": Action("call_button", _call_button, "BTHome button press advert"),
-    "smoke": Action("smoke_detector", _smoke(True), "BTHome smoke detected advert"),
-    "smoke_clear": Action("smoke_detector", _smoke(False), "BTHome smoke cleared advert"),
-    "door_open": Action("exit_door", _door(True), "Shelly BLU Door/Window open advert"),
-    "door_closed": Action("exit_door", _door(False), "Shelly BLU Door/Window closed advert"),
-}
-
-# --- running ------------------------------------------------------------------------------
 
 StepListener = Callable[[float, Step], None]
 
@@ -592,11 +871,12 @@ async def run_scenario(
     devices: Mapping[str, Sender],
     clock: Clock,
     on_step: StepListener | None = None,
+    world: World | None = None,
 ) -> None:
     """Walk the timeline on `clock`, sending each step through `devices` (device id -> sender),
-    with the radars' background reports in between; return at the scenario's end. `on_step`
-    hears of each step as it is sent, with its time in the timeline."""
-    play = _Play(scenario, devices)
+    with the radars' background reports in between, and world actions to `world`; return at the
+    scenario's end. `on_step` hears of each step as it is played, with its time."""
+    play = _Play(scenario, devices, world)
     reporters = [
         asyncio.create_task(play.keep_reporting(device, period, clock))
         for device, period in play.background_periods().items()
@@ -607,7 +887,7 @@ async def run_scenario(
             late = clock.now() - at
             if late > LATE_WARNING_S:
                 log.warning("step %s ran %.0f s late: too fast a speed?", step.describe(), late)
-            play.apply(step)
+            await play.apply(step)
             if on_step is not None:
                 on_step(at, step)
         await clock.sleep(scenario.end_at() - clock.now())
