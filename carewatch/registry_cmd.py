@@ -1,4 +1,5 @@
-"""`carewatch registry`: list the registry, import CSV files, admit, transfer and discharge.
+"""`carewatch registry`: list the registry, import CSV files, admit, transfer and discharge,
+and check which rules the devices fitted can drive.
 
 Two ways to reach the registry:
 
@@ -10,6 +11,8 @@ Two ways to reach the registry:
 
 Either way the change is checked by the same rules and written to the audit log. Exit status:
 0 done, 1 refused (the reasons are printed), 2 unusable configuration or hub unreachable.
+`check` prints a warning for each rule switched on that a bed's, a bathroom's or a zone's
+devices cannot drive (docs/rules-and-devices.md), and exits 1 if it printed any.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -34,6 +38,7 @@ from hub.registry_csv import LAYOUTS, ImportRejected, RowProblem
 from hub.registry_models import RECORD_KINDS, RegistryError
 from hub.registry_service import Actor, RegistryService
 from hub.store import Store
+from hub.watch_settings import WatchPolicy
 
 PLURALS: Final = {f"{kind}s": record for kind, record in RECORD_KINDS.items()}
 COLUMNS: Final = {
@@ -58,6 +63,8 @@ class Backend(Protocol):
 
     async def bind(self, action: str, code: str, bed: str | None, at: float | None) -> None: ...
 
+    async def coverage(self, site: str | None, zone: str | None) -> dict[str, Any]: ...
+
 
 class LocalBackend:
     """The hub's database, opened directly."""
@@ -80,6 +87,9 @@ class LocalBackend:
         else:
             await self._service.admit(code, str(bed), at, self._actor)
 
+    async def coverage(self, site: str | None, zone: str | None) -> dict[str, Any]:
+        return self._service.coverage(site=site, zone=zone).as_dict()
+
 
 @contextlib.asynccontextmanager
 async def open_hub_registry(
@@ -93,7 +103,12 @@ async def open_hub_registry(
     store = await Store.open(config.database)
     try:
         service = await RegistryService.open(
-            store, SystemClock(), config.sites, config.organisation, config.outbound.policy()
+            store,
+            SystemClock(),
+            config.sites,
+            config.organisation,
+            config.outbound.policy(),
+            WatchPolicy(config.watch),
         )
         yield service, store, config
     finally:
@@ -133,6 +148,10 @@ class RemoteBackend:
     async def bind(self, action: str, code: str, bed: str | None, at: float | None) -> None:
         body = {"at": at} | ({"bed": bed} if bed is not None else {})
         await self._call("POST", f"/api/residents/{code}/{action}", json.dumps(body))
+
+    async def coverage(self, site: str | None, zone: str | None) -> dict[str, Any]:
+        query = urllib.parse.urlencode({k: v for k, v in (("site", site), ("zone", zone)) if v})
+        return await self._call("GET", "/api/registry/coverage" + (f"?{query}" if query else ""))
 
     async def _call(
         self, method: str, path: str, body: str | None = None, kind: str = "application/json"
@@ -182,7 +201,7 @@ def _backend(args: argparse.Namespace) -> contextlib.AbstractAsyncContextManager
 async def run_registry(args: argparse.Namespace) -> int:
     try:
         async with _backend(args) as backend:
-            await args.action(backend, args)
+            status = await args.action(backend, args)
     except Unreachable as exc:
         print(f"carewatch registry: {exc}", file=sys.stderr)
         return 2
@@ -194,7 +213,7 @@ async def run_registry(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"carewatch registry: refused: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return int(status or 0)
 
 
 async def _list(backend: Backend, args: argparse.Namespace) -> None:
@@ -227,6 +246,22 @@ async def _import(backend: Backend, args: argparse.Namespace) -> None:
         f"{action} {n} {kind}(s)" for action, kinds in counts.items() for kind, n in kinds.items()
     )
     print(f"{args.file}: imported: {done}")
+
+
+async def _check(backend: Backend, args: argparse.Namespace) -> int:
+    """Print each rule switched on that the devices fitted cannot drive; 1 if there is one."""
+    found = await backend.coverage(args.site, args.zone)
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        for warning in found["warnings"]:
+            print(warning["text"])
+        beds, warned = len(found["beds"]), len(found["warnings"])
+        print(
+            f"{beds} bed(s) checked: "
+            + (f"{warned} warning(s)" if warned else "every rule switched on can be driven")
+        )
+    return 1 if found["warnings"] else 0
 
 
 def _kind_from_name(path: Path) -> str:
@@ -276,6 +311,14 @@ def add_registry_parser(subparsers: argparse._SubParsersAction[argparse.Argument
     importing.add_argument("file", type=Path)
     importing.add_argument("--kind", choices=list(LAYOUTS), help="default: from the file name")
     importing.set_defaults(action=_import)
+
+    checking = commands.add_parser(
+        "check", help="warn about rules switched on that the devices fitted cannot drive"
+    )
+    checking.add_argument("--site", help="only this site")
+    checking.add_argument("--zone", help="only this zone (an id, with --site)")
+    checking.add_argument("--json", action="store_true", help="every bed's rules as JSON")
+    checking.set_defaults(action=_check)
 
     for action, needs_bed in (("admit", True), ("transfer", True), ("discharge", False)):
         command = commands.add_parser(action, help=f"{action} a resident")

@@ -5,7 +5,9 @@ Every kind has list (`GET /api/<kind>s`, `?site=` to filter), get, create (`POST
 `/api/zones/sunrise/east`. Residents are admitted, transferred and discharged with
 `POST /api/residents/<code>/admit|transfer|discharge`; a CSV document is imported with
 `POST /api/registry/import/<residents|beds|devices>`. Every change is written to the audit log
-under the caller's name.
+under the caller's name. `GET /api/registry/coverage` says which rules each bed's devices can
+drive, with a warning for each rule switched on that they cannot (docs/rules-and-devices.md);
+a bed read alone carries its own (`rules`, `warnings`).
 
 Who may do what (hub/access.py, docs/access.md): places and devices are read with
 `registry.read` and changed with `registry.write`; residents are read with `health.read` (or
@@ -21,6 +23,7 @@ each bad row under `problems`.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from dataclasses import asdict
@@ -58,6 +61,7 @@ PLURALS = {f"{kind}s": record for kind, record in RECORD_KINDS.items()}
 Fields = Annotated[dict[str, Any], Body()]
 
 ResidentWriter = Annotated[Principal, Depends(require("residents.write"))]
+PlaceReader = Annotated[Principal, Depends(require("registry.read"))]
 Importer = Annotated[Principal, Depends(require("registry.write", "residents.write"))]
 # An empty registry answers an unknown key with the very words a real one uses.
 _NOTHING = RegistryData()
@@ -323,6 +327,35 @@ def registry_router(service: RegistryService) -> APIRouter:
             unseen_rows(caller, service.registry, what, text)
         counts = await service.import_csv(what, text, _actor(caller), scope_check(caller))
         return {"imported": counts}
+
+    @router.get("/registry/coverage")
+    async def rule_coverage(
+        caller: PlaceReader,
+        site: str | None = None,
+        zone: str | None = None,
+        bed: str | None = None,
+        gateway: str | None = None,
+    ) -> dict[str, Any]:
+        """Which rules the devices of each bed the caller sees can drive (`beds`, each rule
+        `driven`, `off` or `cannot`), and the `warnings` for rules on that they cannot drive,
+        of beds, bathrooms and zones; narrowed to a site, zone, bed or gateway."""
+        data = service.registry.data
+        if site is not None and not caller.touches_site(site):
+            raise missing(Site, (site,))
+        if bed is not None:
+            found = data.find(Bed, (bed,))
+            if found is None or not readable(caller, service.registry, found):
+                raise missing(Bed, (bed,))
+        # A whole site of thousands of beds takes a while: off the event loop.
+        covered = await asyncio.to_thread(
+            service.coverage,
+            site=site,
+            zone=zone,
+            bed=bed,
+            gateway=gateway,
+            visible=caller.sees_place,
+        )
+        return covered.as_dict()
 
     return router
 

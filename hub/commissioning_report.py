@@ -3,6 +3,9 @@
 Site, gateway(s), every device with its binding (bed or room, resident), when it was last seen,
 its signal and battery, which test it passed and when, who ran the walk test (the installer)
 and when it started and ended. This is the record that subsidy audits ask for.
+
+Below the devices: every rule switched on in the walk test's scope that the devices fitted
+cannot drive, in words (hub/rule_coverage.py), or a line saying that every rule can be driven.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class CommissioningReport:
     ended: str
     passed: int
     rows: list[ReportRow]
+    warnings: list[str]
 
     @property
     def title(self) -> str:
@@ -81,7 +85,20 @@ class CommissioningReport:
             ("Walk test started", self.started),
             ("Walk test ended", self.ended),
             ("Devices passed", f"{self.passed} of {len(self.rows)}"),
+            (
+                "Rules the devices cannot drive",
+                str(len(self.warnings)) if self.warnings else "none",
+            ),
         ]
+
+    @property
+    def coverage_lines(self) -> list[str]:
+        """The warnings, or one line saying there are none."""
+        return self.warnings or [ALL_DRIVEN]
+
+
+WARNINGS_HEADING = "Rules switched on that the devices fitted cannot drive"
+ALL_DRIVEN = "None: the devices fitted can drive every rule switched on for these beds."
 
 
 def when(at: float | None) -> str:
@@ -103,6 +120,7 @@ async def build_report(tests: WalkTests, test_id: int) -> CommissioningReport:
         ended=when(status["ended_at"]) if status["ended_at"] else "still running",
         passed=status["passed"],
         rows=rows,
+        warnings=[warning["text"] for warning in status["warnings"]],
     )
 
 
@@ -144,11 +162,14 @@ def render_html(report: CommissioningReport) -> str:
     summary = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in report.summary())
     head = "".join(f"<th>{e(name)}</th>" for name, _ in COLUMNS)
     body = "".join(_html_row(row) for row in report.rows)
+    warnings = "".join(f"<li>{e(line)}</li>" for line in report.coverage_lines)
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{e(report.title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{e(report.title)}</h1><dl>{summary}</dl>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<h2>{e(WARNINGS_HEADING)}</h2>"
+        f'<ul class="warnings">{warnings}</ul>'
         "</body></html>\n"
     )
 
@@ -177,6 +198,12 @@ def render_pdf(report: CommissioningReport, *, compress: bool = True) -> bytes:
     _table_row(pdf, tuple(name for name, _ in COLUMNS), bold=True)
     for row in report.rows:
         _table_row(pdf, row.cells(), bold=False)
+    pdf.ln(4)
+    pdf.set_font("Helvetica", "B", 11)
+    _line(pdf, WARNINGS_HEADING, 7)
+    pdf.set_font("Helvetica", size=9)
+    for line in report.coverage_lines:
+        pdf.multi_cell(0, 5, _latin1(f"- {line}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return bytes(pdf.output())
 
 

@@ -37,7 +37,9 @@ from hub.registry_models import (
     record_fields,
 )
 from hub.registry_store import RegistryStore
+from hub.rule_coverage import Coverage, Visible, coverage
 from hub.store import AuditEntry, Store
+from hub.watch_settings import WatchConfig, WatchPolicy
 
 log = logging.getLogger("carewatch.hub.registry")
 
@@ -67,8 +69,11 @@ class RegistryService:
         store: RegistryStore,
         clock: Clock,
         outbound: OutboundPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> None:
         self.registry = registry
+        # The watch settings, to tell which rules are on for a bed (hub/rule_coverage.py).
+        self.policy = policy or WatchPolicy(WatchConfig())
         self._store = store
         self._clock = clock
         # Which internal hosts contacts' Apprise URLs may name (`outbound.allowed_hosts`).
@@ -89,11 +94,12 @@ class RegistryService:
         seed: list[SiteSpec] | None = None,
         organisation: str = "carewatch",
         outbound: OutboundPolicy | None = None,
+        policy: WatchPolicy | None = None,
     ) -> RegistryService:
         """Load the registry from the database, seeding it from `seed` if it holds none."""
         registry_store = await RegistryStore.open(store)
         data = await registry_store.load()
-        service = cls(Registry(data, organisation), registry_store, clock, outbound)
+        service = cls(Registry(data, organisation), registry_store, clock, outbound, policy)
         if data.is_empty() and seed:
             await service._seed(seed)
         elif seed:
@@ -250,6 +256,9 @@ class RegistryService:
                     self._binding(b) for b in data.bed_history.get(record.code, [])
                 ]
                 fields["devices"] = [d.id for d in data.devices_of_bed(record.code)]
+                found = self.coverage(bed=record.code)
+                fields["rules"] = found.beds[0].rules if found.beds else {}
+                fields["warnings"] = found.as_dict()["warnings"]
         elif isinstance(record, Resident):
             fields["binding"] = self._binding(data.current_binding(record.code))
             if history:
@@ -259,6 +268,27 @@ class RegistryService:
             placement = self.registry.placement(record.id)
             fields["placement"] = None if placement is None else asdict(placement)
         return fields
+
+    def coverage(
+        self,
+        *,
+        site: str | None = None,
+        zone: str | None = None,
+        bed: str | None = None,
+        gateway: str | None = None,
+        visible: Visible | None = None,
+    ) -> Coverage:
+        """Which rules the devices of each bed in scope can drive, and a warning for each rule
+        switched on that they cannot (hub/rule_coverage.py)."""
+        return coverage(
+            self.registry.data,
+            self.policy,
+            site=site,
+            zone=zone,
+            bed=bed,
+            gateway=gateway,
+            visible=visible,
+        )
 
     def _binding(self, binding: Binding | None) -> dict[str, Any] | None:
         if binding is None:

@@ -73,7 +73,12 @@ class Hub:
         store = await Store.open(config.database)
         users = await _open_users(store, config, clock)
         registry_admin = await RegistryService.open(
-            store, clock, config.sites, config.organisation, config.outbound.policy()
+            store,
+            clock,
+            config.sites,
+            config.organisation,
+            config.outbound.policy(),
+            WatchPolicy(config.watch),
         )
         registry = registry_admin.registry
         bus = AlertBus()
@@ -109,7 +114,9 @@ class Hub:
             escalation.roster, registry, alerts, store, timers, WatchPolicy(config.watch), clock
         )
         registry_admin.on_change(roster_watch.check_all)
-        walktests = await WalkTests.open(store, registry, alerts, clock)  # walk test
+        walktests = await WalkTests.open(  # walk test
+            store, registry, alerts, clock, registry_admin.policy
+        )
         watch.item_observers.append(walktests.observe)
         watch.under_test = walktests.under_test
         ingest = Ingest(registry, store, watch, clock)

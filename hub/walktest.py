@@ -8,10 +8,14 @@ signal strength and battery level known for it. Results are kept in `walktest_re
 
 When the walk test stops, its test alerts still open are resolved, so that a real alert after
 commissioning never becomes a repeat of a hidden test alert.
+
+The status also lists the `warnings` of its scope: rules switched on (by the watch settings)
+that the devices fitted cannot drive (hub/rule_coverage.py, docs/rules-and-devices.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final, TypeVar
@@ -19,7 +23,9 @@ from typing import Any, Final, TypeVar
 from hub.alerts import ACTIVE_STATES, AlertBus, AlertService
 from hub.clock import Clock
 from hub.registry import Placement, Registry
+from hub.rule_coverage import CoverageWarning, coverage
 from hub.store import Store, StoredItem
+from hub.watch_settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.walktest")
 T = TypeVar("T")
@@ -111,12 +117,18 @@ class WalkTests:
     """The walk tests of a hub: started, stopped, observed, and each one's checklist."""
 
     def __init__(
-        self, store: Store, registry: Registry, alerts: AlertService, clock: Clock
+        self,
+        store: Store,
+        registry: Registry,
+        alerts: AlertService,
+        clock: Clock,
+        policy: WatchPolicy,
     ) -> None:
         self._store = store
         self._registry = registry
         self._alerts = alerts
         self._clock = clock
+        self._policy = policy  # which rules are on, for the coverage warnings
         self._tests: dict[int, WalkTest] = {}
         self._results: dict[int, dict[str, DeviceResult]] = {}
         # last signal and battery seen in items, by device
@@ -125,9 +137,14 @@ class WalkTests:
 
     @classmethod
     async def open(
-        cls, store: Store, registry: Registry, alerts: AlertService, clock: Clock
+        cls,
+        store: Store,
+        registry: Registry,
+        alerts: AlertService,
+        clock: Clock,
+        policy: WatchPolicy,
     ) -> WalkTests:
-        tests = cls(store, registry, alerts, clock)
+        tests = cls(store, registry, alerts, clock, policy)
         await store.add_schema(SCHEMA)
         await tests._load()
         return tests
@@ -182,6 +199,11 @@ class WalkTests:
         places = [p for p in self._registry.devices() if test.covers(p.site, p.gateway)]
         return sorted(places, key=lambda p: (p.gateway, p.bed or "", p.room, p.device))
 
+    def warnings(self, test: WalkTest) -> list[CoverageWarning]:
+        """Rules switched on in the walk test's scope that the devices fitted cannot drive."""
+        found = coverage(self._registry.data, self._policy, site=test.site, gateway=test.gateway)
+        return found.warnings
+
     async def results(self, test_id: int) -> dict[str, DeviceResult]:
         if test_id in self._results:
             return dict(self._results[test_id])
@@ -200,6 +222,7 @@ class WalkTests:
         """The walk test and its checklist: every device, passed or not yet."""
         test = self.get(test_id)
         results = await self._with_signal(await self.results(test_id))
+        warnings = await asyncio.to_thread(self.warnings, test)  # a big site takes a while
         devices = [_checklist_row(place, results.get(place.device)) for place in self.devices(test)]
         passed = sum(1 for row in devices if row["passed_at"] is not None)
         return {
@@ -209,6 +232,7 @@ class WalkTests:
             "passed": passed,
             "total": len(devices),
             "devices": devices,
+            "warnings": [asdict(warning) for warning in warnings],
         }
 
     async def alerts(self, test_id: int) -> list[dict[str, Any]]:

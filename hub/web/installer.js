@@ -19,6 +19,8 @@
     error: $("error"),
     links: $("report-links"),
     checklist: $("checklist"),
+    coverage: $("coverage"),
+    warnings: $("coverage-warnings"),
   };
 
   let current = null; // the walk test's last status
@@ -157,6 +159,15 @@
     el.progress.textContent = `${passed} of ${rows.length} devices passed`;
     el.checklist.replaceChildren(...rows.map(checklistRow));
     renderLinks(status);
+    renderWarnings(status);
+  }
+
+  // Rules switched on that the devices fitted cannot drive (docs/rules-and-devices.md); with a
+  // bed chosen, that bed's only.
+  function renderWarnings(status) {
+    const warnings = (status.warnings || []).filter((w) => !bedFilter || w.bed === bedFilter.code);
+    el.warnings.replaceChildren(...warnings.map((w) => make("li", { testid: "coverage-warning", "data-rule": w.rule }, w.text)));
+    el.coverage.hidden = warnings.length === 0;
   }
 
   function renderLinks(status) {
