@@ -269,7 +269,7 @@ def _bed(
         "smoke": (bed.site, room.zone) in fleet.smoke_zones,
         "bed_exit": in_bed,
         "not_up": any(f.profile.in_bed is not None for f in own),
-        "inactivity": any(f.makes(*ACTIVITY_READINGS) or f.tells_in_bed for f in own),
+        "inactivity": any(f.makes(*ACTIVITY_READINGS) for f in own),
         "vital_signs": vitals and in_bed,
         "breathing_pause": pauses and in_bed,
         "door_at_night": (bed.site, room.zone) in fleet.exit_door_zones,
