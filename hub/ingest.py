@@ -5,14 +5,24 @@ never takes the good items of its batch down with it, and a message that cannot 
 whatever reason, never takes the other messages of its burst down with it: it is rejected and
 counted alone (`internal_error` when the fault is the hub's), and the rest is still watched and
 stored.
+
+Alarms first (docs/watch.md, "Alarms first"): a data batch that carries an alarm (a fall, a call,
+smoke) is handled before the telemetry that arrived with or before it, together with its own
+gateway's earlier messages (its lane), so that every gateway's messages are still handled in
+their order and none is taken for a repeat. The alarm is watched, and reaches the console,
+before any of that telemetry is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
@@ -31,11 +41,163 @@ from edge.wire import (
 from hub.clock import Clock
 from hub.registry import Placement, Registry
 from hub.store import DeviceHealth, Store, StoredItem
-from hub.watch import Watch
+from hub.watch import INSTANT_EVENTS, Watch
 
 log = logging.getLogger("carewatch.hub.ingest")
 
 _CONTAINERS = (dict, list)  # what JSON arrays and objects parse into
+MAX_BURST: Final = 20  # messages handled per transaction at most; bounds the wait of the first
+# Events that raise an emergency alert (a fall, a call button); with smoke true, the alarms.
+ALARM_EVENTS: Final = frozenset(
+    name for name, (_, priority) in INSTANT_EVENTS.items() if priority == "emergency"
+)
+ALARM_READING: Final = "smoke"
+
+Gateway = tuple[str, str]  # (site, gateway)
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """A message as it arrived, with what the alarm lanes need to know of it."""
+
+    topic: str
+    payload: bytes
+    gateway: Gateway | None  # None: not a gateway's topic (rejected in its turn)
+    alarm: bool
+
+    @property
+    def message(self) -> tuple[str, bytes]:
+        return self.topic, self.payload
+
+
+def _arrival(topic: str, payload: bytes) -> _Arrival:
+    address = parse_topic(topic)
+    if address is None:
+        return _Arrival(topic, payload, None, alarm=False)
+    alarm = address.channel == "data" and carries_alarm(payload)
+    return _Arrival(topic, payload, (address.site, address.gateway), alarm)
+
+
+def carries_alarm(payload: bytes) -> bool:
+    """True if a data batch holds an alarm: an event of ALARM_EVENTS (but a clearing `false`)
+    or a smoke reading `true`.
+
+    A cheap first look, not a judgement: a byte search, and a parse only when it finds either
+    word. A payload it cannot read, or one that spells the words with escapes, is not an alarm
+    here; ingest judges it in its turn, in arrival order.
+    """
+    if b'"event"' not in payload and b'"smoke"' not in payload:
+        return False
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return False
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return False
+    return any(isinstance(item, dict) and _is_alarm(item) for item in items)
+
+
+def _is_alarm(item: dict[str, Any]) -> bool:
+    event = item.get("event")
+    if isinstance(event, str) and event in ALARM_EVENTS:
+        return item.get("value") is not False
+    return item.get("reading") == ALARM_READING and item.get("value") is True
+
+
+def _lanes(
+    queue: Iterable[_Arrival], last: dict[Gateway, int]
+) -> tuple[list[_Arrival], list[_Arrival]]:
+    """`queue` split into the lanes (each gateway of `last`'s messages up to and including its
+    position `last[gateway]`, in order) and the rest, in order."""
+    lanes: list[_Arrival] = []
+    rest: list[_Arrival] = []
+    for index, arrival in enumerate(queue):
+        gateway = arrival.gateway
+        in_lane = gateway is not None and index <= last.get(gateway, -1)
+        (lanes if in_lane else rest).append(arrival)
+    return lanes, rest
+
+
+def _last_alarms(queue: Iterable[_Arrival]) -> dict[Gateway, int]:
+    """Each gateway's position of its last alarm in `queue`."""
+    return {
+        arrival.gateway: index
+        for index, arrival in enumerate(queue)
+        if arrival.alarm and arrival.gateway is not None
+    }
+
+
+class Arrivals:
+    """Messages read from the broker and not handled yet, in arrival order.
+
+    The MQTT link's reader puts every message here as soon as it has it, whatever ingest is
+    doing meanwhile; its handler takes bursts: the alarm lanes first, then the oldest messages.
+    While `Ingest.handle_many` works through a burst inside `handled_here()`, it takes an alarm
+    that arrives here in front of the rest of that burst.
+    """
+
+    def __init__(self, burst: int = MAX_BURST) -> None:
+        self._burst = burst
+        self._queue: deque[_Arrival] = deque()
+        self._alarms = 0
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def alarm_waiting(self) -> bool:
+        return self._alarms > 0
+
+    def put(self, topic: str, payload: bytes, *, more: bool = False) -> None:
+        """Add a message; `more`: the reader already has more behind it. The handler is woken
+        for an alarm at once, otherwise once the reader has caught up or a burst is full."""
+        arrival = _arrival(topic, payload)
+        self._queue.append(arrival)
+        self._alarms += arrival.alarm
+        if arrival.alarm or not more or len(self._queue) >= self._burst:
+            self._ready.set()
+
+    def close(self) -> None:
+        """Nothing more comes: `next_burst` hands out what is left, then an empty burst."""
+        self._closed = True
+        self._ready.set()
+
+    async def next_burst(self) -> list[tuple[str, bytes]]:
+        """Up to a burst of messages, the alarm lanes first (a lane is never cut short), then
+        the oldest; waits for them. Empty once closed and emptied."""
+        await self._ready.wait()
+        burst = self.take_lanes()
+        while self._queue and len(burst) < self._burst:
+            burst.append(self._queue.popleft())
+        if not self._queue and not self._closed:
+            self._ready.clear()
+        return [arrival.message for arrival in burst]
+
+    def take_lanes(self) -> list[_Arrival]:
+        """Take the alarm lanes out: every message of each gateway with an alarm waiting, up to
+        and including its last alarm, in arrival order."""
+        if not self._alarms:
+            return []
+        lanes, rest = _lanes(self._queue, _last_alarms(self._queue))
+        self._queue, self._alarms = deque(rest), 0
+        return lanes
+
+    @contextlib.contextmanager
+    def handled_here(self) -> Iterator[None]:
+        """Inside, `Ingest.handle_many` takes alarms arriving here in front of its burst."""
+        token = _ARRIVALS.set(self)
+        try:
+            yield
+        finally:
+            _ARRIVALS.reset(token)
+
+
+_ARRIVALS: ContextVar[Arrivals | None] = ContextVar("carewatch_arrivals", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,19 +242,52 @@ class Ingest:
     async def handle(self, topic: str, payload: bytes) -> None:
         await self.handle_many([(topic, payload)])
 
-    async def handle_many(self, messages: list[tuple[str, bytes]]) -> None:
+    async def handle_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
         """Messages in arrival order; consecutive data batches are stored in one transaction.
 
         Under load that is what keeps the hub ahead of its gateways: one commit per burst,
-        not one per batch. Status and device reports keep their place in the order.
+        not one per batch. Status and device reports keep their place in their gateway's order.
+
+        Alarms first: the lanes of the gateways whose batches carry an alarm are handled, and
+        committed, before the rest of the burst. Inside `Arrivals.handled_here()`, an alarm
+        that arrives while the burst is handled is taken in front of the rest of it, with its
+        gateway's messages still waiting in this burst.
 
         Each message is handled in isolation: whatever goes wrong with one, even a fault of the
         hub's own, rejects and counts that message alone. Nothing but cancellation leaves here.
         """
-        pending: list[_Prepared] = []
-        for topic, payload in messages:
+        waiting = _ARRIVALS.get()
+        arrived = [_arrival(topic, payload) for topic, payload in messages]
+        lanes, rest = _lanes(arrived, _last_alarms(arrived))
+        pending = await self._handle_in_order(lanes, [])
+        if lanes and rest:
+            await self._commit(pending)  # the alarms do not wait for the rest to be read
+            pending = []
+        queue = deque(rest)
+        while queue:
+            pending = await self._handle_in_order([queue.popleft()], pending)
+            if waiting is None or not queue:
+                continue
+            await asyncio.sleep(0)  # the reader may bring an alarm in meanwhile
+            if not waiting.alarm_waiting:
+                continue
+            late = waiting.take_lanes()
+            # Their gateways' messages still in this burst came first: they go first.
+            ahead, behind = _lanes(queue, {a.gateway: len(queue) for a in late if a.gateway})
+            pending = await self._handle_in_order([*ahead, *late], pending)
+            await self._commit(pending)
+            pending, queue = [], deque(behind)
+        await self._commit(pending)
+
+    async def _handle_in_order(
+        self, arrivals: Iterable[_Arrival], pending: list[_Prepared]
+    ) -> list[_Prepared]:
+        """Handle `arrivals` in their order after `pending`; the batches prepared and not yet
+        committed are handed back. A status or device report commits what came before it."""
+        for arrival in arrivals:
+            topic = arrival.topic
             try:
-                other = await self._take(topic, payload, pending)
+                other = await self._take(topic, arrival.payload, pending)
             except Exception:
                 self._fault(topic, "while reading the message")
                 continue
@@ -108,7 +303,7 @@ class Ingest:
                     await self._handle_devices(address, body, topic)
             except Exception:
                 self._fault(topic, f"while handling the {address.channel} message")
-        await self._commit(pending)
+        return pending
 
     async def _take(
         self, topic: str, payload: bytes, pending: list[_Prepared]
@@ -232,15 +427,16 @@ class Ingest:
         with the timers the watch started or stopped meanwhile.
 
         Rules run first so that a timer is stored with the reading that started it, and a fall
-        is raised before, not after, its burst is written. A batch whose rules fail is rejected
-        (`internal_error`) and only its sequence mark is stored; the other batches are watched
-        and stored all the same.
+        is raised before, not after, its burst is written; alarms (events and smoke readings)
+        are watched before the other readings, each device's alarms in their order. A batch
+        whose rules fail is rejected (`internal_error`) and only its sequence mark is stored;
+        the other batches are watched and stored all the same.
         """
         if not pending:
             return
         entries = [(index, entry) for index, batch in enumerate(pending) for entry in batch.fresh]
-        # Events first: a fall must not wait behind a thousand readings of the burst.
-        entries.sort(key=lambda indexed: indexed[1].item.kind != "event")
+        # Events and smoke first: a fall must not wait behind a thousand readings of the burst.
+        entries.sort(key=lambda indexed: not _watched_first(indexed[1].item))
         failed: set[int] = set()
         try:
             with self._store.joining_batch():
@@ -361,6 +557,11 @@ class Ingest:
             extra=where,
             exc_info=fault,
         )
+
+
+def _watched_first(item: StoredItem) -> bool:
+    """Events and smoke readings (true or false, so that one detector's keep their order)."""
+    return item.kind == "event" or item.name == ALARM_READING
 
 
 def _where(address: TopicAddress) -> dict[str, str]:

@@ -13,6 +13,12 @@ hub raises a `hub_takeover` trouble alert). MQTT 3.1.1 says nothing about why a 
 ends. MQTT 5's "Session taken over" (0x8E) would, but Mosquitto 2.0.11 (Debian 12) closes the
 connection without it (2.0.15 added it), and the demo's embedded broker speaks only 3.1.1, so
 the hub stays on 3.1.1.
+
+Reading and handling are two tasks: the reader takes every message off the connection as soon
+as it comes and puts it in `Arrivals`; the handler hands them to ingest in bursts, alarm lanes
+first (docs/watch.md, "Alarms first"). So a fall is read, and taken in front, while ingest is
+still busy with the telemetry that arrived before it. What was read when the session ends (the
+broker went away, or the hub stops) is still handled: the broker counts it delivered.
 """
 
 from __future__ import annotations
@@ -37,12 +43,11 @@ from edge.wire import (
 )
 from hub.clock import Clock
 from hub.config import BrokerSettings
-from hub.ingest import Ingest
+from hub.ingest import Arrivals, Ingest
 
 log = logging.getLogger("carewatch.hub.mqtt")
 
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
-MAX_BURST = 20  # messages stored per transaction at most; bounds the wait of the first
 # A session the broker drops within this many seconds of accepting it counts as taken over.
 SHORT_SESSION_S: Final = 30.0
 TAKEOVER_ALARM: Final = 3  # such drops ...
@@ -210,32 +215,43 @@ class MqttLink:
             self.connected.clear()
 
     async def _read_until(self, stop: asyncio.Event, client: aiomqtt.Client) -> None:
-        """Read until `stop` is set; raises the reader's MqttError if the connection drops first."""
-        reader = asyncio.create_task(self._read(client), name="hub-mqtt-reader")
+        """Read until `stop` is set; raises the reader's MqttError if the connection drops first.
+
+        Either way, what was read is handled before this returns; only a cancellation cuts the
+        handling short."""
+        arrivals = Arrivals()
+        reader = asyncio.create_task(self._read(client, arrivals), name="hub-mqtt-reader")
+        handler = asyncio.create_task(self._handle(arrivals), name="hub-mqtt-handler")
         stopper = asyncio.create_task(stop.wait(), name="hub-mqtt-stop")
         try:
             await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            handler.cancel()
+            raise
         finally:
             # Also when this task is cancelled: a reader left running would fail as the client
             # disconnects, with nobody to retrieve its "Disconnected during message iteration".
             reader.cancel()
             stopper.cancel()
-            await asyncio.gather(reader, stopper, return_exceptions=True)
+            arrivals.close()
+            await asyncio.gather(reader, stopper, handler, return_exceptions=True)
         if not stop.is_set():
             reader.result()
 
-    async def _read(self, client: aiomqtt.Client) -> None:
+    async def _read(self, client: aiomqtt.Client, arrivals: Arrivals) -> None:
         messages = client.messages
-        async for first in messages:
-            burst = [first]
-            # Whatever else has already arrived is taken along, to be stored in one go.
-            while len(messages) and len(burst) < MAX_BURST:
-                burst.append(await anext(messages))
-            try:
-                await self._ingest.handle_many([_topic_and_payload(m) for m in burst])
-            except Exception:
-                # A message must never stop the hub from hearing the next one.
-                log.exception("ingest failed on a burst of %d messages", len(burst))
+        async for message in messages:
+            topic, payload = _topic_and_payload(message)
+            arrivals.put(topic, payload, more=len(messages) > 0)
+
+    async def _handle(self, arrivals: Arrivals) -> None:
+        with arrivals.handled_here():
+            while burst := await arrivals.next_burst():
+                try:
+                    await self._ingest.handle_many(burst)
+                except Exception:
+                    # A message must never stop the hub from hearing the next one.
+                    log.exception("ingest failed on a burst of %d messages", len(burst))
 
 
 def _topic_and_payload(message: aiomqtt.Message) -> tuple[str, bytes]:
