@@ -10,7 +10,9 @@ Traffic mix (`--mix`):
 
 Pace:
 - `--interval S` (default): every bed sends one reading per S seconds; each gateway batches its
-  beds' readings once a second, with sequence numbers, as the edge agent's outbox does.
+  beds' readings once a second, with sequence numbers, as the edge agent's outbox does. The
+  gateways are spread over the second; with `--together` they all publish at the start of each
+  second, as the fleet simulator's do (the once-a-second flood an alarm must not wait behind).
 - `--flat-out`: batches of `--batch-items` readings, round robin over the gateways, as fast as
   allowed. With `--credit-stdin`, at most `--window` readings ahead of the count the parent
   writes to stdin, one line at a time (the hub's accepted readings): as fast as the hub takes.
@@ -157,9 +159,10 @@ class Publisher:
         await self._out.drain(within)
 
 
-async def paced(publisher: Publisher, gateway: Gateway, interval: float) -> None:
+async def paced(publisher: Publisher, gateway: Gateway, interval: float, together: bool) -> None:
     per_tick = max(1, round(len(gateway.beds) / interval))
-    await asyncio.sleep(int(gateway.name[3:]) % 100 / 100)  # spread the gateways over a second
+    if not together:
+        await asyncio.sleep(int(gateway.name[3:]) % 100 / 100)  # spread over the second
     while True:
         await publisher.publish(gateway, per_tick)
         await asyncio.sleep(1.0)
@@ -195,7 +198,10 @@ async def run(args: argparse.Namespace) -> None:
                 tasks.append(asyncio.create_task(credit.feed()))
             tasks.append(asyncio.create_task(flat_out(publisher, fleet, args.batch_items, credit)))
         else:
-            tasks += [asyncio.create_task(paced(publisher, g, args.interval)) for g in fleet]
+            tasks += [
+                asyncio.create_task(paced(publisher, g, args.interval, args.together))
+                for g in fleet
+            ]
         started, cpu = time.monotonic(), time.process_time()
         if args.seconds is None:
             await asyncio.gather(*tasks)
@@ -218,6 +224,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--site", required=True)
     parser.add_argument("--mix", choices=sorted(MIXES), default="presence")
+    parser.add_argument("--together", action="store_true", help="all gateways at once")
     parser.add_argument("--flat-out", action="store_true")
     parser.add_argument("--batch-items", type=int, default=BEDS_PER_GATEWAY)
     parser.add_argument("--credit-stdin", action="store_true")

@@ -7,10 +7,18 @@ to a different bed, and timed from os.write() to the alert's arrival on the stre
 
 Optionally, `--background-beds N` adds N beds of telemetry (one reading per bed every
 `--reading-interval` seconds, batched per virtual gateway of 20 beds) from a separate process
-speaking the real wire format, so the hub has ingest work to do meanwhile.
+speaking the real wire format, so the hub has ingest work to do meanwhile; with `--together`
+every virtual gateway publishes at the start of each second, as the fleet simulator's do, so
+that falls land behind, inside and between the floods of batches (docs/watch.md, "Alarms
+first").
 
     python benchmarks/fall_to_console.py --falls 200
     python benchmarks/fall_to_console.py --falls 200 --background-beds 10000
+    python benchmarks/fall_to_console.py --falls 200 --background-beds 10000 --together \
+        --reading-interval 4
+
+The benchmark configures no roster, so every fall is escalated to nobody; the escalation's
+NOBODY REACHED errors are not printed.
 
 Prints p50/p90/p99/max in milliseconds. Figures, not assertions: the machine is shared.
 """
@@ -122,7 +130,9 @@ def start_edges(
     return processes
 
 
-def start_background(beds: int, interval: float, host: str, port: int) -> subprocess.Popen[bytes]:
+def start_background(
+    beds: int, interval: float, together: bool, host: str, port: int
+) -> subprocess.Popen[bytes]:
     script = Path(__file__).with_name("background_telemetry.py")
     return subprocess.Popen(
         [
@@ -138,6 +148,7 @@ def start_background(beds: int, interval: float, host: str, port: int) -> subpro
             str(port),
             "--site",
             SITE,
+            *(["--together"] if together else []),
         ]
     )
 
@@ -195,7 +206,13 @@ async def run(args: argparse.Namespace) -> None:
         radars = [MR60FDA1Simulator() for _ in range(args.falls)]
         edges = start_edges(radars, broker.host, broker.port, workdir)
         background = (
-            start_background(args.background_beds, args.reading_interval, broker.host, broker.port)
+            start_background(
+                args.background_beds,
+                args.reading_interval,
+                args.together,
+                broker.host,
+                broker.port,
+            )
             if args.background_beds
             else None
         )
@@ -254,6 +271,7 @@ def report(latencies: list[float], args: argparse.Namespace, ingest: dict[str, i
     print(
         f"fall frame → console stream, {len(latencies)}/{args.falls} falls, "
         f"background beds: {args.background_beds}"
+        f"{' (all gateways at once each second)' if args.together else ''}"
     )
     print(
         f"  p50 {pct(50):7.1f} ms   p90 {pct(90):7.1f} ms   p99 {pct(99):7.1f} ms   "
@@ -273,9 +291,16 @@ def main() -> None:
         default=5.0,
         help="seconds between readings per background bed (default 5)",
     )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="background gateways all publish at the start of each second (the fleet's flood)",
+    )
     parser.add_argument("--gap", type=float, default=0.02, help="pause between falls, s")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
     logging.basicConfig(level=logging.ERROR)
+    # No roster: every fall reaches nobody, and would log NOBODY REACHED at ERROR.
+    logging.getLogger("carewatch.hub.escalation").setLevel(logging.CRITICAL)
     asyncio.run(run(parser.parse_args()))
 
 
