@@ -144,18 +144,22 @@ class Watch:
             timers.on(kind, handler)
 
     async def start(self) -> None:
-        """Make sure every device, gateway and bed has its standing timers."""
+        """Make sure every device, gateway and bed has its standing timers, written in one
+        transaction (a 10,000-bed hub has a hundred thousand of them)."""
         now = self._clock.now()
         for place in self._registry.devices():
             if self._timers.pending("device_silent", place.device) is None:
                 due = now + _silence_window(place)
-                await self._timers.set("device_silent", place.device, due, {})
+                await self._timers.set("device_silent", place.device, due, {}, deferred=True)
             if place.bed is not None and self._timers.pending("not_up", place.bed) is None:
-                await self._schedule_not_up(place, now)
+                await self._schedule_not_up(place, now, deferred=True)
         for site, gateway in self._registry.gateways():
             if self._timers.pending("gateway_silent", f"{site}/{gateway}") is None:
                 due = now + self._policy.settings(site, None, None).gateway_keepalive_s
-                await self._timers.set("gateway_silent", f"{site}/{gateway}", due, {})
+                await self._timers.set(
+                    "gateway_silent", f"{site}/{gateway}", due, {}, deferred=True
+                )
+        await self._timers.flush()
 
     def settings(self, place: Placement) -> WatchSettings:
         return self._policy.settings(place.site, place.zone, place.resident_code)
@@ -476,7 +480,9 @@ class Watch:
             await self._raise_from_timer("not_up", "emergency", place, timer, {})
         await self._schedule_not_up(place, self._clock.now() + 60)
 
-    async def _schedule_not_up(self, place: Placement, after: float) -> None:
+    async def _schedule_not_up(
+        self, place: Placement, after: float, *, deferred: bool = False
+    ) -> None:
         settings = self.settings(place)
         if settings.up_by is None or place.bed is None or _profile(place).in_bed is None:
             return
@@ -485,7 +491,9 @@ class Watch:
         if candidate <= local:
             candidate += timedelta(days=1)
         payload = {"device": place.device, "sensed_at": after}
-        await self._timers.set("not_up", place.bed, candidate.timestamp(), payload)
+        await self._timers.set(
+            "not_up", place.bed, candidate.timestamp(), payload, deferred=deferred
+        )
 
     async def _bathroom_due(self, timer: Timer) -> None:
         place = self._registry.placement(timer.payload["device"], timer.payload["sensed_at"])
