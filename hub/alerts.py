@@ -159,9 +159,11 @@ class AlertService:
 
     async def trigger(self, trigger: Trigger) -> dict[str, Any]:
         """Open an alert, or add the repeat to the one already active for this rule and subject."""
-        active = await self._store.active_alert(trigger.rule, trigger.subject)
-        if active is not None:
-            return await self._repeat(active, trigger)
+        # The set of active alerts is kept here: a new alarm asks the database nothing first.
+        if (trigger.rule, trigger.subject) in self._active:
+            active = await self._store.active_alert(trigger.rule, trigger.subject)
+            if active is not None:
+                return await self._repeat(active, trigger)
         now = self._clock.now()
         delay = now - trigger.sensed_at
         fields: dict[str, Any] = {
@@ -180,7 +182,8 @@ class AlertService:
             "last_triggered_at": trigger.sensed_at,
         }
         entry = AuditEntry(now, "system", "opened", None, trigger.detail)
-        alert_id = await self._store.insert_alert(fields, entry, trigger.consumes)
+        alert = await self._store.insert_alert(fields, entry, trigger.consumes)
+        alert_id = alert["id"]
         log.warning(
             "alert opened: %s",
             trigger.rule,
@@ -193,7 +196,7 @@ class AlertService:
                 "alert_id": alert_id,
             },
         )
-        return await self._announce(alert_id)
+        return await self._publish(alert)
 
     async def _repeat(self, active: dict[str, Any], trigger: Trigger) -> dict[str, Any]:
         entry = AuditEntry(self._clock.now(), "system", "repeated", None, trigger.detail)
@@ -306,6 +309,9 @@ class AlertService:
         alert = await self._store.alert(alert_id)
         if alert is None:
             raise AlertError(404, f"no alert {alert_id}")
+        return await self._publish(alert)
+
+    async def _publish(self, alert: dict[str, Any]) -> dict[str, Any]:
         key = (alert["rule"], alert["subject"])
         if alert["state"] in ACTIVE_STATES:
             self._active.add(key)
@@ -316,7 +322,7 @@ class AlertService:
             try:
                 await listener(alert)
             except Exception:
-                log.exception("alert listener failed for alert %s", alert_id)
+                log.exception("alert listener failed for alert %s", alert["id"])
         return alert
 
 

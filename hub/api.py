@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
@@ -27,6 +28,10 @@ from hub.store import Store
 from hub.web_files import listed_file, web_file
 
 KEEPALIVE_S = 15.0
+# A live stream checks its caller's session this often, between alerts: an alert is sent
+# without a query first (a sign-out on this hub stops the stream at once; an expiry, a disabled
+# user or a revoked token within this time).
+RECHECK_S = 5.0
 ALERT_PAGE = 500  # alerts read at a time while filtering them for a caller
 CONSOLE_FILES = frozenset({"common.js", "console.js", "console.css", "alarm.wav"})
 STATE_FILTERS: dict[str, tuple[str, ...]] = {
@@ -223,19 +228,27 @@ def create_app(
         )
 
         async def events() -> AsyncIterator[str]:
+            checked = quiet_since = time.monotonic()
             try:
                 yield "retry: 2000\nevent: hello\ndata: {}\n\n"
                 while not await request.is_disconnected():
+                    if time.monotonic() - checked >= RECHECK_S:
+                        if not await auth.still_signed_in(request):
+                            return  # the session ended (expired, user disabled, reset)
+                        checked = time.monotonic()
                     try:
-                        alert = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                        alert = await asyncio.wait_for(queue.get(), RECHECK_S)
                     except TimeoutError:
-                        yield ": keepalive\n\n"
+                        if time.monotonic() - quiet_since >= KEEPALIVE_S:
+                            quiet_since = time.monotonic()
+                            yield ": keepalive\n\n"
                         continue
-                    if alert is None or not await auth.still_signed_in(request):
-                        return  # the hub stops, or the session ended (sign-out, reset)
+                    if alert is None or auth.ended_here(request):
+                        return  # the hub stops, or the caller signed out
                     if hidden(alert) or not caller.sees_alert(alert):
                         continue
                     shown = json.dumps(placed(alert), separators=(",", ":"))
+                    quiet_since = time.monotonic()
                     yield f"event: alert\ndata: {shown}\n\n"
             finally:
                 bus.unsubscribe(queue)

@@ -148,6 +148,11 @@ class Authenticator:
                 raise HTTPException(403, "missing or wrong X-CSRF-Token header")
         return Principal(user.username, user.name, user.grant, "console")
 
+    def ended_here(self, request: Request) -> bool:
+        """True if the caller's session was ended by this hub (sign-out): no database read."""
+        session_id = request.session.get("sid")
+        return isinstance(session_id, str) and self.sessions.ended_here(session_id)
+
     async def still_signed_in(self, request: Request) -> bool:
         """Whether the caller of a long request (the live stream) may still be answered."""
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -157,6 +158,7 @@ class Hub:
             config.web.host,
             hub.web_port,
         )
+        _freeze_what_start_built()
         return hub
 
     def _serve(
@@ -311,3 +313,11 @@ def _bind(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def _freeze_what_start_built() -> None:
+    """Leave what start-up built (the registry, its placements, the timers: millions of objects
+    at 10,000 beds) out of the garbage collector's full passes. Each would walk them all, and
+    hold every alert for as long as that takes (up to 1.5 s seen at 10,000 beds)."""
+    gc.collect()
+    gc.freeze()

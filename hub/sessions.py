@@ -30,6 +30,7 @@ from hub.store import Store
 IDLE_S: Final = 12 * 3600.0  # unused this long: ended (the cookie's own max_age, as before)
 MAX_AGE_S: Final = 24 * 3600.0  # begun this long ago: ended however busy (sign in again)
 TOUCH_S: Final = 60.0  # `last_seen` is written at most this often per session
+ENDED_KEPT: Final = 10_000  # sessions ended here that a live stream can tell without a query
 
 
 def session_digest(session_id: str) -> str:
@@ -55,6 +56,8 @@ class Sessions:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+        # Sessions ended by this hub since it started, newest last: a live stream stops at once.
+        self._ended_here: dict[str, None] = {}
 
     async def start(self, username: str, session_gen: int, client: str) -> str:
         """A new session for the user; its id (for the cookie only: just its digest is kept)."""
@@ -93,8 +96,16 @@ class Sessions:
                 )
         return found
 
+    def ended_here(self, session_id: str) -> bool:
+        """True if this hub ended the session since it started (no database read)."""
+        return session_digest(session_id) in self._ended_here
+
     async def end(self, session_id: str) -> bool:
         """End one session, every copy of its cookie; False when it had ended already."""
+        digest = session_digest(session_id)
+        self._ended_here[digest] = None
+        if len(self._ended_here) > ENDED_KEPT:
+            del self._ended_here[next(iter(self._ended_here))]
         async with self._store.transaction() as db:
             cur = await db.execute(
                 "DELETE FROM web_sessions WHERE id_sha256 = ?", (session_digest(session_id),)

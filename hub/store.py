@@ -445,19 +445,16 @@ class Store:
 
     async def insert_alert(
         self, fields: dict[str, Any], audit: AuditEntry, consumes: TimerKey | None = None
-    ) -> int:
-        """Open an alert and record who or what opened it, in one transaction."""
-        names = ", ".join(fields)
-        marks = ", ".join("?" for _ in fields)
-        async with self.transaction() as db:
-            cur = await db.execute(
-                f"INSERT INTO alerts ({names}) VALUES ({marks})", tuple(fields.values())
+    ) -> dict[str, Any]:
+        """Open an alert and record who or what opened it, in one transaction; the alert as
+        stored. One call to the database thread, so that an alarm waits at most for the
+        transaction being written, not behind a queue of the hub's other queries."""
+        async with self._write:
+            connection = self._db._conn
+            row: dict[str, Any] = await self._db._execute(  # type: ignore[no-untyped-call]
+                _insert_alert_transaction, connection, fields, audit, consumes
             )
-            if cur.lastrowid is None:
-                raise RuntimeError("alert insert returned no id")
-            await self._insert_audit(cur.lastrowid, audit)
-            await self._consume(db, consumes)
-        return cur.lastrowid
+        return row
 
     async def update_alert(
         self,
@@ -524,12 +521,42 @@ def _write_transaction(connection: sqlite3.Connection, statements: Sequence[Stat
         raise
 
 
+def _insert_alert_transaction(
+    connection: sqlite3.Connection,
+    fields: dict[str, Any],
+    audit: AuditEntry,
+    consumes: TimerKey | None,
+) -> dict[str, Any]:
+    """On the database thread: insert the alert, its audit record and the consumed timer's
+    deletion, commit, and read the alert back."""
+    names = ", ".join(fields)
+    marks = ", ".join("?" for _ in fields)
+    try:
+        cur = connection.execute(
+            f"INSERT INTO alerts ({names}) VALUES ({marks})", tuple(fields.values())
+        )
+        alert_id = cur.lastrowid
+        if alert_id is None:
+            raise RuntimeError("alert insert returned no id")
+        connection.execute(AUDIT_INSERT, _audit_row(alert_id, audit))
+        if consumes is not None:
+            connection.execute("DELETE FROM timers WHERE kind = ? AND key = ?", consumes)
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    row = connection.execute(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)
+    ).fetchone()
+    return dict(row)
+
+
 async def _commit_on_db_thread(db: aiosqlite.Connection, statements: Sequence[Statement]) -> None:
     """Queue `_write_transaction` on the connection's own thread and wait for it.
 
     aiosqlite runs every call on one thread, in order, but offers no public way to queue a
     function of our own; `_execute`, the queue behind all its public methods (checked against
-    aiosqlite 0.22.1), is used here and only here.
+    aiosqlite 0.22.1), is used here and in `Store.insert_alert` only.
     """
     connection = db._conn
     await db._execute(_write_transaction, connection, statements)  # type: ignore[no-untyped-call]
