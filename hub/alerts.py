@@ -144,6 +144,7 @@ class AlertService:
         # (rule, subject) of every active alert, so that "the condition cleared", which most
         # readings say, costs no query when there is nothing to clear.
         self._active: set[tuple[str, str]] = set()
+        self._triggering = asyncio.Lock()
         self._listeners: list[AlertListener] = []
 
     def is_active(self, rule: str, subject: str) -> bool:
@@ -158,7 +159,14 @@ class AlertService:
             self._active.add((alert["rule"], alert["subject"]))
 
     async def trigger(self, trigger: Trigger) -> dict[str, Any]:
-        """Open an alert, or add the repeat to the one already active for this rule and subject."""
+        """Open an alert, or add the repeat to the one already active for this rule and subject.
+
+        One at a time: an alarm watched ahead of its batch (hub/ingest.py) and the items of a
+        burst may trigger together, and must not open two alerts for one rule and subject."""
+        async with self._triggering:
+            return await self._trigger(trigger)
+
+    async def _trigger(self, trigger: Trigger) -> dict[str, Any]:
         # The set of active alerts is kept here: a new alarm asks the database nothing first.
         if (trigger.rule, trigger.subject) in self._active:
             active = await self._store.active_alert(trigger.rule, trigger.subject)
@@ -219,8 +227,8 @@ class AlertService:
         if (rule, subject) not in self._active:
             return
         active = await self._store.active_alert(rule, subject)
-        if active is None:
-            return
+        if active is None or sensed_at < active["last_triggered_at"]:
+            return  # sensed before the latest trigger: stale (an alarm may be watched early)
         now = self._clock.now()
         if active["priority"] == "trouble":
             entry = AuditEntry(now, "system", "resolved", None, {"outcome": SELF_CLEARED})

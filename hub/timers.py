@@ -140,8 +140,8 @@ class Timers:
         while not stop.is_set():
             await self._fire_due()
             self._wake.clear()
-            nap = min(MAX_NAP_S, self._next_due() - self._clock.now())
-            sleeper = asyncio.create_task(self._clock.sleep(max(0.0, nap)))
+            wake_at = min(self._clock.now() + MAX_NAP_S, self._next_due())
+            sleeper = asyncio.create_task(self._sleep_until(wake_at))
             waker = asyncio.create_task(self._wake.wait())
             stopper = asyncio.create_task(stop.wait())
             try:
@@ -149,6 +149,11 @@ class Timers:
             finally:
                 for task in (sleeper, waker, stopper):
                     task.cancel()
+
+    async def _sleep_until(self, wake_at: float) -> None:
+        # The nap is measured when the task starts, not when it was made: a clock that moved
+        # in between (a test's, or a scaled one) must not push the wake-up back.
+        await self._clock.sleep(max(0.0, wake_at - self._clock.now()))
 
     def _next_due(self) -> float:
         while self._heap:
