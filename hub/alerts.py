@@ -162,11 +162,14 @@ class AlertService:
         """Open an alert, or add the repeat to the one already active for this rule and subject.
 
         One at a time: an alarm watched ahead of its batch (hub/ingest.py) and the items of a
-        burst may trigger together, and must not open two alerts for one rule and subject."""
+        burst may trigger together, and must not open two alerts for one rule and subject. The
+        listeners (escalation) run after, so that the next alarm does not wait for them."""
         async with self._triggering:
-            return await self._trigger(trigger)
+            alert = await self._open_or_repeat(trigger)
+            self._track(alert)
+        return await self._publish(alert)
 
-    async def _trigger(self, trigger: Trigger) -> dict[str, Any]:
+    async def _open_or_repeat(self, trigger: Trigger) -> dict[str, Any]:
         # The set of active alerts is kept here: a new alarm asks the database nothing first.
         if (trigger.rule, trigger.subject) in self._active:
             active = await self._store.active_alert(trigger.rule, trigger.subject)
@@ -204,7 +207,7 @@ class AlertService:
                 "alert_id": alert_id,
             },
         )
-        return await self._publish(alert)
+        return alert
 
     async def _repeat(self, active: dict[str, Any], trigger: Trigger) -> dict[str, Any]:
         entry = AuditEntry(self._clock.now(), "system", "repeated", None, trigger.detail)
@@ -219,7 +222,10 @@ class AlertService:
             entry,
             trigger.consumes,
         )
-        return await self._announce(active["id"])
+        alert = await self._store.alert(active["id"])
+        if alert is None:
+            raise AlertError(404, f"no alert {active['id']}")
+        return alert
 
     async def condition_cleared(self, rule: str, subject: str, sensed_at: float) -> None:
         """Record that the condition cleared. Trouble alerts resolve by themselves; an
@@ -319,12 +325,15 @@ class AlertService:
             raise AlertError(404, f"no alert {alert_id}")
         return await self._publish(alert)
 
-    async def _publish(self, alert: dict[str, Any]) -> dict[str, Any]:
+    def _track(self, alert: dict[str, Any]) -> None:
         key = (alert["rule"], alert["subject"])
         if alert["state"] in ACTIVE_STATES:
             self._active.add(key)
         else:
             self._active.discard(key)
+
+    async def _publish(self, alert: dict[str, Any]) -> dict[str, Any]:
+        self._track(alert)
         self._bus.publish(alert)
         for listener in self._listeners:
             try:
