@@ -6,7 +6,6 @@ Real hub, real Mosquitto (readings go in as a gateway's batches), real Chromium 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
 import time
@@ -100,6 +99,8 @@ class Beds:
         self._publish = publish
         self._broker = broker
         self._seq: dict[str, itertools.count[int]] = {}
+        # One signed-in client per person, kept for the test (a password check costs ~0.1 s).
+        self._sessions: dict[str, httpx.AsyncClient] = {}
 
     async def send(self, gateway: str, *items: dict[str, Any]) -> None:
         seq = self._seq.setdefault(gateway, itertools.count(1))
@@ -122,32 +123,36 @@ class Beds:
         death = encode_status("offline", 1, None, "test")
         await publish_raw(self._broker, status_topic("sunrise", gateway), death)
 
-    @contextlib.asynccontextmanager
-    async def session(self, who: tuple[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-        async with httpx.AsyncClient(base_url=self.hub.url) as client:
+    async def session(self, who: tuple[str, str]) -> httpx.AsyncClient:
+        """`who`'s client, signed in at its first use."""
+        client = self._sessions.get(who[0])
+        if client is None:
+            client = httpx.AsyncClient(base_url=self.hub.url)
+            self._sessions[who[0]] = client
             response = await client.post(
                 "/api/login", json={"username": who[0], "password": who[1]}
             )
             assert response.status_code == 200, response.text
             client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
-            yield client
+        return client
+
+    async def close(self) -> None:
+        for client in self._sessions.values():
+            await client.aclose()
 
     async def tile(self, bed: str) -> dict[str, Any]:
-        async with self.session(NURSE) as nurse:
-            response = await nurse.get("/api/board")
+        response = await (await self.session(NURSE)).get("/api/board")
         assert response.status_code == 200, response.text
         (tile,) = [t for t in response.json()["beds"] if t["bed"] == bed]
         return dict(tile)
 
     async def family(self, who: tuple[str, str], resident: str) -> dict[str, Any]:
-        async with self.session(who) as relative:
-            response = await relative.get(f"/api/family/residents/{resident}")
+        response = await (await self.session(who)).get(f"/api/family/residents/{resident}")
         assert response.status_code == 200, response.text
         return dict(response.json())
 
     async def resident_page(self, resident: str) -> dict[str, Any]:
-        async with self.session(NURSE) as nurse:
-            response = await nurse.get(f"/api/residents/{resident}/timeline")
+        response = await (await self.session(NURSE)).get(f"/api/residents/{resident}/timeline")
         assert response.status_code == 200, response.text
         return dict(response.json()["resident"])
 
@@ -181,11 +186,13 @@ class Beds:
 @pytest.fixture
 async def beds(
     hub_factory: HubFactory, publish_batch: PublishBatch, broker: MosquittoBroker
-) -> Beds:
+) -> AsyncIterator[Beds]:
     hub = await hub_factory(
         sites=[site_with_a_home_and_a_lounge()], users=users(), watch=QUIET_WATCH
     )
-    return Beds(hub, publish_batch, broker)
+    beds = Beds(hub, publish_batch, broker)
+    yield beds
+    await beds.close()
 
 
 async def test_the_board_the_family_app_and_the_resident_page_agree_after_every_change(
