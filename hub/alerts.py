@@ -161,9 +161,10 @@ class AlertService:
     async def trigger(self, trigger: Trigger) -> dict[str, Any]:
         """Open an alert, or add the repeat to the one already active for this rule and subject.
 
-        One at a time: an alarm watched ahead of its batch (hub/ingest.py) and the items of a
-        burst may trigger together, and must not open two alerts for one rule and subject. The
-        listeners (escalation) run after, so that the next alarm does not wait for them."""
+        One at a time: ingest and the timers may trigger together (a device's silence timer and
+        its gateway's report that it is offline), and must not open two alerts for one rule and
+        subject. The listeners (escalation) run after, so that the next alarm does not wait for
+        them."""
         async with self._triggering:
             alert = await self._open_or_repeat(trigger)
             self._track(alert)
@@ -234,7 +235,7 @@ class AlertService:
             return
         active = await self._store.active_alert(rule, subject)
         if active is None or sensed_at < active["last_triggered_at"]:
-            return  # sensed before the latest trigger: stale (an alarm may be watched early)
+            return  # sensed before the latest trigger: stale (a replay, or a late clearing)
         now = self._clock.now()
         if active["priority"] == "trouble":
             entry = AuditEntry(now, "system", "resolved", None, {"outcome": SELF_CLEARED})

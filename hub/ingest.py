@@ -46,10 +46,6 @@ from hub.watch import INSTANT_EVENTS, Watch
 log = logging.getLogger("carewatch.hub.ingest")
 
 _CONTAINERS = (dict, list)  # what JSON arrays and objects parse into
-# Alarm items watched ahead of their batch's turn (or in it first), by (site, gateway, epoch,
-# seq): the other path then leaves them to the one that came first. Bounded, oldest out.
-WATCHED_KEPT: Final = 4096
-ItemKey = tuple[str, str, str, int]
 MAX_BURST: Final = 20  # messages handled per transaction at most; bounds the wait of the first
 # Events that raise an emergency alert (a fall, a call button); with smoke true, the alarms.
 ALARM_EVENTS: Final = frozenset(
@@ -157,16 +153,14 @@ class Arrivals:
     def alarm_waiting(self) -> bool:
         return self._alarms > 0
 
-    def put(self, topic: str, payload: bytes, *, more: bool = False) -> bool:
+    def put(self, topic: str, payload: bytes, *, more: bool = False) -> None:
         """Add a message; `more`: the reader already has more behind it. The handler is woken
-        for an alarm at once, otherwise once the reader has caught up or a burst is full.
-        True if the message carries an alarm."""
+        for an alarm at once, otherwise once the reader has caught up or a burst is full."""
         arrival = _arrival(topic, payload)
         self._queue.append(arrival)
         self._alarms += arrival.alarm
         if arrival.alarm or not more or len(self._queue) >= self._burst:
             self._ready.set()
-        return arrival.alarm
 
     def close(self) -> None:
         """Nothing more comes: `next_burst` hands out what is left, then an empty burst."""
@@ -232,8 +226,6 @@ class Ingest:
         self._watch = watch
         self._clock = clock
         self._marks: dict[tuple[str, str], tuple[str, int] | None] = {}
-        self._alarms_watched: dict[ItemKey, bool] = {}  # True: ahead of its turn
-        self._ahead: set[asyncio.Task[None]] = set()
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
         self.duplicates = 0
@@ -430,91 +422,6 @@ class Ingest:
         self._marks[(address.site, address.gateway)] = mark  # the next batch is judged by it
         return _Prepared(address.site, address.gateway, mark, fresh)
 
-    # --- alarms ahead of their turn ---------------------------------------------------------
-
-    def watch_ahead(self, topic: str, payload: bytes) -> None:
-        """Watch the alarms of a batch just read, ahead of its turn in ingest (which may be
-        storing a flood of telemetry meanwhile): the alert is raised while the batch waits.
-
-        Only a first look: what cannot be read here, a repeat, an unknown or foreign device, is
-        left to the batch's turn, which judges, counts, stores and watches as ever. An alarm
-        watched here is not watched again in its turn."""
-        task = asyncio.create_task(self._watch_ahead(topic, payload), name="hub-alarm-ahead")
-        self._ahead.add(task)
-        task.add_done_callback(self._ahead.discard)
-
-    async def _watch_ahead(self, topic: str, payload: bytes) -> None:
-        address = parse_topic(topic)
-        if address is None or address.channel != "data" or len(payload) > MAX_PAYLOAD_BYTES:
-            return
-        if not self._registry.has_gateway(address.site, address.gateway):
-            return
-        try:
-            batch = WireEnvelope.model_validate(orjson.loads(payload))
-        except (orjson.JSONDecodeError, ValidationError):
-            return
-        gateway = (address.site, address.gateway)
-        # Read, never cached here: ingest owns the marks, and may move one on meanwhile.
-        if gateway in self._marks:
-            mark = self._marks[gateway]
-        else:
-            mark = await self._store.sequence_mark(*gateway)
-        done = mark[1] if mark is not None and mark[0] == batch.epoch else 0
-        for index, raw in enumerate(batch.items):
-            key = (address.site, address.gateway, batch.epoch, batch.seq + index)
-            if key[3] <= done or key in self._alarms_watched:
-                continue  # a repeat, or watched already
-            if not (isinstance(raw, dict) and _is_alarm(raw)):
-                continue
-            accepted = self._accept_quietly(address, key[3], raw)
-            if accepted is None:
-                continue
-            self._note_watched(key, ahead=True)
-            try:
-                await self._watch.on_item(accepted.item, accepted.placement)
-            except Exception:
-                del self._alarms_watched[key]  # its turn will try again
-                log.exception("watching an alarm ahead of its turn failed", extra=_where(address))
-
-    def _accept_quietly(self, address: TopicAddress, seq: int, raw: object) -> _Accepted | None:
-        """The item if it is valid and its device is this gateway's; nothing counted or logged
-        (the batch's turn does that)."""
-        try:
-            item = WireItem.model_validate(raw)
-        except ValidationError:
-            return None
-        placement = self._registry.placement(item.dev, item.at)
-        if placement is None or (placement.site, placement.gateway) != (
-            address.site,
-            address.gateway,
-        ):
-            return None
-        stored = StoredItem(
-            device=item.dev,
-            kind=item.kind,
-            name=item.name,
-            value=item.value,
-            sensed_at=item.at,
-            received_at=self._clock.now(),
-            historical=item.hist,
-        )
-        return _Accepted(seq, stored, placement)
-
-    def _note_watched(self, key: ItemKey, *, ahead: bool) -> None:
-        self._alarms_watched[key] = ahead
-        if len(self._alarms_watched) > WATCHED_KEPT:
-            del self._alarms_watched[next(iter(self._alarms_watched))]
-
-    def _watched_ahead(self, prepared: _Prepared, entry: _Accepted) -> bool:
-        """In its turn: True if this alarm was watched ahead of it (then it is not again)."""
-        if not _is_alarm_item(entry.item):
-            return False
-        key = (prepared.site, prepared.gateway, prepared.mark[0], entry.seq)
-        if key in self._alarms_watched:  # kept: a redelivery read meanwhile must find it too
-            return True
-        self._note_watched(key, ahead=False)
-        return False
-
     async def _commit(self, pending: list[_Prepared]) -> None:
         """Let the watch see the prepared batches, then store them in one transaction together
         with the timers the watch started or stopped meanwhile.
@@ -534,7 +441,7 @@ class Ingest:
         try:
             with self._store.joining_batch():
                 for index, entry in entries:
-                    if index in failed or self._watched_ahead(pending[index], entry):
+                    if index in failed:
                         continue
                     try:
                         await self._watch.on_item(entry.item, entry.placement)
@@ -650,13 +557,6 @@ class Ingest:
             extra=where,
             exc_info=fault,
         )
-
-
-def _is_alarm_item(item: StoredItem) -> bool:
-    """`_is_alarm` of an accepted item."""
-    if item.kind == "event":
-        return item.name in ALARM_EVENTS and item.value is not False
-    return item.name == ALARM_READING and item.value is True
 
 
 def _watched_first(item: StoredItem) -> bool:

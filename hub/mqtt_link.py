@@ -242,8 +242,7 @@ class MqttLink:
         messages = client.messages
         async for message in messages:
             topic, payload = _topic_and_payload(message)
-            if arrivals.put(topic, payload, more=len(messages) > 0):
-                self._ingest.watch_ahead(topic, payload)
+            arrivals.put(topic, payload, more=len(messages) > 0)
 
     async def _handle(self, arrivals: Arrivals) -> None:
         with arrivals.handled_here():

@@ -271,49 +271,6 @@ async def test_an_alarm_arriving_during_a_burst_is_handled_in_front_of_the_rest_
     )
 
 
-async def test_an_alarm_read_while_ingest_is_busy_is_watched_ahead_of_its_turn_once(
-    hub_factory: HubFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fleet = Fleet(200)  # 10 gateways
-    hub = await fleet_hub(hub_factory, fleet)
-    live = hub.bus.subscribe()
-    burst = fleet.second(0, {})
-    fall = fleet.batch(3, 1, ("fall", 70))
-    arrivals = Arrivals()
-    seen_while_busy: list[dict[str, Any]] = []
-    heard = 0
-    on_gateway_heard = hub.watch.on_gateway_heard
-
-    async def read_meanwhile(site: str, gateway: str, at: float) -> None:
-        """As the link's reader does while ingest works through the burst."""
-        nonlocal heard
-        heard += 1
-        if heard == 2:
-            assert arrivals.put(*fall)
-            hub.ingest.watch_ahead(*fall)
-            alert = await asyncio.wait_for(live.get(), 10)  # ingest waits here, mid-burst
-            assert alert is not None
-            seen_while_busy.append(alert)
-            assert hub.ingest.counters()["accepted"] == 0  # nothing of the burst stored yet
-        await on_gateway_heard(site, gateway, at)
-
-    monkeypatch.setattr(hub.watch, "on_gateway_heard", read_meanwhile)
-    await hub.ingest.handle_many(burst)  # not `handled_here`: the fall waits for its turn
-    assert [(a["rule"], a["room_name"], a["count"]) for a in seen_while_busy] == [
-        ("fall", "Room 70", 1)
-    ]
-    await hub.ingest.handle_many(await arrivals.next_burst())  # its turn: watched once only
-    await hub.ingest.handle_many([fall])  # a redelivery: a repeat, not a second fall
-
-    (alert,) = [a for a in await hub.store.alerts(("open",), 10) if a["rule"] == "fall"]
-    assert alert["count"] == 1
-    expected, readings, events = fleet.expected()
-    assert await stored_per_device(hub) == split_by_kind(expected)
-    counters = hub.ingest.counters()
-    assert counters["accepted"] == readings + events
-    assert counters["duplicates"] == len(orjson.loads(fall[1])["items"])
-
-
 async def test_bursts_take_alarm_lanes_first_never_cut_and_in_each_gateways_order() -> None:
     fleet = Fleet(2_000)  # 100 gateways
     telemetry = fleet.second(0, {})
