@@ -355,7 +355,7 @@ async def run(args: argparse.Namespace) -> Result:
         background = (
             [
                 start_background(
-                    args.background_beds, args.reading_interval, broker.host, broker.port
+                    args.background_beds, args.reading_interval, False, broker.host, broker.port
                 )
             ]
             if args.background_beds
