@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -11,6 +13,8 @@ from pathlib import Path
 from hub.config import HubConfigError, load_hub_config
 from hub.migrations import MigrationError
 from hub.service import Hub
+
+log = logging.getLogger("carewatch.hub")
 
 
 async def run_hub(config_path: Path) -> int:
@@ -23,6 +27,7 @@ async def run_hub(config_path: Path) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, log_what_tasks_wait_on)
     try:
         hub = await Hub.start(config)
     except MigrationError as exc:
@@ -42,3 +47,11 @@ def add_hub_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     )
     parser.add_argument("--config", required=True, type=Path, help="hub YAML configuration")
     parser.set_defaults(func=lambda args: asyncio.run(run_hub(args.config)))
+
+
+def log_what_tasks_wait_on() -> None:
+    """`kill -USR1 <hub pid>`: log where every task of a hub that seems stuck is waiting."""
+    for task in asyncio.all_tasks():
+        stack = io.StringIO()
+        task.print_stack(limit=12, file=stack)
+        log.warning("task %s waits at:\n%s", task.get_name(), stack.getvalue())
