@@ -223,8 +223,10 @@ class MqttLink:
         reader = asyncio.create_task(self._read(client, arrivals), name="hub-mqtt-reader")
         handler = asyncio.create_task(self._handle(arrivals), name="hub-mqtt-handler")
         stopper = asyncio.create_task(stop.wait(), name="hub-mqtt-stop")
+        handler_ended = False
         try:
-            await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({reader, handler, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            handler_ended = handler.done()
         except asyncio.CancelledError:
             handler.cancel()
             raise
@@ -235,8 +237,14 @@ class MqttLink:
             stopper.cancel()
             arrivals.close()
             await asyncio.gather(reader, stopper, handler, return_exceptions=True)
-        if not stop.is_set():
-            reader.result()
+        if stop.is_set():
+            return
+        if handler_ended:
+            # Only a bug ends the handler while the session lives: say so, and start again
+            # rather than go on reading what nobody watches.
+            log.error("the ingest handler stopped while the session was up; reconnecting")
+            raise aiomqtt.MqttError("ingest handler stopped")
+        reader.result()
 
     async def _read(self, client: aiomqtt.Client, arrivals: Arrivals) -> None:
         messages = client.messages

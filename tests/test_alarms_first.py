@@ -297,6 +297,23 @@ async def test_bursts_take_alarm_lanes_first_never_cut_and_in_each_gateways_orde
         assert [m for m in taken if m[0] == topic] == [telemetry[g], later[g]]
 
 
+async def test_a_wake_up_with_nothing_left_waits_instead_of_ending_the_handler() -> None:
+    """Ingest takes an alarm's lane in front of its burst after the alarm woke the handler:
+    the next burst must wait for messages, not come back empty (which ended ingest for good)."""
+    fleet = Fleet(200)
+    arrivals = Arrivals()
+    arrivals.put(*fleet.batch(3, 0, ("fall", 70)))  # wakes the handler
+    assert [a.topic for a in arrivals.take_lanes()] == [data_topic(SITE, "gw-0003")]
+    waiting = asyncio.create_task(arrivals.next_burst())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # nothing to take: it waits
+    telemetry = fleet.batch(4, 0)
+    arrivals.put(*telemetry)
+    assert await asyncio.wait_for(waiting, 5) == [telemetry]
+    arrivals.close()
+    assert await arrivals.next_burst() == []  # empty only once closed
+
+
 # --- through Mosquitto ----------------------------------------------------------------------
 
 
