@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiomqtt
 import httpx
@@ -99,10 +100,13 @@ class HubProcess:
 
     def __init__(self, config: Path, web_port: int) -> None:
         self._config = config
+        self.log = config.with_name("hub.log")
+        self._log_file: IO[bytes] | None = None
         self.url = f"http://127.0.0.1:{web_port}"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self._log_file = self.log.open("ab")
         self._process = subprocess.Popen(
             [
                 sys.executable,
@@ -115,7 +119,7 @@ class HubProcess:
                 str(self._config),
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self._log_file,
         )
 
         def up() -> bool:
@@ -127,10 +131,16 @@ class HubProcess:
 
         until(up, 30)
 
+    def signal(self, signum: int) -> None:
+        assert self._process is not None
+        self._process.send_signal(signum)
+
     def kill(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()  # SIGKILL: no clean shutdown, no last writes
             self._process.wait(10)
+        if self._log_file is not None:
+            self._log_file.close()
 
 
 @pytest.fixture
@@ -201,3 +211,17 @@ def test_pending_bed_exit_and_escalation_survive_kill_9(
         assert alerts(client, "bed_exit")[0]["count"] == 1
         again = client.get(f"/api/alerts/{fall['id']}/escalation").json()
         assert again == summary
+
+
+def test_sigusr1_logs_where_every_task_of_the_hub_waits(hub_process: HubProcess) -> None:
+    """For a hub that seems stuck: its ingest handler and reader are there, and where."""
+    hub_process.start()
+    hub_process.signal(signal.SIGUSR1)
+
+    def logged() -> str | None:
+        text = hub_process.log.read_text(errors="replace")
+        return text if "task hub-mqtt-handler waits at" in text else None
+
+    text = until(logged, 10)
+    assert "task hub-mqtt-reader waits at" in text
+    assert "next_burst" in text  # the handler waits for messages, as it should when idle
