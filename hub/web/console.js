@@ -496,13 +496,21 @@
   const CHANNEL_WORDS = { console: "console", push: "phone", apprise: "message" };
   const nobodyReached = new Map(); // id -> the latest step that reached nobody
 
+  // Each change of an alert asks for its escalation again; an older answer that comes back
+  // after a newer question must not undo it (a "nobody reached" banner hidden by the answer
+  // to the question asked when the alert opened).
+  const escalationAsked = new Map();
+
   async function refreshEscalation(id) {
+    const asked = (escalationAsked.get(id) || 0) + 1;
+    escalationAsked.set(id, asked);
     let summary;
     try {
       summary = await api("GET", `/api/alerts/${id}/escalation`);
     } catch (_) {
       return; // the next alert change or poll tries again
     }
+    if (escalationAsked.get(id) !== asked) return; // a newer answer is on its way
     const parts = cards.get(id);
     if (!parts) return;
     const lines = [];
@@ -541,7 +549,9 @@
     for (const [id, missed] of nobodyReached) {
       const entry = active.get(id);
       const alert = entry && entry.alert;
-      if (!alert || alert.state !== "open" || !alert.nobody_reached_at) continue;
+      // The escalation's answer says nobody was reached; the alert may still be the copy from
+      // before that (a snapshot that crossed the stream's update): its state is what counts.
+      if (!alert || alert.state !== "open") continue;
       const where = [alert.resident_name, alert.bed || alert.room_name, alert.zone_name].filter(Boolean).join(" · ");
       texts.push(`${ruleLabel(alert.rule)}${where ? ` — ${where}` : ""}${missed ? ` (${missed.reason})` : ""}`);
     }
@@ -564,6 +574,7 @@
     if (!parts) return;
     parts.card.remove();
     cards.delete(id);
+    escalationAsked.delete(id);
     nobodyReached.delete(id);
     renderNobodyBanner();
   }
