@@ -137,13 +137,16 @@ class Night:
         await self.settled()
 
     async def until_steps(self, alert_id: int, count: int) -> None:
-        """Until `count` firings of the alert are recorded and delivered: a step that reached
-        nobody records its fallback just after its own delivery, so "nothing pending" alone
-        may be seen in between."""
+        """Until `count` firings of the alert are recorded with their attempts, and delivered:
+        a step that reached nobody records its fallback just after its own delivery, and a step
+        is recorded just before its attempts, so "nothing pending" alone may be seen in between.
+        Every step has at least one attempt (`no_recipient` when it names nobody)."""
 
         async def recorded() -> bool:
             async with self.hub.store.db.execute(
-                "SELECT count(*) FROM escalation_steps WHERE alert_id = ?", (alert_id,)
+                "SELECT count(*) FROM escalation_steps s WHERE alert_id = ? AND EXISTS "
+                "(SELECT 1 FROM notifications n WHERE n.step_id = s.id)",
+                (alert_id,),
             ) as cur:
                 row = await cur.fetchone()
             return row is not None and row[0] >= count

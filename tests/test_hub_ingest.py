@@ -76,6 +76,8 @@ async def test_redelivered_batch_raises_one_alert_not_two(
         return len(await active_alerts(hub)) == 2
 
     await eventually(second_bed_seen)
+    # An alarm is announced before its batch is stored (alarms first): wait for the store too.
+    await eventually(lambda: hub.ingest.accepted == 2)
     alerts = await active_alerts(hub)
     assert sorted(a["bed"] for a in alerts) == ["SR-E-101", "SR-E-102"]
     assert all(a["count"] == 1 for a in alerts)
