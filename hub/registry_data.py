@@ -117,6 +117,17 @@ class RegistryData:
         """The open binding of a resident: which bed they are in now."""
         return _open(self.resident_history.get(resident))
 
+    def zones_of_flagged(self, flag: str) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(site, zone) -> the codes of the residents now in a bed there flagged `flag`."""
+        found: dict[tuple[str, str], list[str]] = {}
+        for bed in self.all(Bed):
+            binding = self.occupant(bed.code)
+            resident = self.find(Resident, (binding.resident,)) if binding else None
+            room = self.find(Room, (bed.site, bed.room))
+            if resident is not None and room is not None and flag in resident.flags:
+                found.setdefault((bed.site, room.zone), []).append(resident.code)
+        return {zone: tuple(sorted(codes)) for zone, codes in found.items()}
+
     def devices_of_bed(self, bed: str) -> list[Device]:
         return [d for d in self.all(Device) if d.bed == bed]
 

@@ -34,7 +34,7 @@ from typing import Any, Final, Literal
 from device_profiles import DeviceProfile, load_profile
 from hub.labels import bed_words, room_words, site_name
 from hub.registry_data import RegistryData
-from hub.registry_models import Bed, Device, Resident, Room, Zone
+from hub.registry_models import Bed, Device, Room, Zone
 from hub.watch_settings import WatchPolicy, WatchSettings
 
 BED_RULES: Final = (
@@ -147,13 +147,7 @@ class _Fleet:
                 self.smoke_zones.add((room.site, room.zone))
             if device.role == "exit_door" and fitted.makes("contact_open"):
                 self.exit_door_zones.add((room.site, room.zone))
-        self.wanderers: set[tuple[str, str]] = set()
-        for bed in data.all(Bed):
-            binding = data.occupant(bed.code)
-            resident = data.find(Resident, (binding.resident,)) if binding else None
-            room = data.find(Room, (bed.site, bed.room))
-            if resident is not None and room is not None and "wander_risk" in resident.flags:
-                self.wanderers.add((bed.site, room.zone))
+        self.wanderers = set(data.zones_of_flagged("wander_risk"))
 
     def on_gateway(self, room: Room, gateway: str, bed: str | None = None) -> bool:
         """Whether a device of this bed (or, without a bed, of this room) is on the gateway."""

@@ -24,7 +24,7 @@ from hub.alerts import AlertService, Priority, Trigger
 from hub.clock import Clock
 from hub.registry import Placement, Registry
 from hub.registry_data import RegistryData
-from hub.registry_models import Bed, Device, Resident, Room
+from hub.registry_models import Device
 from hub.store import StoredItem
 from hub.timers import Timer, Timers
 from hub.watch_settings import WatchPolicy, WatchSettings
@@ -92,20 +92,13 @@ class _Fitted:
 
     @classmethod
     def of(cls, data: RegistryData) -> _Fitted:
-        wanderers: dict[tuple[str, str], list[str]] = {}
-        for bed in data.all(Bed):
-            binding = data.occupant(bed.code)
-            resident = data.find(Resident, (binding.resident,)) if binding else None
-            room = data.find(Room, (bed.site, bed.room))
-            if resident is not None and room is not None and "wander_risk" in resident.flags:
-                wanderers.setdefault((bed.site, room.zone), []).append(resident.code)
         leaving = frozenset(
             (device.site, device.room)
             for device in data.all(Device)
             if device.room is not None
             and {"presence", "contact_open"} & load_profile(device.profile).readings
         )
-        return cls(data, {k: tuple(sorted(v)) for k, v in wanderers.items()}, leaving)
+        return cls(data, data.zones_of_flagged("wander_risk"), leaving)
 
     def tells_leaving(self, site: str, room: str) -> bool:
         return (site, room) in self.tells_leaving_rooms
