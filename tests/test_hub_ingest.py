@@ -170,6 +170,7 @@ async def test_bad_input_is_counted_and_good_items_still_alert(
         return len(await active_alerts(hub)) == 1
 
     await eventually(alerted)
+    await eventually(lambda: hub.ingest.counters().get("accepted", 0) >= 1)  # stored after
     (alert,) = await active_alerts(hub)
     assert alert["bed"] == "SR-E-102"
     counters = hub.ingest.counters()

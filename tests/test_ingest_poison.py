@@ -365,6 +365,7 @@ async def test_poison_and_a_fall_queued_together_on_mosquitto_the_fall_alerts(
         return await fall_alerts(hub, "SR-W-201") == 1
 
     await eventually(alerted)
+    await eventually(lambda: hub.ingest.counters().get("accepted", 0) >= 1)  # stored after
     assert any(WEST in burst and EAST in burst for burst in bursts), bursts
     counters = hub.ingest.counters()
     assert counters["rejected_malformed"] == 4
@@ -397,6 +398,12 @@ async def test_retained_poison_is_counted_per_delivery_and_never_stops_a_fall(
             return east == seq and await fall_alerts(hub, "SR-W-201") == seq
 
         await eventually(both_alerted)
+
+        async def both_stored(hub: Hub = hub) -> bool:
+            # An alarm is announced before its batch is stored; "accepted" counts stored items.
+            return hub.ingest.counters().get("accepted", 0) >= 2
+
+        await eventually(both_stored)
         counters = hub.ingest.counters()
         assert counters["rejected_malformed"] == 2, f"start {start}: counted once per delivery"
         assert counters["accepted"] == 2
