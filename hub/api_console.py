@@ -32,7 +32,7 @@ HealthReader = Annotated[Principal, Depends(require("health.read"))]
 AlertReader = Annotated[Principal, Depends(require("alerts.read"))]
 MAX_HOURS: Final = 24 * 14
 MAX_HANDOVER_S: Final = 31 * 86400.0
-STATIC: Final = frozenset({"console_views.js"})
+STATIC: Final = frozenset({"console_views.js", "console_board.css"})
 HideAlert = Callable[[dict[str, Any]], bool]
 
 

@@ -27,6 +27,7 @@
     hub_takeover: "Hub connection taken over",
     low_battery: "Low battery",
     zone_uncovered: "Nobody on duty covers this zone",
+    zone_unwatched: "No console watching",
   };
 
   // ---------------------------------------------------------------- DOM
