@@ -1,8 +1,11 @@
 """Who may see and do what: roles, their permissions, and scopes over sites, zones and residents.
 
 Every route declares the permission it needs with `Depends(require("..."))`. A role without
-it gets 403. An object outside the caller's scope is answered 404, exactly like a missing one,
-so that nobody learns which alerts or residents exist elsewhere.
+it gets 403 with a sentence a person can read (`refusal`): what the permission lets one do and
+who may ("Only installers or administrators can run a walk test. A member of the care staff
+may not do this."), never the permission's code. An object outside the caller's scope is
+answered 404, exactly like a missing one, so that nobody learns which alerts or residents exist
+elsewhere.
 """
 
 from __future__ import annotations
@@ -36,6 +39,37 @@ Permission = Literal[
 ]
 PERMISSIONS: Final[tuple[Permission, ...]] = get_args(Permission)
 ALL_SITES: Final = "*"
+# What each permission lets a person do, in words (for refusals).
+PERMISSION_WORDS: Final[Mapping[Permission, str]] = {
+    "alerts.read": "see alerts",
+    "alerts.act": "acknowledge or resolve alerts",
+    "health.read": "see residents' health data",
+    "figures.read": "see response-time figures",
+    "roster.read": "see the staff roster",
+    "registry.read": "see the sites, rooms and beds",
+    "registry.write": "change sites, rooms, beds and devices",
+    "residents.write": "admit, move or discharge residents",
+    "devices.read": "see the devices",
+    "provision": "set up gateways and devices",
+    "walktest": "run a walk test",
+    "users.manage": "manage user accounts",
+    "family": "use the family app",
+}
+# Roles as people say them: all of them ("Only installers …"), one of them ("An installer …").
+ROLE_PLURALS: Final[Mapping[Role, str]] = {
+    "staff": "care staff",
+    "supervisor": "supervisors",
+    "installer": "installers",
+    "family": "family members",
+    "admin": "administrators",
+}
+ROLE_ONE: Final[Mapping[Role, str]] = {
+    "staff": "a member of the care staff",
+    "supervisor": "a supervisor",
+    "installer": "an installer",
+    "family": "a family member",
+    "admin": "an administrator",
+}
 
 ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
     "admin": frozenset(PERMISSIONS) - {"family"},
@@ -196,6 +230,38 @@ def resident_visible(principal: Principal, registry: Registry, code: str) -> boo
     return place is not None and principal.sees_place(*place)
 
 
+def role_words(role: Role) -> str:
+    """One person of a role, as people say it: "a supervisor", "a member of the care staff"."""
+    return ROLE_ONE[role]
+
+
+def either(words: Iterable[str]) -> str:
+    """ "a", "a or b", "a, b or c"."""
+    listed = list(words)
+    return ", ".join(listed[:-1]) + " or " + listed[-1] if len(listed) > 1 else "".join(listed)
+
+
+def who_may(permissions: Iterable[Permission]) -> str:
+    """The roles holding any of `permissions`, in words: "installers or administrators"."""
+    wanted = set(permissions)
+    return either(
+        plural for role, plural in ROLE_PLURALS.items() if ROLE_PERMISSIONS[role] & wanted
+    )
+
+
+def refusal(
+    role: Role, permissions: Iterable[Permission], doing: str | None = None, also: str = ""
+) -> str:
+    """Why a caller of `role` is refused, as a sentence: who may do it (the roles holding any of
+    `permissions`, and `also` others) and what (`doing`, else what the permissions let one do).
+    "Only installers or administrators can run a walk test. An installer may not do this." """
+    wanted = list(permissions)
+    what = doing or either(dict.fromkeys(PERMISSION_WORDS[p] for p in wanted))
+    who = f"{who_may(wanted).replace(' or ', ', ')} or {also}" if also else who_may(wanted)
+    one = role_words(role)
+    return f"Only {who} can {what}. {one[:1].upper()}{one[1:]} may not do this."
+
+
 def not_found(what: str) -> HTTPException:
     return HTTPException(404, f"no {what}")
 
@@ -218,9 +284,7 @@ def require(*permissions: Permission) -> Dependency:
     async def dependency(request: Request) -> Principal:
         principal = await authenticated(request)
         if not any(principal.can(p) for p in permissions):
-            raise HTTPException(
-                403, f"a {principal.role} may not do this (needs {' or '.join(permissions)})"
-            )
+            raise HTTPException(403, refusal(principal.role, permissions))
         return principal
 
     dependency.permissions = permissions  # type: ignore[attr-defined]

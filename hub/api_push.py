@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, Protocol
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.access import Permission, Principal, not_found
+from hub.access import Permission, Principal, not_found, refusal
 from hub.alerts import AlertService
 from hub.api import Caller
 from hub.clock import Clock
@@ -143,9 +143,7 @@ def push_routes(
             raise HTTPException(403, "the account this notification was sent to is not active")
         caller = Principal(user.username, user.name, user.grant, "push")
         if not any(caller.can(permission) for permission in ACTING):
-            raise HTTPException(
-                403, f"a {caller.role} may not do this (needs {' or '.join(ACTING)})"
-            )
+            raise HTTPException(403, refusal(caller.role, ACTING, "answer this notification"))
         alert = await store.alert(claim.alert_id)
         if alert is None or not caller.sees_alert(alert):
             raise not_found(f"alert {claim.alert_id}")
@@ -168,10 +166,10 @@ def push_routes(
             elif action not in FAMILY_ACTIONS:
                 raise HTTPException(
                     403,
-                    "a family member answers with I've seen it, I'm handling it or Send someone",
+                    "A family member answers with I've seen it, I'm handling it or Send someone.",
                 )
         elif action not in STAFF_ACTIONS:
-            raise HTTPException(403, f"a {caller.role} answers with I'm going or I can't")
+            raise HTTPException(403, "Staff answer a notification with I'm going or I can't.")
         alert_id, who = claim.alert_id, claim.username
         result: dict[str, Any]
         if action == "acknowledge":

@@ -34,7 +34,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from edge.wire import Time
-from hub.access import Dependency, Permission, Principal, require, resident_visible
+from hub.access import (
+    Dependency,
+    Permission,
+    Principal,
+    refusal,
+    require,
+    resident_visible,
+)
 from hub.notify_apprise import masked_contacts
 from hub.registry import Registry
 from hub.registry_csv import ImportRejected, RowProblem
@@ -321,7 +328,7 @@ def registry_router(service: RegistryService) -> APIRouter:
     async def import_csv(what: str, request: Request, caller: Importer) -> dict[str, Any]:
         needed: Permission = "residents.write" if what == "residents" else "registry.write"
         if not caller.can(needed):
-            raise HTTPException(403, f"a {caller.role} may not import {what} (needs {needed})")
+            raise HTTPException(403, refusal(caller.role, [needed]))
         text = (await request.body()).decode("utf-8-sig", errors="replace")
         if not caller.all_sites:
             unseen_rows(caller, service.registry, what, text)

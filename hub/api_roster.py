@@ -30,7 +30,7 @@ from typing import Annotated, Any, Final, Literal, Protocol
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from hub.access import Principal, not_found, require
+from hub.access import Principal, not_found, refusal, require
 from hub.clock import Clock
 from hub.registry import Registry
 from hub.roster import Roster, Run
@@ -321,11 +321,8 @@ def readable_sites(
         return candidates
     allowed = [s for s in candidates if roster.is_charge_nurse(s, caller.username)]
     if not allowed:
-        raise HTTPException(
-            403,
-            f"a {caller.role} may not do this (needs roster.read, or to be a charge nurse on "
-            "the site's roster)",
-        )
+        also = "the site's charge nurses"
+        raise HTTPException(403, refusal(caller.role, ["roster.read"], also=also))
     return allowed
 
 
