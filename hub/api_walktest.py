@@ -1,5 +1,6 @@
-"""HTTP routes for walk tests, their live progress and commissioning reports, and the installer's
-page (`/installer`). Mounted by the hub next to the routes of `hub.api` (see `hub.service`).
+"""HTTP routes for walk tests, their live progress and commissioning reports, the installer's
+page (`/installer`) and the staff pages' service worker (`/staff-sw.js`). Mounted by the hub
+next to the routes of `hub.api` (see `hub.service`).
 
 The `/api/walktests` routes need the `walktest` permission (installers, admins) and a walk test
 of a site the caller sees whole: a walk test turns every alert of its site or gateway into a
@@ -29,6 +30,8 @@ from hub.web_files import listed_file, web_file
 
 T = TypeVar("T")
 INSTALLER_FILES: Final = frozenset({"installer.js", "installer.css"})
+# The pages' shells must not be kept stale by a browser cache: the service worker caches them.
+NO_CACHE: Final = {"Cache-Control": "no-cache"}
 Tester = Annotated[Principal, Depends(require("walktest"))]
 RESIDENT_FIELDS: Final = ("resident_code", "resident_name")
 
@@ -76,18 +79,26 @@ def walktest_routes(tests: WalkTests) -> APIRouter:
         except WalkTestError as exc:
             raise HTTPException(exc.status, str(exc)) from None
         if not caller.sees_site(test.site):
-            raise HTTPException(404, f"no walk test {test_id}")
+            raise HTTPException(404, f"There is no walk test {test_id}.")
 
     async def status_for(test_id: int, caller: Principal) -> dict[str, Any]:
         return without_residents(caller, await _answer(tests.status(test_id)))
 
     @router.get("/installer", response_class=HTMLResponse)
     async def installer_page() -> Response:
-        return web_file("installer.html")
+        return web_file("installer.html", NO_CACHE)
 
     @router.get("/installer/{name}")
     async def installer_file(name: str) -> Response:
-        return listed_file(name, INSTALLER_FILES)
+        return listed_file(name, INSTALLER_FILES, NO_CACHE)
+
+    # The staff pages' service worker: it keeps the console's and this page's shells for a
+    # start while the hub cannot be reached (docs/walktest.md, docs/console.md). Served here,
+    # beside the installer page it keeps, at the root so that its scope is the whole site; it
+    # holds no data and needs no login, as the family app's /sw.js.
+    @router.get("/staff-sw.js")
+    async def staff_service_worker() -> Response:
+        return web_file("staff-sw.js", NO_CACHE)
 
     @router.get("/api/walktests")
     async def list_tests(caller: Tester) -> dict[str, Any]:
@@ -97,7 +108,7 @@ def walktest_routes(tests: WalkTests) -> APIRouter:
     @router.post("/api/walktests", status_code=201)
     async def start(body: StartRequest, caller: Tester) -> dict[str, Any]:
         if not caller.sees_site(body.site):
-            raise HTTPException(404, f"no site {body.site!r}")
+            raise HTTPException(404, f"There is no site {body.site}.")
         test = await _answer(tests.start(body.site, body.gateway, caller.username))
         return await status_for(test.id, caller)
 

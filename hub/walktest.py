@@ -10,7 +10,9 @@ When the walk test stops, its test alerts still open are resolved, so that a rea
 commissioning never becomes a repeat of a hidden test alert.
 
 The status also lists the `warnings` of its scope: rules switched on (by the watch settings)
-that the devices fitted cannot drive (hub/rule_coverage.py, docs/rules-and-devices.md).
+that the devices fitted cannot drive (hub/rule_coverage.py, docs/rules-and-devices.md), and says
+each device and the scope in words for the installer's page (`device_name`, `profile_name`,
+`scope_name`): "Call button in Room 101", "Sunrise Care Home, gateway East wing".
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import logging
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final, TypeVar
 
+from device_profiles import ProfileError, load_profile
 from hub.alerts import ACTIVE_STATES, AlertBus, AlertService
+from hub.bed_state import device_kind
 from hub.clock import Clock
+from hub.labels import gateway_where, room_words
 from hub.registry import Placement, Registry
 from hub.rule_coverage import CoverageWarning, coverage
 from hub.store import Store, StoredItem
@@ -168,7 +173,7 @@ class WalkTests:
     def get(self, test_id: int) -> WalkTest:
         test = self._tests.get(test_id)
         if test is None:
-            raise WalkTestError(404, f"no walk test {test_id}")
+            raise WalkTestError(404, f"There is no walk test {test_id}.")
         return test
 
     def under_test(self, site: str, gateway: str | None) -> bool:
@@ -190,6 +195,14 @@ class WalkTests:
     def site_name(self, site: str) -> str:
         known = self._registry.sites.get(site)
         return known.name if known is not None else site
+
+    def scope_name(self, site: str, gateway: str | None) -> str:
+        """The walk test's scope in words: the site's name, and where its gateway is."""
+        if gateway is None:
+            return self.site_name(site)
+        return (
+            f"{self.site_name(site)}, gateway {gateway_where(self._registry.data, site, gateway)}"
+        )
 
     async def device_health(self) -> dict[str, dict[str, Any]]:
         """The gateways' last report on each device (signal, battery, last seen)."""
@@ -228,6 +241,7 @@ class WalkTests:
         return {
             **asdict(test),
             "scope": test.scope,
+            "scope_name": self.scope_name(test.site, test.gateway),
             "running": test.running,
             "passed": passed,
             "total": len(devices),
@@ -268,19 +282,20 @@ class WalkTests:
 
     def _check_scope(self, site: str, gateway: str | None) -> None:
         if site not in self._registry.sites:
-            raise WalkTestError(404, f"no site {site!r}")
+            raise WalkTestError(404, f"There is no site {site}.")
         if gateway is not None and not self._registry.has_gateway(site, gateway):
-            raise WalkTestError(404, f"no gateway {gateway!r} at site {site!r}")
+            raise WalkTestError(404, f"{self.site_name(site)} has no gateway {gateway}.")
         for test in self.running():
             if test.site == site and (test.gateway is None or gateway in (None, test.gateway)):
+                where = self.scope_name(test.site, test.gateway)
                 raise WalkTestError(
-                    409, f"walk test {test.id} on {test.scope} is running; stop it first"
+                    409, f"Walk test {test.id} of {where} is running: stop it first."
                 )
 
     async def stop(self, test_id: int, user: str) -> WalkTest:
         test = self.get(test_id)
         if not test.running:
-            raise WalkTestError(409, f"walk test {test_id} has already ended")
+            raise WalkTestError(409, f"Walk test {test_id} has already ended.")
         ended = replace(test, ended_by=user, ended_at=self._clock.now())
         await self._fill_signal(test_id)
         async with self._store.transaction() as db:
@@ -396,9 +411,23 @@ def _first(*values: T | None) -> T | None:
     return next((value for value in values if value is not None), None)
 
 
+def device_words(place: Placement) -> tuple[str, str]:
+    """The device and its model in words: ("Call button in Room 101", "Shelly BLU Button1 call
+    button"); an unknown profile is named by its code."""
+    try:
+        profile = load_profile(place.profile)
+    except ProfileError:
+        return f"Device in {room_words(place.room_name)}", place.profile
+    kind = device_kind(place.profile)
+    return f"{kind[:1].upper()}{kind[1:]} in {room_words(place.room_name)}", profile.name
+
+
 def _checklist_row(place: Placement, result: DeviceResult | None) -> dict[str, Any]:
+    name, model = device_words(place)
     return {
         "device": place.device,
+        "device_name": name,
+        "profile_name": model,
         "gateway": place.gateway,
         "profile": place.profile,
         "bed": place.bed,

@@ -5,7 +5,7 @@
 // Registered at /sw.js with the scope /family, so it never controls the staff console.
 "use strict";
 
-const SHELL_CACHE = "carewatch-family-shell-v3";
+const SHELL_CACHE = "carewatch-family-shell-v4";
 const SHELL = [
   "/family",
   "/static/common.js",
@@ -37,7 +37,11 @@ self.addEventListener("activate", (event) => {
   event.waitUntil(
     caches
       .keys()
-      .then((names) => Promise.all(names.filter((n) => n !== SHELL_CACHE).map((n) => caches.delete(n))))
+      // the origin's caches are shared with the staff pages' worker (/staff-sw.js): only this
+      // app's older shells go
+      .then((names) =>
+        Promise.all(names.filter((n) => n.startsWith("carewatch-family-") && n !== SHELL_CACHE).map((n) => caches.delete(n))),
+      )
       .then(() => self.clients.claim()),
   );
 });
