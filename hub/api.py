@@ -9,17 +9,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.sessions import SessionMiddleware
 
 from hub.access import Principal, authenticated, require
 from hub.alerts import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
+from hub.api_consoles import owner_of
 from hub.api_params import RecordId
 from hub.api_registry import install_registry_api
 from hub.auth import Authenticator
 from hub.config import RequestLimitSettings
+from hub.console_watch import CONSOLE_ID, Consoles
 from hub.labels import alert_place
 from hub.registry import Placement, Registry
 from hub.registry_service import RegistryService
@@ -83,8 +85,10 @@ def create_app(
     limits: RequestLimitSettings,
     health: Callable[[], dict[str, Any]],
     hide_alert: Callable[[dict[str, Any]], bool] | None = None,
+    consoles: Consoles | None = None,
 ) -> FastAPI:
-    """`hide_alert`: alerts kept off the staff list and stream (walk-test alerts)."""
+    """`hide_alert`: alerts kept off the staff list and stream (walk-test alerts);
+    `consoles`: where a console's stream says it is connected (hub/console_watch.py)."""
     hidden = hide_alert or (lambda alert: False)
     app = FastAPI(title="carewatch hub", version="0.1.0", docs_url=None, redoc_url=None)
     app.add_middleware(
@@ -222,13 +226,24 @@ def create_app(
         return {"devices": devices}
 
     @app.get("/api/stream")
-    async def stream(request: Request, caller: AlertReader) -> StreamingResponse:
+    async def stream(
+        request: Request,
+        caller: AlertReader,
+        console: Annotated[str | None, Query(pattern=CONSOLE_ID)] = None,
+        armed: bool = False,
+    ) -> StreamingResponse:
+        """The live alerts. A console page names itself (`console`) and says whether it can
+        sound (`armed`): it counts as connected while this stream is open (console_watch.py)."""
         queue = bus.subscribe(
             caller.username, lambda alert: not hidden(alert) and caller.sees_alert(alert)
         )
+        owner = owner_of(request, caller)
 
         async def events() -> AsyncIterator[str]:
             checked = quiet_since = time.monotonic()
+            leave = None
+            if console is not None and consoles is not None:
+                leave = consoles.open(console, caller, owner, armed)
             try:
                 yield "retry: 2000\nevent: hello\ndata: {}\n\n"
                 while not await request.is_disconnected():
@@ -252,6 +267,8 @@ def create_app(
                     yield f"event: alert\ndata: {shown}\n\n"
             finally:
                 bus.unsubscribe(queue)
+                if leave is not None:
+                    leave()  # synchronous: this runs when the stream is cancelled
 
         return StreamingResponse(
             events(),

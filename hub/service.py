@@ -14,6 +14,7 @@ import uvicorn
 from hub.alerts import AlertBus, AlertService
 from hub.api import create_app
 from hub.api_console import console_routes
+from hub.api_consoles import console_presence_routes
 from hub.api_escalation import escalation_routes
 from hub.api_family import family_routes
 from hub.api_oncall import oncall_routes
@@ -26,6 +27,7 @@ from hub.auth import Authenticator
 from hub.bed_state import BedStates
 from hub.clock import Clock, SystemClock
 from hub.config import HubConfig
+from hub.console_watch import Consoles, ConsoleWatch, start_console_watch
 from hub.escalation import Escalation, start_escalation
 from hub.ingest import Ingest
 from hub.mqtt_link import MqttLink
@@ -67,6 +69,7 @@ class Hub:
     walktests: WalkTests | None = None
     users: UserStore | None = None
     push: PushService | None = None
+    console_watch: ConsoleWatch | None = None
 
     @classmethod
     async def start(cls, config: HubConfig, clock: Clock | None = None) -> Hub:
@@ -115,6 +118,18 @@ class Hub:
             escalation.roster, registry, alerts, store, timers, WatchPolicy(config.watch), clock
         )
         registry_admin.on_change(roster_watch.check_all)
+        # a staffed zone with no armed console is a trouble alert (hub/console_watch.py)
+        console_watch = await start_console_watch(
+            Consoles(clock),
+            escalation.roster,
+            registry,
+            alerts,
+            store,
+            timers,
+            WatchPolicy(config.watch),
+            clock,
+        )
+        registry_admin.on_change(console_watch.check_all)
         walktests = await WalkTests.open(  # walk test
             store, registry, alerts, clock, registry_admin.policy
         )
@@ -145,12 +160,16 @@ class Hub:
         hub.walktests = walktests
         hub.users = users
         hub.push = push
+        hub.console_watch = console_watch
         hub._serve(sock, registry_admin, Authenticator(users, store, clock))
         hub._tasks.append(asyncio.create_task(timers.run(hub._stop), name="hub-timers"))
         hub._tasks.append(
             asyncio.create_task(timers.run_flusher(hub._stop), name="hub-timer-writer")
         )
         hub._tasks.append(asyncio.create_task(mqtt.run(hub._stop), name="hub-mqtt"))
+        hub._tasks.append(
+            asyncio.create_task(console_watch.run(hub._stop), name="hub-console-watch")
+        )
         log.info(
             "hub started: %d beds, %d devices, console on http://%s:%d/",
             registry.bed_count(),
@@ -176,7 +195,10 @@ class Hub:
             limits=self.config.web.limits,
             health=self.health,
             hide_alert=self.walktests.hides if self.walktests else None,
+            consoles=self.console_watch.consoles if self.console_watch else None,
         )
+        if self.console_watch is not None:  # consoles connected and armed (api_consoles.py)
+            app.include_router(console_presence_routes(self.console_watch))
         if self.escalation is not None:  # escalation and figures routes (hub/api_escalation.py)
             app.include_router(escalation_routes(self.escalation))
             # the supervisor view, its data and CSV exports (hub/api_supervisor.py)
