@@ -26,7 +26,11 @@ the room around the bed). A room sensor is a device bound to the bed's
 room that reports `presence`; it is used only when the bed has no sensor of its own.
 
 An active alert about the bed that needs a person is not a state: the board paints the tile
-red over the state, the family app lists the alert beside it.
+red over the state, the family app lists the alert beside it. An alert about the bed's room (a
+smoke detector or an exit door bound to the room, not to a bed) is kept apart, in
+`room_alerts`: the board shows it on every bed tile of the room, the family app does not. A room
+with devices of its own and no bed (a lounge, a corridor with an exit door) is a `RoomPlace` of
+its zone, and its active alerts are given with the zone's states, for the board's room tiles.
 
 "Since" is the time the value last *changed*, not the time it was last heard: the edge repeats
 unchanged readings. That is kept per device in memory, fed by the watch's item observers
@@ -52,10 +56,11 @@ from typing import Any, Final, Literal, TypeVar
 
 from device_profiles import load_profile
 from hub.alerts import ACTIVE_STATES
-from hub.labels import BedWords, bed_words
+from hub.labels import BedWords, bed_words, device_type, room_words
+from hub.labels import device_kind as device_kind  # walk tests' words come from here
 from hub.registry import Placement, Registry
 from hub.registry_data import RegistryData
-from hub.registry_models import Bed, Device, Resident, Room
+from hub.registry_models import Bed, Device, Resident, Room, Zone
 from hub.store import Store, StoredItem
 
 StateCode = Literal["in_bed", "up", "away", "device_trouble", "unknown", "empty", "no_bed"]
@@ -129,7 +134,7 @@ class Trouble:
     """Something that keeps a bed from being watched, or will soon."""
 
     words: str  # for anyone: "The call button needs a new battery"
-    detail: str  # for staff, with the device: "sensor button-101 battery low"
+    detail: str  # for staff, the device in their words: "call button battery low"
     since: float | None
 
 
@@ -145,6 +150,7 @@ class BedState:
     trouble: tuple[Trouble, ...] = ()
     alerts: tuple[dict[str, Any], ...] = ()  # active alerts about the bed that need a person
     changes_at: float | None = None
+    room_alerts: tuple[dict[str, Any], ...] = ()  # the same about its room (smoke, exit door)
 
     @property
     def label(self) -> str:
@@ -182,22 +188,6 @@ def activity_from(
     return ("away" if now - seen.since >= AWAY_AFTER_S else "up"), seen.since
 
 
-def device_kind(profile: str) -> str:
-    """What a relative calls a device: call button, bed sensor, smoke detector, …"""
-    made = {rule.reading or rule.event for rule in load_profile(profile).rules}
-    for name, kind in (
-        ("smoke", "smoke detector"),
-        ("call_button", "call button"),
-        ("occupancy", "bed sensor"),
-        ("heart_rate", "bed sensor"),
-        ("fall", "fall sensor"),
-        ("contact_open", "door sensor"),
-    ):
-        if name in made:
-            return kind
-    return "room sensor" if {"presence", "motion"} & made else "sensor"
-
-
 # --- what the registry says -------------------------------------------------------------------
 
 
@@ -222,6 +212,20 @@ class BedPlace:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomPlace:
+    """A room with devices of its own and no bed (a lounge, a corridor with an exit door)."""
+
+    room: Room
+    words: str  # "West lounge", "Room 110"
+    zone: str  # the zone's name
+    gateways: tuple[str, ...]  # the gateways that carry its devices
+
+    @property
+    def zone_key(self) -> PlaceKey:
+        return (self.room.site, self.room.zone)
+
+
+@dataclass(frozen=True, slots=True)
 class Layout:
     data: RegistryData  # the registry version it was worked out from
     zones: dict[PlaceKey, list[BedPlace]]  # in board order: site, zone name; room name, bed
@@ -229,6 +233,9 @@ class Layout:
     beds_of_device: dict[str, tuple[str, ...]]
     beds_of_gateway: dict[tuple[str, str], set[str]]
     room_bound: set[str]  # devices bound to a room, not to a bed
+    rooms: dict[PlaceKey, list[RoomPlace]] = field(default_factory=dict)  # rooms without beds
+    beds_of_room: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    zone_names: dict[PlaceKey, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +247,7 @@ class _Live:
     silent_gateways: dict[tuple[str, str], float]  # active gateway_offline alert: last heard
     device_alerts: dict[str, dict[str, float]]  # device -> active trouble rule -> since
     bed_alerts: dict[str, list[dict[str, Any]]]  # active alerts that need a person, by bed
+    room_alerts: dict[tuple[str, str], list[dict[str, Any]]]  # the same of rooms, not beds
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +260,8 @@ class ZoneStates:
     at: float
     beds: tuple[tuple[BedPlace, BedState], ...]
     by_bed: dict[str, BedState] = field(default_factory=dict)
+    # rooms without beds, each with its active alerts that need a person (oldest first)
+    rooms: tuple[tuple[RoomPlace, tuple[dict[str, Any], ...]], ...] = ()
 
 
 class BedStates:
@@ -350,7 +360,7 @@ class BedStates:
             for place in places:  # no await in here: a zone is worked out once for all
                 if not self._zone_fresh(place, now):
                     # As old as what the store said: it goes stale with it, not a second later.
-                    self._zones[place] = self._zone(place, layout.zones[place], read_at, live)
+                    self._zones[place] = self._zone(place, layout, read_at, live)
         return [self._zones[place] for place in places]
 
     async def bed(self, code: str, now: float) -> BedState | None:
@@ -371,16 +381,26 @@ class BedStates:
         zone = self._zones.get(place)
         return zone is not None and abs(now - zone.at) < REUSE_S  # either way: clocks go back
 
-    def _zone(self, key: PlaceKey, beds: list[BedPlace], at: float, live: _Live) -> ZoneStates:
+    def _zone(self, key: PlaceKey, layout: Layout, at: float, live: _Live) -> ZoneStates:
+        beds = layout.zones[key]
         states: list[tuple[BedPlace, BedState]] = []
         for place in beds:
             state = self._states.get(place.bed.code)
             if state is None or (state.changes_at is not None and at >= state.changes_at):
                 state = self._states[place.bed.code] = self._state(place, live, at)
             states.append((place, state))
-        name = beds[0].words.zone
+        name = layout.zone_names.get(key) or (beds[0].words.zone if beds else key[1])
         by_bed = {place.bed.code: state for place, state in states}
-        return ZoneStates(key[0], key[1], name, at, tuple(states), by_bed)
+        rooms = tuple(
+            (
+                room,
+                tuple(
+                    sorted(live.room_alerts.get((room.room.site, room.room.id), ()), key=_opened)
+                ),
+            )
+            for room in layout.rooms.get(key, ())
+        )
+        return ZoneStates(key[0], key[1], name, at, tuple(states), by_bed, rooms)
 
     def _state(self, place: BedPlace, live: _Live, now: float) -> BedState:
         in_bed = (
@@ -392,6 +412,8 @@ class BedStates:
             None if in_bed is not None else self._latest_seen(place.room_sensors, ("presence",))
         )
         alerts = tuple(sorted(live.bed_alerts.get(place.bed.code, ()), key=_opened))
+        room = (place.bed.site, place.room.id)
+        room_alerts = tuple(sorted(live.room_alerts.get(room, ()), key=_opened))
         exit_alert = any(alert["rule"] == "bed_exit" for alert in alerts)
         activity, since = activity_from(in_bed, present, exit_alert, now)
         seen = in_bed or present
@@ -402,6 +424,7 @@ class BedStates:
             "in_bed": None if in_bed is None else in_bed.value,
             "trouble": trouble,
             "alerts": alerts,
+            "room_alerts": room_alerts,
         }
         if trouble:
             starts = [t.since for t in trouble if t.since is not None]
@@ -448,6 +471,7 @@ class BedStates:
                 for r in await cur.fetchall()
             }
         bed_alerts: dict[str, list[dict[str, Any]]] = {}
+        room_alerts: dict[tuple[str, str], list[dict[str, Any]]] = {}
         device_alerts: dict[str, dict[str, float]] = {}
         silent_gateways: dict[tuple[str, str], float] = {}
         for alert in await self._store.alerts(ACTIVE_STATES, None):
@@ -458,14 +482,18 @@ class BedStates:
                 rules[alert["rule"]] = float(alert["sensed_at"])
             elif alert["rule"] == "gateway_offline" and alert["gateway"] is not None:
                 silent_gateways[(alert["site"], alert["gateway"])] = float(alert["sensed_at"])
-            elif alert["bed"] is not None and alert["priority"] != "trouble":
+            elif alert["priority"] == "trouble":
+                continue
+            elif alert["bed"] is not None:
                 bed_alerts.setdefault(alert["bed"], []).append(alert)
+            elif alert["room"] is not None:
+                room_alerts.setdefault((alert["site"], alert["room"]), []).append(alert)
         offline = {
             device: float(health["last_seen"] or health["reported_at"])
             for device, health in (await self._store.device_health()).items()
             if not health["online"]
         }
-        return _Live(offline, gateways, silent_gateways, device_alerts, bed_alerts)
+        return _Live(offline, gateways, silent_gateways, device_alerts, bed_alerts, room_alerts)
 
 
 def _opened(alert: dict[str, Any]) -> float:
@@ -484,25 +512,25 @@ def _trouble(place: BedPlace, live: _Live) -> tuple[Trouble, ...]:
         rules = live.device_alerts.get(device.id, {})
         if not rules and device.id not in live.offline_devices:
             continue
-        kind = device_kind(device.profile)
+        kind, staff = device_kind(device.profile), device_type(device.profile)
         if device.id in live.offline_devices:
             words = f"The {kind} {DEVICE_TROUBLE['device_offline']}"
             since = _finite(live.offline_devices[device.id])
-            found.append(Trouble(words, f"sensor {device.id} offline", since))
+            found.append(Trouble(words, f"{staff} offline", since))
         for rule, words in DEVICE_TROUBLE.items():
             if rule in rules and not (
                 rule == "device_offline" and device.id in live.offline_devices
             ):
-                detail = f"sensor {device.id} {STAFF_TROUBLE[rule]}"
+                detail = f"{staff} {STAFF_TROUBLE[rule]}"
                 found.append(Trouble(f"The {kind} {words}", detail, _finite(rules[rule])))
     for gateway in place.gateways:
         key = (place.bed.site, gateway)
         if key in live.offline_gateways:
             since = _finite(live.offline_gateways[key])
-            found.append(Trouble(GATEWAY_WORDS, f"gateway {gateway} offline", since))
+            found.append(Trouble(GATEWAY_WORDS, "gateway offline", since))
         elif key in live.silent_gateways:
             since = _finite(live.silent_gateways[key])
-            found.append(Trouble(GATEWAY_WORDS, f"gateway {gateway} not heard", since))
+            found.append(Trouble(GATEWAY_WORDS, "gateway not heard", since))
     return tuple(found)
 
 
@@ -538,18 +566,51 @@ def _layout_of(data: RegistryData) -> Layout:
                 history[-1].end if history else None,
             )
         )
+    rooms = _bedless_rooms(data, room_devices, {(p.bed.site, p.room.id) for p in places})
+    names = {key: p.words.zone for p in places for key in [p.zone_key]}
+    names.update((room.zone_key, room.zone) for room in rooms)
+    # In board order: site, zone name; a zone of rooms without beds among the others.
+    order = sorted(names, key=lambda key: (key[0], names[key]))
     places.sort(key=lambda p: (p.bed.site, p.words.zone, p.room.name, p.bed.code))
-    layout = Layout(data, {}, {}, {}, {}, {d.id for d in data.all(Device) if d.bed is None})
+    layout = Layout(
+        data, {}, {}, {}, {}, {d.id for d in data.all(Device) if d.bed is None}, zone_names=names
+    )
+    for key in order:
+        layout.zones[key] = []
+    for bedless in rooms:
+        layout.rooms.setdefault(bedless.zone_key, []).append(bedless)
+    beds_of_room: dict[tuple[str, str], list[str]] = {}
     beds_of_device: dict[str, list[str]] = {}
     for place in places:
-        layout.zones.setdefault(place.zone_key, []).append(place)
+        layout.zones[place.zone_key].append(place)
         layout.beds[place.bed.code] = place
+        beds_of_room.setdefault((place.bed.site, place.room.id), []).append(place.bed.code)
         for device in place.devices:
             beds_of_device.setdefault(device.id, []).append(place.bed.code)
             gateway = (place.bed.site, device.gateway)
             layout.beds_of_gateway.setdefault(gateway, set()).add(place.bed.code)
     layout.beds_of_device.update((d, tuple(beds)) for d, beds in beds_of_device.items())
+    layout.beds_of_room.update((room, tuple(beds)) for room, beds in beds_of_room.items())
     return layout
+
+
+def _bedless_rooms(
+    data: RegistryData,
+    room_devices: dict[tuple[str, str], list[Device]],
+    with_beds: set[tuple[str, str]],
+) -> list[RoomPlace]:
+    """The rooms with devices of their own and no bed, in board order (room name)."""
+    found: list[RoomPlace] = []
+    for key, devices in room_devices.items():
+        room = data.find(Room, key)
+        if room is None or key in with_beds:
+            continue
+        zone = data.find(Zone, (room.site, room.zone))
+        gateways = tuple(sorted({d.gateway for d in devices}))
+        found.append(
+            RoomPlace(room, room_words(room.name), zone.name if zone else room.zone, gateways)
+        )
+    return sorted(found, key=lambda r: (r.room.site, r.zone, r.room.name))
 
 
 def _readings_of_profiles(data: RegistryData) -> dict[str, set[str]]:
@@ -562,6 +623,8 @@ def _readings_of_profiles(data: RegistryData) -> dict[str, set[str]]:
 def _beds_changed(old: _Live, new: _Live, layout: Layout) -> set[str]:
     """The beds whose states may differ between two readings of the store."""
     beds = _changed_keys(old.bed_alerts, new.bed_alerts)
+    for room in _changed_keys(old.room_alerts, new.room_alerts):
+        beds.update(layout.beds_of_room.get(room, ()))
     for devices in (
         _changed_keys(old.offline_devices, new.offline_devices),
         _changed_keys(old.device_alerts, new.device_alerts),

@@ -9,6 +9,14 @@ home"), `at_home`, and for each gateway that carries a device of the bed or its 
 that gateway is (`gateways`), from which the console names a gateway alert's place and the beds
 it leaves unwatched.
 
+Alerts on a tile: every active alert about the bed that needs a person, and those about its
+room (a smoke detector or an exit door bound to the room, not a bed: `about` "room"), oldest
+first, each with its `state` and the device that raised it in words (`device_name`). The tile's
+`alert_state` is "open" while any of them is unanswered, "acknowledged" when all are, else "".
+A room with devices of its own and no bed (a lounge, a corridor with an exit door) has a tile
+of its own (`kind` "room", `bed` null) in its zone, among the beds by room name, so that smoke
+in the lounge shows on the board where it is.
+
 Fifty consoles polling every 3 s must not cost the hub a computation of every bed per request
 (benchmarks/console_stream.py). The states are worked out once per `REUSE_S` per zone for every
 caller (hub/bed_state.py), and a tile is encoded again only when its bed's state changed. A tile
@@ -18,12 +26,22 @@ is at most `REUSE_S` older than the request.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hub.bed_state import REUSE_S, BedPlace, BedState, BedStates, Layout, PlaceKey, ZoneStates
-from hub.labels import gateway_places
+from hub.bed_state import (
+    REUSE_S,
+    BedPlace,
+    BedState,
+    BedStates,
+    Layout,
+    PlaceKey,
+    RoomPlace,
+    ZoneStates,
+)
+from hub.labels import device_name, gateway_places
+from hub.registry_data import RegistryData
 
 __all__ = ["REUSE_S", "BedBoard", "ZoneTiles"]
 
@@ -77,22 +95,29 @@ class BedBoard:
         return found
 
     def _encode(self, zone: ZoneStates) -> ZoneTiles:
-        items = []
+        items: list[tuple[str, str]] = []
+        tiles: list[tuple[str, str]] = []  # (room name, encoded): room tiles among the beds
+        for room, alerts in zone.rooms:
+            tiles.append((room.room.name, _json(self._room_tile(room, alerts))))
         for place, state in zone.beds:
             cached = self._tiles.get(place.bed.code)
             if cached is None or cached[0] is not state:
-                # The separators and ensure_ascii of FastAPI's own JSON answers.
-                encoded = json.dumps(
-                    self._tile(place, state), ensure_ascii=False, separators=(",", ":")
-                )
-                cached = self._tiles[place.bed.code] = (state, encoded)
-            items.append(cached[1])
-        return ZoneTiles(zone.site, zone.zone, zone.name, zone.at, ",".join(items))
+                cached = self._tiles[place.bed.code] = (state, _json(self._tile(place, state)))
+            items.append((place.room.name, cached[1]))
+        if tiles:  # a stable sort by room name keeps the beds in board order
+            items = sorted([*items, *tiles], key=lambda item: item[0])
+        return ZoneTiles(
+            zone.site, zone.zone, zone.name, zone.at, ",".join(item for _, item in items)
+        )
 
     def _tile(self, place: BedPlace, state: BedState) -> dict[str, Any]:
         bed, room, resident, words = place.bed, place.room, place.resident, place.words
-        alerts = [alert for alert in state.alerts if not self._hidden(alert)]
+        alerts = [
+            *self._alerts(state.alerts, "bed"),
+            *self._alerts(state.room_alerts, "room"),
+        ]
         return {
+            "kind": "bed",
             "bed": bed.code,
             "label": bed.label,
             "site": bed.site,
@@ -103,13 +128,11 @@ class BedBoard:
             "place": words.room,
             "at_home": words.at_home,
             "state": "alert" if alerts else state.code,
+            "alert_state": _alert_state(alerts),
             "bed_state": state.view(),
             "resident_code": resident.code if resident else None,
             "resident_name": resident.name if resident else None,
-            "alerts": [
-                {"id": a["id"], "rule": a["rule"], "priority": a["priority"], "state": a["state"]}
-                for a in alerts
-            ],
+            "alerts": alerts,
             "trouble_detail": [t.detail for t in state.trouble],
             "gateways": [
                 {"id": gateway, "where": self._gateways.get((bed.site, gateway), gateway)}
@@ -117,3 +140,57 @@ class BedBoard:
             ],
             "sensors": [d.id for d, _ in place.sensors] or [d.id for d in place.near_bed],
         }
+
+    def _alerts(self, alerts: Iterable[dict[str, Any]], about: str) -> list[dict[str, Any]]:
+        data = self._data()
+        return [
+            {
+                "id": a["id"],
+                "rule": a["rule"],
+                "priority": a["priority"],
+                "state": a["state"],
+                "about": about,
+                "device_name": device_name(data, a["device"]) if a["device"] else "",
+            }
+            for a in alerts
+            if not self._hidden(a)
+        ]
+
+    def _data(self) -> RegistryData:
+        return self._beds.layout().data
+
+    def _room_tile(self, room: RoomPlace, alerts: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+        """A room without beds: its place, and its alerts (an empty room tile says all quiet)."""
+        shown = self._alerts(alerts, "room")
+        site = room.room.site
+        return {
+            "kind": "room",
+            "bed": None,
+            "label": room.words,
+            "site": site,
+            "zone": room.room.zone,
+            "zone_name": room.zone,
+            "room": room.room.id,
+            "room_name": room.room.name,
+            "place": room.words,
+            "at_home": False,
+            "state": "alert" if shown else "room",
+            "alert_state": _alert_state(shown),
+            "alerts": shown,
+            "gateways": [
+                {"id": gateway, "where": self._gateways.get((site, gateway), gateway)}
+                for gateway in room.gateways
+            ],
+        }
+
+
+def _alert_state(alerts: list[dict[str, Any]]) -> str:
+    """ "open" while any alert is unanswered, "acknowledged" when all are, "" for none."""
+    if not alerts:
+        return ""
+    return "open" if any(a["state"] == "open" for a in alerts) else "acknowledged"
+
+
+def _json(tile: dict[str, Any]) -> str:
+    """The separators and ensure_ascii of FastAPI's own JSON answers."""
+    return json.dumps(tile, ensure_ascii=False, separators=(",", ":"))

@@ -43,6 +43,7 @@ from hub.alerts import AlertError, AlertService
 from hub.clock import Clock
 from hub.config import HubConfig
 from hub.escalation_policy import EscalationPolicies, Period, Policy
+from hub.labels import channel_words, reached_words
 from hub.notify import (
     ConsoleNotifier,
     DeliveryResult,
@@ -71,6 +72,21 @@ Phase = Literal["escalate", "realert", "help", "fallback"]
 REALERT_TARGETS: Final = ("acknowledger", "charge_nurse")
 HELP_TARGETS: Final = ("on_duty_zone", "charge_nurse")
 FALLBACK_TARGETS: Final = ("charge_nurse", "site_managers", "site_consoles")
+# How a person says whom a step notifies, and what became of an attempt.
+TARGET_WORDS: Final[dict[str, str]] = {
+    "charge_nurse": "the charge nurse",
+    "all_on_duty": "everyone on duty",
+    "family_contacts": "the family",
+    "acknowledger": "whoever acknowledged",
+    "site_managers": "the site's supervisors",
+    "site_consoles": "every console at the site",
+}
+RESULT_WORDS: Final[dict[str, str]] = {
+    "pending": "sending",
+    "delivered": "delivered",
+    "failed": "not delivered",
+    "no_channel": "cannot be reached",
+}
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS escalation_steps (
@@ -750,6 +766,8 @@ class Escalation:
                     "user": r["recipient_user"],
                     "name": r["recipient_name"],
                     "channel": r["channel"],
+                    "channel_name": channel_words(r["channel"]),
+                    "text": reached_words(r["recipient_name"], r["channel"]),
                     "at": r["at"],
                 }
                 for r in reached
@@ -782,9 +800,14 @@ class Escalation:
             (alert_id,),
         ) as cur:
             steps = [dict(row) for row in await cur.fetchall()]
-        attempts = await self._attempts("alert_id = ?", alert_id)
+        attempts = [
+            {**a, "channel_name": channel_words(a["channel"]), "text": _attempt_words(a)}
+            for a in await self._attempts("alert_id = ?", alert_id)
+        ]
+        alert = await self._store.alert(alert_id) or {}
         for step in steps:
             step["targets"] = json.loads(step["targets"])
+            step["targets_text"] = [target_words(t, alert, self._names) for t in step["targets"]]
             step["attempts"] = [a for a in attempts if a["step_id"] == step["id"]]
         pending = self._timers.pending(KIND, str(alert_id))
         upcoming = {"due_at": pending.due_at, **pending.payload} if pending else None
@@ -794,6 +817,27 @@ class Escalation:
             "next": upcoming,
             **await self.summary(alert_id),
         }
+
+
+def target_words(target: str, alert: Mapping[str, Any], names: Callable[[str], str]) -> str:
+    """Whom a step notifies, in words: "staff on duty in East wing", "Night Nurse"."""
+    if target == "on_duty_zone":
+        zone = alert.get("zone_name") or alert.get("zone")
+        return f"staff on duty in {zone}" if zone else "staff on duty"
+    if target.startswith("user:"):
+        return names(target.removeprefix("user:"))
+    return TARGET_WORDS.get(target, target.replace("_", " "))
+
+
+def _attempt_words(attempt: Mapping[str, Any]) -> str:
+    """One notification attempt as a sentence: "Night Nurse (console): delivered", "Nobody to
+    notify: no one on duty in West wing"."""
+    if attempt["result"] == "no_recipient":
+        return f"Nobody to notify: {attempt['detail']}"
+    who = reached_words(str(attempt["recipient_name"]), attempt["channel"])
+    result = RESULT_WORDS.get(str(attempt["result"]), str(attempt["result"]).replace("_", " "))
+    detail = attempt["detail"]
+    return f"{who}: {result}{f' ({detail})' if detail and result != detail else ''}"
 
 
 def _phase(alert: dict[str, Any]) -> Phase | None:
@@ -823,8 +867,8 @@ def _reason(attempts: Sequence[Mapping[str, Any]]) -> str:
         if attempt["result"] == "no_recipient":
             reasons.append(attempt["detail"])
         else:
-            via = f" ({attempt['channel']})" if attempt["channel"] else ""
-            reasons.append(f"{attempt['recipient_name']}{via}: {attempt['detail']}")
+            who = reached_words(str(attempt["recipient_name"]), attempt["channel"])
+            reasons.append(f"{who}: {attempt['detail']}")
     return "; ".join(dict.fromkeys(reasons))
 
 
@@ -841,7 +885,8 @@ def _nobody_entry(at: float, detail: str) -> dict[str, Any]:
 def _unreached(allowed: tuple[str, ...] | None) -> str:
     if allowed is None:
         return "no delivery channel reaches this person"
-    return f"none of the channels this step allows ({', '.join(allowed)}) reaches this person"
+    allows = ", ".join(channel_words(channel) for channel in allowed)
+    return f"none of the channels this step allows ({allows}) reaches this person"
 
 
 def _contact_recipient(contact: ContactLike) -> Recipient:

@@ -1,4 +1,8 @@
-"""The shift handover: what happened to alerts since a time, and what is still open."""
+"""The shift handover: what happened to alerts since a time, and what is still open.
+
+People are named by their display names (`acknowledged_by_name`, `resolved_by_name`), as the
+console shows them; the user names stay for the record.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from hub.labels import people_names
 from hub.roster import Roster, Shift
 from hub.store import ALERT_COLUMNS, Store
 from hub.watch_settings import WatchPolicy
@@ -50,6 +55,13 @@ async def handover(store: Store, since: float, until: float, shown: AlertFilter)
         (since, until, since, until, since, until, HANDOVER_LIMIT),
     ) as cur:
         alerts = [dict(row) for row in await cur.fetchall() if shown(dict(row))]
+    names = await people_names(
+        store, [a[key] for a in alerts for key in ("acknowledged_by", "resolved_by") if a[key]]
+    )
+    for alert in alerts:
+        for key in ("acknowledged_by", "resolved_by"):
+            who = alert[key]
+            alert[f"{key}_name"] = "" if not who else names.get(who, "the hub")
 
     def within(at: float | None) -> bool:
         return at is not None and since <= at < until

@@ -10,7 +10,14 @@ the bed board (hub/board.py, and from it the console's alert cards), the family 
   bed at the resident's home) is "At home — cared for by Sunrise Care Home";
 - a gateway is where it is (its registered name, else the one room, zone or site all its
   devices are in), and the beds it leaves unwatched when it goes offline are the beds with a
-  device on it.
+  device on it;
+- a device is what it is and where ("fall radar in room 104", "smoke detector in West lounge",
+  "call button at bed SR-E-101A in room 101" when the room has more beds): `device_name`, in
+  every alert's `place` as `device_name`; what a relative calls it is `device_kind` ("fall
+  sensor", "call button");
+- a channel is said as people say it ("family app", "phone notification"): `channel_words`,
+  and a person reached through it as "Okafor family (family app)": `reached_words`;
+- a user is their display name, never their user name: `people_names` reads them.
 
 **Printable bed labels**: a QR code that opens the bed in the installer's page, and the bed code.
 Each label shows the QR code, the bed code in large print, and the room and site names. The QR
@@ -22,6 +29,8 @@ code, Pillow for the text); `site_pdf` lays out every bed of a site, one label p
 from __future__ import annotations
 
 import io
+import weakref
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -31,12 +40,29 @@ import segno
 from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
+from device_profiles import load_profile
 from hub.registry import Registry
 from hub.registry_data import RegistryData
 from hub.registry_models import Bed, Device, Gateway, Room, Site, Zone
+from hub.store import Store
 
 QR_SCALE: Final = 8
 LABEL_MM: Final = (62.0, 100.0)
+# How people name the ways an alert reaches someone, or someone answered it.
+CHANNEL_WORDS: Final[dict[str, str]] = {
+    "console": "console",
+    "phone": "phone",
+    "push": "phone notification",
+    "apprise": "message",
+    "family_app": "family app",
+    "api": "another system",
+}
+# A radar is called a radar by staff: "fall radar", where a relative hears "fall sensor".
+RADAR_KINDS: Final[dict[str, str]] = {
+    "fall sensor": "fall radar",
+    "bed sensor": "vital-signs radar",
+    "room sensor": "presence radar",
+}
 
 
 # --- places in words ----------------------------------------------------------------------
@@ -120,11 +146,115 @@ def _room_name(data: RegistryData, bed: Bed) -> str:
     return room.name if room is not None else bed.room
 
 
+def channel_words(channel: str | None) -> str:
+    """A channel as people say it: "family app", "phone notification"; "" for none."""
+    if not channel:
+        return ""
+    return CHANNEL_WORDS.get(channel, channel.replace("_", " "))
+
+
+def reached_words(name: str, channel: str | None) -> str:
+    """A person and the channel that reached them (or they answered by): "Okafor family
+    (family app)"."""
+    via = channel_words(channel)
+    return f"{name} ({via})" if via else name
+
+
+async def people_names(store: Store, usernames: Iterable[str]) -> dict[str, str]:
+    """The display names of users (a user without one, or no such user: their user name);
+    "system" is left out: what the hub did itself is said without a person."""
+    wanted = sorted({name for name in usernames if name and name != "system"})
+    if not wanted:
+        return {}
+    marks = ", ".join("?" for _ in wanted)
+    async with store.db.execute(
+        f"SELECT username, display_name FROM users WHERE username IN ({marks})", wanted
+    ) as cur:
+        found = {str(r["username"]): r["display_name"] for r in await cur.fetchall()}
+    return {name: str(found.get(name) or name) for name in wanted}
+
+
+def device_kind(profile: str) -> str:
+    """What a relative calls a device: call button, bed sensor, smoke detector, …"""
+    made = {rule.reading or rule.event for rule in load_profile(profile).rules}
+    for name, kind in (
+        ("smoke", "smoke detector"),
+        ("call_button", "call button"),
+        ("occupancy", "bed sensor"),
+        ("heart_rate", "bed sensor"),
+        ("fall", "fall sensor"),
+        ("contact_open", "door sensor"),
+    ):
+        if name in made:
+            return kind
+    return "room sensor" if {"presence", "motion"} & made else "sensor"
+
+
+def device_type(profile: str) -> str:
+    """What staff call a device: a relative's word, but a radar is a radar ("fall radar")."""
+    kind = device_kind(profile)
+    if "radar" in load_profile(profile).name.lower():
+        return RADAR_KINDS.get(kind, kind)
+    return kind
+
+
+def device_name(data: RegistryData, device_id: str) -> str:
+    """A device in words, what it is and where: "fall radar in room 104"; "" for no such
+    device (removed from the registry since)."""
+    device = data.find(Device, (device_id,))
+    if device is None:
+        return ""
+    return f"{device_type(device.profile)} {device_where(data, device)}"
+
+
+def device_where(data: RegistryData, device: Device) -> str:
+    """ "in room 104", "at bed SR-E-101A in room 101" (a room of several beds), "in West lounge",
+    "at home"; a device bound to nothing is where its gateway is."""
+    bed = data.find(Bed, (device.bed,)) if device.bed is not None else None
+    if bed is not None and bed_words(data, bed).at_home:
+        return "at home"
+    room_id = bed.room if bed is not None else device.room
+    room = data.find(Room, (device.site, room_id)) if room_id is not None else None
+    if room is None:
+        return f"by {gateway_where(data, device.site, device.gateway)}"
+    inside = f"in {_room_in_sentence(room.name)}"
+    if bed is not None and _beds_in_room(data, room) > 1:
+        return f"at bed {bed.code} {inside}"
+    return inside
+
+
+def _room_in_sentence(name: str) -> str:
+    """A room inside a sentence: "room 104", or its own name."""
+    return f"room {name}" if name[:1].isdigit() else name
+
+
+def _beds_in_room(data: RegistryData, room: Room) -> int:
+    counts = _ROOM_BEDS.get(data)
+    if counts is None:  # once per registry version (a change makes a new RegistryData)
+        counts = _ROOM_BEDS[data] = Counter((bed.site, bed.room) for bed in data.all(Bed))
+    return counts[(room.site, room.id)]
+
+
+_ROOM_BEDS: weakref.WeakKeyDictionary[RegistryData, Counter[tuple[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def alert_place(data: RegistryData, alert: dict[str, Any]) -> dict[str, Any]:
     """Where an alert happened, in words: `headline` (the bed code, the room, or the gateway),
     `room` and `zone` (where in the site: "Room 101" and "East wing"; for a gateway, where it
-    is), `text` (all of it in one line) and, for a gateway, `unwatched` (the beds it leaves
+    is), `text` (all of it in one line), `device_name` (the device that raised it, in words:
+    "fall radar in room 104"; "" for none) and, for a gateway, `unwatched` (the beds it leaves
     unwatched, each `bed` and `place`)."""
+    return {**_alert_place(data, alert), "device_name": _alert_device(data, alert)}
+
+
+def _alert_device(data: RegistryData, alert: dict[str, Any]) -> str:
+    device = alert.get("device")
+    return device_name(data, str(device)) if device else ""
+
+
+def _alert_place(data: RegistryData, alert: dict[str, Any]) -> dict[str, Any]:
     site = str(alert["site"])
     zone = str(alert.get("zone_name") or alert.get("zone") or "")
     bed = data.find(Bed, (alert["bed"],)) if alert.get("bed") else None

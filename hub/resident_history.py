@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hub.bed_state import OCCUPANCY_READINGS, BedStates
-from hub.labels import alert_place, bed_words
+from hub.escalation import RESULT_WORDS, target_words
+from hub.labels import alert_place, bed_words, channel_words, device_name, people_names
 from hub.registry import Registry
 from hub.registry_models import Bed, Binding, Device, Resident
 from hub.store import ALERT_COLUMNS, Store
@@ -23,6 +24,12 @@ VITAL_READINGS: Final = ("heart_rate", "respiration_rate")
 TIMELINE_LIMIT: Final = 500
 # Alert actions the alert entry itself already says (opened) or that would flood (repeats).
 QUIET_ACTIONS: Final = frozenset({"opened", "repeated"})
+BINDING_WORDS: Final = {
+    "config": ("In bed {bed}", "Left bed {bed}"),
+    "admission": ("Admitted to bed {bed}", "Left bed {bed}"),
+    "transfer": ("Moved to bed {bed}", "Moved out of bed {bed}"),
+    "discharge": ("In bed {bed}", "Discharged from bed {bed}"),
+}
 
 BUCKET_QUERY = """
 SELECT name, CAST((sensed_at - ?) / ? AS INTEGER) AS slot, count(*) AS n,
@@ -161,6 +168,7 @@ async def timeline(
         entries.append({"at": alert["opened_at"], "kind": "alert", "alert": alert, "place": place})
     entries += await _action_entries(store, [a["id"] for a in alerts], start, end)
     entries.sort(key=lambda e: e["at"], reverse=True)
+    await _in_words(store, registry, entries, {a["id"]: a for a in alerts})
     return {
         "resident": await resident_now(beds, registry, code, end),
         "start": start,
@@ -182,7 +190,7 @@ def _binding_entries(
                     "kind": "bed",
                     "action": binding.start_reason,
                     "bed": binding.bed,
-                    "text": f"In bed {binding.bed} ({binding.start_reason})",
+                    "text": BINDING_WORDS[binding.start_reason][0].format(bed=binding.bed),
                 }
             )
         if binding.end is not None and start <= binding.end < end:
@@ -192,7 +200,9 @@ def _binding_entries(
                     "kind": "bed",
                     "action": binding.end_reason,
                     "bed": binding.bed,
-                    "text": f"Left bed {binding.bed} ({binding.end_reason})",
+                    "text": BINDING_WORDS[binding.end_reason or "discharge"][1].format(
+                        bed=binding.bed
+                    ),
                 }
             )
     return entries
@@ -256,3 +266,47 @@ async def _action_entries(
         for row in rows
         if row["action"] not in QUIET_ACTIONS
     ]
+
+
+async def _in_words(
+    store: Store, registry: Registry, entries: list[dict[str, Any]], alerts: dict[int, Any]
+) -> None:
+    """Names where the record has codes: `actor_name` and `channel_name` of what people did,
+    `recipient_name`, `target_name` and `result_name` of a notification, `targets_text` of an
+    escalation step, `device_name` of a device's event ("fall radar in room 104")."""
+    users = [e["actor"] for e in entries if e["kind"] == "action"]
+    users += [
+        e["detail"].get("recipient")
+        for e in entries
+        if e["kind"] == "action" and e["detail"].get("recipient_kind") == "user"
+    ]
+    names = await people_names(store, users)
+
+    def name(user: str) -> str:
+        return names.get(user, user)
+
+    for entry in entries:
+        if entry["kind"] == "event":
+            entry["device_name"] = device_name(registry.data, entry["device"])
+        if entry["kind"] != "action":
+            continue
+        detail, alert = entry["detail"], alerts.get(entry["alert_id"], {})
+        entry["actor_name"] = "" if entry["actor"] == "system" else name(entry["actor"])
+        entry["channel_name"] = channel_words(entry["channel"])
+        if entry["action"] == "escalation_step":
+            targets = detail.get("targets") or []
+            entry["targets_text"] = [target_words(t, alert, name) for t in targets]
+        elif entry["action"] == "notification":
+            entry["recipient_name"] = _recipient_name(detail, name)
+            entry["target_name"] = target_words(str(detail.get("target") or ""), alert, name)
+            result = str(detail.get("result") or "")
+            entry["result_name"] = RESULT_WORDS.get(result, result.replace("_", " "))
+
+
+def _recipient_name(detail: dict[str, Any], name: Callable[[str], str]) -> str:
+    recipient, kind = detail.get("recipient"), detail.get("recipient_kind")
+    if not recipient:
+        return ""
+    if kind == "user":
+        return name(str(recipient))
+    return "every console at the site" if kind == "consoles" else str(recipient)

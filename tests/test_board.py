@@ -116,6 +116,8 @@ async def test_a_tile_goes_in_bed_up_alert_and_device_trouble(
         tile = await tile_becomes(client, "SR-E-101", "alert")
         (alert,) = tile["alerts"]
         assert alert["rule"] == "fall"
+        assert (alert["about"], alert["device_name"]) == ("bed", "fall radar in room 101")
+        assert (alert["state"], tile["alert_state"]) == ("open", "open")
         # The alert paints the tile; the bed's own state is still there, and still "up".
         assert (tile["bed_state"]["code"], tile["bed_state"]["since"]) == ("up", t0 + 60)
         resolved = await client.post(
@@ -131,7 +133,7 @@ async def test_a_tile_goes_in_bed_up_alert_and_device_trouble(
         )
         await publish_raw(broker, devices_topic("sunrise", "gw-east"), report)
         tile = await tile_becomes(client, "SR-E-101", "device_trouble")
-        assert tile["trouble_detail"] == ["sensor radar-101 offline"]
+        assert tile["trouble_detail"] == ["fall radar offline"]
         assert tile["bed_state"]["trouble"] == ["The fall sensor is not responding"]
         assert tile["bed_state"]["activity"] == "up"  # what the sensor said last is kept
         assert tile["bed_state"]["since"] == now - 30
@@ -146,7 +148,7 @@ async def test_a_tile_goes_in_bed_up_alert_and_device_trouble(
         death = encode_status("offline", 1, None, "test")
         await publish_raw(broker, status_topic("sunrise", "gw-east"), death)
         tile = await tile_becomes(client, "SR-E-102", "device_trouble")
-        assert tile["trouble_detail"] == ["gateway gw-east offline"]
+        assert tile["trouble_detail"] == ["gateway offline"]
         assert (await tiles(client))["SR-W-201"]["state"] == "empty"
 
 
@@ -228,6 +230,11 @@ async def test_the_timeline_has_events_alerts_and_staff_actions(
     staff = [k for k in kinds if k[1] not in escalation]
     assert staff == [("action", "acknowledged"), ("alert", "call_button"), ("event", "call_button")]
     assert entries[0]["actor"] == "nurse"
+    # People, channels and devices in words, for the console to say.
+    assert (entries[0]["actor_name"], entries[0]["channel_name"]) == ("Night Nurse", "console")
+    pressed = next(e for e in entries if e["kind"] == "event")
+    assert pressed["device_name"] == "call button in room 101"
+    assert all(e["targets_text"] for e in entries if e.get("action") == "escalation_step")
     assert other == []
 
 
@@ -259,6 +266,7 @@ async def test_the_handover_lists_what_happened_and_what_is_still_open(
     resolved = next(a for a in report["happened"] if a["id"] == first["id"])
     assert resolved["during"] == ["opened", "acknowledged", "resolved"]
     assert (resolved["outcome"], resolved["resolved_by"]) == ("false_alarm", "nurse")
+    assert (resolved["resolved_by_name"], resolved["acknowledged_by_name"]) == ("Night Nurse",) * 2
     assert resolved["note"] == "dropped a pillow"
     assert [a["bed"] for a in report["still_open"]] == ["SR-E-102"]
     # Nothing happened since now, but the open alert is still handed over.

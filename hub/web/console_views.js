@@ -14,6 +14,7 @@
     help_requested: "Help requested",
   };
   const ZONE_KEY = "carewatch.board.zone";
+  const STATE_WORDS = { open: "unanswered", acknowledged: "acknowledged", resolved: "resolved" };
 
   const lib = window.carewatch;
   const { make } = lib;
@@ -133,39 +134,68 @@
     el.zones.hidden = false;
   }
 
+  // A bed's tile, or a room's (a room with devices and no bed: smoke in the lounge, an exit door
+  // at night). The alerts on it say unanswered or acknowledged in words and by style, each
+  // with the device that raised it; an alert about the room shows on every bed of the room.
   function renderTile(tile) {
-    const li = make("li", { class: "tile", testid: "bed-tile", "data-bed": tile.bed, "data-state": tile.state });
+    const isRoom = tile.kind === "room";
+    const li = make("li", {
+      class: isRoom ? "tile tile-of-room" : "tile",
+      testid: isRoom ? "room-tile" : "bed-tile",
+      "data-bed": tile.bed,
+      "data-room": tile.room,
+      "data-state": tile.state,
+      "data-alert-state": tile.alert_state || null,
+    });
     const inner = tile.resident_code
       ? make("a", { class: "tile-inner", href: `#resident/${encodeURIComponent(tile.resident_code)}`, testid: "tile-link" })
       : make("div", { class: "tile-inner" });
     const head = make("div", { class: "tile-head" });
-    head.append(
-      make("span", { class: "tile-bed", testid: "tile-bed" }, tile.label || tile.bed),
-      make("span", { class: "tile-room", testid: "tile-place" }, tile.at_home ? `At home · ${tile.place}` : tile.place),
-    );
-    // The bed's state is the hub's one truth (hub/bed_state.py): the family app and the resident
-    // page show the same label. An alert paints the tile red and is named under it.
-    const bed = tile.bed_state;
-    const state = make("span", { class: "tile-state", testid: "tile-state", "data-code": bed.code }, bed.label);
-    const who = make("span", { class: "tile-resident", testid: "tile-resident" }, tile.resident_name || "—");
-    const since = make("span", { class: "tile-since", testid: "tile-since" });
-    if (bed.since !== null && bed.since !== undefined) {
-      since.dataset.since = bed.since;
-      since.dataset.exact = bed.since_exact ? "1" : "0";
-      since.textContent = sinceText(bed.since, bed.since_exact);
+    head.append(make("span", { class: "tile-bed", testid: "tile-bed" }, tile.label || tile.bed));
+    if (isRoom) head.append(make("span", { class: "tile-room", testid: "tile-place" }, tile.zone_name));
+    else head.append(make("span", { class: "tile-room", testid: "tile-place" }, tile.at_home ? `At home · ${tile.place}` : tile.place));
+    inner.append(head);
+    if (isRoom) {
+      inner.append(make("span", { class: "tile-state", testid: "tile-state", "data-code": "room" }, tile.alerts.length ? "Alarm in this room" : "All quiet"));
+    } else {
+      // The bed's state is the hub's one truth (hub/bed_state.py): the family app and the
+      // resident page show the same label.
+      const bed = tile.bed_state;
+      const state = make("span", { class: "tile-state", testid: "tile-state", "data-code": bed.code }, bed.label);
+      const who = make("span", { class: "tile-resident", testid: "tile-resident" }, tile.resident_name || "—");
+      const since = make("span", { class: "tile-since", testid: "tile-since" });
+      if (bed.since !== null && bed.since !== undefined) {
+        since.dataset.since = bed.since;
+        since.dataset.exact = bed.since_exact ? "1" : "0";
+        since.textContent = sinceText(bed.since, bed.since_exact);
+      }
+      inner.append(state, who, since);
     }
-    inner.append(head, state, who, since);
-    if (tile.alerts.length) {
-      inner.append(make("span", { class: "tile-why tile-alert", testid: "tile-alert" }, tile.alerts.map((a) => lib.ruleLabel(a.rule)).join(", ")));
-    }
-    if (bed.code === "device_trouble") {
+    if (tile.alerts.length) inner.append(tileAlerts(tile, isRoom));
+    if (!isRoom && tile.bed_state.code === "device_trouble") {
       inner.append(
         make("span", { class: "tile-why", testid: "tile-trouble" }, tile.trouble_detail.join(", ")),
-        make("span", { class: "tile-last", testid: "tile-last" }, `Last reading: ${bed.activity_label}`),
+        make("span", { class: "tile-last", testid: "tile-last" }, `Last reading: ${tile.bed_state.activity_label}`),
       );
     }
     li.append(inner);
     return li;
+  }
+
+  function tileAlerts(tile, isRoom) {
+    const list = make("ul", { class: "tile-alerts", testid: "tile-alerts" });
+    for (const a of tile.alerts) {
+      const open = a.state === "open";
+      const row = make("li", { class: "tile-alert-row", testid: "tile-alert-row", "data-alert-state": a.state, "data-about": a.about });
+      row.append(
+        make("span", { class: "tile-alert-state", testid: "tile-alert-state" }, open ? "Unanswered" : "✓ Acknowledged"),
+        " ",
+        make("span", { class: "tile-alert", testid: "tile-alert" }, lib.ruleLabel(a.rule)),
+      );
+      if (a.about === "room" && !isRoom) row.append(make("span", { class: "tile-alert-where", testid: "tile-alert-where" }, " in the room"));
+      list.append(row);
+    }
+    return list;
   }
 
   function sinceText(since, exact) {
@@ -263,32 +293,35 @@
   function entryText(entry) {
     if (entry.kind === "alert") {
       const a = entry.alert;
-      const outcome = a.state === "resolved" ? ` — ${lib.outcomeLabel(a.outcome)}` : ` — ${a.state}`;
+      const outcome = a.state === "resolved" ? ` — ${lib.outcomeLabel(a.outcome)}` : ` — ${STATE_WORDS[a.state] || a.state}`;
       return `${lib.ruleLabel(a.rule)} alert (${a.bed ? `bed ${a.bed}` : entry.place})${outcome}`;
     }
+    // The hub names people, channels, targets and devices in words (hub/resident_history.py).
     if (entry.kind === "action" && entry.action === "escalation_step") {
       // Steps are counted from 0 in the record; people count from 1 (as the alert card does).
       const step = entry.detail.phase === "help" ? "Help step" : `Escalation step ${(entry.detail.step ?? 0) + 1}`;
-      const targets = (entry.detail.targets || []).map(lib.ruleLabel).join(", ");
+      const targets = (entry.targets_text || []).join(", ");
       return `${step}${targets ? `: ${targets}` : ""}`;
     }
     if (entry.kind === "action" && entry.action === "notification") {
       const d = entry.detail;
-      if (!entry.channel || !d.recipient) return `Nobody to notify for ${lib.ruleLabel(d.target)} (${d.result})`;
-      if (d.result === "delivered") return `Notified ${d.recipient} by ${entry.channel}`;
-      return `Notifying ${d.recipient} by ${entry.channel}: ${d.result}${d.detail ? ` (${d.detail})` : ""}`;
+      const why = d.detail ? `: ${d.detail}` : "";
+      if (!entry.channel || !entry.recipient_name) return `Nobody to notify for ${entry.target_name || "this step"}${why}`;
+      const who = `${entry.recipient_name} (${entry.channel_name})`;
+      if (d.result === "delivered") return `Notified ${who}`;
+      return `Notifying ${who}: ${entry.result_name}${why}`;
     }
     if (entry.kind === "action") {
       const what = ACTION_LABELS[entry.action] || lib.ruleLabel(entry.action);
-      const by = entry.actor === "system" ? "" : ` by ${entry.actor}`;
-      const via = entry.channel ? ` (${entry.channel})` : "";
+      const by = entry.actor_name ? ` by ${entry.actor_name}` : "";
+      const via = entry.channel_name ? ` (${entry.channel_name})` : "";
       const outcome = entry.detail && entry.detail.outcome ? ` — ${lib.outcomeLabel(entry.detail.outcome)}` : "";
       const note = entry.detail && entry.detail.note ? `: “${entry.detail.note}”` : "";
       return `${what}${by}${via}${outcome}${note}`;
     }
     if (entry.kind === "event") {
       const cleared = entry.value === false ? " — cleared" : "";
-      return `${lib.ruleLabel(entry.event)}${cleared} (${entry.device})`;
+      return `${lib.ruleLabel(entry.event)}${cleared}${entry.device_name ? ` (${entry.device_name})` : ""}`;
     }
     return entry.text;
   }
@@ -396,9 +429,14 @@
 
   // A room's or gateway's alert named as console.js names it on its card (hub/labels.py's words).
   function placeHeadline(a) {
-    if (a.room || a.room_name) return places.room(a.site, a.room) || a.room_name || a.room;
+    if (a.room || a.room_name) return places.room(a.site, a.room) || roomWords(a.room_name || a.room);
     if (a.gateway) return `Gateway ${a.gateway}`;
-    return "—";
+    return a.zone_name || "the whole site";
+  }
+
+  // As hub/labels.py says a room: "Room 101" for a numbered room, else its own name.
+  function roomWords(name) {
+    return /^\d/.test(name) ? `Room ${name}` : name;
   }
 
   function handoverItem(a, testid) {
@@ -411,8 +449,8 @@
       head.append(make("a", { href: `#resident/${encodeURIComponent(a.resident_code)}` }, a.resident_name));
     }
     const steps = [`opened ${lib.stampText(a.opened_at)}`];
-    if (a.acknowledged_at) steps.push(`acknowledged by ${a.acknowledged_by} at ${lib.clockTime(a.acknowledged_at)}`);
-    if (a.resolved_at) steps.push(`resolved by ${a.resolved_by} at ${lib.clockTime(a.resolved_at)} — ${lib.outcomeLabel(a.outcome)}`);
+    if (a.acknowledged_at) steps.push(`acknowledged by ${a.acknowledged_by_name} at ${lib.clockTime(a.acknowledged_at)}`);
+    if (a.resolved_at) steps.push(`resolved by ${a.resolved_by_name} at ${lib.clockTime(a.resolved_at)} — ${lib.outcomeLabel(a.outcome)}`);
     li.append(head, make("div", { class: "handover-steps", testid: "handover-steps" }, steps.join(" · ")));
     if (a.note) li.append(make("div", { class: "handover-note" }, a.note));
     return li;
