@@ -1,13 +1,22 @@
 // carewatch app for phones, by role. Family: how a relative is now, their recent alerts and what
 // the care service did about them, whom to call, and push alerts. Staff (and charge nurses,
 // supervisors): the active alerts of the zones they cover, with "I'm going" and "I can't", and
-// the same push alerts on their own phone. Plain JS, no framework. All data is inserted with
-// textContent, never as HTML.
+// the same push alerts on their own phone. When the hub cannot be reached the app says so within
+// seconds, and opened then (its shell kept by /sw.js) it shows what it last showed, kept in this
+// browser's storage until sign-out, with buttons that say they cannot work now. Plain JS, no
+// framework. All data is inserted with textContent, never as HTML.
 "use strict";
 
 (() => {
   const POLL_S = 15;
+  const HEALTH_EVERY_MS = 5000; // how soon a lost connection is noticed, while the app is on screen
   const SW_SCOPE = "/family";
+  const STORAGE_KEY = "carewatch.family.lastSeen";
+  const OFFLINE_TEXT = "No contact with the care service — new alerts are not reaching this screen.";
+  const NOT_NOW = {
+    family: "Not available while the care service cannot be reached. If it is urgent, call them.",
+    staff: "Not available while the hub is unreachable. Call the nurses' station.",
+  };
   const RULES = {
     fall: "Fall",
     call_button: "Call button pressed",
@@ -60,6 +69,9 @@
   };
 
   let pollTimer = null;
+  let reachable = true; // the hub answered the last call
+  let shownAt = null; // when what the page shows came from the hub (epoch s)
+  let lastShown = null; // {residents} or {alerts, records}: what the page shows, to draw it again
 
   // ---------------------------------------------------------------- helpers
 
@@ -96,14 +108,113 @@
 
   // ---------------------------------------------------------------- sign in
 
-  async function start() {
+  function start() {
     registerServiceWorker();
+    setInterval(checkHub, HEALTH_EVERY_MS);
+    return signedInAlready();
+  }
+
+  async function signedInAlready() {
     try {
       enter(await lib.whoAmI());
     } catch (err) {
-      el.offline.hidden = err.status !== 0; // no answer at all: started offline from the cache
-      show("login");
+      if (err.status === 0) startedOffline(); // no answer at all: started from the cache
+      else show("login");
     }
+  }
+
+  // ---------------------------------------------------------------- without the hub
+
+  function save(shown) {
+    const who = lib.me();
+    if (!who) return;
+    lastShown = shown;
+    shownAt = Date.now() / 1000;
+    const kept = { at: shownAt, user: who.user, name: who.name, role: status.role, ...shown };
+    try {
+      localStorage.setItem(STORAGE_KEY, JSON.stringify(kept));
+    } catch (_) {
+      /* private mode or full: the app works on without it */
+    }
+  }
+
+  function saved() {
+    try {
+      const kept = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
+      return kept && kept.user && kept.role ? kept : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function forget() {
+    lastShown = shownAt = null;
+    try {
+      localStorage.removeItem(STORAGE_KEY);
+    } catch (_) {
+      /* nothing kept */
+    }
+  }
+
+  // Opened while the hub cannot be reached: what this phone last showed, if anything.
+  function startedOffline() {
+    const kept = saved();
+    shownAt = kept ? kept.at : null;
+    setReachable(false);
+    if (!kept) {
+      show("login");
+      return;
+    }
+    el.user.textContent = kept.name || kept.user;
+    status.role = kept.role;
+    lastShown = kept.role === "staff" ? { alerts: kept.alerts, records: kept.records } : { residents: kept.residents };
+    show(kept.role === "family" ? "app" : "staff");
+    drawAgain();
+  }
+
+  function setReachable(now) {
+    reachable = now;
+    el.offline.hidden = now;
+    const since = shownAt ? ` Shown: what was known at ${when(shownAt)}.` : "";
+    el.offline.textContent = OFFLINE_TEXT + since;
+    el.pushEnable.disabled = !now;
+  }
+
+  // The hub there or not, every few seconds while the app is on screen: the banner shows soon
+  // after the connection is lost, and the app loads again as soon as the hub answers.
+  async function checkHub() {
+    if (document.visibilityState !== "visible") return;
+    let answered = false;
+    try {
+      answered = (await fetch("/api/health", { cache: "no-store" })).ok;
+    } catch (_) {
+      answered = false;
+    }
+    if (answered === reachable) return;
+    if (!answered) {
+      lost();
+      return;
+    }
+    setReachable(true);
+    if (lib.me()) refresh();
+    else signedInAlready(); // opened offline: signed in still?
+  }
+
+  function lost() {
+    if (!reachable) return;
+    setReachable(false);
+    drawAgain();
+  }
+
+  // What the page showed, drawn again: its buttons say whether they can work now.
+  function drawAgain() {
+    if (!lastShown) return;
+    if (status.role === "staff" && lastShown.alerts) renderStaff(lastShown.alerts, lastShown.records);
+    else if (status.role === "family" && lastShown.residents) render(lastShown.residents);
+  }
+
+  function notNow(testid) {
+    return make("p", { class: "offline-note", testid }, NOT_NOW[status.role] || NOT_NOW.family);
   }
 
   function enter(who) {
@@ -128,6 +239,7 @@
   el.logout.addEventListener("click", async () => {
     await lib.signOut();
     clearTimeout(pollTimer);
+    forget();
     el.residents.replaceChildren();
     el.staffAlerts.replaceChildren();
     status.role = null;
@@ -164,7 +276,6 @@
     if (!lib.me() || status.role === null) return;
     const loaded = status.role === "staff" ? await loadStaff() : await loadFamily();
     if (loaded) {
-      el.offline.hidden = true;
       status.refreshes += 1;
       const stamp = `Updated ${when(Date.now() / 1000)}`;
       el.updated.textContent = el.staffUpdated.textContent = stamp;
@@ -174,13 +285,17 @@
 
   // True when the hub answered (and the page shows its answer).
   async function loadFamily() {
+    let residents;
     try {
-      render((await api("GET", "/api/family")).residents);
-      return true;
+      residents = (await api("GET", "/api/family")).residents;
     } catch (err) {
-      if (err.status !== 401) el.offline.hidden = false; // 401: the sign-in form is back
+      if (err.status === 0) lost(); // else 401: the sign-in form is back
       return false;
     }
+    if (!reachable) setReachable(true);
+    save({ residents });
+    render(residents);
+    return true;
   }
 
   function render(residents) {
@@ -249,18 +364,20 @@
       if (family) item.append(make("p", { class: "alert-meta", testid: "family-answers" }, family));
       const buttons = make("div", { class: "buttons" });
       const seen = make("button", { type: "button", class: "btn primary", testid: "seen-button" }, "I've seen it");
-      seen.disabled = (alert.seen_by || []).includes(myName);
+      seen.disabled = !reachable || (alert.seen_by || []).includes(myName);
       seen.addEventListener("click", () => act(alert, "seen", item));
       buttons.append(seen);
       if (alert.can_handle && !alert.handling) {
         const handle = make("button", { type: "button", class: "btn", testid: "handling-button" }, "I'm handling it");
+        handle.disabled = !reachable;
         handle.addEventListener("click", () => act(alert, "handling", item));
         buttons.append(handle);
       }
       const send = make("button", { type: "button", class: "btn", testid: "send-someone-button" }, "Send someone");
-      send.disabled = alert.help_requested_by.includes(myName);
+      send.disabled = !reachable || alert.help_requested_by.includes(myName);
       send.addEventListener("click", () => act(alert, "send-someone", item));
       buttons.append(send);
+      if (!reachable) buttons.append(notNow("alert-offline"));
       item.append(buttons, make("p", { class: "error", testid: "alert-error", role: "alert", hidden: true }));
       box.append(item);
     }
@@ -413,12 +530,14 @@
     try {
       alerts = (await api("GET", "/api/alerts?state=active&limit=50")).alerts;
     } catch (err) {
-      if (err.status !== 401) el.offline.hidden = false;
+      if (err.status === 0) lost();
       return false;
     }
     const records = await Promise.all(
       alerts.map((alert) => api("GET", `/api/alerts/${alert.id}/escalation`).catch(() => null)),
     );
+    if (!reachable) setReachable(true);
+    save({ alerts, records });
     renderStaff(alerts, records);
     return true;
   }
@@ -468,13 +587,16 @@
     if (alert.state === "open") {
       const buttons = make("div", { class: "buttons" });
       const going = make("button", { type: "button", class: "btn primary", testid: "going-button" }, "I'm going");
+      going.disabled = !reachable;
       going.addEventListener("click", () => answer(alert, "acknowledge", card));
       buttons.append(going);
       if (!iDeclined) {
         const cant = make("button", { type: "button", class: "btn", testid: "cant-button" }, "I can't");
+        cant.disabled = !reachable;
         cant.addEventListener("click", () => answer(alert, "decline", card));
         buttons.append(cant);
       }
+      if (!reachable) buttons.append(notNow("alert-offline"));
       card.append(buttons);
     }
     if (iDeclined) {
