@@ -12,7 +12,8 @@ commissioning never becomes a repeat of a hidden test alert.
 The status also lists the `warnings` of its scope: rules switched on (by the watch settings)
 that the devices fitted cannot drive (hub/rule_coverage.py, docs/rules-and-devices.md), and says
 each device and the scope in words for the installer's page (`device_name`, `profile_name`,
-`scope_name`): "Call button in Room 101", "Sunrise Care Home, gateway East wing".
+`scope_name`): "Call button in room 101", "Sunrise Care Home, gateway East wing", as
+hub/labels.py names them everywhere.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from typing import Any, Final, TypeVar
 
 from device_profiles import ProfileError, load_profile
 from hub.alerts import ACTIVE_STATES, AlertBus, AlertService
-from hub.bed_state import device_kind
 from hub.clock import Clock
-from hub.labels import gateway_where, room_words
+from hub.labels import device_name, gateway_where
 from hub.registry import Placement, Registry
+from hub.registry_data import RegistryData
 from hub.rule_coverage import CoverageWarning, coverage
 from hub.store import Store, StoredItem
 from hub.watch_settings import WatchPolicy
@@ -236,7 +237,9 @@ class WalkTests:
         test = self.get(test_id)
         results = await self._with_signal(await self.results(test_id))
         warnings = await asyncio.to_thread(self.warnings, test)  # a big site takes a while
-        devices = [_checklist_row(place, results.get(place.device)) for place in self.devices(test)]
+        data = self._registry.data
+        places = self.devices(test)
+        devices = [_checklist_row(data, place, results.get(place.device)) for place in places]
         passed = sum(1 for row in devices if row["passed_at"] is not None)
         return {
             **asdict(test),
@@ -411,23 +414,22 @@ def _first(*values: T | None) -> T | None:
     return next((value for value in values if value is not None), None)
 
 
-def device_words(place: Placement) -> tuple[str, str]:
-    """The device and its model in words: ("Call button in Room 101", "Shelly BLU Button1 call
-    button"); an unknown profile is named by its code."""
+def model_name(profile: str) -> str:
+    """A device's model in words ("Shelly BLU Button1 call button"); an unknown one by its code."""
     try:
-        profile = load_profile(place.profile)
+        return load_profile(profile).name
     except ProfileError:
-        return f"Device in {room_words(place.room_name)}", place.profile
-    kind = device_kind(place.profile)
-    return f"{kind[:1].upper()}{kind[1:]} in {room_words(place.room_name)}", profile.name
+        return profile
 
 
-def _checklist_row(place: Placement, result: DeviceResult | None) -> dict[str, Any]:
-    name, model = device_words(place)
+def _checklist_row(
+    data: RegistryData, place: Placement, result: DeviceResult | None
+) -> dict[str, Any]:
+    name = device_name(data, place.device) or place.device
     return {
         "device": place.device,
-        "device_name": name,
-        "profile_name": model,
+        "device_name": name[:1].upper() + name[1:],
+        "profile_name": model_name(place.profile),
         "gateway": place.gateway,
         "profile": place.profile,
         "bed": place.bed,

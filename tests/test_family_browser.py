@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, ViewportSize, async_playwright, expect
 
 from hub.service import Hub
 from tests.conftest import FAMILY, NURSE, HubFactory, PublishBatch
@@ -29,7 +29,7 @@ from tests.test_family import site_with_contacts
 from tests.test_hub_ingest import eventually
 from tests.webpush_receiver import Delivered, PushReceiver
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @dataclass
@@ -218,7 +218,8 @@ async def deliver_to_worker(phone: FamilyPhone, push: Delivered) -> None:
 async def confirmed_at(phone: FamilyPhone, who: tuple[str, str], endpoint: str) -> float | None:
     async with phone.session(who) as (client, _):
         listed = (await client.get("/api/push/subscriptions")).json()["subscriptions"]
-    return next(s["confirmed_at"] for s in listed if s["endpoint"] == endpoint)
+    confirmed: float | None = next(s["confirmed_at"] for s in listed if s["endpoint"] == endpoint)
+    return confirmed
 
 
 async def test_family_app_push_answers_and_what_the_care_service_did(phone: FamilyPhone) -> None:

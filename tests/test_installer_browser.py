@@ -17,9 +17,9 @@ from hub.service import Hub
 from tests.conftest import INSTALLER, HubFactory, PublishBatch
 from tests.test_accessibility import assert_accessible
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_family_browser import PHONE
 from tests.test_walktest import Gateway
 
-PHONE = {"width": 390, "height": 844}
 STORAGE_KEY = "carewatch.installer.lastSeen"
 
 
@@ -82,7 +82,7 @@ async def test_a_walk_test_on_a_phone(phone: InstallerPhone, publish_batch: Publ
     rows = page.get_by_test_id("device-row")
     await expect(rows).to_have_count(5)  # every device of Sunrise Care Home
     button = page.locator('[data-testid="device-row"][data-device="button-101"]')
-    await expect(button.get_by_test_id("device-name")).to_have_text("Call button in Room 101")
+    await expect(button.get_by_test_id("device-name")).to_have_text("Call button in room 101")
     await gateway.send("button-101", "call_button", "press")
     await gateway.send("button-101", "battery", 87, kind="reading")
     await gateway.send("button-101", "rssi", -58, kind="reading")

@@ -33,9 +33,22 @@ async def phone_page(browser: Browser, hub: Hub, path: str, errors: list[str]) -
     return page
 
 
-async def worker_ready(page: Page) -> None:
-    """The page's service worker is active: its shell is cached for a start without the hub."""
-    assert await page.evaluate("navigator.serviceWorker.ready.then((r) => Boolean(r.active))")
+async def worker_ready(page: Page) -> str:
+    """The page's service worker is active (its shell is cached for a start without the hub);
+    its scope."""
+    scope = await page.evaluate("navigator.serviceWorker.ready.then((r) => r.active && r.scope)")
+    assert isinstance(scope, str)
+    return scope
+
+
+CACHED = """async () => {
+  const paths = [];
+  for (const name of await caches.keys()) {
+    const cache = await caches.open(name);
+    for (const request of await cache.keys()) paths.push(new URL(request.url).pathname);
+  }
+  return paths;
+}"""
 
 
 async def test_the_family_app_and_installer_page_without_the_hub(
@@ -63,7 +76,7 @@ async def test_the_family_app_and_installer_page_without_the_hub(
             alert = family.get_by_test_id("active-alert")
             await expect(alert.get_by_test_id("active-alert-rule")).to_have_text("Fall")
             await expect(alert.get_by_test_id("seen-button")).to_be_enabled()
-            await worker_ready(family)
+            assert await worker_ready(family) == f"{hub.url}/family"
 
             # The installer walks the home; the call button has passed.
             await installer_log_in(installer)
@@ -72,7 +85,7 @@ async def test_the_family_app_and_installer_page_without_the_hub(
             await expect(button).to_have_attribute("data-passed", "false")  # it has started
             await gateway.send("button-101", "call_button", "press")
             await expect(button).to_have_attribute("data-passed", "true")
-            await worker_ready(installer)
+            assert await worker_ready(installer) == f"{hub.url}/"  # /staff-sw.js
 
             await hub.stop()
             family_banner = family.get_by_test_id("offline-banner")
@@ -106,6 +119,10 @@ async def test_the_family_app_and_installer_page_without_the_hub(
             await expect(installer.get_by_test_id("stop")).to_be_disabled()
             await expect(installer.get_by_test_id("offline-note")).to_be_visible()
             await assert_accessible(installer, "installer page, reloaded without the hub")
+            # the workers keep the pages' shells, never an answer of the API
+            cached = await installer.evaluate(CACHED)
+            assert {"/installer", "/installer/installer.js", "/static/console.js"} <= set(cached)
+            assert not [path for path in cached if path.startswith("/api/")]
         finally:
             await browser.close()
     assert errors == [], f"JavaScript errors: {errors}"
