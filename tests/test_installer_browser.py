@@ -1,7 +1,7 @@
 """The installer's page on a phone (390 × 844) in Debian's Chromium, on a real hub and
 Mosquitto: no sideways scrolling with a walk test running and results in, stopping with devices
 not passed is asked first (and can be cancelled), past walk tests are listed with their reports,
-sign-out works, and every state passes axe-core."""
+sign-out works, someone who is not an installer is told so, and every state passes axe-core."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from hub.service import Hub
-from tests.conftest import INSTALLER, HubFactory, PublishBatch
+from tests.conftest import INSTALLER, NURSE, HubFactory, PublishBatch
 from tests.test_accessibility import assert_accessible
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_family_browser import PHONE
@@ -135,3 +135,14 @@ async def test_a_walk_test_on_a_phone(phone: InstallerPhone, publish_batch: Publ
     assert me.status == 401
     await expect(page.get_by_test_id("current-user")).to_be_hidden()
     await expect(page.get_by_text(re.compile("Walk test \\d"))).to_have_count(0)
+
+    # A nurse who opens the page is told it is not for her, not the hub's refusal.
+    await page.get_by_test_id("login-user").fill(NURSE[0])
+    await page.get_by_test_id("login-password").fill(NURSE[1])
+    await page.get_by_test_id("login-submit").click()
+    await expect(page.get_by_test_id("not-installer")).to_contain_text(
+        "Your account cannot run walk tests."
+    )
+    await expect(page.get_by_test_id("walktest")).to_be_hidden()
+    await expect(page.get_by_test_id("login-error")).to_be_hidden()
+    await assert_accessible(page, "installer phone, a nurse signed in")

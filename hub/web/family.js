@@ -232,6 +232,7 @@
   const login = lib.loginForm(enter, { unreachable: "Cannot reach the care service. Check your connection." });
   lib.onSessionEnded((message) => {
     clearTimeout(pollTimer);
+    forget(); // kept only while signed in
     login.reset(message);
     show("login");
   });

@@ -30,6 +30,7 @@
     logout: $("logout-button"),
     banner: $("offline-banner"),
     panel: $("walktest"),
+    notInstaller: $("not-installer"),
     scope: $("scope"),
     start: $("start"),
     stop: $("stop"),
@@ -107,7 +108,7 @@
 
   function showLogin(message) {
     el.user.hidden = el.logout.hidden = true;
-    el.panel.hidden = el.past.hidden = true;
+    el.panel.hidden = el.past.hidden = el.notInstaller.hidden = true;
     el.login.hidden = false;
     login.reset(message);
     login.focus();
@@ -141,6 +142,12 @@
   async function loggedIn(who) {
     me = who;
     showUser(who);
+    if (!(who.permissions || []).includes("walktest")) {
+      // signed in, but not as someone who may run walk tests: say so, not the hub's refusal
+      el.panel.hidden = el.past.hidden = true;
+      el.notInstaller.hidden = false;
+      return;
+    }
     await loadScopes(who.sites);
     await applyBed();
     await loadTests();
@@ -215,8 +222,9 @@
     }
     showError("");
     try {
-      if (lib.me()) await loadTests();
-      else await loggedIn(await lib.whoAmI()); // opened offline: signed in still?
+      if (!me) return; // the sign-in form: nothing to load
+      if (!lib.me()) await loggedIn(await lib.whoAmI()); // opened offline: signed in still?
+      else if (!el.panel.hidden) await loadTests();
     } catch (error) {
       if (error.status === 401) signedOut("");
       else if (error.status !== 0) showError(error.message);
