@@ -47,6 +47,7 @@
     head: $("page-head"),
     main: document.querySelector("main"),
     queue: $("alert-queue"),
+    queueCol: $("queue-column"),
     empty: $("queue-empty"),
     activeCount: $("active-count"),
     summary: $("queue-summary"),
@@ -300,6 +301,9 @@
   }
 
   function soundAlarm(alert) {
+    // The queue beside the views scrolls by itself: a new alarm brings its top, the
+    // longest-waiting unanswered alarm, back into view.
+    el.queueCol.scrollTop = 0;
     if (play(kindOf(alert), urgency(alert), "new", 2)) {
       status.alarmsSounded += 1;
       lastAlarmAt = nowS();
@@ -824,23 +828,25 @@
     renderNobodyBanner();
   }
 
-  // "NOBODY REACHED" across the top of every console of the site while such an alert is open.
+  // "NOBODY REACHED" across the top of every console of the site while such an alert is open:
+  // the first in the queue's order and how many more, so that the banner stays one or two lines
+  // and the queue under it in view.
   function renderNobodyBanner() {
     const texts = [];
-    for (const [id, missed] of nobodyReached) {
-      const entry = active.get(id);
-      const alert = entry && entry.alert;
+    for (const alert of sortedAlerts()) {
       // The escalation's answer says nobody was reached; the alert may still be the copy from
       // before that (a snapshot that crossed the stream's update): its state is what counts.
-      if (!alert || alert.state !== "open") continue;
+      if (!nobodyReached.has(alert.id) || alert.state !== "open") continue;
+      const missed = nobodyReached.get(alert.id);
       const where = [alert.resident_name, alert.bed || alert.room_name, alert.zone_name].filter(Boolean).join(" · ");
       texts.push(`${ruleLabel(alert.rule)}${where ? ` — ${where}` : ""}${missed ? ` (${missed.reason})` : ""}`);
     }
     const banner = el.nobodyBanner;
     banner.hidden = texts.length === 0;
+    const more = texts.length > 1 ? ` and ${texts.length - 1} more` : "";
     banner.replaceChildren(
       make("strong", {}, "NOBODY REACHED"),
-      make("span", {}, ` ${texts.join("; ")}. Go now, or call for help.`),
+      make("span", {}, ` ${texts[0] || ""}${more}. Go now, or call for help.`),
     );
     for (const [id, parts] of cards) parts.card.dataset.nobody = nobodyReached.has(id) ? "reached-nobody" : "";
   }
@@ -862,7 +868,7 @@
     el.smokeBanner.replaceChildren(
       icon("evacuation"),
       make("strong", {}, "FIRE ALARM — EVACUATION"),
-      make("span", { testid: "smoke-banner-where" }, ` Smoke alarm: ${places.join("; ")}. Follow the fire plan; acknowledge when someone is on the way.`),
+      make("span", { testid: "smoke-banner-where" }, `Smoke alarm: ${places.join("; ")}. Follow the fire plan.`),
     );
     document.body.dataset.evacuation = "on";
   }
