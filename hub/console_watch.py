@@ -43,7 +43,7 @@ from hub.clock import Clock
 from hub.registry import Registry
 from hub.registry_models import Zone
 from hub.roster import Roster
-from hub.roster_watch import site_zones, subject_of, zone_of
+from hub.roster_watch import subject_of, zone_of
 from hub.store import Store
 from hub.timers import Timer, Timers
 from hub.watch_settings import WatchPolicy
@@ -188,8 +188,8 @@ class ConsoleWatch:
                 self.staffed(site, zone.id, at),
                 self.consoles.watching(site, zone.id),
             )
-            for site in sorted(self.registry.sites)
-            for zone in site_zones(self.registry, site)
+            for site, zones in sorted(self._zones().items())
+            for zone in zones
         ]
 
     async def start(self) -> None:
@@ -218,11 +218,18 @@ class ConsoleWatch:
     def _sites(self) -> list[str]:
         return sorted(set(self.registry.sites) | set(self._roster.sites()))
 
+    def _zones(self) -> dict[str, list[Zone]]:
+        """Every site's zones in the registry, in id order (one pass over them all)."""
+        found: dict[str, list[Zone]] = {site: [] for site in self.registry.sites}
+        for zone in sorted(self.registry.data.all(Zone), key=lambda z: z.id):
+            found.setdefault(zone.site, []).append(zone)
+        return found
+
     async def _check(self, *, restart: bool) -> None:
         now = self.clock.now()
         sites = self._sites()
         async with self._lock:
-            await self._clear_gone(sites, now)
+            await self._clear_gone(now)
             await self._settle(sites, now, restart=restart)
             for site in sites:
                 await self._schedule(site, now)
@@ -240,9 +247,9 @@ class ConsoleWatch:
         else:
             await self._timers.set(SHIFT, site, due, {})
 
-    async def _clear_gone(self, sites: list[str], now: float) -> None:
+    async def _clear_gone(self, now: float) -> None:
         """Clear the alerts of zones that are no longer in the registry."""
-        known = {(site, zone.id) for site in sites for zone in site_zones(self.registry, site)}
+        known = {(zone.site, zone.id) for zones in self._zones().values() for zone in zones}
         for alert in await self._store.alerts(ACTIVE_STATES, limit=None):
             place = zone_of(str(alert["subject"]))
             if alert["rule"] == RULE and place is not None and place not in known:
@@ -252,8 +259,9 @@ class ConsoleWatch:
     async def _settle(self, sites: list[str], now: float, *, restart: bool) -> None:
         """For every zone of `sites`: clear what is watched or not staffed, and start the grace
         of a staffed zone nobody watches (again at a restart)."""
+        zones = self._zones()
         for site in sites:
-            for zone in site_zones(self.registry, site):
+            for zone in zones.get(site, []):
                 if not self.staffed(site, zone.id, now):
                     await self._no_alarm(site, zone.id, now, "nobody is on duty there now")
                 elif self.consoles.watching(site, zone.id):
@@ -292,7 +300,7 @@ class ConsoleWatch:
         site, zone_id = str(timer.payload["site"]), str(timer.payload["zone"])
         async with self._lock:
             now = self.clock.now()
-            zone = next((z for z in site_zones(self.registry, site) if z.id == zone_id), None)
+            zone = next((z for z in self._zones().get(site, []) if z.id == zone_id), None)
             if (
                 zone is None
                 or not self.staffed(site, zone_id, now)
