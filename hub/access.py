@@ -275,8 +275,9 @@ async def authenticated(request: Request) -> Principal:
     return principal
 
 
-def require(*permissions: Permission) -> Dependency:
-    """A dependency that lets through callers holding any one of `permissions`."""
+def require(*permissions: Permission, doing: str | None = None) -> Dependency:
+    """A dependency that lets through callers holding any one of `permissions`; the others are
+    refused with a sentence (`refusal`), saying `doing` if given ("see the staff roster")."""
     unknown = set(permissions) - set(PERMISSIONS)
     if unknown or not permissions:
         raise ValueError(f"unknown permissions {sorted(unknown)}")
@@ -284,7 +285,7 @@ def require(*permissions: Permission) -> Dependency:
     async def dependency(request: Request) -> Principal:
         principal = await authenticated(request)
         if not any(principal.can(p) for p in permissions):
-            raise HTTPException(403, refusal(principal.role, permissions))
+            raise HTTPException(403, refusal(principal.role, permissions, doing))
         return principal
 
     dependency.permissions = permissions  # type: ignore[attr-defined]

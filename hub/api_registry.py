@@ -69,7 +69,10 @@ Fields = Annotated[dict[str, Any], Body()]
 
 ResidentWriter = Annotated[Principal, Depends(require("residents.write"))]
 PlaceReader = Annotated[Principal, Depends(require("registry.read"))]
-Importer = Annotated[Principal, Depends(require("registry.write", "residents.write"))]
+Importer = Annotated[
+    Principal,
+    Depends(require("registry.write", "residents.write", doing="import records from a file")),
+]
 # An empty registry answers an unknown key with the very words a real one uses.
 _NOTHING = RegistryData()
 
@@ -318,7 +321,8 @@ def registry_router(service: RegistryService) -> APIRouter:
     router = APIRouter(prefix="/api")
     for plural, kind in PLURALS.items():
         if kind is Resident:
-            reading, writing = require("health.read", "residents.write"), require("residents.write")
+            reading = require("health.read", "residents.write", doing="see residents")
+            writing = require("residents.write")
         else:
             reading, writing = require("registry.read"), require("registry.write")
         _record_routes(router, service, plural, kind, reading, writing)

@@ -40,7 +40,9 @@ from hub.users import UserStore
 from hub.web_files import listed_file, web_file
 
 PAGE_FILES: Final = frozenset({"roster.js"})
-RosterReader = Annotated[Principal, Depends(require("roster.read", "alerts.read"))]
+RosterReader = Annotated[
+    Principal, Depends(require("roster.read", "alerts.read", doing="see the staff roster"))
+]
 When = Literal["now", "next"]
 
 

@@ -836,8 +836,9 @@ def _attempt_words(attempt: Mapping[str, Any]) -> str:
         return f"Nobody to notify: {attempt['detail']}"
     who = reached_words(str(attempt["recipient_name"]), attempt["channel"])
     result = RESULT_WORDS.get(str(attempt["result"]), str(attempt["result"]).replace("_", " "))
-    detail = attempt["detail"]
-    return f"{who}: {result}{f' ({detail})' if detail and result != detail else ''}"
+    # A delivery's own detail can name user names ("on the consoles of nurse"): left out.
+    detail = attempt["detail"] if attempt["result"] != "delivered" else ""
+    return f"{who}: {result}{f' ({detail})' if detail else ''}"
 
 
 def _phase(alert: dict[str, Any]) -> Phase | None:

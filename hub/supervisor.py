@@ -18,6 +18,10 @@ site-scoped supervisor is answered about their own sites only (see `hub.api_supe
   `low_battery` alert.
 - Beds by type: per site and zone kind, the beds watched by each kind of sensor (a device
   bound to the bed or to its room), and the beds nothing watches.
+
+Said in words for the page (hub/labels.py): a device by kind and place (`device_name`: "fall
+radar in room 102") and model (`model`), a gateway with where it is (`where`), who acknowledged
+by display name (`acknowledged_by_name`). The codes stay beside them for the CSV exports.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from hub.figures import (
     nobody_reached_counts,
     write_csv,
 )
+from hub.labels import device_name, gateway_where, people_names
 from hub.registry import Registry
 from hub.registry_models import Bed, Device, Room, Zone
 from hub.roster import Roster
@@ -277,7 +282,9 @@ async def devices(
         rows.append(
             {
                 "device": place.device,
+                "device_name": device_name(sources.registry.data, place.device),
                 "profile": place.profile,
+                "model": profile.name if profile is not None else place.profile,
                 "site": place.site,
                 "gateway": place.gateway,
                 "zone": place.zone,
@@ -292,10 +299,17 @@ async def devices(
                 "last_seen": report.get("last_seen") if report else None,
             }
         )
+    data = sources.registry.data
     gateways = [
-        {"site": key.partition("/")[0], "gateway": key.partition("/")[2], "since": since}
+        {
+            "site": site,
+            "gateway": gateway,
+            "where": gateway_where(data, site, gateway),
+            "since": since,
+        }
         for key, since in sorted(down.items())
-        if in_sites(key.partition("/")[0], sites)
+        for site, _, gateway in [key.partition("/")]
+        if in_sites(site, sites)
     ]
     return rows, gateways, counted
 
@@ -379,6 +393,7 @@ async def overview(
     alerts = await active_alerts(sources, sites, now)
     trouble, gateways, counted = await devices(sources, sites)
     unreached = await nobody_reached(sources, sites, since, until)
+    await _named(sources.store, [*alerts, *unreached])
     return {
         "generated_at": now,
         "since": since,
@@ -414,6 +429,14 @@ async def overview(
         "gateways_offline": gateways,
         "beds": beds_by_type(sources.registry, sites),
     }
+
+
+async def _named(store: Store, alerts: list[dict[str, Any]]) -> None:
+    """`acknowledged_by_name`: who acknowledged, by their display name ("" for nobody)."""
+    names = await people_names(store, [a["acknowledged_by"] or "" for a in alerts])
+    for alert in alerts:
+        who = alert["acknowledged_by"]
+        alert["acknowledged_by_name"] = names.get(who, "the hub") if who else ""
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

@@ -5,6 +5,7 @@
 (() => {
   const REFRESH_S = 30;
   const BY_LABELS = { total: "All", site: "Site", zone: "Zone", shift: "Shift" };
+  const PRIORITY_WORDS = { emergency: "Emergency", routine: "Routine", trouble: "Device trouble" };
   const KIND_LABELS = {
     care_home: "Care home",
     dementia: "Dementia care",
@@ -77,7 +78,7 @@
     const parts = [];
     if (view.sites.length > 1) parts.push(siteName(view, item.site));
     if (item.zone_name || item.zone) parts.push(item.zone_name || zoneName(view, item.site, item.zone));
-    if (item.room_name) parts.push(`Room ${item.room_name}`);
+    if (item.room_name) parts.push(/^\d/.test(item.room_name) ? `Room ${item.room_name}` : item.room_name);
     if (item.bed) parts.push(item.bed);
     if (!item.zone && item.gateway) parts.push(`gateway ${item.gateway}`);
     return parts.join(" · ");
@@ -178,7 +179,7 @@
         "data-priority": a.priority,
       });
       const answered = a.acknowledged_at
-        ? `acknowledged by ${a.acknowledged_by || "staff"} after ${duration(a.acknowledged_at - a.opened_at)}`
+        ? `acknowledged by ${a.acknowledged_by_name || "staff"} after ${duration(a.acknowledged_at - a.opened_at)}`
         : a.state === "resolved"
           ? "resolved without a staff acknowledgement"
           : "no staff acknowledgement";
@@ -216,7 +217,7 @@
       });
       const late =
         a.state === "acknowledged"
-          ? `acknowledged by ${a.acknowledged_by || "someone"}, not resolved — ${duration(a.overdue_s)} past the re-alert time`
+          ? `acknowledged by ${a.acknowledged_by_name || "someone"}, not resolved — ${duration(a.overdue_s)} past the re-alert time`
           : `not acknowledged — ${duration(a.overdue_s)} overdue`;
       li.append(
         make("span", { class: "overdue-what", testid: "overdue-rule" }, ruleLabel(a.rule)),
@@ -237,9 +238,9 @@
       const tr = make("tr", { testid: "alert-row", "data-alert-id": a.id, "data-overdue": a.overdue });
       tr.append(
         cell(ruleLabel(a.rule)),
-        cell(a.priority),
+        cell(PRIORITY_WORDS[a.priority] || a.priority),
         cell(
-          (a.state === "acknowledged" ? `acknowledged by ${a.acknowledged_by || "?"}` : "open") +
+          (a.state === "acknowledged" ? `acknowledged by ${a.acknowledged_by_name || "someone"}` : "unanswered") +
             (a.nobody_reached_at ? " · nobody reached" : ""),
           a.nobody_reached_at ? "wrap below" : "wrap",
         ),
@@ -260,8 +261,8 @@
       const battery =
         d.battery === null ? null : `${Math.round(d.battery)} %${d.low_battery ? ` (below ${d.battery_low} %)` : ""}`;
       tr.append(
-        cell(d.device),
-        cell(d.profile),
+        cell(d.device_name || "a device no longer registered"),
+        cell(d.model),
         cell(where(view, d)),
         cell(d.offline ? d.offline_why : "online", d.offline ? "wrap below" : "muted"),
         cell(d.low_battery ? battery || "low" : battery, d.low_battery ? "below" : undefined),
@@ -272,7 +273,7 @@
     el.devices.replaceChildren(...rows);
     el.devicesEmpty.hidden = rows.length > 0;
     const gateways = view.gateways_offline.map(
-      (g) => `${g.gateway}${view.sites.length > 1 ? ` (${siteName(view, g.site)})` : ""} since ${dateTime(g.since)}`,
+      (g) => `gateway ${g.gateway} (${g.where}${view.sites.length > 1 ? `, ${siteName(view, g.site)}` : ""}) since ${dateTime(g.since)}`,
     );
     el.gateways.textContent = gateways.length ? `Gateways offline: ${gateways.join(", ")}` : "";
     el.gateways.hidden = gateways.length === 0;
