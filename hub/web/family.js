@@ -118,8 +118,12 @@
     try {
       enter(await lib.whoAmI());
     } catch (err) {
-      if (err.status === 0) startedOffline(); // no answer at all: started from the cache
-      else show("login");
+      if (err.status === 0) {
+        startedOffline(); // no answer at all: started from the cache
+        return;
+      }
+      if (err.status === 401) forget(); // a session that ended while the app was closed
+      show("login");
     }
   }
 

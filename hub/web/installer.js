@@ -60,9 +60,6 @@
   let online = true;
   let lastKnownAt = null; // when what is shown was last heard from the hub (epoch s)
 
-  // Exposed for tests: whether the page thinks the hub is there.
-  window.carewatchInstaller = { online: () => online };
-
   function showError(message) {
     el.error.textContent = message || "";
     el.error.hidden = !message;
@@ -164,6 +161,7 @@
         return;
       }
       if (error.status !== 401) throw error;
+      forget(); // a session that ended while the page was closed
       showLogin("");
     }
   }
