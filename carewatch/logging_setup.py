@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-CONTEXT_FIELDS: Final = ("site", "gateway", "device", "bed", "rule", "alert_id")
+CONTEXT_FIELDS: Final = ("site", "zone", "gateway", "device", "bed", "rule", "alert_id")
 
 
 class ContextFormatter(logging.Formatter):

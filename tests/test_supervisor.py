@@ -278,7 +278,9 @@ async def start_record(
         sites=[sunrise_with_an_empty_bed(), HARBOUR],
         roster=ROSTER,
         escalation=ESCALATION,
-        watch={"defaults": {"timezone": "UTC"}},
+        # No console here arms its sound; the "no console watching" alarm has its own tests
+        # (tests/test_console_watch.py) and would join this night's trouble alerts.
+        watch={"defaults": {"timezone": "UTC", "console_grace_s": 3600}},
     )
     record = Record(hub, clock, publish_batch, broker)
     async with live_console(hub.url, NURSE):
