@@ -118,11 +118,13 @@ async def test_the_family_app_and_installer_page_without_the_hub(
             await expect(alert.get_by_test_id("seen-button")).to_be_disabled()
             await expect(alert.get_by_test_id("alert-offline")).to_be_visible()
             await expect(family.get_by_test_id("care-service-call")).to_be_visible()
+            await expect(family.get_by_test_id("push-panel")).to_be_hidden()  # needs the hub
             await assert_accessible(family, "family app, reloaded without the hub")
 
             await installer.reload()
             await expect(installer_banner).to_contain_text(WALKTEST_NOT_REACHING)
             await expect(installer.get_by_test_id("state")).to_contain_text("running")
+            await expect(installer.get_by_test_id("scope")).to_have_text("Sunrise Care Home")
             await expect(button).to_have_attribute("data-passed", "true")
             progress = installer.get_by_test_id("progress")
             await expect(progress).to_have_text("1 of 5 devices passed")

@@ -173,6 +173,7 @@
     status.role = kept.role;
     lastShown = kept.role === "staff" ? { alerts: kept.alerts, records: kept.records } : { residents: kept.residents };
     show(kept.role === "family" ? "app" : "staff");
+    el.pushPanel.hidden = true;
     drawAgain();
   }
 
@@ -181,7 +182,8 @@
     el.offline.hidden = now;
     const since = shownAt ? ` Shown: what was known at ${when(shownAt)}.` : "";
     el.offline.textContent = OFFLINE_TEXT + since;
-    el.pushEnable.disabled = !now;
+    // turning alerts on needs the hub: the panel comes back with it
+    el.pushPanel.hidden = !now || (el.app.hidden && el.staff.hidden);
   }
 
   // The hub there or not, every few seconds while the app is on screen: the banner shows soon

@@ -178,7 +178,11 @@
     lastKnownAt = kept.at;
     past = kept.past || [];
     showUser(me);
-    if (kept.status) render(kept.status);
+    if (kept.status) {
+      // the hub's list of sites and gateways is not kept: the walk test's own scope stands in
+      el.scope.replaceChildren(make("option", { value: kept.status.scope }, kept.status.scope_name || kept.status.scope));
+      render(kept.status);
+    }
     renderPast();
     showBanner();
   }
