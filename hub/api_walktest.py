@@ -15,7 +15,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -34,6 +34,7 @@ INSTALLER_FILES: Final = frozenset({"installer.js", "installer.css"})
 NO_CACHE: Final = {"Cache-Control": "no-cache"}
 Tester = Annotated[Principal, Depends(require("walktest"))]
 RESIDENT_FIELDS: Final = ("resident_code", "resident_name")
+ListView = Literal["full", "summary"]
 
 
 class StartRequest(BaseModel):
@@ -101,8 +102,12 @@ def walktest_routes(tests: WalkTests) -> APIRouter:
         return web_file("staff-sw.js", NO_CACHE)
 
     @router.get("/api/walktests")
-    async def list_tests(caller: Tester) -> dict[str, Any]:
+    async def list_tests(caller: Tester, view: ListView = "full") -> dict[str, Any]:
+        """The latest 50, newest first: each with its checklist, or with `view=summary` only
+        how many devices passed (the installer's list of past walk tests, on a phone)."""
         seen = [test for test in tests.all() if caller.sees_site(test.site)][:50]
+        if view == "summary":
+            return {"walktests": [await tests.summary(test.id) for test in seen]}
         return {"walktests": [await status_for(test.id, caller) for test in seen]}
 
     @router.post("/api/walktests", status_code=201)

@@ -242,14 +242,27 @@ class WalkTests:
         devices = [_checklist_row(data, place, results.get(place.device)) for place in places]
         passed = sum(1 for row in devices if row["passed_at"] is not None)
         return {
+            **self._heading(test, passed, len(devices)),
+            "devices": devices,
+            "warnings": [asdict(warning) for warning in warnings],
+        }
+
+    async def summary(self, test_id: int) -> dict[str, Any]:
+        """The walk test without its checklist and warnings, for a list of walk tests: how many
+        of its devices passed."""
+        test = self.get(test_id)
+        results = await self.results(test_id)
+        devices = {place.device for place in self.devices(test)}
+        return self._heading(test, len(devices & results.keys()), len(devices))
+
+    def _heading(self, test: WalkTest, passed: int, total: int) -> dict[str, Any]:
+        return {
             **asdict(test),
             "scope": test.scope,
             "scope_name": self.scope_name(test.site, test.gateway),
             "running": test.running,
             "passed": passed,
-            "total": len(devices),
-            "devices": devices,
-            "warnings": [asdict(warning) for warning in warnings],
+            "total": total,
         }
 
     async def alerts(self, test_id: int) -> list[dict[str, Any]]:

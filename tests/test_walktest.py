@@ -205,6 +205,11 @@ async def test_walk_test_alerts_stay_off_the_staff_console_and_the_figures(
 
         stopped = await client.post(f"/api/walktests/{test_id}/stop", headers=headers)
         assert stopped.json()["running"] is False and stopped.json()["passed"] == 1
+        listed = await client.get("/api/walktests", params={"view": "summary"})
+        (summary,) = listed.json()["walktests"]
+        assert (summary["id"], summary["passed"], summary["total"]) == (test_id, 1, 4)
+        assert summary["scope_name"] == "Sunrise Care Home, gateway East wing"
+        assert "devices" not in summary
         assert (await hub.store.alert(alert["id"]) or {})["state"] == "resolved"
         await gateway.send("button-101", "call_button", "press")  # a real call again
         seen = await asyncio.wait_for(stream, 10)

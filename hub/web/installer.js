@@ -284,11 +284,11 @@
 
   // The latest walk tests: one still running is followed again, the ended ones are listed.
   async function loadTests() {
-    const { walktests } = await api("GET", "/api/walktests");
+    const { walktests } = await api("GET", "/api/walktests?view=summary");
     past = walktests.filter((t) => !t.running).map(pastSummary);
     const running = walktests.find((t) => t.running);
-    if (running) follow(running);
-    else if (current && current.running) render(walktests.find((t) => t.id === current.id) || current);
+    if (running) follow(await api("GET", `/api/walktests/${running.id}`));
+    else if (current && current.running) render(await api("GET", `/api/walktests/${current.id}`));
     renderPast();
     save();
   }
