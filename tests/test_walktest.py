@@ -210,6 +210,10 @@ async def test_walk_test_alerts_stay_off_the_staff_console_and_the_figures(
         assert (summary["id"], summary["passed"], summary["total"]) == (test_id, 1, 4)
         assert summary["scope_name"] == "Sunrise Care Home, gateway East wing"
         assert "devices" not in summary
+        # the staff pages' service worker, open and never kept stale by the browser's cache
+        worker = await staff.get("/staff-sw.js")
+        assert worker.headers["content-type"].startswith("text/javascript")
+        assert worker.headers["cache-control"] == "no-cache" and '"/installer"' in worker.text
         assert (await hub.store.alert(alert["id"]) or {})["state"] == "resolved"
         await gateway.send("button-101", "call_button", "press")  # a real call again
         seen = await asyncio.wait_for(stream, 10)
