@@ -301,6 +301,8 @@ async def test_a_stopped_hub_shows_the_lost_banner(console: Console) -> None:
     await expect(banner).to_be_visible()
     await expect(banner).to_have_text(LOST_BANNER)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Reconnecting…")
+    # Losing the hub is an alarm too: its own tone (tests/test_console_alarm_panel.py).
+    await page.wait_for_function("window.carewatchSound.played.some((p) => p.pattern === 'lost')")
     await page.get_by_test_id("tab-board").click()
     await page.clock.fast_forward(STALE_AFTER_S * 1000 + 1500)
     await expect(page.get_by_test_id("board-stale")).to_be_visible()

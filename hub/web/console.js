@@ -534,13 +534,13 @@
     return JSON.stringify(alertPlace(alert));
   }
 
-  // Who acknowledged, by name: the hub's name for them if it sends one, this console's user by
-  // their own name, else the user name.
-  function acknowledgerName(alert) {
-    if (alert.acknowledged_by_name) return alert.acknowledged_by_name;
+  // A person by name: the hub's name for them if it sends one (`acknowledged_by_name`,
+  // `resolved_by_name`), this console's user by their own name, else the user name.
+  function personName(user, name) {
+    if (name) return name;
     const who = lib.me();
-    if (who && who.user === alert.acknowledged_by && who.name) return who.name;
-    return alert.acknowledged_by || "Someone";
+    if (who && who.user === user && who.name) return who.name;
+    return user || "Someone";
   }
 
   const VIA_WORDS = {
@@ -632,7 +632,7 @@
     if (alert.state === "acknowledged" && alert.acknowledged_at) {
       // Who is on the way, and for how long.
       const via = VIA_WORDS[alert.acknowledged_via];
-      const acked = agoText("alert-acked", "note note-acked", `${acknowledgerName(alert)} acknowledged `, alert.acknowledged_at);
+      const acked = agoText("alert-acked", "note note-acked", `${personName(alert.acknowledged_by, alert.acknowledged_by_name)} acknowledged `, alert.acknowledged_at);
       if (via) acked.dataset.suffix = ` ${via}`;
       acked.textContent += acked.dataset.suffix || "";
       notes.append(acked);
@@ -950,7 +950,7 @@
       ...items.map((a) => {
         const li = make("li", { class: "recent-item", testid: "resolved-item", "data-alert-id": a.id });
         const who = a.resident_name ? ` · ${a.resident_name}` : "";
-        const by = [a.resolved_by && `by ${a.resolved_by}`, a.resolved_at && `at ${clockTime(a.resolved_at)}`];
+        const by = [a.resolved_by && `by ${personName(a.resolved_by, a.resolved_by_name)}`, a.resolved_at && `at ${clockTime(a.resolved_at)}`];
         li.append(
           make("span", { class: "recent-what" }, `${ruleLabel(a.rule)} · ${alertPlace(a).headline}${who}`),
           make("span", { class: "recent-outcome", testid: "resolved-outcome" }, outcomeLabel(a.outcome)),
