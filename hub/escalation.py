@@ -857,7 +857,7 @@ def _nobody(target: str, alert: Mapping[str, Any]) -> str:
         "family_contacts": "the resident has no contacts",
         "all_on_duty": "no one on duty at this site",
         "acknowledger": "nobody acknowledged",
-        "site_managers": "the site has no supervisor or admin",
+        "site_managers": "the site has no supervisor or administrator",
     }.get(target, "nobody to notify")
 
 
