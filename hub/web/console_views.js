@@ -45,7 +45,8 @@
   // Places in words come from the hub (hub/labels.py, through the board's tiles); console.js
   // asks here to name an alert's place: `bed(code)` is a bed's tile, `room(site, room)` a room's
   // words, `gateway(site, id)` where a gateway is and the beds it leaves unwatched. `loaded` is
-  // false until the first board has arrived.
+  // false until the first board has arrived. A room without beds has a tile of its own
+  // (`kind` "room", `bed` null: hub/board.py).
   const places = {
     loaded: false,
     bed: (code) => (board && board.beds.find((t) => t.bed === code)) || null,
@@ -61,7 +62,7 @@
         const found = tile.site === site && tile.gateways.find((g) => g.id === id);
         if (!found) continue;
         where = found.where;
-        beds.push({ bed: tile.bed, place: tile.place });
+        if (tile.kind !== "room") beds.push({ bed: tile.bed, place: tile.place });
       }
       return { where, beds };
     },
