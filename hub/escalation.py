@@ -838,7 +838,7 @@ def _attempt_words(attempt: Mapping[str, Any]) -> str:
     result = RESULT_WORDS.get(str(attempt["result"]), str(attempt["result"]).replace("_", " "))
     # A delivery's own detail can name user names ("on the consoles of nurse"): left out.
     detail = attempt["detail"] if attempt["result"] != "delivered" else ""
-    return f"{who}: {result}{f' ({detail})' if detail else ''}"
+    return f"{who}: {result}{f' — {detail}' if detail else ''}"
 
 
 def _phase(alert: dict[str, Any]) -> Phase | None:
