@@ -306,7 +306,7 @@
     }
     if (entry.kind === "action" && entry.action === "notification") {
       const d = entry.detail;
-      const why = d.detail ? `: ${d.detail}` : "";
+      const why = d.detail ? ` — ${d.detail}` : "";
       if (!entry.channel || !entry.recipient_name) return `Nobody to notify for ${entry.target_name || "this step"}${why}`;
       const who = `${entry.recipient_name} (${entry.channel_name})`;
       if (d.result === "delivered") return `Notified ${who}`;
