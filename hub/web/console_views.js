@@ -307,7 +307,8 @@
     if (entry.kind === "action" && entry.action === "notification") {
       const d = entry.detail;
       const why = d.detail ? ` — ${d.detail}` : "";
-      if (!entry.channel || !entry.recipient_name) return `Nobody to notify for ${entry.target_name || "this step"}${why}`;
+      if (!entry.recipient_name) return `Nobody to notify for ${entry.target_name || "this step"}${why}`;
+      if (!entry.channel) return `${entry.recipient_name} cannot be reached${why}`;
       const who = `${entry.recipient_name} (${entry.channel_name})`;
       if (d.result === "delivered") return `Notified ${who}`;
       return `Notifying ${who}: ${entry.result_name}${why}`;
