@@ -249,6 +249,7 @@ async def test_losing_the_hub_sounds_and_a_start_without_it_shows_the_last_alert
         # Reloaded while the hub cannot be reached: the last known alerts, read-only.
         await page.reload()
         await expect(page.get_by_test_id("arm-overlay")).to_be_visible()
+        await expect(page.get_by_test_id("arm-waiting")).to_contain_text(OFFLINE_BANNER)
         await expect(banner).to_have_text(OFFLINE_BANNER)
         await expect(fall).to_have_attribute("data-state", "open")
         await expect(fall.get_by_test_id("alert-offline")).to_have_text(

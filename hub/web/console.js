@@ -242,6 +242,12 @@
     if (!audio || audio.state === "running") return;
     arming = true;
     renderOverlay();
+    // A browser that neither starts the sound nor says no: the overlay comes back.
+    setTimeout(() => {
+      if (!arming) return;
+      arming = false;
+      renderOverlay();
+    }, 3000);
     audio.resume().then(
       () => {
         arming = false;
@@ -358,6 +364,7 @@
     const waiting = sortedAlerts().filter((a) => a.state === "open");
     const alarms = waiting.filter((a) => a.priority !== "trouble");
     el.overlay.dataset.alarm = alarms.length ? "alarm" : waiting.length ? "trouble" : "none";
+    const lost = status.connection === "lost" ? `${status.readOnly ? OFFLINE_TEXT : LOST_TEXT} ` : "";
     if (waiting.length) {
       const what = waiting
         .slice(0, 3)
@@ -365,9 +372,9 @@
         .join("; ");
       const more = waiting.length > 3 ? ` and ${waiting.length - 3} more` : "";
       const n = waiting.length === 1 ? "1 alarm is waiting" : `${waiting.length} alarms are waiting`;
-      el.armWaiting.textContent = `${n}: ${what}${more}. Tap to hear it and see the queue.`;
+      el.armWaiting.textContent = `${lost}${n}: ${what}${more}. Tap to hear it and see the queue.`;
     } else {
-      el.armWaiting.textContent = "The alarm cannot sound until someone taps this screen. No alarms are waiting.";
+      el.armWaiting.textContent = `${lost}The alarm cannot sound until someone taps this screen. No alarms are waiting.`;
     }
     if (!wasShown || !el.overlay.contains(document.activeElement)) el.armButton.focus();
   }
@@ -848,7 +855,11 @@
       make("strong", {}, "NOBODY REACHED"),
       make("span", {}, ` ${texts[0] || ""}${more}. Go now, or call for help.`),
     );
-    for (const [id, parts] of cards) parts.card.dataset.nobody = nobodyReached.has(id) ? "reached-nobody" : "";
+    for (const [id, parts] of cards) {
+      const entry = active.get(id);
+      const open = entry && entry.alert.state === "open";
+      parts.card.dataset.nobody = open && nobodyReached.has(id) ? "reached-nobody" : "";
+    }
   }
 
   // Smoke is an evacuation: a banner across the top of every view while a smoke alarm of a site
@@ -983,7 +994,7 @@
     el.conn.textContent = { live: "Live", connecting: "Connecting…", lost: "Reconnecting…", offline: "Not connected" }[state];
     el.connBanner.hidden = state !== "lost";
     el.connBanner.textContent = status.readOnly ? OFFLINE_TEXT : LOST_TEXT;
-    document.body.dataset.connection = state;
+    renderOverlay();
     if (state === "lost" && was !== "lost") soundLost(); // once armed, if it is not yet
   }
 
