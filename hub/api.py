@@ -35,6 +35,7 @@ KEEPALIVE_S = 15.0
 # user or a revoked token within this time).
 RECHECK_S = 5.0
 ALERT_PAGE = 500  # alerts read at a time while filtering them for a caller
+SYSTEM_ACTOR = "system"  # hub/alerts.py records what the hub does by itself as done by "system"
 CONSOLE_FILES = frozenset({"common.js", "console.js", "console.css", "alarm.wav"})
 STATE_FILTERS: dict[str, tuple[str, ...]] = {
     "active": ACTIVE_STATES,
@@ -120,9 +121,18 @@ def create_app(
             "sites": sites(caller),
         }
 
+    def person_name(username: str) -> str:
+        return "the hub" if username == SYSTEM_ACTOR else auth.users.name_of(username)
+
     def placed(alert: dict[str, Any]) -> dict[str, Any]:
-        """The alert with where it happened in words (`place`, hub/labels.py)."""
-        return {**alert, "place": alert_place(registry.data, alert)}
+        """The alert with where it happened in words (`place`, hub/labels.py), and who answered
+        it by name (`acknowledged_by_name`, `resolved_by_name`)."""
+        names = {
+            f"{field}_name": person_name(alert[field])
+            for field in ("acknowledged_by", "resolved_by")
+            if alert.get(field)
+        }
+        return {**alert, **names, "place": alert_place(registry.data, alert)}
 
     async def visible_alerts(
         caller: Principal, states: tuple[str, ...], limit: int

@@ -299,6 +299,9 @@ async def test_the_installer_page_during_a_walk_test(
             await expect(button).to_contain_text("87 %")
             await assert_accessible(page, "installer page, during a walk test")
             await page.get_by_test_id("stop").click()
+            await expect(page.get_by_test_id("stop-confirm")).to_be_visible()
+            await assert_accessible(page, "installer page, asked before stopping")
+            await page.get_by_test_id("stop-confirm-yes").click()
             await expect(page.get_by_test_id("state")).to_contain_text("ended")
         finally:
             await chromium.close()

@@ -401,9 +401,7 @@ async def test_the_console_and_the_family_app_show_the_same_label_after_each_cha
             await both_show("In bed")
             await beds.health("radar-101", online=False)
             await both_show("Device trouble")
-            await expect(tile.get_by_test_id("tile-trouble")).to_have_text(
-                "sensor radar-101 offline"
-            )
+            await expect(tile.get_by_test_id("tile-trouble")).to_have_text("fall radar offline")
             await expect(tile.get_by_test_id("tile-last")).to_have_text("Last reading: In bed")
 
             # Places as a person says them, on the console.

@@ -92,6 +92,8 @@ async def test_fall_frame_reaches_the_console_and_is_closed_by_a_nurse(
         )
         assert resolved.json()["state"] == "resolved"
         assert resolved.json()["resolved_by"] == "nurse"
+        assert resolved.json()["resolved_by_name"] == resolved.json()["acknowledged_by_name"]
+        assert resolved.json()["resolved_by_name"] not in ("nurse", None)  # a name, not the login
     assert hub.ingest.counters()["accepted"] >= 2
     assert (
         sum(

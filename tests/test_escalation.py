@@ -519,7 +519,7 @@ def attempts(record: dict[str, Any]) -> list[tuple[int, str, str | None, str, st
     ]
 
 
-NO_PUSH = "none of the channels this step allows (console, push) reaches this person"
+NO_PUSH = "none of the channels this step allows (console, phone notification) reaches this person"
 
 
 async def test_a_family_that_answers_the_push_in_time_is_never_sent_the_fallback(
@@ -733,8 +733,22 @@ async def test_an_empty_roster_makes_each_step_an_alarm_for_the_fallback_people(
         ("site:sunrise", "console", "failed"),
     ]
     assert record["reached"] == [
-        {"user": "manager", "name": "manager", "channel": "recording", "at": NIGHT_0300},
-        {"user": "manager", "name": "manager", "channel": "recording", "at": NIGHT_0300 + 120},
+        {
+            "user": "manager",
+            "name": "manager",
+            "channel": "recording",
+            "at": NIGHT_0300,
+            "channel_name": "recording",
+            "text": "manager (recording)",
+        },
+        {
+            "user": "manager",
+            "name": "manager",
+            "channel": "recording",
+            "at": NIGHT_0300 + 120,
+            "channel_name": "recording",
+            "text": "manager (recording)",
+        },
     ]
     alert = await ward.hub.store.alert(alert_id)
     assert alert is not None and alert["state"] == "open"  # still waits for a person

@@ -608,7 +608,7 @@
         : "No bed is on this gateway";
       who.append(make("span", { class: "resident-none", testid: "alert-unwatched" }, text));
     } else {
-      who.append(make("span", { class: "resident-none" }, "Room device"));
+      who.append(make("span", { class: "resident-none" }, "In the room, not at one bed"));
     }
 
     const when = make("div", { class: "when" });

@@ -78,6 +78,12 @@
   const weekdayDate = (epochS) =>
     new Date(epochS * 1000).toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short" });
 
+  // A room as hub/labels.py names it: "Room 101" when its name is a number, else its own name.
+  function roomWords(name) {
+    if (!name) return null;
+    return /^[0-9]/.test(name) ? `Room ${name}` : name;
+  }
+
   function when(epochS) {
     return lib.dayPrefix(epochS, weekdayDate) + lib.shortTime(epochS);
   }
@@ -321,7 +327,7 @@
     const head = make("header", { class: "card-head" });
     head.append(make("h2", { testid: "resident-name" }, person.name));
     if (person.place) {
-      const place = person.place.text || `Room ${person.place.room_name}, ${person.place.site_name}`;
+      const place = person.place.text || [roomWords(person.place.room_name), person.place.site_name].filter(Boolean).join(", ");
       head.append(make("p", { class: "place", testid: "resident-place" }, place));
     }
     card.append(head, stateBlock(person.state));
@@ -570,7 +576,7 @@
       "data-state": alert.state,
       id: `alert-${alert.id}`,
     });
-    const place = [alert.resident_name, alert.room_name ? `Room ${alert.room_name}` : null, alert.zone_name || alert.zone]
+    const place = [alert.resident_name, roomWords(alert.room_name), alert.zone_name || alert.zone]
       .filter(Boolean)
       .join(" · ");
     card.append(
