@@ -20,9 +20,9 @@ SIZES: dict[str, tuple[int, int | None]] = {
     "resident": (1180, None),
     "family": (780, 1688),  # a 390×844 phone at device scale 2
     "supervisor": (1280, None),
-    "installer": (1000, None),
+    "installer": (390, None),  # a phone
 }
-MIN_HEIGHT = {"resident": 820, "supervisor": 1500, "installer": 720}  # at least the viewport
+MIN_HEIGHT = {"resident": 820, "supervisor": 1500, "installer": 844}  # at least the viewport
 
 
 def digests(folder: Path) -> dict[str, str]:
