@@ -254,7 +254,7 @@ class ConsoleWatch:
             place = zone_of(str(alert["subject"]))
             if alert["rule"] == RULE and place is not None and place not in known:
                 await self._alerts.condition_cleared(RULE, alert["subject"], now)
-                log.info("zone=%s is gone: its console alarm cleared", place[1], extra=_ctx(*place))
+                log.info("zone gone from the registry: console alarm cleared", extra=_ctx(*place))
 
     async def _settle(self, sites: list[str], now: float, *, restart: bool) -> None:
         """For every zone of `sites`: clear what is watched or not staffed, and start the grace
@@ -282,19 +282,19 @@ class ConsoleWatch:
             GRACE, key, now + grace, {"site": site, "zone": zone.id, "since": since}
         )
         log.info(
-            "zone=%s has no console watching: alarm in %g s unless one connects",
-            zone.id,
+            "%s has no console watching: alarm in %g s unless one connects",
+            zone.name,
             grace,
             extra=_ctx(site, zone.id),
         )
 
     async def _no_alarm(self, site: str, zone: str, now: float, why: str) -> None:
         if await self._timers.cancel(GRACE, f"{site}/{zone}"):
-            log.info("zone=%s: no alarm, %s", zone, why, extra=_ctx(site, zone))
+            log.info("no console alarm: %s", why, extra=_ctx(site, zone))
         subject = subject_of(site, zone)
         if self._alerts.is_active(RULE, subject):
             await self._alerts.condition_cleared(RULE, subject, now)
-            log.info("zone=%s: alarm cleared, %s", zone, why, extra=_ctx(site, zone))
+            log.info("console alarm cleared: %s", why, extra=_ctx(site, zone))
 
     async def _grace_over(self, timer: Timer) -> None:
         site, zone_id = str(timer.payload["site"]), str(timer.payload["zone"])
@@ -312,7 +312,7 @@ class ConsoleWatch:
 
     async def _open(self, site: str, zone: Zone, timer: Timer, now: float) -> None:
         why = f"No console is watching {zone.name}"
-        log.warning("zone=%s: %s", zone.id, why, extra=_ctx(site, zone.id))
+        log.warning(why, extra=_ctx(site, zone.id))
         await self._alerts.trigger(
             Trigger(
                 rule=RULE,
