@@ -66,10 +66,10 @@ from benchmarks.watch_common import (
 )
 from benchmarks.watch_latency import Gateways, Sample, item, trigger_zone, watch_loop
 from hub.auth import hash_password
-from hub.clock import ScaledClock, SystemClock
+from hub.core.clock import ScaledClock, SystemClock
+from hub.core.store import Store
 from hub.registry_models import SiteSpec
 from hub.registry_service import RegistryService
-from hub.store import Store
 from tests.mosquitto import mosquitto
 
 REPO: Final = Path(__file__).resolve().parent.parent

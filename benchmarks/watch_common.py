@@ -17,8 +17,8 @@ from typing import Any, Final
 import psutil
 
 from hub.auth import hash_password
-from hub.clock import ScaledClock
 from hub.config import HubConfig
+from hub.core.clock import ScaledClock
 
 SITE: Final = "bench"
 PASSWORD: Final = "bench-password"

@@ -55,7 +55,7 @@ from benchmarks.watch_common import (
     start_telemetry,
 )
 from edge.wire import data_topic, encode_batch
-from hub.clock import ScaledClock
+from hub.core.clock import ScaledClock
 from hub.service import Hub
 from tests.mosquitto import mosquitto
 

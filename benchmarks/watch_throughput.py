@@ -53,9 +53,9 @@ from benchmarks.watch_common import (
     start_telemetry,
     store_size,
 )
-from hub.clock import ScaledClock
+from hub.core.clock import ScaledClock
+from hub.core.timers import Timers
 from hub.service import Hub
-from hub.timers import Timers
 from tests.mosquitto import MosquittoBroker, mosquitto
 
 RAW_TOPIC: Final = "bench-raw/batches"
@@ -410,7 +410,7 @@ def print_collapsed(path: Path) -> None:
 
 
 def _where(frame: str) -> str:
-    """`(hub/store.py)` from py-spy's `name (path/to/hub/store.py:123)`."""
+    """`(hub/core/store.py)` from py-spy's `name (path/to/hub/core/store.py:123)`."""
     if " (" not in frame:
         return ""
     location = frame.split(" (", 1)[1].rstrip(")").rsplit(":", 1)[0]

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from hub.config import HubConfigError, load_hub_config
-from hub.migrations import MigrationError
+from hub.core.migrations import MigrationError
 from hub.service import Hub
 
 log = logging.getLogger("carewatch.hub")

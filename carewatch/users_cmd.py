@@ -31,8 +31,8 @@ from pydantic import ValidationError
 
 from carewatch.registry_cmd import Unreachable, cli_actor, open_hub_registry
 from hub.access import ALL_SITES, ROLES, Grant, Role
-from hub.clock import SystemClock
 from hub.config import HubConfig
+from hub.core.clock import SystemClock
 from hub.registry_data import RegistryData
 from hub.registry_models import Resident, Site, Zone
 from hub.users import USERNAME_PATTERN, Token, User, UserError, UserStore, hash_password

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from carewatch.demo import local_hub_config, start_embedded_broker
-from hub.clock import ScaledClock
 from hub.commissioning_report import (
     CommissioningReport,
     build_report,
     render_html,
     render_pdf,
 )
+from hub.core.clock import ScaledClock
 from hub.service import Hub
 from hub.walktest import WalkTests
 from simulators.scenario import DEVICE_KINDS, Scenario, run_scenario

@@ -42,7 +42,7 @@ from playwright.async_api import (
 )
 
 from edge.wire import data_topic
-from hub.clock import Clock
+from hub.core.clock import Clock
 from hub.service import Hub
 from tests.conftest import FAMILY, INSTALLER, NURSE, SUPERVISOR, hub_config
 from tests.mosquitto import MosquittoBroker, mosquitto

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import AuditEntry, Store, TimerKey
 from hub.registry import Placement
-from hub.store import AuditEntry, Store, TimerKey
 
 log = logging.getLogger("carewatch.hub.alerts")
 

@@ -22,11 +22,11 @@ from hub.api_registry import install_registry_api
 from hub.auth import Authenticator
 from hub.config import RequestLimitSettings
 from hub.console_watch import CONSOLE_ID, Consoles
+from hub.core.store import Store
 from hub.labels import alert_place
 from hub.registry import Placement, Registry
 from hub.registry_service import RegistryService
 from hub.request_limits import RequestLimits
-from hub.store import Store
 from hub.web_files import listed_file, web_file
 
 KEEPALIVE_S = 15.0

@@ -17,14 +17,14 @@ from fastapi.responses import Response
 from hub.access import Principal, not_found, require, resident_visible
 from hub.bed_state import BedStates
 from hub.board import BedBoard
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import Store
 from hub.figures import parse_when
 from hub.handover import DEFAULT_HOURS, handover, shift_start
 from hub.registry import Registry
 from hub.registry_models import Resident
 from hub.resident_history import chart, timeline
 from hub.roster import Roster
-from hub.store import Store
 from hub.watch_settings import WatchPolicy
 from hub.web_files import listed_file
 

@@ -17,10 +17,10 @@ from fastapi.responses import HTMLResponse, Response
 from hub.access import Principal, not_found, require
 from hub.api_params import RecordId
 from hub.bed_state import BedStates
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import Store
 from hub.family import FamilyView, Names
 from hub.registry import Registry
-from hub.store import Store
 from hub.web_files import listed_file, web_file
 
 CHANNEL: Final = "family_app"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.access import Principal, not_found, require
 from hub.api_params import RecordId
-from hub.store import Store
+from hub.core.store import Store
 
 AlertActor = Annotated[Principal, Depends(require("alerts.act"))]
 

@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.access import Permission, Principal, not_found, refusal
 from hub.alerts import AlertService
 from hub.api import Caller
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import AuditEntry, Store
 from hub.push import CHANNEL, ActionClaim, PushError, PushService
-from hub.store import AuditEntry, Store
 from hub.users import UserStore
 
 # A notification's buttons act on an alert as its family (their residents') or as staff.

@@ -31,11 +31,11 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
 from hub.access import Principal, not_found, refusal, require
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import Store
 from hub.registry import Registry
 from hub.roster import Roster, Run
 from hub.roster_watch import site_zones
-from hub.store import Store
 from hub.users import UserStore
 from hub.web_files import listed_file, web_file
 

@@ -15,11 +15,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from hub.access import ALL_SITES, Principal, not_found, require
 from hub.config import HubConfig
+from hub.core.store import Store
 from hub.escalation import Escalation
 from hub.escalation_policy import EscalationPolicies
 from hub.figures import parse_when, period
 from hub.registry import Registry
-from hub.store import Store
 from hub.supervisor import EXPORTS, Sources, overview, to_csv
 from hub.watch_settings import WatchPolicy
 from hub.web_files import listed_file, web_file

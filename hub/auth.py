@@ -23,9 +23,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 
 from hub.access import Principal
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import AuditEntry, Store
 from hub.sessions import Sessions
-from hub.store import AuditEntry, Store
 from hub.users import User, UserStore, hash_password, token_digest
 
 __all__ = ["Authenticator", "LoginLimiter", "hash_password", "token_digest"]

@@ -39,13 +39,13 @@ from typing import Any, Final
 
 from hub.access import Principal
 from hub.alerts import ACTIVE_STATES, AlertService, Trigger
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import Store
+from hub.core.timers import Timer, Timers
 from hub.registry import Registry
 from hub.registry_models import Zone
 from hub.roster import Roster
 from hub.roster_watch import subject_of, zone_of
-from hub.store import Store
-from hub.timers import Timer, Timers
 from hub.watch_settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.console_watch")

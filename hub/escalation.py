@@ -40,8 +40,10 @@ from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
 from hub.alerts import AlertError, AlertService
-from hub.clock import Clock
 from hub.config import HubConfig
+from hub.core.clock import Clock
+from hub.core.store import AuditEntry, Store
+from hub.core.timers import Timer, Timers
 from hub.escalation_policy import EscalationPolicies, Period, Policy
 from hub.labels import channel_words, reached_words
 from hub.notify import (
@@ -57,8 +59,6 @@ from hub.notify_apprise import AppriseNotifier
 from hub.registry import Registry
 from hub.registry_models import Resident
 from hub.roster import Roster
-from hub.store import AuditEntry, Store
-from hub.timers import Timer, Timers
 from hub.watch_settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.escalation")

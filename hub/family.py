@@ -21,12 +21,12 @@ from hub.bed_state import (  # noqa: F401 (AWAY_AFTER_S, Seen, activity_from: fo
     Seen,
     activity_from,
 )
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import ALERT_COLUMNS, Store
 from hub.family_answers import answers, family_answers, staff_response
 from hub.labels import bed_words
 from hub.registry import Registry
 from hub.registry_models import Bed, Resident, Room
-from hub.store import ALERT_COLUMNS, Store
 
 RECENT_DAYS: Final = 7
 RECENT_LIMIT: Final = 50

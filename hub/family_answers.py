@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hub.store import Store
+from hub.core.store import Store
 
 # How a family member would say the channel that reached a staff member.
 CHANNEL_WORDS: Final[dict[str, str]] = {

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from hub.core.store import ALERT_COLUMNS, Store
 from hub.labels import people_names
 from hub.roster import Roster, Shift
-from hub.store import ALERT_COLUMNS, Store
 from hub.watch_settings import WatchPolicy
 
 DEFAULT_HOURS: Final = 12.0

@@ -38,9 +38,9 @@ from edge.wire import (
     data_topic,
     parse_topic,
 )
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import DeviceHealth, Store, StoredItem
 from hub.registry import Placement, Registry
-from hub.store import DeviceHealth, Store, StoredItem
 from hub.watch import INSTANT_EVENTS, Watch
 
 log = logging.getLogger("carewatch.hub.ingest")

@@ -41,10 +41,10 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
 from device_profiles import load_profile
+from hub.core.store import Store
 from hub.registry import Registry
 from hub.registry_data import RegistryData
 from hub.registry_models import Bed, Device, Gateway, Room, Site, Zone
-from hub.store import Store
 
 QR_SCALE: Final = 8
 LABEL_MM: Final = (62.0, 100.0)

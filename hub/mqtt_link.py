@@ -41,8 +41,8 @@ from edge.wire import (
     HUB_STATUS_TOPIC,
     STATUS_SUBSCRIPTION,
 )
-from hub.clock import Clock
 from hub.config import BrokerSettings
+from hub.core.clock import Clock
 from hub.ingest import Arrivals, Ingest
 
 log = logging.getLogger("carewatch.hub.mqtt")

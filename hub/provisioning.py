@@ -33,9 +33,9 @@ from device_profiles import ProfileError, available_profiles, load_profile
 from edge.config import DeviceConfig, EdgeConfig
 from edge.wire import HUB_STATUS_TOPIC, command_topic, data_topic, devices_topic, status_topic
 from hub.config import HubConfig
+from hub.core.store import Store
 from hub.registry_models import Conflict, Device, Gateway, NotFound, RegistryError
 from hub.registry_service import Actor, RegistryService
-from hub.store import Store
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS provision_device (

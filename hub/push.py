@@ -43,11 +43,11 @@ from py_vapid.utils import b64urlencode
 from pywebpush import WebPushException, webpush
 
 from hub.access import Grant, Principal
-from hub.clock import Clock
 from hub.config import HubConfig, PushSettings
+from hub.core.clock import Clock
+from hub.core.store import AuditEntry, Store
 from hub.notify import DeliveryResult, Notification, Recipient
 from hub.outbound import OutboundPolicy, private_refusal
-from hub.store import AuditEntry, Store
 from hub.users import User
 
 log = logging.getLogger("carewatch.hub.push")

@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeVar
 
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import AuditEntry, Store
 from hub.notify_apprise import masked_contacts, private_url_problem
 from hub.outbound import OutboundPolicy
 from hub.registry import Registry, RegistryIndex
@@ -38,7 +39,6 @@ from hub.registry_models import (
 )
 from hub.registry_store import RegistryStore
 from hub.rule_coverage import Coverage, Visible, coverage
-from hub.store import AuditEntry, Store
 from hub.watch_settings import WatchConfig, WatchPolicy
 
 log = logging.getLogger("carewatch.hub.registry")

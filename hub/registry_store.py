@@ -13,9 +13,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Final, get_origin
 
+from hub.core.store import AuditEntry, Store
 from hub.registry_data import Change, RegistryData
 from hub.registry_models import RECORD_KINDS, Binding, Record, RecordBase, record_fields
-from hub.store import AuditEntry, Store
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS registry_site (id TEXT PRIMARY KEY, name TEXT NOT NULL, phone TEXT);

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hub.bed_state import OCCUPANCY_READINGS, BedStates
+from hub.core.store import ALERT_COLUMNS, Store
 from hub.escalation import RESULT_WORDS, target_words
 from hub.labels import alert_place, bed_words, channel_words, device_name, people_names
 from hub.registry import Registry
 from hub.registry_models import Bed, Binding, Device, Resident
-from hub.store import ALERT_COLUMNS, Store
 
 VITAL_READINGS: Final = ("heart_rate", "respiration_rate")
 TIMELINE_LIMIT: Final = 500

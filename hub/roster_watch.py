@@ -23,12 +23,12 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from hub.alerts import ACTIVE_STATES, AlertService, Trigger
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import Store
+from hub.core.timers import Timer, Timers
 from hub.registry import Registry
 from hub.registry_models import Zone
 from hub.roster import Roster
-from hub.store import Store
-from hub.timers import Timer, Timers
 from hub.watch_settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.roster_watch")

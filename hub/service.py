@@ -25,9 +25,11 @@ from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
 from hub.auth import Authenticator
 from hub.bed_state import BedStates
-from hub.clock import Clock, SystemClock
 from hub.config import HubConfig
 from hub.console_watch import Consoles, ConsoleWatch, start_console_watch
+from hub.core.clock import Clock, SystemClock
+from hub.core.store import Store
+from hub.core.timers import Timers
 from hub.escalation import Escalation, start_escalation
 from hub.ingest import Ingest
 from hub.mqtt_link import MqttLink
@@ -36,8 +38,6 @@ from hub.push import PushNotifier, PushService
 from hub.registry import Registry
 from hub.registry_service import RegistryService
 from hub.roster_watch import start_roster_watch
-from hub.store import Store
-from hub.timers import Timers
 from hub.users import UserError, UserStore
 from hub.walktest import WalkTests
 from hub.watch import Watch

@@ -12,7 +12,7 @@ when the session began and was last used. So every copy of one cookie is the sam
   `carewatch users` makes the change from another process;
 - a session unused for `IDLE_S`, or begun more than `MAX_AGE_S` ago, has ended.
 
-The table is made by migration 2 (`hub/migrations.py`), which runs whenever the store is
+The table is made by migration 2 (`hub/core/migrations.py`), which runs whenever the store is
 opened, so `carewatch users` can end sessions on a database the hub has not opened since it
 was upgraded.
 """
@@ -24,8 +24,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hub.clock import Clock
-from hub.store import Store
+from hub.core.clock import Clock
+from hub.core.store import Store
 
 IDLE_S: Final = 12 * 3600.0  # unused this long: ended (the cookie's own max_age, as before)
 MAX_AGE_S: Final = 24 * 3600.0  # begun this long ago: ended however busy (sign in again)
@@ -51,7 +51,7 @@ class WebSession:
 
 
 class Sessions:
-    """The `web_sessions` table (made by migration 2, hub/migrations.py)."""
+    """The `web_sessions` table (made by migration 2, hub/core/migrations.py)."""
 
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store

@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from device_profiles import DeviceProfile, ProfileError, load_profile
 from hub.alerts import ACTIVE_STATES
+from hub.core.store import Store
 from hub.escalation_policy import EscalationPolicies, Period, Policy
 from hub.figures import (
     DEFAULT_PRIORITIES,
@@ -51,7 +52,6 @@ from hub.labels import device_name, gateway_where, people_names
 from hub.registry import Registry
 from hub.registry_models import Bed, Device, Room, Zone
 from hub.roster import Roster
-from hub.store import Store
 from hub.watch_settings import WatchPolicy
 
 ACK_LIMIT_S: Final[Mapping[str, float]] = {"emergency": 60.0, "routine": 180.0}

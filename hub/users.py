@@ -24,7 +24,7 @@ import aiosqlite
 from argon2 import PasswordHasher
 
 from hub.access import ROLE_PERMISSIONS, Grant
-from hub.store import AuditEntry, Store
+from hub.core.store import AuditEntry, Store
 
 Source = Literal["config", "cli", "api"]
 USERNAME_PATTERN: Final = r"^[A-Za-z0-9._@-]{1,64}$"

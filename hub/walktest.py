@@ -25,12 +25,12 @@ from typing import Any, Final, TypeVar
 
 from device_profiles import ProfileError, load_profile
 from hub.alerts import ACTIVE_STATES, AlertBus, AlertService
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import Store, StoredItem
 from hub.labels import device_name, gateway_where
 from hub.registry import Placement, Registry
 from hub.registry_data import RegistryData
 from hub.rule_coverage import CoverageWarning, coverage
-from hub.store import Store, StoredItem
 from hub.watch_settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.walktest")

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from device_profiles import DeviceProfile, load_profile
 from hub.alerts import AlertService, Priority, Trigger
-from hub.clock import Clock
+from hub.core.clock import Clock
+from hub.core.store import StoredItem
+from hub.core.timers import Timer, Timers
 from hub.registry import Placement, Registry
 from hub.registry_data import RegistryData
 from hub.registry_models import Device
-from hub.store import StoredItem
-from hub.timers import Timer, Timers
 from hub.watch_settings import WatchPolicy, WatchSettings
 
 if TYPE_CHECKING:

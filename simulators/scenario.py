@@ -59,7 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from device_profiles import load_profile
 from edge.config import Identifier, validate_document
-from hub.clock import Clock
+from hub.core.clock import Clock
 from hub.escalation_policy import EscalationConfig
 from hub.registry_models import BedCode, DeviceRole, ElderCode, RiskFlag, Username, ZoneKind
 from hub.roster import RosterConfig, Shift

@@ -35,7 +35,7 @@ from typing import Any, Final, Self
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from edge.publisher import Backoff
-from hub.clock import ScaledClock
+from hub.core.clock import ScaledClock
 from hub.service import Hub
 from hub.users import hash_password
 from simulators.ble_air import BLEAirSender

@@ -18,8 +18,8 @@ from hypothesis import configuration
 
 from edge.wire import data_topic
 from hub.auth import hash_password
-from hub.clock import Clock
 from hub.config import HubConfig
+from hub.core.clock import Clock
 from hub.service import Hub
 from tests.mosquitto import MosquittoBroker, mosquitto
 

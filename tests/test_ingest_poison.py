@@ -41,10 +41,10 @@ from edge.wire import (
     status_topic,
 )
 from hub.board import BedBoard
+from hub.core.store import StoredItem
 from hub.ingest import Ingest
 from hub.registry import Placement
 from hub.service import Hub
-from hub.store import StoredItem
 from tests.conftest import HubFactory, ManualClock
 from tests.mosquitto import MosquittoBroker
 from tests.test_hub_ingest import eventually

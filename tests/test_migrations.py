@@ -1,5 +1,5 @@
 """Upgrades keep data: a database made by an earlier main opens in today's hub, migrated in
-place by the numbered steps of hub/migrations.py, with every record it held.
+place by the numbered steps of hub/core/migrations.py, with every record it held.
 
 tests/data/hub-0eb87ea.sql is a real database of main at 0eb87ea (the last main before server-side
 sessions), dumped after that hub had seeded the small site, stored a reading and a fall, opened
@@ -16,8 +16,8 @@ import aiosqlite
 import httpx
 import pytest
 
-from hub.migrations import LATEST, MIGRATIONS, MigrationError, migrate, schema_version
-from hub.store import Store
+from hub.core.migrations import LATEST, MIGRATIONS, MigrationError, migrate, schema_version
+from hub.core.store import Store
 from tests.conftest import NURSE, HubFactory, ManualClock
 
 OLD_MAIN = Path(__file__).parent / "data" / "hub-0eb87ea.sql"

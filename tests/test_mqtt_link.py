@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hub.clock import SystemClock
+from hub.core.clock import SystemClock
 from hub.mqtt_link import MqttLink
 from hub.service import Hub
 from tests.conftest import HubFactory

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from edge.config import ConfigError
-from hub.clock import ScaledClock
+from hub.core.clock import ScaledClock
 from hub.service import Hub
 from simulators import bthome, mr60bha1, tinyframe, xiaomi
 from simulators.scenario import (

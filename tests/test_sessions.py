@@ -20,9 +20,9 @@ import httpx
 from itsdangerous import TimestampSigner
 
 from hub.access import Grant
+from hub.core.store import Store
 from hub.service import Hub
 from hub.sessions import IDLE_S, MAX_AGE_S
-from hub.store import Store
 from hub.users import UserStore
 from tests.conftest import NURSE, HubFactory, ManualClock, PublishBatch
 from tests.test_access import raise_alert

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import aiosqlite
 
-from hub.migrations import migrate
+from hub.core.migrations import migrate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hub.clock import Clock
-from hub.store import Statement, Store, TimerKey
+from hub.core.clock import Clock
+from hub.core.store import Statement, Store, TimerKey
 
 log = logging.getLogger("carewatch.hub.timers")
 
