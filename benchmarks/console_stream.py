@@ -68,8 +68,8 @@ from benchmarks.watch_latency import Gateways, Sample, item, trigger_zone, watch
 from hub.auth import hash_password
 from hub.core.clock import ScaledClock, SystemClock
 from hub.core.store import Store
-from hub.registry_models import SiteSpec
-from hub.registry_service import RegistryService
+from hub.registry.models import SiteSpec
+from hub.registry.service import RegistryService
 from tests.mosquitto import mosquitto
 
 REPO: Final = Path(__file__).resolve().parent.parent

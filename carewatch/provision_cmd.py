@@ -20,10 +20,10 @@ from pathlib import Path
 
 from carewatch.registry_cmd import Unreachable, _kind_from_name, cli_actor, open_hub_registry
 from hub.config import HubConfig
-from hub.labels import bed_png, site_labels, site_pdf
 from hub.provisioning import Address, Bundle, DeviceRequest, Provisioner
-from hub.registry_csv import LAYOUTS, ImportRejected
-from hub.registry_models import Bed, Room, Site, Zone
+from hub.registry.csv_import import LAYOUTS, ImportRejected
+from hub.registry.labels import bed_png, site_labels, site_pdf
+from hub.registry.models import Bed, Room, Site, Zone
 
 Action = Callable[[Provisioner, HubConfig, argparse.Namespace], Awaitable[None]]
 

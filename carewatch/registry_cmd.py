@@ -35,9 +35,9 @@ from typing import Any, Final, Protocol
 from hub.config import HubConfig, HubConfigError, load_hub_config
 from hub.core.clock import SystemClock
 from hub.core.store import Store
-from hub.registry_csv import LAYOUTS, ImportRejected, RowProblem
-from hub.registry_models import RECORD_KINDS, RegistryError
-from hub.registry_service import Actor, RegistryService
+from hub.registry.csv_import import LAYOUTS, ImportRejected, RowProblem
+from hub.registry.models import RECORD_KINDS, RegistryError
+from hub.registry.service import Actor, RegistryService
 from hub.watch_settings import WatchPolicy
 
 PLURALS: Final = {f"{kind}s": record for kind, record in RECORD_KINDS.items()}

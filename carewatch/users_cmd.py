@@ -33,8 +33,8 @@ from carewatch.registry_cmd import Unreachable, cli_actor, open_hub_registry
 from hub.access import ALL_SITES, ROLES, Grant, Role
 from hub.config import HubConfig
 from hub.core.clock import SystemClock
-from hub.registry_data import RegistryData
-from hub.registry_models import Resident, Site, Zone
+from hub.registry.data import RegistryData
+from hub.registry.models import Resident, Site, Zone
 from hub.users import USERNAME_PATTERN, Token, User, UserError, UserStore, hash_password
 
 MIN_PASSWORD_LENGTH: Final = 10

@@ -17,8 +17,8 @@ from typing import Any, Final, Literal, get_args
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub.registry import Registry
-from hub.registry_models import Bed, Room
+from hub.registry.index import Registry
+from hub.registry.models import Bed, Room
 
 Role = Literal["admin", "supervisor", "staff", "installer", "family"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)

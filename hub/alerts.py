@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store, TimerKey
-from hub.registry import Placement
+from hub.registry.index import Placement
 
 log = logging.getLogger("carewatch.hub.alerts")
 

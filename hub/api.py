@@ -18,14 +18,14 @@ from hub.access import Principal, authenticated, require
 from hub.alerts import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
 from hub.api_consoles import owner_of
 from hub.api_params import RecordId
-from hub.api_registry import install_registry_api
 from hub.auth import Authenticator
 from hub.config import RequestLimitSettings
 from hub.console_watch import CONSOLE_ID, Consoles
 from hub.core.store import Store
-from hub.labels import alert_place
-from hub.registry import Placement, Registry
-from hub.registry_service import RegistryService
+from hub.registry.index import Placement, Registry
+from hub.registry.labels import alert_place
+from hub.registry.routes import install_registry_api
+from hub.registry.service import RegistryService
 from hub.request_limits import RequestLimits
 from hub.web_files import listed_file, web_file
 
@@ -125,8 +125,8 @@ def create_app(
         return "the hub" if username == SYSTEM_ACTOR else auth.users.name_of(username)
 
     def placed(alert: dict[str, Any]) -> dict[str, Any]:
-        """The alert with where it happened in words (`place`, hub/labels.py), and who answered
-        it by name (`acknowledged_by_name`, `resolved_by_name`)."""
+        """The alert with where it happened in words (`place`, hub/registry/labels.py), and who
+        answered it by name (`acknowledged_by_name`, `resolved_by_name`)."""
         names = {
             f"{field}_name": person_name(alert[field])
             for field in ("acknowledged_by", "resolved_by")

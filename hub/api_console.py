@@ -21,8 +21,8 @@ from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.figures import parse_when
 from hub.handover import DEFAULT_HOURS, handover, shift_start
-from hub.registry import Registry
-from hub.registry_models import Resident
+from hub.registry.index import Registry
+from hub.registry.models import Resident
 from hub.resident_history import chart, timeline
 from hub.roster import Roster
 from hub.watch_settings import WatchPolicy

@@ -20,7 +20,7 @@ from hub.bed_state import BedStates
 from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.family import FamilyView, Names
-from hub.registry import Registry
+from hub.registry.index import Registry
 from hub.web_files import listed_file, web_file
 
 CHANNEL: Final = "family_app"

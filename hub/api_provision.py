@@ -26,12 +26,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from hub.access import Principal, bed_place, require
-from hub.api_registry import missing, readable, shown
-from hub.labels import bed_png, label_for, site_labels, site_pdf
 from hub.provisioning import Address, DeviceRequest, Provisioner
-from hub.registry import Registry
-from hub.registry_models import Bed, Room, Site
-from hub.registry_service import Actor
+from hub.registry.index import Registry
+from hub.registry.labels import bed_png, label_for, site_labels, site_pdf
+from hub.registry.models import Bed, Room, Site
+from hub.registry.routes import missing, readable, shown
+from hub.registry.service import Actor
 
 Caller = Annotated[Principal, Depends(require("provision"))]
 

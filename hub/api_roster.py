@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, Response
 from hub.access import Principal, not_found, refusal, require
 from hub.core.clock import Clock
 from hub.core.store import Store
-from hub.registry import Registry
+from hub.registry.index import Registry
 from hub.roster import Roster, Run
 from hub.roster_watch import site_zones
 from hub.users import UserStore

@@ -19,7 +19,7 @@ from hub.core.store import Store
 from hub.escalation import Escalation
 from hub.escalation_policy import EscalationPolicies
 from hub.figures import parse_when, period
-from hub.registry import Registry
+from hub.registry.index import Registry
 from hub.supervisor import EXPORTS, Sources, overview, to_csv
 from hub.watch_settings import WatchPolicy
 from hub.web_files import listed_file, web_file

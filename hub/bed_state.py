@@ -57,11 +57,11 @@ from typing import Any, Final, Literal, TypeVar
 from device_profiles import load_profile
 from hub.alerts import ACTIVE_STATES
 from hub.core.store import Store, StoredItem
-from hub.labels import BedWords, bed_words, device_type, room_words
-from hub.labels import device_kind as device_kind  # walk tests' words come from here
-from hub.registry import Placement, Registry
-from hub.registry_data import RegistryData
-from hub.registry_models import Bed, Device, Resident, Room, Zone
+from hub.registry.data import RegistryData
+from hub.registry.index import Placement, Registry
+from hub.registry.labels import BedWords, bed_words, device_type, room_words
+from hub.registry.labels import device_kind as device_kind  # walk tests' words come from here
+from hub.registry.models import Bed, Device, Resident, Room, Zone
 
 StateCode = Literal["in_bed", "up", "away", "device_trouble", "unknown", "empty", "no_bed"]
 Activity = Literal["in_bed", "up", "away", "unknown"]

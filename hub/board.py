@@ -4,8 +4,8 @@ that state began.
 The state is the bed's one truth (hub/bed_state.py), the same the family app and the resident
 page show: `bed_state` in each tile, with its `code` also in the tile's `state` unless an active
 alert about the bed that needs a person paints the tile red (`state` "alert"; the bed's state
-stays in `bed_state`). Places are said as hub/labels.py says them: `place` ("Room 101", "Okafor
-home"), `at_home`, and for each gateway that carries a device of the bed or its room, where
+stays in `bed_state`). Places are said as hub/registry/labels.py says them: `place` ("Room 101",
+"Okafor home"), `at_home`, and for each gateway that carries a device of the bed or its room, where
 that gateway is (`gateways`), from which the console names a gateway alert's place and the beds
 it leaves unwatched.
 
@@ -40,8 +40,8 @@ from hub.bed_state import (
     RoomPlace,
     ZoneStates,
 )
-from hub.labels import device_name, gateway_places
-from hub.registry_data import RegistryData
+from hub.registry.data import RegistryData
+from hub.registry.labels import device_name, gateway_places
 
 __all__ = ["REUSE_S", "BedBoard", "ZoneTiles"]
 

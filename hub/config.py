@@ -11,7 +11,7 @@ from edge.config import ConfigError, check_ca_file, validate_document
 from hub.access import GrantFields
 from hub.escalation_policy import EscalationConfig
 from hub.outbound import OutboundPolicy, ip_literal
-from hub.registry import Registry, RegistryError, SiteSpec
+from hub.registry.index import Registry, RegistryError, SiteSpec
 from hub.roster import RosterConfig
 from hub.users import USERNAME_PATTERN, ConfigToken, ConfigUser
 from hub.watch_settings import WatchConfig

@@ -45,7 +45,6 @@ from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
 from hub.core.timers import Timer, Timers
 from hub.escalation_policy import EscalationPolicies, Period, Policy
-from hub.labels import channel_words, reached_words
 from hub.notify import (
     ConsoleNotifier,
     DeliveryResult,
@@ -56,8 +55,9 @@ from hub.notify import (
     RecipientKind,
 )
 from hub.notify_apprise import AppriseNotifier
-from hub.registry import Registry
-from hub.registry_models import Resident
+from hub.registry.index import Registry
+from hub.registry.labels import channel_words, reached_words
+from hub.registry.models import Resident
 from hub.roster import Roster
 from hub.watch_settings import WatchPolicy
 

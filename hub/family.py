@@ -2,8 +2,8 @@
 
 The state is the bed's one truth (hub/bed_state.py), the same the console's bed board and the
 resident page show at the same moment: in bed, up, away, device trouble, no reading yet, or not
-in a monitored bed (waiting, discharged). The place is said as hub/labels.py says it: "Room 101,
-Sunrise Care Home", or for a bed at home "At home — cared for by Sunrise Care Home".
+in a monitored bed (waiting, discharged). The place is said as hub/registry/labels.py says it: "Room
+101, Sunrise Care Home", or for a bed at home "At home — cared for by Sunrise Care Home".
 
 A family member never sees test alerts, other residents, readings of vital signs, or how a
 contact is notified (Apprise URLs hold secrets).
@@ -24,9 +24,9 @@ from hub.bed_state import (  # noqa: F401 (AWAY_AFTER_S, Seen, activity_from: fo
 from hub.core.clock import Clock
 from hub.core.store import ALERT_COLUMNS, Store
 from hub.family_answers import answers, family_answers, staff_response
-from hub.labels import bed_words
-from hub.registry import Registry
-from hub.registry_models import Bed, Resident, Room
+from hub.registry.index import Registry
+from hub.registry.labels import bed_words
+from hub.registry.models import Bed, Resident, Room
 
 RECENT_DAYS: Final = 7
 RECENT_LIMIT: Final = 50

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from hub.core.store import ALERT_COLUMNS, Store
-from hub.labels import people_names
+from hub.registry.labels import people_names
 from hub.roster import Roster, Shift
 from hub.watch_settings import WatchPolicy
 

@@ -34,8 +34,8 @@ from edge.config import DeviceConfig, EdgeConfig
 from edge.wire import HUB_STATUS_TOPIC, command_topic, data_topic, devices_topic, status_topic
 from hub.config import HubConfig
 from hub.core.store import Store
-from hub.registry_models import Conflict, Device, Gateway, NotFound, RegistryError
-from hub.registry_service import Actor, RegistryService
+from hub.registry.models import Conflict, Device, Gateway, NotFound, RegistryError
+from hub.registry.service import Actor, RegistryService
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS provision_device (

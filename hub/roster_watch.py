@@ -26,8 +26,8 @@ from hub.alerts import ACTIVE_STATES, AlertService, Trigger
 from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.core.timers import Timer, Timers
-from hub.registry import Registry
-from hub.registry_models import Zone
+from hub.registry.index import Registry
+from hub.registry.models import Zone
 from hub.roster import Roster
 from hub.watch_settings import WatchPolicy
 

@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
 from device_profiles import DeviceProfile, load_profile
-from hub.labels import bed_words, room_words, site_name
-from hub.registry_data import RegistryData
-from hub.registry_models import Bed, Device, Room, Zone
+from hub.registry.data import RegistryData
+from hub.registry.labels import bed_words, room_words, site_name
+from hub.registry.models import Bed, Device, Room, Zone
 from hub.watch_settings import WatchPolicy, WatchSettings
 
 BED_RULES: Final = (

@@ -35,8 +35,8 @@ from hub.ingest import Ingest
 from hub.mqtt_link import MqttLink
 from hub.provisioning import Provisioner
 from hub.push import PushNotifier, PushService
-from hub.registry import Registry
-from hub.registry_service import RegistryService
+from hub.registry.index import Registry
+from hub.registry.service import RegistryService
 from hub.roster_watch import start_roster_watch
 from hub.users import UserError, UserStore
 from hub.walktest import WalkTests

@@ -19,9 +19,10 @@ site-scoped supervisor is answered about their own sites only (see `hub.api_supe
 - Beds by type: per site and zone kind, the beds watched by each kind of sensor (a device
   bound to the bed or to its room), and the beds nothing watches.
 
-Said in words for the page (hub/labels.py): a device by kind and place (`device_name`: "fall
-radar in room 102") and model (`model`), a gateway with where it is (`where`), who acknowledged
-by display name (`acknowledged_by_name`). The codes stay beside them for the CSV exports.
+Said in words for the page (hub/registry/labels.py): a device by kind and place (`device_name`:
+"fall radar in room 102") and model (`model`), a gateway with where it is (`where`), who
+acknowledged by display name (`acknowledged_by_name`). The codes stay beside them for the CSV
+exports.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ from hub.figures import (
     nobody_reached_counts,
     write_csv,
 )
-from hub.labels import device_name, gateway_where, people_names
-from hub.registry import Registry
-from hub.registry_models import Bed, Device, Room, Zone
+from hub.registry.index import Registry
+from hub.registry.labels import device_name, gateway_where, people_names
+from hub.registry.models import Bed, Device, Room, Zone
 from hub.roster import Roster
 from hub.watch_settings import WatchPolicy
 

@@ -13,7 +13,7 @@ The status also lists the `warnings` of its scope: rules switched on (by the wat
 that the devices fitted cannot drive (hub/rule_coverage.py, docs/rules-and-devices.md), and says
 each device and the scope in words for the installer's page (`device_name`, `profile_name`,
 `scope_name`): "Call button in room 101", "Sunrise Care Home, gateway East wing", as
-hub/labels.py names them everywhere.
+hub/registry/labels.py names them everywhere.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from device_profiles import ProfileError, load_profile
 from hub.alerts import ACTIVE_STATES, AlertBus, AlertService
 from hub.core.clock import Clock
 from hub.core.store import Store, StoredItem
-from hub.labels import device_name, gateway_where
-from hub.registry import Placement, Registry
-from hub.registry_data import RegistryData
+from hub.registry.data import RegistryData
+from hub.registry.index import Placement, Registry
+from hub.registry.labels import device_name, gateway_where
 from hub.rule_coverage import CoverageWarning, coverage
 from hub.watch_settings import WatchPolicy
 

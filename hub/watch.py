@@ -24,9 +24,9 @@ from hub.alerts import AlertService, Priority, Trigger
 from hub.core.clock import Clock
 from hub.core.store import StoredItem
 from hub.core.timers import Timer, Timers
-from hub.registry import Placement, Registry
-from hub.registry_data import RegistryData
-from hub.registry_models import Device
+from hub.registry.data import RegistryData
+from hub.registry.index import Placement, Registry
+from hub.registry.models import Device
 from hub.watch_settings import WatchPolicy, WatchSettings
 
 if TYPE_CHECKING:

@@ -61,7 +61,7 @@ from device_profiles import load_profile
 from edge.config import Identifier, validate_document
 from hub.core.clock import Clock
 from hub.escalation_policy import EscalationConfig
-from hub.registry_models import BedCode, DeviceRole, ElderCode, RiskFlag, Username, ZoneKind
+from hub.registry.models import BedCode, DeviceRole, ElderCode, RiskFlag, Username, ZoneKind
 from hub.roster import RosterConfig, Shift
 from hub.watch_settings import WatchSettings
 from simulators.scenario_devices import BATTERY, MODELS, Place, ResidentState, SimDevice

@@ -28,7 +28,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from hub.access import ROLE_PERMISSIONS, Grant, Permission, Role, authenticated
-from hub.registry_models import Bed, Resident
+from hub.registry.models import Bed, Resident
 from hub.service import Hub
 from hub.users import token_digest
 from tests.conftest import (

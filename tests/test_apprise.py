@@ -23,8 +23,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from hub.notify import DeliveryResult, Notification, Recipient
 from hub.notify_apprise import AppriseNotifier, url_problem
 from hub.outbound import OutboundPolicy
-from hub.registry_csv import ImportRejected, import_csv
-from hub.registry_models import Contact, RegistryError, Resident, parse_record
+from hub.registry.csv_import import ImportRejected, import_csv
+from hub.registry.models import Contact, RegistryError, Resident, parse_record
 from tests.conftest import ADMIN, HubFactory
 from tests.test_registry import T0, small
 

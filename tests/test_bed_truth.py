@@ -25,9 +25,9 @@ from edge.wire import (
 )
 from hub.auth import hash_password
 from hub.bed_state import AWAY_AFTER_S, BedStates
-from hub.labels import alert_place, gateway_where, room_words
-from hub.registry_models import Gateway
-from hub.registry_service import SYSTEM
+from hub.registry.labels import alert_place, gateway_where, room_words
+from hub.registry.models import Gateway
+from hub.registry.service import SYSTEM
 from hub.service import Hub
 from tests.conftest import FAMILY, NURSE, SMALL_SITE, HubFactory, PublishBatch, small_site_users
 from tests.mosquitto import MosquittoBroker

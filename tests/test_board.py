@@ -22,8 +22,8 @@ from edge.wire import (
     encode_status,
     status_topic,
 )
-from hub.registry_models import Resident
-from hub.registry_service import SYSTEM
+from hub.registry.models import Resident
+from hub.registry.service import SYSTEM
 from hub.service import Hub
 from tests.conftest import EAST_NURSE, NURSE, HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from hub.registry_csv import import_csv
-from hub.registry_data import RegistryData
+from hub.registry.csv_import import import_csv
+from hub.registry.data import RegistryData
 from hub.service import Hub
 from simulators.fleet import (
     Fleet,

@@ -43,7 +43,7 @@ from edge.wire import (
 from hub.board import BedBoard
 from hub.core.store import StoredItem
 from hub.ingest import Ingest
-from hub.registry import Placement
+from hub.registry.index import Placement
 from hub.service import Hub
 from tests.conftest import HubFactory, ManualClock
 from tests.mosquitto import MosquittoBroker

@@ -31,7 +31,7 @@ import requests
 
 from hub.core.store import Store
 from hub.notify import DeliveryResult
-from hub.registry_models import Resident
+from hub.registry.models import Resident
 from hub.service import Hub
 from tests.conftest import ADMIN, INSTALLER, SMALL_SITE, SUPERVISOR, HubFactory, PublishBatch
 from tests.test_apprise import notification

@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from hub.config import HubConfigError, load_hub_config
-from hub.registry import Registry
-from hub.registry_csv import ImportRejected, import_csv
-from hub.registry_data import RegistryData, data_from_specs
-from hub.registry_models import (
+from hub.registry.csv_import import ImportRejected, import_csv
+from hub.registry.data import RegistryData, data_from_specs
+from hub.registry.index import Registry
+from hub.registry.models import (
     Bed,
     Conflict,
     Device,

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from hub.auth import token_digest
-from hub.registry_models import Resident
+from hub.registry.models import Resident
 from hub.service import Hub
 from tests.conftest import ADMIN, SMALL_SITE, HubFactory, PublishBatch
 from tests.test_hub_api import login

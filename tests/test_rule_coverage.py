@@ -16,8 +16,8 @@ import yaml
 from playwright.async_api import async_playwright, expect
 
 from hub.commissioning_report import ALL_DRIVEN, build_report, render_html, render_pdf
-from hub.registry_data import data_from_specs
-from hub.registry_models import SiteSpec
+from hub.registry.data import data_from_specs
+from hub.registry.models import SiteSpec
 from hub.rule_coverage import Coverage, coverage
 from hub.watch_settings import WatchConfig, WatchPolicy
 from tests.conftest import (

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Final, TypeVar
 
 from device_profiles import ProfileError, load_profile
-from hub.registry_models import (
+from hub.registry.models import (
     RECORD_KINDS,
     Bed,
     Binding,

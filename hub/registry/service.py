@@ -23,10 +23,10 @@ from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
 from hub.notify_apprise import masked_contacts, private_url_problem
 from hub.outbound import OutboundPolicy
-from hub.registry import Registry, RegistryIndex
-from hub.registry_csv import import_csv
-from hub.registry_data import Change, RegistryData, data_from_specs, when
-from hub.registry_models import (
+from hub.registry.csv_import import import_csv
+from hub.registry.data import Change, RegistryData, data_from_specs, when
+from hub.registry.index import Registry, RegistryIndex
+from hub.registry.models import (
     Bed,
     Binding,
     Device,
@@ -37,7 +37,7 @@ from hub.registry_models import (
     parse_record,
     record_fields,
 )
-from hub.registry_store import RegistryStore
+from hub.registry.store import RegistryStore
 from hub.rule_coverage import Coverage, Visible, coverage
 from hub.watch_settings import WatchConfig, WatchPolicy
 
@@ -58,7 +58,7 @@ class Actor:
 
 SYSTEM = Actor("system", "config")
 # A last check of a change before it is stored: (data before, data after, the changes); it
-# raises a RegistryError to refuse the change whole (the API's scope check, hub/api_registry.py).
+# raises a RegistryError to refuse the change whole (the API's scope check, hub/registry/routes.py).
 ChangeCheck = Callable[[RegistryData, RegistryData, list[Change]], None]
 
 

@@ -42,9 +42,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from device_profiles import load_profile
 from hub.core.store import Store
-from hub.registry import Registry
-from hub.registry_data import RegistryData
-from hub.registry_models import Bed, Device, Gateway, Room, Site, Zone
+from hub.registry.data import RegistryData
+from hub.registry.index import Registry
+from hub.registry.models import Bed, Device, Gateway, Room, Site, Zone
 
 QR_SCALE: Final = 8
 LABEL_MM: Final = (62.0, 100.0)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from hub.registry_data import Change, RegistryData
-from hub.registry_models import (
+from hub.registry.data import Change, RegistryData
+from hub.registry.models import (
     Bed,
     Device,
     Gateway,

@@ -43,10 +43,10 @@ from hub.access import (
     resident_visible,
 )
 from hub.notify_apprise import masked_contacts
-from hub.registry import Registry
-from hub.registry_csv import ImportRejected, RowProblem
-from hub.registry_data import Change, RegistryData
-from hub.registry_models import (
+from hub.registry.csv_import import ImportRejected, RowProblem
+from hub.registry.data import Change, RegistryData
+from hub.registry.index import Registry
+from hub.registry.models import (
     RECORD_KINDS,
     Bed,
     BedCode,
@@ -62,7 +62,7 @@ from hub.registry_models import (
     Site,
     Zone,
 )
-from hub.registry_service import Actor, ChangeCheck, RegistryService
+from hub.registry.service import Actor, ChangeCheck, RegistryService
 
 PLURALS = {f"{kind}s": record for kind, record in RECORD_KINDS.items()}
 Fields = Annotated[dict[str, Any], Body()]

@@ -1,7 +1,7 @@
 """Who and what is where: the in-memory registry that ingest and the rules read on every item.
 
-The registry lives in the hub's database (`hub.registry_store`) and is changed through
-`hub.registry_service`; this module is the read side. `Registry.load` swaps in a new index built
+The registry lives in the hub's database (`hub.registry.store`) and is changed through
+`hub.registry.service`; this module is the read side. `Registry.load` swaps in a new index built
 from the data after each change, so `placement(device, at)` stays a dictionary lookup plus, for a
 bed's device, a bisect over that bed's binding history.
 """
@@ -12,8 +12,8 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from hub.registry_data import RegistryData, data_from_specs
-from hub.registry_models import (
+from hub.registry.data import RegistryData, data_from_specs
+from hub.registry.models import (
     Bed,
     BedSpec,
     Binding,

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any, Final, get_origin
 
 from hub.core.store import AuditEntry, Store
-from hub.registry_data import Change, RegistryData
-from hub.registry_models import RECORD_KINDS, Binding, Record, RecordBase, record_fields
+from hub.registry.data import Change, RegistryData
+from hub.registry.models import RECORD_KINDS, Binding, Record, RecordBase, record_fields
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS registry_site (id TEXT PRIMARY KEY, name TEXT NOT NULL, phone TEXT);
