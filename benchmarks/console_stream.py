@@ -65,7 +65,7 @@ from benchmarks.watch_common import (
     start_telemetry,
 )
 from benchmarks.watch_latency import Gateways, Sample, item, trigger_zone, watch_loop
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from hub.core.clock import ScaledClock, SystemClock
 from hub.core.store import Store
 from hub.registry.models import SiteSpec
@@ -262,7 +262,8 @@ def ward_count(beds: int, zone_beds: int) -> int:
 
 
 def staff_grant(i: int, wards: int) -> dict[str, Any]:
-    """The i-th nurse's scope (hub/access.py): a ward and the calls zone, or the whole site."""
+    """The i-th nurse's scope (hub/access/permissions.py): a ward and the calls zone, or the whole
+    site."""
     if wards == 0:
         return {"role": "staff", "sites": ["*"]}
     zones = [f"{SITE}/{WARD_PREFIX}{i % wards:03d}", f"{SITE}/{CALLS_ZONE}"]

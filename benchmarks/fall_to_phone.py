@@ -70,7 +70,7 @@ from benchmarks.fall_to_console import (
     wait_connected,
 )
 from benchmarks.watch_common import percentile
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from hub.config import HubConfig
 from hub.service import Hub
 from simulators.mr60fda1 import MR60FDA1Simulator

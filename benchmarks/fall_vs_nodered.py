@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.fall_to_console import stream_alerts
 from benchmarks.watch_common import PASSWORD, CpuMeter, child_named, percentile
 from edge.wire import Observation, data_topic, encode_status, status_topic
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from simulators.fleet import Outbox, plan_fleet, site_spec
 from tests.mosquitto import free_port, mosquitto
 

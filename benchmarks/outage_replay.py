@@ -36,7 +36,7 @@ from benchmarks.edge_fleet import (
 )
 from edge.outbox import Outbox
 from edge.wire import Observation
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from hub.config import HubConfig
 from hub.service import Hub
 from simulators.mr60fda1 import MR60FDA1Simulator

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import psutil
 
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from hub.config import HubConfig
 from hub.core.clock import ScaledClock
 

@@ -39,7 +39,7 @@ from carewatch.demo_broker import EmbeddedBroker
 from carewatch.logging_setup import ContextFormatter
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from hub.config import HubConfig, PushSettings
 from hub.service import Hub
 from simulators.ble_air import BLEAirSender

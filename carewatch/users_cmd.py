@@ -30,12 +30,12 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from carewatch.registry_cmd import Unreachable, cli_actor, open_hub_registry
-from hub.access import ALL_SITES, ROLES, Grant, Role
+from hub.access.permissions import ALL_SITES, ROLES, Grant, Role
+from hub.access.users import USERNAME_PATTERN, Token, User, UserError, UserStore, hash_password
 from hub.config import HubConfig
 from hub.core.clock import SystemClock
 from hub.registry.data import RegistryData
 from hub.registry.models import Resident, Site, Zone
-from hub.users import USERNAME_PATTERN, Token, User, UserError, UserStore, hash_password
 
 MIN_PASSWORD_LENGTH: Final = 10
 SCOPE_HINT: Final = "scope options: --site SITE (or '*'), --zone SITE/ZONE, --resident CODE"

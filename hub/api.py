@@ -14,11 +14,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.sessions import SessionMiddleware
 
-from hub.access import Principal, authenticated, require
+from hub.access.auth import Authenticator
+from hub.access.permissions import Principal, authenticated, require
 from hub.alerts import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
 from hub.api_consoles import owner_of
 from hub.api_params import RecordId
-from hub.auth import Authenticator
 from hub.config import RequestLimitSettings
 from hub.console_watch import CONSOLE_ID, Consoles
 from hub.core.store import Store

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 
-from hub.access import Principal, not_found, require, resident_visible
+from hub.access.permissions import Principal, not_found, require, resident_visible
 from hub.bed_state import BedStates
 from hub.board import BedBoard
 from hub.core.clock import Clock

@@ -17,9 +17,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.access import Principal, require
+from hub.access.permissions import Principal, require
+from hub.access.sessions import session_digest
 from hub.console_watch import CONSOLE_ID, Console, ConsoleWatch, ZoneWatch
-from hub.sessions import session_digest
 
 AlertReader = Annotated[Principal, Depends(require("alerts.read"))]
 # Who may see every console of their sites, not only their own.

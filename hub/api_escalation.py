@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from hub.access import Principal, require
+from hub.access.permissions import Principal, require
 from hub.api_params import RecordId
 from hub.escalation import Escalation
 from hub.figures import DEFAULT_PRIORITIES, document, load_timings, parse_when, period

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Final, Protocol
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
-from hub.access import Principal, not_found, require
+from hub.access.permissions import Principal, not_found, require
 from hub.api_params import RecordId
 from hub.bed_state import BedStates
 from hub.core.clock import Clock

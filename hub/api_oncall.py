@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
-from hub.access import Principal, not_found, require
+from hub.access.permissions import Principal, not_found, require
 from hub.api_params import RecordId
 from hub.core.store import Store
 

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from hub.access import Principal, bed_place, require
+from hub.access.permissions import Principal, bed_place, require
 from hub.provisioning import Address, DeviceRequest, Provisioner
 from hub.registry.index import Registry
 from hub.registry.labels import bed_png, label_for, site_labels, site_pdf

@@ -25,13 +25,13 @@ from typing import Any, Final, Literal, Protocol
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.access import Permission, Principal, not_found, refusal
+from hub.access.permissions import Permission, Principal, not_found, refusal
+from hub.access.users import UserStore
 from hub.alerts import AlertService
 from hub.api import Caller
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
 from hub.push import CHANNEL, ActionClaim, PushError, PushService
-from hub.users import UserStore
 
 # A notification's buttons act on an alert as its family (their residents') or as staff.
 ACTING: tuple[Permission, ...] = ("family", "alerts.act")

@@ -30,13 +30,13 @@ from typing import Annotated, Any, Final, Literal, Protocol
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from hub.access import Principal, not_found, refusal, require
+from hub.access.permissions import Principal, not_found, refusal, require
+from hub.access.users import UserStore
 from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.registry.index import Registry
 from hub.roster import Roster, Run
 from hub.roster_watch import site_zones
-from hub.users import UserStore
 from hub.web_files import listed_file, web_file
 
 PAGE_FILES: Final = frozenset({"roster.js"})

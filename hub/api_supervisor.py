@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from hub.access import ALL_SITES, Principal, not_found, require
+from hub.access.permissions import ALL_SITES, Principal, not_found, require
 from hub.config import HubConfig
 from hub.core.store import Store
 from hub.escalation import Escalation

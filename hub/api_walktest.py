@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from hub.access import Principal, require
+from hub.access.permissions import Principal, require
 from hub.api import KEEPALIVE_S
 from hub.api_params import RecordId
 from hub.commissioning_report import CommissioningReport, build_report, render_html, render_pdf

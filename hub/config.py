@@ -8,12 +8,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.config import ConfigError, check_ca_file, validate_document
-from hub.access import GrantFields
+from hub.access.permissions import GrantFields
+from hub.access.users import USERNAME_PATTERN, ConfigToken, ConfigUser
 from hub.escalation_policy import EscalationConfig
 from hub.outbound import OutboundPolicy, ip_literal
 from hub.registry.index import Registry, RegistryError, SiteSpec
 from hub.roster import RosterConfig
-from hub.users import USERNAME_PATTERN, ConfigToken, ConfigUser
 from hub.watch_settings import WatchConfig
 
 
@@ -68,7 +68,7 @@ class _Scoped(GrantFields):
 
 
 class UserSpec(_Scoped):
-    """A user managed in this file: role and scope as in hub/access.py."""
+    """A user managed in this file: role and scope as in hub/access/permissions.py."""
 
     username: str = Field(pattern=USERNAME_PATTERN)
     display_name: str | None = None

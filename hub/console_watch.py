@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hub.access import Principal
+from hub.access.permissions import Principal
 from hub.alerts import ACTIVE_STATES, AlertService, Trigger
 from hub.core.clock import Clock
 from hub.core.store import Store

@@ -42,13 +42,13 @@ from py_vapid import Vapid02
 from py_vapid.utils import b64urlencode
 from pywebpush import WebPushException, webpush
 
-from hub.access import Grant, Principal
+from hub.access.permissions import Grant, Principal
+from hub.access.users import User
 from hub.config import HubConfig, PushSettings
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
 from hub.notify import DeliveryResult, Notification, Recipient
 from hub.outbound import OutboundPolicy, private_refusal
-from hub.users import User
 
 log = logging.getLogger("carewatch.hub.push")
 
@@ -563,7 +563,7 @@ async def _vapid_keys(store: Store, clock: Clock) -> Vapid02:
 
 
 class Accounts(Protocol):
-    """The seam to the users table (hub/users.py `UserStore`)."""
+    """The seam to the users table (hub/access/users.py `UserStore`)."""
 
     async def active(self, username: str) -> User | None:
         """The user if they exist and are not disabled, else None."""

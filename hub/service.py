@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from hub.access.auth import Authenticator
+from hub.access.users import UserError, UserStore
 from hub.alerts import AlertBus, AlertService
 from hub.api import create_app
 from hub.api_console import console_routes
@@ -23,7 +25,6 @@ from hub.api_push import push_routes
 from hub.api_roster import RosterView, roster_routes
 from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
-from hub.auth import Authenticator
 from hub.bed_state import BedStates
 from hub.config import HubConfig
 from hub.console_watch import Consoles, ConsoleWatch, start_console_watch
@@ -38,7 +39,6 @@ from hub.push import PushNotifier, PushService
 from hub.registry.index import Registry
 from hub.registry.service import RegistryService
 from hub.roster_watch import start_roster_watch
-from hub.users import UserError, UserStore
 from hub.walktest import WalkTests
 from hub.watch import Watch
 from hub.watch_settings import WatchPolicy

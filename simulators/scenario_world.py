@@ -35,9 +35,9 @@ from typing import Any, Final, Self
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from edge.publisher import Backoff
+from hub.access.users import hash_password
 from hub.core.clock import ScaledClock
 from hub.service import Hub
-from hub.users import hash_password
 from simulators.ble_air import BLEAirSender
 from simulators.scenario import SITE as SITE  # the walk test's world names it from here
 from simulators.scenario import (

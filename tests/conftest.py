@@ -17,7 +17,7 @@ import pytest
 from hypothesis import configuration
 
 from edge.wire import data_topic
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from hub.config import HubConfig
 from hub.core.clock import Clock
 from hub.service import Hub
@@ -30,7 +30,8 @@ configuration.set_hypothesis_home_dir(HYPOTHESIS_HOME)
 atexit.register(shutil.rmtree, HYPOTHESIS_HOME, ignore_errors=True)
 
 NURSE = ("nurse", "night-shift-pw")
-# More people of the small site, each with a role and scope (hub/access.py); tests log in as them.
+# More people of the small site, each with a role and scope (hub/access/permissions.py); tests log
+# in as them.
 ADMIN = ("admin", "admin-pw")
 SUPERVISOR = ("supervisor", "supervisor-pw")
 INSTALLER = ("installer", "installer-pw")

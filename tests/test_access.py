@@ -27,10 +27,10 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from hub.access import ROLE_PERMISSIONS, Grant, Permission, Role, authenticated
+from hub.access.permissions import ROLE_PERMISSIONS, Grant, Permission, Role, authenticated
+from hub.access.users import token_digest
 from hub.registry.models import Bed, Resident
 from hub.service import Hub
-from hub.users import token_digest
 from tests.conftest import (
     ADMIN,
     EAST_NURSE,

@@ -23,7 +23,7 @@ from edge.wire import (
     encode_status,
     status_topic,
 )
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from hub.bed_state import AWAY_AFTER_S, BedStates
 from hub.registry.labels import alert_place, gateway_where, room_words
 from hub.registry.models import Gateway

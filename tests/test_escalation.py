@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from hub.access.auth import hash_password
 from hub.alerts import AlertError
-from hub.auth import hash_password
 from hub.escalation import Escalation
 from hub.escalation_policy import EscalationConfig, Step
 from hub.notify import RecordingNotifier

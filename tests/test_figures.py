@@ -15,11 +15,11 @@ import pytest
 
 from carewatch.cli import build_parser
 from carewatch.report_cmd import run_report
-from hub.access import Grant
+from hub.access.permissions import Grant
+from hub.access.users import UserStore
 from hub.core.store import AuditEntry, Store
 from hub.figures import load_nobody_reached, nobody_reached_counts, percentile, report
 from hub.roster import Roster, RosterConfig
-from hub.users import UserStore
 from hub.watch_settings import WatchConfig, WatchPolicy
 
 UTC = ZoneInfo("UTC")

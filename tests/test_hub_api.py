@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from edge.wire import WireDeviceHealth, devices_topic, encode_devices_report
-from hub.auth import token_digest
+from hub.access.auth import token_digest
 from hub.service import Hub
 from tests.conftest import NURSE, HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from hub.config import HubConfigError, load_hub_config
 from tests.conftest import SMALL_SITE
 

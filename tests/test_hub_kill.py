@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from edge.wire import data_topic
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from tests.conftest import NURSE, SMALL_SITE
 from tests.mosquitto import MosquittoBroker, free_port
 

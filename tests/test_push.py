@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from hub.push import MAX_SUBSCRIPTIONS_PER_USER, ActionTokens, PushError
 from hub.service import Hub
 from tests.conftest import SMALL_SITE, HubFactory, ManualClock, PublishBatch

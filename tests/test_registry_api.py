@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from hub.auth import token_digest
+from hub.access.auth import token_digest
 from hub.registry.models import Resident
 from hub.service import Hub
 from tests.conftest import ADMIN, SMALL_SITE, HubFactory, PublishBatch

@@ -19,11 +19,11 @@ import aiosqlite
 import httpx
 from itsdangerous import TimestampSigner
 
-from hub.access import Grant
+from hub.access.permissions import Grant
+from hub.access.sessions import IDLE_S, MAX_AGE_S
+from hub.access.users import UserStore
 from hub.core.store import Store
 from hub.service import Hub
-from hub.sessions import IDLE_S, MAX_AGE_S
-from hub.users import UserStore
 from tests.conftest import NURSE, HubFactory, ManualClock, PublishBatch
 from tests.test_access import raise_alert
 

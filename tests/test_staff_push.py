@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from hub.access import Grant
+from hub.access.permissions import Grant
 from hub.service import Hub
 from tests.conftest import (
     EAST_NURSE,

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from edge.wire import WireDeviceHealth, devices_topic, encode_devices_report, status_topic
-from hub.auth import hash_password
+from hub.access.auth import hash_password
 from hub.escalation_policy import Policy, Step
 from hub.service import Hub
 from hub.supervisor import deadline

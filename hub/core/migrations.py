@@ -87,7 +87,7 @@ MIGRATIONS: Final = (
         "notifications.recipient_user: the user a push or Apprise attempt reached",
         _notification_recipient_user,
     ),
-    Migration(2, "web_sessions: sessions kept on the hub (hub/sessions.py)", _web_sessions),
+    Migration(2, "web_sessions: sessions kept on the hub (hub/access/sessions.py)", _web_sessions),
     Migration(
         3,
         "alerts.nobody_reached_at (an escalation step reached nobody), registry_site.phone "

@@ -27,7 +27,8 @@ CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 BedCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 ElderCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-# The rule for hub user names (hub/users.py, which depends on this module through hub.access).
+# The rule for hub user names (hub/access/users.py, which depends on this module through
+# hub.access).
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._@-]{1,64}$")]
 MAX_NOTIFY_URLS = 5
 PHONE_PATTERN = r"^\+?[0-9][0-9 ()-]{2,30}$"

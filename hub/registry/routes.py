@@ -9,7 +9,7 @@ under the caller's name. `GET /api/registry/coverage` says which rules each bed'
 drive, with a warning for each rule switched on that they cannot (docs/rules-and-devices.md);
 a bed read alone carries its own (`rules`, `warnings`).
 
-Who may do what (hub/access.py, docs/access.md): places and devices are read with
+Who may do what (hub/access/permissions.py, docs/access.md): places and devices are read with
 `registry.read` and changed with `registry.write`; residents are read with `health.read` (or
 `residents.write`) and changed, admitted, transferred and discharged with `residents.write`.
 Lists hold only what the caller's scope reaches; a record outside it is answered 404 exactly
@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from edge.wire import Time
-from hub.access import (
+from hub.access.permissions import (
     Dependency,
     Permission,
     Principal,

@@ -6,8 +6,8 @@ passwords and SHA-256 digests of tokens are stored.
 
 A user's `session_gen` goes up when their password, role or scope changes or when they are
 disabled, and in the same transaction every web session of theirs is deleted
-(`hub/sessions.py`): each copy of their session cookies stops at once, even when the change is
-made by `carewatch users` while the hub runs.
+(`hub/access/sessions.py`): each copy of their session cookies stops at once, even when the change
+is made by `carewatch users` while the hub runs.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 import aiosqlite
 from argon2 import PasswordHasher
 
-from hub.access import ROLE_PERMISSIONS, Grant
+from hub.access.permissions import ROLE_PERMISSIONS, Grant
 from hub.core.store import AuditEntry, Store
 
 Source = Literal["config", "cli", "api"]

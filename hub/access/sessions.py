@@ -8,7 +8,7 @@ when the session began and was last used. So every copy of one cookie is the sam
 
 - signing out deletes the session's row, and every copy stops at once;
 - a password reset, a change of role or scope, or disabling deletes every row of the user in
-  the same transaction that raises their `session_gen` (`hub/users.py`), also when
+  the same transaction that raises their `session_gen` (`hub/access/users.py`), also when
   `carewatch users` makes the change from another process;
 - a session unused for `IDLE_S`, or begun more than `MAX_AGE_S` ago, has ended.
 

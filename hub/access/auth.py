@@ -1,7 +1,7 @@
 """Who is asking: password login into a session kept on the hub, or an API token.
 
 Passwords are argon2id hashes (argon2-cffi). The signed session cookie names a session of the
-`web_sessions` table (`hub/sessions.py`) and carries a CSRF token that every state-changing
+`web_sessions` table (`hub/access/sessions.py`) and carries a CSRF token that every state-changing
 request made with the cookie must echo in the X-CSRF-Token header. A session lives while its
 row does: signing out deletes it (every copy of the cookie stops), and so does a password reset
 or a change of role or scope (the user's `session_gen` moves on). Failed logins are limited per
@@ -22,11 +22,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 
-from hub.access import Principal
+from hub.access.permissions import Principal
+from hub.access.sessions import Sessions
+from hub.access.users import User, UserStore, hash_password, token_digest
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
-from hub.sessions import Sessions
-from hub.users import User, UserStore, hash_password, token_digest
 
 __all__ = ["Authenticator", "LoginLimiter", "hash_password", "token_digest"]
 
