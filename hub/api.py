@@ -16,7 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from hub.access.auth import Authenticator
 from hub.access.permissions import Principal, authenticated, require
-from hub.alerts import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
+from hub.alerts.lifecycle import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
 from hub.api_consoles import owner_of
 from hub.api_params import RecordId
 from hub.config import RequestLimitSettings
@@ -35,7 +35,9 @@ KEEPALIVE_S = 15.0
 # user or a revoked token within this time).
 RECHECK_S = 5.0
 ALERT_PAGE = 500  # alerts read at a time while filtering them for a caller
-SYSTEM_ACTOR = "system"  # hub/alerts.py records what the hub does by itself as done by "system"
+SYSTEM_ACTOR = (
+    "system"  # hub/alerts/lifecycle.py records what the hub does by itself as done by "system"
+)
 CONSOLE_FILES = frozenset({"common.js", "console.js", "console.css", "alarm.wav"})
 STATE_FILTERS: dict[str, tuple[str, ...]] = {
     "active": ACTIVE_STATES,

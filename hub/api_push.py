@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.access.permissions import Permission, Principal, not_found, refusal
 from hub.access.users import UserStore
-from hub.alerts import AlertService
+from hub.alerts.lifecycle import AlertService
 from hub.api import Caller
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store

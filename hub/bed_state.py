@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
 from device_profiles import load_profile
-from hub.alerts import ACTIVE_STATES
+from hub.alerts.lifecycle import ACTIVE_STATES
 from hub.core.store import Store, StoredItem
 from hub.registry.data import RegistryData
 from hub.registry.index import Placement, Registry

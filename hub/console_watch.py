@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hub.access.permissions import Principal
-from hub.alerts import ACTIVE_STATES, AlertService, Trigger
+from hub.alerts.lifecycle import ACTIVE_STATES, AlertService, Trigger
 from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.core.timers import Timer, Timers

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
-from hub.alerts import AlertError, AlertService
+from hub.alerts.lifecycle import AlertError, AlertService
 from hub.config import HubConfig
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store

@@ -50,7 +50,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hub.alerts import Priority
+from hub.alerts.lifecycle import Priority
 
 Period = Literal["day", "night"]
 PERIODS: Final[tuple[Period, ...]] = ("day", "night")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
-from hub.alerts import ACTIVE_STATES, OUTCOMES
+from hub.alerts.lifecycle import ACTIVE_STATES, OUTCOMES
 from hub.bed_state import (  # noqa: F401 (AWAY_AFTER_S, Seen, activity_from: for callers)
     AWAY_AFTER_S,
     BedStates,

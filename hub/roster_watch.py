@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any, Final
 
-from hub.alerts import ACTIVE_STATES, AlertService, Trigger
+from hub.alerts.lifecycle import ACTIVE_STATES, AlertService, Trigger
 from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.core.timers import Timer, Timers

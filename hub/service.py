@@ -13,7 +13,7 @@ import uvicorn
 
 from hub.access.auth import Authenticator
 from hub.access.users import UserError, UserStore
-from hub.alerts import AlertBus, AlertService
+from hub.alerts.lifecycle import AlertBus, AlertService
 from hub.api import create_app
 from hub.api_console import console_routes
 from hub.api_consoles import console_presence_routes

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
 from device_profiles import DeviceProfile, ProfileError, load_profile
-from hub.alerts import ACTIVE_STATES
+from hub.alerts.lifecycle import ACTIVE_STATES
 from hub.core.store import Store
 from hub.escalation_policy import EscalationPolicies, Period, Policy
 from hub.figures import (

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Final, TypeVar
 
 from device_profiles import ProfileError, load_profile
-from hub.alerts import ACTIVE_STATES, AlertBus, AlertService
+from hub.alerts.lifecycle import ACTIVE_STATES, AlertBus, AlertService
 from hub.core.clock import Clock
 from hub.core.store import Store, StoredItem
 from hub.registry.data import RegistryData

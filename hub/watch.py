@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from device_profiles import DeviceProfile, load_profile
-from hub.alerts import AlertService, Priority, Trigger
+from hub.alerts.lifecycle import AlertService, Priority, Trigger
 from hub.core.clock import Clock
 from hub.core.store import StoredItem
 from hub.core.timers import Timer, Timers

@@ -13,7 +13,7 @@ from typing import Any
 
 from playwright.async_api import Locator, Page, expect
 
-from hub.alerts import Priority, Trigger
+from hub.alerts.lifecycle import Priority, Trigger
 from hub.service import Hub
 from tests.conftest import NURSE
 from tests.tcpproxy import TcpProxy

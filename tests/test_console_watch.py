@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from hub.alerts import ACTIVE_STATES
+from hub.alerts.lifecycle import ACTIVE_STATES
 from hub.console_watch import GRACE, RULE, SHIFT
 from hub.service import Hub
 from tests.conftest import (

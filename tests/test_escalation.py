@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from hub.access.auth import hash_password
-from hub.alerts import AlertError
+from hub.alerts.lifecycle import AlertError
 from hub.escalation import Escalation
 from hub.escalation_policy import EscalationConfig, Step
 from hub.notify import RecordingNotifier

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from edge.wire import status_topic
-from hub.alerts import Trigger
+from hub.alerts.lifecycle import Trigger
 from hub.family import AWAY_AFTER_S, Seen, activity_from
 from hub.service import Hub
 from tests.conftest import ADMIN, FAMILY, NURSE, SMALL_SITE, HubFactory, PublishBatch

@@ -21,7 +21,7 @@ import httpx
 from playwright.async_api import Page, async_playwright, expect
 
 from hub.access.auth import hash_password
-from hub.alerts import ACTIVE_STATES
+from hub.alerts.lifecycle import ACTIVE_STATES
 from hub.api_roster import PushRow, phone_status, push_reach
 from hub.roster_watch import KIND, RULE
 from hub.service import Hub
