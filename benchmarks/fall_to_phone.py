@@ -22,7 +22,7 @@ Falls are written one at a time, each to a different bed. Timed from os.write() 
 1. the push received and decrypted at the local push service;
 2. the notification shown by the service worker (its message to the open app, sent once
    `showNotification` resolved; stamped in the page);
-3. when the service worker confirms receipts (action `received`, hub/api_push.py): the hub's
+3. when the service worker confirms receipts (action `received`, hub/notify/routes.py): the hub's
    record of the receipt (the subscription's `confirmed_at`).
 
 Between falls, the alert is acknowledged with the push's action token ("I'm going", as the

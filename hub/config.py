@@ -11,7 +11,7 @@ from edge.config import ConfigError, check_ca_file, validate_document
 from hub.access.permissions import GrantFields
 from hub.access.users import USERNAME_PATTERN, ConfigToken, ConfigUser
 from hub.escalation_policy import EscalationConfig
-from hub.outbound import OutboundPolicy, ip_literal
+from hub.notify.outbound import OutboundPolicy, ip_literal
 from hub.registry.index import Registry, RegistryError, SiteSpec
 from hub.roster import RosterConfig
 from hub.watch_settings import WatchConfig
@@ -115,7 +115,8 @@ VAPID_SUBJECT = (
 
 
 class PushSettings(BaseModel):
-    """Web Push (hub/push.py): who the hub says it is, how long pushes wait, where it may POST."""
+    """Web Push (hub/notify/push.py): who the hub says it is, how long pushes wait, where it may
+    POST."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -151,7 +152,8 @@ HOST_NAME = r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
 
 
 class OutboundSettings(BaseModel):
-    """Internal hosts the hub may send to after all (hub/outbound.py, docs/configuration.md)."""
+    """Internal hosts the hub may send to after all (hub/notify/outbound.py,
+    docs/configuration.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -187,8 +189,8 @@ class HubConfig(BaseModel):
     roster: RosterConfig = Field(default_factory=RosterConfig)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
-    push: PushSettings = Field(default_factory=PushSettings)  # hub/push.py
-    outbound: OutboundSettings = Field(default_factory=OutboundSettings)  # hub/outbound.py
+    push: PushSettings = Field(default_factory=PushSettings)  # hub/notify/push.py
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)  # hub/notify/outbound.py
 
     @model_validator(mode="after")
     def _people_are_users(self) -> HubConfig:

@@ -45,7 +45,8 @@ from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
 from hub.core.timers import Timer, Timers
 from hub.escalation_policy import EscalationPolicies, Period, Policy
-from hub.notify import (
+from hub.notify.apprise_channel import AppriseNotifier
+from hub.notify.base import (
     ConsoleNotifier,
     DeliveryResult,
     LiveConsoles,
@@ -54,7 +55,6 @@ from hub.notify import (
     Recipient,
     RecipientKind,
 )
-from hub.notify_apprise import AppriseNotifier
 from hub.registry.index import Registry
 from hub.registry.labels import channel_words, reached_words
 from hub.registry.models import Resident

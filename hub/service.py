@@ -21,7 +21,6 @@ from hub.api_escalation import escalation_routes
 from hub.api_family import family_routes
 from hub.api_oncall import oncall_routes
 from hub.api_provision import provision_routes
-from hub.api_push import push_routes
 from hub.api_roster import RosterView, roster_routes
 from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
@@ -34,8 +33,9 @@ from hub.core.timers import Timers
 from hub.escalation import Escalation, start_escalation
 from hub.ingest import Ingest
 from hub.mqtt_link import MqttLink
+from hub.notify.push import PushNotifier, PushService
+from hub.notify.routes import push_routes
 from hub.provisioning import Provisioner
-from hub.push import PushNotifier, PushService
 from hub.registry.index import Registry
 from hub.registry.service import RegistryService
 from hub.roster_watch import start_roster_watch
@@ -108,7 +108,7 @@ class Hub:
             names=users.name_of,
             managers=users.managers,
         )
-        # Web Push to phones (hub/push.py), one more channel for the escalation
+        # Web Push to phones (hub/notify/push.py), one more channel for the escalation
         push = await PushService.open(store, clock, config, config.web.secret_key)
         # only to active users who may see the alert; a family responder gets "I'm handling it"
         escalation.add_notifier(PushNotifier(push, users, escalation.family_may_handle))

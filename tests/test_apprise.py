@@ -20,9 +20,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from hub.notify import DeliveryResult, Notification, Recipient
-from hub.notify_apprise import AppriseNotifier, url_problem
-from hub.outbound import OutboundPolicy
+from hub.notify.apprise_channel import AppriseNotifier, url_problem
+from hub.notify.base import DeliveryResult, Notification, Recipient
+from hub.notify.outbound import OutboundPolicy
 from hub.registry.csv_import import ImportRejected, import_csv
 from hub.registry.models import Contact, RegistryError, Resident, parse_record
 from tests.conftest import ADMIN, HubFactory

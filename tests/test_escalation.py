@@ -21,7 +21,7 @@ from hub.access.auth import hash_password
 from hub.alerts.lifecycle import AlertError
 from hub.escalation import Escalation
 from hub.escalation_policy import EscalationConfig, Step
-from hub.notify import RecordingNotifier
+from hub.notify.base import RecordingNotifier
 from hub.service import Hub
 from tests.conftest import NURSE, SMALL_SITE, HubFactory, ManualClock, PublishBatch
 from tests.test_apprise import LoopbackHttp, closed_port

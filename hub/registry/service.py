@@ -21,8 +21,8 @@ from typing import Any, Final, TypeVar
 
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
-from hub.notify_apprise import masked_contacts, private_url_problem
-from hub.outbound import OutboundPolicy
+from hub.notify.apprise_channel import masked_contacts, private_url_problem
+from hub.notify.outbound import OutboundPolicy
 from hub.registry.csv_import import import_csv
 from hub.registry.data import Change, RegistryData, data_from_specs, when
 from hub.registry.index import Registry, RegistryIndex
@@ -151,8 +151,9 @@ class RegistryService:
         return changes, RegistryIndex(data)
 
     def _check_contact_urls(self, before: RegistryData, changes: list[Change]) -> None:
-        """A contact's new Apprise URL must not point at an internal address (hub/outbound.py).
-        URLs a resident already had are left to the check made when they are used."""
+        """A contact's new Apprise URL must not point at an internal address
+        (hub/notify/outbound.py). URLs a resident already had are left to the check made when they
+        are used."""
         for change in changes:
             record = change.record
             if not isinstance(record, Resident):

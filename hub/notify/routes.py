@@ -31,7 +31,7 @@ from hub.alerts.lifecycle import AlertService
 from hub.api import Caller
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
-from hub.push import CHANNEL, ActionClaim, PushError, PushService
+from hub.notify.push import CHANNEL, ActionClaim, PushError, PushService
 
 # A notification's buttons act on an alert as its family (their residents') or as staff.
 ACTING: tuple[Permission, ...] = ("family", "alerts.act")

@@ -8,7 +8,7 @@ Windows) and the keys to encrypt for it. The hub encrypts each message for the b
 - The key pair is made once, on the first start, and kept in the database (`push_vapid`).
 - Endpoints must be at an allowed push service (`push.allowed_hosts`): the hub must not be
   made to POST to arbitrary, perhaps internal, URLs. Nor to an internal address at all
-  (hub/outbound.py) unless `outbound.allowed_hosts` allows its host: checked when a browser
+  (hub/notify/outbound.py) unless `outbound.allowed_hosts` allows its host: checked when a browser
   subscribes, and again, with the name resolved and every connection watched, at each push.
 - A push carries an action token so that the notification's own buttons reach the hub
   without a session: the token is the credential. Staff get "I'm going" (acknowledge) and
@@ -47,8 +47,8 @@ from hub.access.users import User
 from hub.config import HubConfig, PushSettings
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
-from hub.notify import DeliveryResult, Notification, Recipient
-from hub.outbound import OutboundPolicy, private_refusal
+from hub.notify.base import DeliveryResult, Notification, Recipient
+from hub.notify.outbound import OutboundPolicy, private_refusal
 
 log = logging.getLogger("carewatch.hub.push")
 
@@ -166,7 +166,7 @@ class PushOutcome:
 class ActionClaim:
     """Who may act on which alert, as an action token says. Only a claim: whoever uses it is
     checked against the user as they are then (active, a role that acts on alerts, the alert in
-    their scope; `hub/api_push.py`), not as they were when the push was sent."""
+    their scope; `hub/notify/routes.py`), not as they were when the push was sent."""
 
     alert_id: int
     username: str
@@ -479,7 +479,7 @@ class PushService:
         self, subscription: Subscription, data: str, ttl: int, headers: dict[str, str]
     ) -> PushOutcome:
         """Check the endpoint again (the settings and DNS may have changed since it was
-        stored), then POST with every connection checked (hub/outbound.py)."""
+        stored), then POST with every connection checked (hub/notify/outbound.py)."""
         endpoint = subscription.endpoint
         problem = endpoint_problem(endpoint, self.settings.allowed_hosts)
         host = urlsplit(endpoint).hostname or ""

@@ -11,8 +11,8 @@ a detail or an error message. A service is named by its scheme only.
 
 A URL whose host is an internal address (loopback, private, link-local …) is refused when it is
 saved (`private_url_problem`, called by the registry) and again when it is used, and every
-connection a delivery makes is checked while it is made (hub/outbound.py); Apprise is told not
-to follow redirects. An administrator allows an internal host with `outbound.allowed_hosts`.
+connection a delivery makes is checked while it is made (hub/notify/outbound.py); Apprise is told
+not to follow redirects. An administrator allows an internal host with `outbound.allowed_hosts`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import apprise
 from apprise import plugins
 from apprise.manager_plugins import NotificationManager
 
-from hub.notify import DeliveryResult, Notification, Recipient
-from hub.outbound import OutboundPolicy, private_refusal
+from hub.notify.base import DeliveryResult, Notification, Recipient
+from hub.notify.outbound import OutboundPolicy, private_refusal
 
 log = logging.getLogger("carewatch.hub.notify.apprise")
 

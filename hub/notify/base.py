@@ -2,7 +2,7 @@
 
 The escalation engine decides who must be told; a notifier delivers on one channel. Every
 attempt and its result is recorded by the engine. Channels: `console` (here), `push`
-(hub/push.py) and `apprise` (hub/notify_apprise.py).
+(hub/notify/push.py) and `apprise` (hub/notify/apprise_channel.py).
 """
 
 from __future__ import annotations
