@@ -38,7 +38,7 @@ from hub.core.store import Store
 from hub.registry.csv_import import LAYOUTS, ImportRejected, RowProblem
 from hub.registry.models import RECORD_KINDS, RegistryError
 from hub.registry.service import Actor, RegistryService
-from hub.watch_settings import WatchPolicy
+from hub.watch.settings import WatchPolicy
 
 PLURALS: Final = {f"{kind}s": record for kind, record in RECORD_KINDS.items()}
 COLUMNS: Final = {

@@ -26,7 +26,7 @@ import aiosqlite
 from hub.config import HubConfig, HubConfigError, load_hub_config
 from hub.figures import DEFAULT_PRIORITIES, parse_when, period, report, write_csv
 from hub.roster import Roster
-from hub.watch_settings import WatchPolicy
+from hub.watch.settings import WatchPolicy
 
 OK: Final = 0
 FAILED: Final = 1

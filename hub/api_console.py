@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 
 from hub.access.permissions import Principal, not_found, require, resident_visible
-from hub.bed_state import BedStates
 from hub.board import BedBoard
 from hub.core.clock import Clock
 from hub.core.store import Store
@@ -25,7 +24,8 @@ from hub.registry.index import Registry
 from hub.registry.models import Resident
 from hub.resident_history import chart, timeline
 from hub.roster import Roster
-from hub.watch_settings import WatchPolicy
+from hub.watch.bed_state import BedStates
+from hub.watch.settings import WatchPolicy
 from hub.web_files import listed_file
 
 HealthReader = Annotated[Principal, Depends(require("health.read"))]

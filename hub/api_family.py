@@ -16,11 +16,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from hub.access.permissions import Principal, not_found, require
 from hub.api_params import RecordId
-from hub.bed_state import BedStates
 from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.family import FamilyView, Names
 from hub.registry.index import Registry
+from hub.watch.bed_state import BedStates
 from hub.web_files import listed_file, web_file
 
 CHANNEL: Final = "family_app"

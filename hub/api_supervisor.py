@@ -21,7 +21,7 @@ from hub.escalation_policy import EscalationPolicies
 from hub.figures import parse_when, period
 from hub.registry.index import Registry
 from hub.supervisor import EXPORTS, Sources, overview, to_csv
-from hub.watch_settings import WatchPolicy
+from hub.watch.settings import WatchPolicy
 from hub.web_files import listed_file, web_file
 
 PAGE_FILES: Final = frozenset({"supervisor.js", "supervisor.css"})

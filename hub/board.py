@@ -1,7 +1,7 @@
 """The bed board: one tile per bed with its state, its resident, its place in words, and when
 that state began.
 
-The state is the bed's one truth (hub/bed_state.py), the same the family app and the resident
+The state is the bed's one truth (hub/watch/bed_state.py), the same the family app and the resident
 page show: `bed_state` in each tile, with its `code` also in the tile's `state` unless an active
 alert about the bed that needs a person paints the tile red (`state` "alert"; the bed's state
 stays in `bed_state`). Places are said as hub/registry/labels.py says them: `place` ("Room 101",
@@ -19,8 +19,8 @@ in the lounge shows on the board where it is.
 
 Fifty consoles polling every 3 s must not cost the hub a computation of every bed per request
 (benchmarks/console_stream.py). The states are worked out once per `REUSE_S` per zone for every
-caller (hub/bed_state.py), and a tile is encoded again only when its bed's state changed. A tile
-is at most `REUSE_S` older than the request.
+caller (hub/watch/bed_state.py), and a tile is encoded again only when its bed's state changed. A
+tile is at most `REUSE_S` older than the request.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hub.bed_state import (
+from hub.registry.data import RegistryData
+from hub.registry.labels import device_name, gateway_places
+from hub.watch.bed_state import (
     REUSE_S,
     BedPlace,
     BedState,
@@ -40,8 +42,6 @@ from hub.bed_state import (
     RoomPlace,
     ZoneStates,
 )
-from hub.registry.data import RegistryData
-from hub.registry.labels import device_name, gateway_places
 
 __all__ = ["REUSE_S", "BedBoard", "ZoneTiles"]
 

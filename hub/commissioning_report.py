@@ -5,7 +5,7 @@ its signal and battery, which test it passed and when, who ran the walk test (th
 and when it started and ended. This is the record that subsidy audits ask for.
 
 Below the devices: every rule switched on in the walk test's scope that the devices fitted
-cannot drive, in words (hub/rule_coverage.py), or a line saying that every rule can be driven.
+cannot drive, in words (hub/watch/coverage.py), or a line saying that every rule can be driven.
 """
 
 from __future__ import annotations

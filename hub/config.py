@@ -14,7 +14,7 @@ from hub.escalation_policy import EscalationConfig
 from hub.notify.outbound import OutboundPolicy, ip_literal
 from hub.registry.index import Registry, RegistryError, SiteSpec
 from hub.roster import RosterConfig
-from hub.watch_settings import WatchConfig
+from hub.watch.settings import WatchConfig
 
 
 class BrokerSettings(BaseModel):

@@ -46,7 +46,7 @@ from hub.registry.index import Registry
 from hub.registry.models import Zone
 from hub.roster import Roster
 from hub.roster_watch import subject_of, zone_of
-from hub.watch_settings import WatchPolicy
+from hub.watch.settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.console_watch")
 

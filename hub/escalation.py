@@ -59,7 +59,7 @@ from hub.registry.index import Registry
 from hub.registry.labels import channel_words, reached_words
 from hub.registry.models import Resident
 from hub.roster import Roster
-from hub.watch_settings import WatchPolicy
+from hub.watch.settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.escalation")
 

@@ -1,6 +1,6 @@
 """What a family member sees of their residents: where they are now, recent alerts, whom to call.
 
-The state is the bed's one truth (hub/bed_state.py), the same the console's bed board and the
+The state is the bed's one truth (hub/watch/bed_state.py), the same the console's bed board and the
 resident page show at the same moment: in bed, up, away, device trouble, no reading yet, or not
 in a monitored bed (waiting, discharged). The place is said as hub/registry/labels.py says it: "Room
 101, Sunrise Care Home", or for a bed at home "At home — cared for by Sunrise Care Home".
@@ -15,18 +15,18 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 from hub.alerts.lifecycle import ACTIVE_STATES, OUTCOMES
-from hub.bed_state import (  # noqa: F401 (AWAY_AFTER_S, Seen, activity_from: for callers)
-    AWAY_AFTER_S,
-    BedStates,
-    Seen,
-    activity_from,
-)
 from hub.core.clock import Clock
 from hub.core.store import ALERT_COLUMNS, Store
 from hub.family_answers import answers, family_answers, staff_response
 from hub.registry.index import Registry
 from hub.registry.labels import bed_words
 from hub.registry.models import Bed, Resident, Room
+from hub.watch.bed_state import (  # noqa: F401 (AWAY_AFTER_S, Seen, activity_from: for callers)
+    AWAY_AFTER_S,
+    BedStates,
+    Seen,
+    activity_from,
+)
 
 RECENT_DAYS: Final = 7
 RECENT_LIMIT: Final = 50

@@ -13,7 +13,7 @@ from typing import Any, Final
 from hub.core.store import ALERT_COLUMNS, Store
 from hub.registry.labels import people_names
 from hub.roster import Roster, Shift
-from hub.watch_settings import WatchPolicy
+from hub.watch.settings import WatchPolicy
 
 DEFAULT_HOURS: Final = 12.0
 HANDOVER_LIMIT: Final = 2000

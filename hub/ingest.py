@@ -41,7 +41,7 @@ from edge.wire import (
 from hub.core.clock import Clock
 from hub.core.store import DeviceHealth, Store, StoredItem
 from hub.registry.index import Placement, Registry
-from hub.watch import INSTANT_EVENTS, Watch
+from hub.watch.rules import INSTANT_EVENTS, Watch
 
 log = logging.getLogger("carewatch.hub.ingest")
 

@@ -2,8 +2,8 @@
 
 Both follow the resident, not the bed: the readings and events come from the devices of each bed
 the resident was bound to, for the part of the window they were in it. The timeline also says
-where the resident is now and the state of their bed: the bed's one truth (hub/bed_state.py), the
-same the bed board and the family app show; places in words as hub/registry/labels.py says them.
+where the resident is now and the state of their bed: the bed's one truth (hub/watch/bed_state.py),
+the same the bed board and the family app show; places in words as hub/registry/labels.py says them.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hub.bed_state import OCCUPANCY_READINGS, BedStates
 from hub.core.store import ALERT_COLUMNS, Store
 from hub.escalation import RESULT_WORDS, target_words
 from hub.registry.index import Registry
 from hub.registry.labels import alert_place, bed_words, channel_words, device_name, people_names
 from hub.registry.models import Bed, Binding, Device, Resident
+from hub.watch.bed_state import OCCUPANCY_READINGS, BedStates
 
 VITAL_READINGS: Final = ("heart_rate", "respiration_rate")
 TIMELINE_LIMIT: Final = 500

@@ -29,7 +29,7 @@ from hub.core.timers import Timer, Timers
 from hub.registry.index import Registry
 from hub.registry.models import Zone
 from hub.roster import Roster
-from hub.watch_settings import WatchPolicy
+from hub.watch.settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.roster_watch")
 

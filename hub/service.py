@@ -24,7 +24,6 @@ from hub.api_provision import provision_routes
 from hub.api_roster import RosterView, roster_routes
 from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
-from hub.bed_state import BedStates
 from hub.config import HubConfig
 from hub.console_watch import Consoles, ConsoleWatch, start_console_watch
 from hub.core.clock import Clock, SystemClock
@@ -40,8 +39,9 @@ from hub.registry.index import Registry
 from hub.registry.service import RegistryService
 from hub.roster_watch import start_roster_watch
 from hub.walktest import WalkTests
-from hub.watch import Watch
-from hub.watch_settings import WatchPolicy
+from hub.watch.bed_state import BedStates
+from hub.watch.rules import Watch
+from hub.watch.settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub")
 

@@ -53,7 +53,7 @@ from hub.registry.index import Registry
 from hub.registry.labels import device_name, gateway_where, people_names
 from hub.registry.models import Bed, Device, Room, Zone
 from hub.roster import Roster
-from hub.watch_settings import WatchPolicy
+from hub.watch.settings import WatchPolicy
 
 ACK_LIMIT_S: Final[Mapping[str, float]] = {"emergency": 60.0, "routine": 180.0}
 WATCH_TYPES: Final = ("fall_radar", "vital_signs_radar", "bed_sensor", "call_button")

@@ -10,7 +10,7 @@ When the walk test stops, its test alerts still open are resolved, so that a rea
 commissioning never becomes a repeat of a hidden test alert.
 
 The status also lists the `warnings` of its scope: rules switched on (by the watch settings)
-that the devices fitted cannot drive (hub/rule_coverage.py, docs/rules-and-devices.md), and says
+that the devices fitted cannot drive (hub/watch/coverage.py, docs/rules-and-devices.md), and says
 each device and the scope in words for the installer's page (`device_name`, `profile_name`,
 `scope_name`): "Call button in room 101", "Sunrise Care Home, gateway East wing", as
 hub/registry/labels.py names them everywhere.
@@ -30,8 +30,8 @@ from hub.core.store import Store, StoredItem
 from hub.registry.data import RegistryData
 from hub.registry.index import Placement, Registry
 from hub.registry.labels import device_name, gateway_where
-from hub.rule_coverage import CoverageWarning, coverage
-from hub.watch_settings import WatchPolicy
+from hub.watch.coverage import CoverageWarning, coverage
+from hub.watch.settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.walktest")
 T = TypeVar("T")

@@ -7,7 +7,7 @@ timezone: Europe/London
 speed: 600                       # simulated seconds per wall-clock second
 bed: SR-E-101
 resident: {code: E-0001, name: Mary Jones, flags: [wander_risk], watch: {bed_exit_return_min: 20}}
-watch: {door_at_night: true}     # the site's watch settings (hub/watch_settings.py)
+watch: {door_at_night: true}     # the site's watch settings (hub/watch/settings.py)
 zone: {kind: dementia, watch: {bathroom_max_min: 30}}
 devices:
   - {id: bed-radar, profile: seeed-mr60bha2, place: bed}
@@ -63,7 +63,7 @@ from hub.core.clock import Clock
 from hub.escalation_policy import EscalationConfig
 from hub.registry.models import BedCode, DeviceRole, ElderCode, RiskFlag, Username, ZoneKind
 from hub.roster import RosterConfig, Shift
-from hub.watch_settings import WatchSettings
+from hub.watch.settings import WatchSettings
 from simulators.scenario_devices import BATTERY, MODELS, Place, ResidentState, SimDevice
 
 log = logging.getLogger("carewatch.scenario")

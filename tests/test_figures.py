@@ -20,7 +20,7 @@ from hub.access.users import UserStore
 from hub.core.store import AuditEntry, Store
 from hub.figures import load_nobody_reached, nobody_reached_counts, percentile, report
 from hub.roster import Roster, RosterConfig
-from hub.watch_settings import WatchConfig, WatchPolicy
+from hub.watch.settings import WatchConfig, WatchPolicy
 
 UTC = ZoneInfo("UTC")
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC).timestamp()

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from hub.config import HubConfig
 from hub.escalation_policy import EscalationConfig, EscalationPolicies
 from hub.roster import Roster, RosterConfig
-from hub.watch_settings import WatchConfig, WatchPolicy
+from hub.watch.settings import WatchConfig, WatchPolicy
 
 LONDON = ZoneInfo("Europe/London")
 ROSTER: dict[str, Any] = {

@@ -18,8 +18,8 @@ from playwright.async_api import async_playwright, expect
 from hub.commissioning_report import ALL_DRIVEN, build_report, render_html, render_pdf
 from hub.registry.data import data_from_specs
 from hub.registry.models import SiteSpec
-from hub.rule_coverage import Coverage, coverage
-from hub.watch_settings import WatchConfig, WatchPolicy
+from hub.watch.coverage import Coverage, coverage
+from hub.watch.settings import WatchConfig, WatchPolicy
 from tests.conftest import (
     ADMIN,
     EAST_NURSE,

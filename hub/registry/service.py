@@ -38,8 +38,8 @@ from hub.registry.models import (
     record_fields,
 )
 from hub.registry.store import RegistryStore
-from hub.rule_coverage import Coverage, Visible, coverage
-from hub.watch_settings import WatchConfig, WatchPolicy
+from hub.watch.coverage import Coverage, Visible, coverage
+from hub.watch.settings import WatchConfig, WatchPolicy
 
 log = logging.getLogger("carewatch.hub.registry")
 
@@ -72,7 +72,7 @@ class RegistryService:
         policy: WatchPolicy | None = None,
     ) -> None:
         self.registry = registry
-        # The watch settings, to tell which rules are on for a bed (hub/rule_coverage.py).
+        # The watch settings, to tell which rules are on for a bed (hub/watch/coverage.py).
         self.policy = policy or WatchPolicy(WatchConfig())
         self._store = store
         self._clock = clock
@@ -280,7 +280,7 @@ class RegistryService:
         visible: Visible | None = None,
     ) -> Coverage:
         """Which rules the devices of each bed in scope can drive, and a warning for each rule
-        switched on that they cannot (hub/rule_coverage.py)."""
+        switched on that they cannot (hub/watch/coverage.py)."""
         return coverage(
             self.registry.data,
             self.policy,

@@ -27,7 +27,7 @@ from hub.core.timers import Timer, Timers
 from hub.registry.data import RegistryData
 from hub.registry.index import Placement, Registry
 from hub.registry.models import Device
-from hub.watch_settings import WatchPolicy, WatchSettings
+from hub.watch.settings import WatchPolicy, WatchSettings
 
 if TYPE_CHECKING:
     from hub.mqtt_link import Takeovers

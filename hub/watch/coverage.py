@@ -1,7 +1,7 @@
 """Which rules of the watch each bed's devices can drive, and a warning in plain words for every
 rule switched on that they cannot (docs/rules-and-devices.md).
 
-The answer follows what the watch (hub/watch.py) does with each reading, per device profile:
+The answer follows what the watch (hub/watch/rules.py) does with each reading, per device profile:
 
 - **fall**, **call button**: a device bound to the bed or to its room that makes the event;
 - **smoke**: a smoke detector anywhere in the bed's zone (its room included);
@@ -35,7 +35,7 @@ from device_profiles import DeviceProfile, load_profile
 from hub.registry.data import RegistryData
 from hub.registry.labels import bed_words, room_words, site_name
 from hub.registry.models import Bed, Device, Room, Zone
-from hub.watch_settings import WatchPolicy, WatchSettings
+from hub.watch.settings import WatchPolicy, WatchSettings
 
 BED_RULES: Final = (
     "fall",
