@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 import aiosqlite
 
 from hub.config import HubConfig, HubConfigError, load_hub_config
-from hub.figures import DEFAULT_PRIORITIES, parse_when, period, report, write_csv
-from hub.roster import Roster
+from hub.escalation.figures import DEFAULT_PRIORITIES, parse_when, period, report, write_csv
+from hub.escalation.roster import Roster
 from hub.watch.settings import WatchPolicy
 
 OK: Final = 0

@@ -18,12 +18,12 @@ from hub.access.permissions import Principal, not_found, require, resident_visib
 from hub.board import BedBoard
 from hub.core.clock import Clock
 from hub.core.store import Store
-from hub.figures import parse_when
+from hub.escalation.figures import parse_when
+from hub.escalation.roster import Roster
 from hub.handover import DEFAULT_HOURS, handover, shift_start
 from hub.registry.index import Registry
 from hub.registry.models import Resident
 from hub.resident_history import chart, timeline
-from hub.roster import Roster
 from hub.watch.bed_state import BedStates
 from hub.watch.settings import WatchPolicy
 from hub.web_files import listed_file

@@ -32,7 +32,7 @@ Family = Annotated[Principal, Depends(require("family"))]
 
 
 class FamilyDesk(Protocol):
-    """The escalation engine's side of a family's answers (hub/escalation.py)."""
+    """The escalation engine's side of a family's answers (hub/escalation/engine.py)."""
 
     async def request_help(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...
     async def family_seen(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...

@@ -16,9 +16,9 @@ from fastapi.responses import HTMLResponse, Response
 from hub.access.permissions import ALL_SITES, Principal, not_found, require
 from hub.config import HubConfig
 from hub.core.store import Store
-from hub.escalation import Escalation
-from hub.escalation_policy import EscalationPolicies
-from hub.figures import parse_when, period
+from hub.escalation.engine import Escalation
+from hub.escalation.figures import parse_when, period
+from hub.escalation.policy import EscalationPolicies
 from hub.registry.index import Registry
 from hub.supervisor import EXPORTS, Sources, overview, to_csv
 from hub.watch.settings import WatchPolicy

@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge.config import ConfigError, check_ca_file, validate_document
 from hub.access.permissions import GrantFields
 from hub.access.users import USERNAME_PATTERN, ConfigToken, ConfigUser
-from hub.escalation_policy import EscalationConfig
+from hub.escalation.policy import EscalationConfig
+from hub.escalation.roster import RosterConfig
 from hub.notify.outbound import OutboundPolicy, ip_literal
 from hub.registry.index import Registry, RegistryError, SiteSpec
-from hub.roster import RosterConfig
 from hub.watch.settings import WatchConfig
 
 
@@ -185,7 +185,8 @@ class HubConfig(BaseModel):
     # Seeds the registry on the first start only; afterwards the database is the source of truth.
     sites: list[SiteSpec] | None = Field(default=None, min_length=1)
     watch: WatchConfig = Field(default_factory=WatchConfig)
-    # escalation (hub/roster.py, hub/escalation_policy.py): who is on duty, who is told when
+    # escalation (hub/escalation/roster.py, hub/escalation/policy.py): who is on duty, who is told
+    # when
     roster: RosterConfig = Field(default_factory=RosterConfig)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)

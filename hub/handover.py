@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from hub.core.store import ALERT_COLUMNS, Store
+from hub.escalation.roster import Roster, Shift
 from hub.registry.labels import people_names
-from hub.roster import Roster, Shift
 from hub.watch.settings import WatchPolicy
 
 DEFAULT_HOURS: Final = 12.0

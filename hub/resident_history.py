@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hub.core.store import ALERT_COLUMNS, Store
-from hub.escalation import RESULT_WORDS, target_words
+from hub.escalation.engine import RESULT_WORDS, target_words
 from hub.registry.index import Registry
 from hub.registry.labels import alert_place, bed_words, channel_words, device_name, people_names
 from hub.registry.models import Bed, Binding, Device, Resident

@@ -17,11 +17,8 @@ from hub.alerts.lifecycle import AlertBus, AlertService
 from hub.api import create_app
 from hub.api_console import console_routes
 from hub.api_consoles import console_presence_routes
-from hub.api_escalation import escalation_routes
 from hub.api_family import family_routes
-from hub.api_oncall import oncall_routes
 from hub.api_provision import provision_routes
-from hub.api_roster import RosterView, roster_routes
 from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
 from hub.config import HubConfig
@@ -29,7 +26,11 @@ from hub.console_watch import Consoles, ConsoleWatch, start_console_watch
 from hub.core.clock import Clock, SystemClock
 from hub.core.store import Store
 from hub.core.timers import Timers
-from hub.escalation import Escalation, start_escalation
+from hub.escalation.engine import Escalation, start_escalation
+from hub.escalation.oncall_routes import oncall_routes
+from hub.escalation.roster_routes import RosterView, roster_routes
+from hub.escalation.roster_watch import start_roster_watch
+from hub.escalation.routes import escalation_routes
 from hub.ingest import Ingest
 from hub.mqtt_link import MqttLink
 from hub.notify.push import PushNotifier, PushService
@@ -37,7 +38,6 @@ from hub.notify.routes import push_routes
 from hub.provisioning import Provisioner
 from hub.registry.index import Registry
 from hub.registry.service import RegistryService
-from hub.roster_watch import start_roster_watch
 from hub.walktest import WalkTests
 from hub.watch.bed_state import BedStates
 from hub.watch.rules import Watch
@@ -96,7 +96,7 @@ class Hub:
         beds = BedStates(store, registry)
         watch.item_observers.append(beds.observe)
         registry_admin.on_change(watch.start)
-        # escalation: roster, steps as durable timers, notifications (hub/escalation.py)
+        # escalation: roster, steps as durable timers, notifications (hub/escalation/engine.py)
         escalation = await start_escalation(
             config,
             store=store,
@@ -113,7 +113,7 @@ class Hub:
         # only to active users who may see the alert; a family responder gets "I'm handling it"
         escalation.add_notifier(PushNotifier(push, users, escalation.family_may_handle))
         await escalation.deliver_leftovers()
-        # a zone nobody covers is a trouble alert at shift start (hub/roster_watch.py)
+        # a zone nobody covers is a trouble alert at shift start (hub/escalation/roster_watch.py)
         roster_watch = await start_roster_watch(
             escalation.roster, registry, alerts, store, timers, WatchPolicy(config.watch), clock
         )
@@ -199,7 +199,7 @@ class Hub:
         )
         if self.console_watch is not None:  # consoles connected and armed (api_consoles.py)
             app.include_router(console_presence_routes(self.console_watch))
-        if self.escalation is not None:  # escalation and figures routes (hub/api_escalation.py)
+        if self.escalation is not None:  # escalation and figures routes (hub/escalation/routes.py)
             app.include_router(escalation_routes(self.escalation))
             # the supervisor view, its data and CSV exports (hub/api_supervisor.py)
             app.include_router(
@@ -216,7 +216,7 @@ class Hub:
                     clock=self.escalation.clock,
                 )
             )
-            app.include_router(  # staff "I can't" (hub/api_oncall.py)
+            app.include_router(  # staff "I can't" (hub/escalation/oncall_routes.py)
                 oncall_routes(
                     self.escalation,
                     store=self.store,

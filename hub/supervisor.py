@@ -3,7 +3,8 @@
 Everything is read from the hub's record for a set of sites (None: every site), so a
 site-scoped supervisor is answered about their own sites only (see `hub.api_supervisor`).
 
-- Figures: the response-time figures of `hub.figures` for the alerts opened in the period:
+- Figures: the response-time figures of `hub.escalation.figures` for the alerts opened in the
+period:
   staff acknowledgements, family responses apart, and the alerts that reached nobody.
 - Nobody reached: every alert of the period whose escalation reached nobody (any priority),
   with the reason, counted per site, zone and shift.
@@ -36,8 +37,7 @@ from typing import Any, Final
 from device_profiles import DeviceProfile, ProfileError, load_profile
 from hub.alerts.lifecycle import ACTIVE_STATES
 from hub.core.store import Store
-from hub.escalation_policy import EscalationPolicies, Period, Policy
-from hub.figures import (
+from hub.escalation.figures import (
     DEFAULT_PRIORITIES,
     NOBODY_REACHED_COLUMNS,
     TARGETS,
@@ -49,10 +49,11 @@ from hub.figures import (
     nobody_reached_counts,
     write_csv,
 )
+from hub.escalation.policy import EscalationPolicies, Period, Policy
+from hub.escalation.roster import Roster
 from hub.registry.index import Registry
 from hub.registry.labels import device_name, gateway_where, people_names
 from hub.registry.models import Bed, Device, Room, Zone
-from hub.roster import Roster
 from hub.watch.settings import WatchPolicy
 
 ACK_LIMIT_S: Final[Mapping[str, float]] = {"emergency": 60.0, "routine": 180.0}

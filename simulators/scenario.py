@@ -60,9 +60,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from device_profiles import load_profile
 from edge.config import Identifier, validate_document
 from hub.core.clock import Clock
-from hub.escalation_policy import EscalationConfig
+from hub.escalation.policy import EscalationConfig
+from hub.escalation.roster import RosterConfig, Shift
 from hub.registry.models import BedCode, DeviceRole, ElderCode, RiskFlag, Username, ZoneKind
-from hub.roster import RosterConfig, Shift
 from hub.watch.settings import WatchSettings
 from simulators.scenario_devices import BATTERY, MODELS, Place, ResidentState, SimDevice
 
@@ -478,7 +478,9 @@ class Scenario(_Strict):
     watch: dict[str, Any] = Field(default_factory=dict)  # the site's watch settings
     zone: ZoneSpec = ZoneSpec()
     staff: list[Username] = Field(default_factory=list)  # hub users beyond the roster's
-    roster: list[Shift] = Field(default_factory=list)  # the site's shifts (hub/roster.py)
+    roster: list[Shift] = Field(
+        default_factory=list
+    )  # the site's shifts (hub/escalation/roster.py)
     escalation: dict[str, Any] = Field(default_factory=dict)  # the escalation policy
     devices: list[DeviceSpec] | None = None  # default: one of each kind the timeline uses
     timeline: list[Step] = Field(min_length=1)

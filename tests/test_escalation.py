@@ -19,8 +19,8 @@ import pytest
 
 from hub.access.auth import hash_password
 from hub.alerts.lifecycle import AlertError
-from hub.escalation import Escalation
-from hub.escalation_policy import EscalationConfig, Step
+from hub.escalation.engine import Escalation
+from hub.escalation.policy import EscalationConfig, Step
 from hub.notify.base import RecordingNotifier
 from hub.service import Hub
 from tests.conftest import NURSE, SMALL_SITE, HubFactory, ManualClock, PublishBatch

@@ -18,8 +18,8 @@ from carewatch.report_cmd import run_report
 from hub.access.permissions import Grant
 from hub.access.users import UserStore
 from hub.core.store import AuditEntry, Store
-from hub.figures import load_nobody_reached, nobody_reached_counts, percentile, report
-from hub.roster import Roster, RosterConfig
+from hub.escalation.figures import load_nobody_reached, nobody_reached_counts, percentile, report
+from hub.escalation.roster import Roster, RosterConfig
 from hub.watch.settings import WatchConfig, WatchPolicy
 
 UTC = ZoneInfo("UTC")
@@ -174,7 +174,7 @@ async def answered(store: Store, opened_at: float, zone: str, **answers: float) 
 
 
 async def reached_nobody(store: Store, alert_id: int, at: float, *reasons: str) -> None:
-    """What the escalation engine writes when a step reaches nobody (hub/escalation.py)."""
+    """What the escalation engine writes when a step reaches nobody (hub/escalation/engine.py)."""
     for step, reason in enumerate(reasons):
         detail = {"step": step, "phase": "escalate", "reason": reason}
         await record(

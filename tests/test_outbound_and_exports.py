@@ -374,7 +374,7 @@ FORMULAS = {
 
 
 def test_write_csv_neutralises_formulas_and_keeps_numbers() -> None:
-    from hub.figures import write_csv
+    from hub.escalation.figures import write_csv
 
     out = io.StringIO()
     row = {

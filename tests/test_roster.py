@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from hub.config import HubConfig
-from hub.escalation_policy import EscalationConfig, EscalationPolicies
-from hub.roster import Roster, RosterConfig
+from hub.escalation.policy import EscalationConfig, EscalationPolicies
+from hub.escalation.roster import Roster, RosterConfig
 from hub.watch.settings import WatchConfig, WatchPolicy
 
 LONDON = ZoneInfo("Europe/London")

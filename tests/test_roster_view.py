@@ -1,7 +1,8 @@
 """The roster view and the uncovered-zone alarm, through a real hub and Mosquitto.
 
 The hub's clock is a manual clock: each shift start comes when the test moves the clock there,
-and the durable timer of `hub/roster_watch.py` fires then, as it would at 19:00 in a home.
+and the durable timer of `hub/escalation/roster_watch.py` fires then, as it would at 19:00 in a
+home.
 
 Sunrise's day shift covers both wings; its night shift covers the east wing only, so the west
 wing is uncovered every night. A family zone ("homes") is listed as unstaffed: never an alarm.
@@ -22,8 +23,8 @@ from playwright.async_api import Page, async_playwright, expect
 
 from hub.access.auth import hash_password
 from hub.alerts.lifecycle import ACTIVE_STATES
-from hub.api_roster import PushRow, phone_status, push_reach
-from hub.roster_watch import KIND, RULE
+from hub.escalation.roster_routes import PushRow, phone_status, push_reach
+from hub.escalation.roster_watch import KIND, RULE
 from hub.service import Hub
 from tests.conftest import (
     ADMIN,

@@ -29,7 +29,7 @@ import pytest
 
 from edge.wire import WireDeviceHealth, devices_topic, encode_devices_report, status_topic
 from hub.access.auth import hash_password
-from hub.escalation_policy import Policy, Step
+from hub.escalation.policy import Policy, Step
 from hub.service import Hub
 from hub.supervisor import deadline
 from tests.conftest import (

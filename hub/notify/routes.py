@@ -49,7 +49,7 @@ class HelpDesk(Protocol):
 
 
 class Responses(HelpDesk, Protocol):
-    """The escalation engine's answers to an alert (hub/escalation.py): staff "I can't", the
+    """The escalation engine's answers to an alert (hub/escalation/engine.py): staff "I can't", the
     family's "I've seen it" and "I'm handling it", and "Send someone"."""
 
     async def decline(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...

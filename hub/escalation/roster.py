@@ -25,9 +25,9 @@ Times are the site's local time (the watch setting `timezone`). A shift that end
 its start runs past midnight and belongs to the day it starts on: Monday's night shift is
 Monday 19:00 to Tuesday 07:00. Shifts may overlap; whoever is on any of them is on duty.
 
-Two more settings serve the roster view and the uncovered-zone alarm (`hub.roster_watch`,
-`hub.api_roster`): `push_confirm_within_h` (top level, default 24: a phone that has not
-confirmed a push for longer is not counted as reachable) and, per site, `unstaffed_zones`
+Two more settings serve the roster view and the uncovered-zone alarm (`hub.escalation.roster_watch`,
+`hub.escalation.roster_routes`): `push_confirm_within_h` (top level, default 24: a phone that has
+not confirmed a push for longer is not counted as reachable) and, per site, `unstaffed_zones`
 (zones no staff are meant to cover, such as family beds at home: never an uncovered-zone
 alarm).
 """

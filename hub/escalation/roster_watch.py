@@ -26,9 +26,9 @@ from hub.alerts.lifecycle import ACTIVE_STATES, AlertService, Trigger
 from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.core.timers import Timer, Timers
+from hub.escalation.roster import Roster
 from hub.registry.index import Registry
 from hub.registry.models import Zone
-from hub.roster import Roster
 from hub.watch.settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.roster_watch")

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from hub.access.permissions import Principal, require
 from hub.api_params import RecordId
-from hub.escalation import Escalation
-from hub.figures import DEFAULT_PRIORITIES, document, load_timings, parse_when, period
+from hub.escalation.engine import Escalation
+from hub.escalation.figures import DEFAULT_PRIORITIES, document, load_timings, parse_when, period
 
 AlertReader = Annotated[Principal, Depends(require("alerts.read"))]
 FiguresReader = Annotated[Principal, Depends(require("figures.read"))]

@@ -23,7 +23,7 @@ AlertActor = Annotated[Principal, Depends(require("alerts.act"))]
 
 
 class Declines(Protocol):
-    """The escalation engine's "I can't" (hub/escalation.py `Escalation.decline`)."""
+    """The escalation engine's "I can't" (hub/escalation/engine.py `Escalation.decline`)."""
 
     async def decline(self, alert_id: int, by: str, channel: str) -> dict[str, Any]: ...
 

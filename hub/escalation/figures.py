@@ -30,7 +30,7 @@ from typing import Any, Final, TextIO
 
 import aiosqlite
 
-from hub.roster import Roster
+from hub.escalation.roster import Roster
 
 TARGETS: Final = {60: 0.975, 180: 0.99}
 DEFAULT_PRIORITIES: Final = ("emergency", "routine")

@@ -34,9 +34,9 @@ from hub.access.permissions import Principal, not_found, refusal, require
 from hub.access.users import UserStore
 from hub.core.clock import Clock
 from hub.core.store import Store
+from hub.escalation.roster import Roster, Run
+from hub.escalation.roster_watch import site_zones
 from hub.registry.index import Registry
-from hub.roster import Roster, Run
-from hub.roster_watch import site_zones
 from hub.web_files import listed_file, web_file
 
 PAGE_FILES: Final = frozenset({"roster.js"})

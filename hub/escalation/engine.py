@@ -44,7 +44,8 @@ from hub.config import HubConfig
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
 from hub.core.timers import Timer, Timers
-from hub.escalation_policy import EscalationPolicies, Period, Policy
+from hub.escalation.policy import EscalationPolicies, Period, Policy
+from hub.escalation.roster import Roster
 from hub.notify.apprise_channel import AppriseNotifier
 from hub.notify.base import (
     ConsoleNotifier,
@@ -58,7 +59,6 @@ from hub.notify.base import (
 from hub.registry.index import Registry
 from hub.registry.labels import channel_words, reached_words
 from hub.registry.models import Resident
-from hub.roster import Roster
 from hub.watch.settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.escalation")
