@@ -6,8 +6,8 @@ One Mosquitto, one run, three phases:
    delivers to one subscriber on this machine right now.
 2. hub: the same generator publishes to the gateways' data topics, at most `--window` readings
    ahead of what the hub has accepted (the count is fed to the publisher's stdin), so the hub
-   is never idle and its backlog stays bounded. Readings/s come from `hub.ingest` counters over
-   the window; CPU from the processes' own counters. The hub runs on a night clock (from
+   is never idle and its backlog stays bounded. Readings/s come from `hub.ingest.pipeline` counters
+   over the window; CPU from the processes' own counters. The hub runs on a night clock (from
    23:00 UTC, real speed) so that out-of-bed readings start bed-exit timers; out-of-range rates
    start vital-signs timers (see the bed-radar mix in background_telemetry.py).
 3. raw again, after the hub has stopped, to show how much the machine moved meanwhile.

@@ -31,8 +31,8 @@ from hub.escalation.oncall_routes import oncall_routes
 from hub.escalation.roster_routes import RosterView, roster_routes
 from hub.escalation.roster_watch import start_roster_watch
 from hub.escalation.routes import escalation_routes
-from hub.ingest import Ingest
-from hub.mqtt_link import MqttLink
+from hub.ingest.mqtt_link import MqttLink
+from hub.ingest.pipeline import Ingest
 from hub.notify.push import PushNotifier, PushService
 from hub.notify.routes import push_routes
 from hub.provisioning import Provisioner

@@ -17,7 +17,7 @@ What is proved:
 - the hub's queued persistent session survives such an attempt while the hub is down (and,
   unpinned, the same attempt wipes it);
 - unpinned, repeated takeovers of the hub's session raise a `hub_takeover` trouble alert
-  (hub/mqtt_link.py) and an error in the log.
+  (hub/ingest/mqtt_link.py) and an error in the log.
 
 Waits are for conditions (with a timeout as a guard), never for a fixed time: where something
 must NOT have happened, a later message through the same broker to the same hub is waited for
@@ -47,7 +47,7 @@ from edge.outbox import Outbox
 from edge.wire import HUB_STATUS_TOPIC, Observation, data_topic, encode_batch
 from hub.config import HubConfig, load_hub_config
 from hub.core.clock import SystemClock
-from hub.mqtt_link import SHORT_SESSION_S, MqttLink, TakeoverDetector, Takeovers
+from hub.ingest.mqtt_link import SHORT_SESSION_S, MqttLink, TakeoverDetector, Takeovers
 from hub.service import Hub
 from tests.conftest import SMALL_SITE, HubFactory
 from tests.edge_helpers import eventually

@@ -42,7 +42,7 @@ from edge.wire import (
 )
 from hub.board import BedBoard
 from hub.core.store import StoredItem
-from hub.ingest import Ingest
+from hub.ingest.pipeline import Ingest
 from hub.registry.index import Placement
 from hub.service import Hub
 from tests.conftest import HubFactory, ManualClock

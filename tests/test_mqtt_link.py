@@ -1,5 +1,5 @@
-"""The hub's MQTT link (hub/mqtt_link.py) against a real Mosquitto: however a session ends, the
-task reading its messages is awaited, so asyncio never reports "Task exception was never
+"""The hub's MQTT link (hub/ingest/mqtt_link.py) against a real Mosquitto: however a session ends,
+the task reading its messages is awaited, so asyncio never reports "Task exception was never
 retrieved" for a reader that failed with "Disconnected during message iteration".
 
 Each test runs a second MqttLink (its own client id) on the real ingest of a running hub.
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hub.core.clock import SystemClock
-from hub.mqtt_link import MqttLink
+from hub.ingest.mqtt_link import MqttLink
 from hub.service import Hub
 from tests.conftest import HubFactory
 from tests.mosquitto import MosquittoBroker

@@ -30,7 +30,7 @@ from hub.registry.models import Device
 from hub.watch.settings import WatchPolicy, WatchSettings
 
 if TYPE_CHECKING:
-    from hub.mqtt_link import Takeovers
+    from hub.ingest.mqtt_link import Takeovers
 
 log = logging.getLogger("carewatch.hub.watch")
 
@@ -374,8 +374,8 @@ class Watch:
             await self._raise_gateway_offline(site, gateway, at, "death message")
 
     async def on_hub_takeover(self, report: Takeovers) -> None:
-        """The broker keeps dropping the hub's own session (hub/mqtt_link.py): someone else is
-        probably connecting with its client id. One trouble alert per site, as every site's
+        """The broker keeps dropping the hub's own session (hub/ingest/mqtt_link.py): someone else
+        is probably connecting with its client id. One trouble alert per site, as every site's
         gateways lose the hub; a person resolves it."""
         detail = {
             "why": "the broker keeps dropping the hub's session",

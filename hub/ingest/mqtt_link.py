@@ -43,7 +43,7 @@ from edge.wire import (
 )
 from hub.config import BrokerSettings
 from hub.core.clock import Clock
-from hub.ingest import Arrivals, Ingest
+from hub.ingest.pipeline import Arrivals, Ingest
 
 log = logging.getLogger("carewatch.hub.mqtt")
 
