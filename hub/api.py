@@ -17,10 +17,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from hub.access.auth import Authenticator
 from hub.access.permissions import Principal, authenticated, require
 from hub.alerts.lifecycle import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
-from hub.api_consoles import owner_of
 from hub.api_params import RecordId
 from hub.config import RequestLimitSettings
-from hub.console_watch import CONSOLE_ID, Consoles
+from hub.console.presence import CONSOLE_ID, Consoles
+from hub.console.presence_routes import owner_of
 from hub.core.store import Store
 from hub.registry.index import Placement, Registry
 from hub.registry.labels import alert_place
@@ -91,7 +91,7 @@ def create_app(
     consoles: Consoles | None = None,
 ) -> FastAPI:
     """`hide_alert`: alerts kept off the staff list and stream (walk-test alerts);
-    `consoles`: where a console's stream says it is connected (hub/console_watch.py)."""
+    `consoles`: where a console's stream says it is connected (hub/console/presence.py)."""
     hidden = hide_alert or (lambda alert: False)
     app = FastAPI(title="carewatch hub", version="0.1.0", docs_url=None, redoc_url=None)
     app.add_middleware(

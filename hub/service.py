@@ -15,14 +15,14 @@ from hub.access.auth import Authenticator
 from hub.access.users import UserError, UserStore
 from hub.alerts.lifecycle import AlertBus, AlertService
 from hub.api import create_app
-from hub.api_console import console_routes
-from hub.api_consoles import console_presence_routes
 from hub.api_family import family_routes
 from hub.api_provision import provision_routes
 from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
 from hub.config import HubConfig
-from hub.console_watch import Consoles, ConsoleWatch, start_console_watch
+from hub.console.presence import Consoles, ConsoleWatch, start_console_watch
+from hub.console.presence_routes import console_presence_routes
+from hub.console.routes import console_routes
 from hub.core.clock import Clock, SystemClock
 from hub.core.store import Store
 from hub.core.timers import Timers
@@ -118,7 +118,7 @@ class Hub:
             escalation.roster, registry, alerts, store, timers, WatchPolicy(config.watch), clock
         )
         registry_admin.on_change(roster_watch.check_all)
-        # a staffed zone with no armed console is a trouble alert (hub/console_watch.py)
+        # a staffed zone with no armed console is a trouble alert (hub/console/presence.py)
         console_watch = await start_console_watch(
             Consoles(clock),
             escalation.roster,
@@ -249,7 +249,9 @@ class Hub:
             )
         if self.walktests is not None:  # walk test routes and installer page
             app.include_router(walktest_routes(self.walktests))
-        if self.escalation is not None:  # bed board, resident pages, handover (hub/api_console.py)
+        if (
+            self.escalation is not None
+        ):  # bed board, resident pages, handover (hub/console/routes.py)
             app.include_router(
                 console_routes(
                     store=self.store,

@@ -1,7 +1,7 @@
 """Consoles connected and armed, and the unwatched-zone alarm, through a real hub and Mosquitto.
 
 The hub's clock is a manual clock: the grace of a zone nobody watches and the shift changes
-come when the test moves it, and the durable timers of `hub/console_watch.py` fire then. The
+come when the test moves it, and the durable timers of `hub/console/presence.py` fire then. The
 consoles are live streams opened over the hub's real HTTP port, as a console page opens them.
 
 Sunrise's day shift (07:00–19:00) covers every zone; its family beds at home ("homes") are
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from hub.alerts.lifecycle import ACTIVE_STATES
-from hub.console_watch import GRACE, RULE, SHIFT
+from hub.console.presence import GRACE, RULE, SHIFT
 from hub.service import Hub
 from tests.conftest import (
     EAST_NURSE,

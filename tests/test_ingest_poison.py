@@ -40,7 +40,7 @@ from edge.wire import (
     devices_topic,
     status_topic,
 )
-from hub.board import BedBoard
+from hub.console.board import BedBoard
 from hub.core.store import StoredItem
 from hub.ingest.pipeline import Ingest
 from hub.registry.index import Placement

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, async_playwright, expect
 
-from hub.console_watch import RULE
+from hub.console.presence import RULE
 from hub.service import Hub
 from tests.conftest import NURSE, SUPERVISOR, HubFactory, ManualClock
 from tests.test_accessibility import assert_accessible

@@ -87,7 +87,7 @@ async def test_the_supervisor_sees_figures_overdue_alerts_and_downloads_csv(
         "acknowledged by Night Nurse"
     )
     # The record's alerts; the hub's own "No console watching" trouble alerts come and go with
-    # the consoles of the staffed zones (hub/console_watch.py) and are not this record's.
+    # the consoles of the staffed zones (hub/console/presence.py) and are not this record's.
     rows = page.get_by_test_id("alert-row").filter(has_not_text="No console watching")
     await expect(rows).to_have_count(6)
     await expect(overdue.and_(page.locator(f'[data-alert-id="{ids["D"]}"]'))).to_have_count(0)

@@ -75,7 +75,7 @@ class WatchSettings(BaseModel):
     device_offline: bool = True
     gateway_keepalive_s: float = Field(default=900, gt=0)
     low_battery_remind_h: float = Field(default=4, gt=0)
-    # A staffed zone with no armed console this long is a trouble alert (hub/console_watch.py).
+    # A staffed zone with no armed console this long is a trouble alert (hub/console/presence.py).
     console_grace_s: float = Field(default=60, gt=0, le=3600)
 
     @field_validator("timezone")

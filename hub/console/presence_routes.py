@@ -1,4 +1,4 @@
-"""Which consoles are connected and armed, and which zones they watch (hub/console_watch.py).
+"""Which consoles are connected and armed, and which zones they watch (hub/console/presence.py).
 
 - `POST /api/consoles/armed` `{"console": id, "armed": bool}`: a console page says that its
   sound can (or can no longer) play. 204; 404 when no open stream of this session has the id
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.access.permissions import Principal, require
 from hub.access.sessions import session_digest
-from hub.console_watch import CONSOLE_ID, Console, ConsoleWatch, ZoneWatch
+from hub.console.presence import CONSOLE_ID, Console, ConsoleWatch, ZoneWatch
 
 AlertReader = Annotated[Principal, Depends(require("alerts.read"))]
 # Who may see every console of their sites, not only their own.

@@ -2,8 +2,8 @@
 
 Every staff console page tells the hub that it is there and whether it can sound: it opens its
 live stream as `GET /api/stream?console=<id>&armed=0|1` and reports a change of its sound with
-`POST /api/consoles/armed` (hub/api_consoles.py, docs/console-station.md). `Consoles` keeps
-them in memory while their stream is open; a stream that ends (the page closed, the network
+`POST /api/consoles/armed` (hub/console/presence_routes.py, docs/console-station.md). `Consoles`
+keeps them in memory while their stream is open; a stream that ends (the page closed, the network
 gone, the session ended) takes its console away at once. A hub restart starts with none: the
 pages reconnect within seconds, and the grace below covers that.
 

@@ -15,15 +15,15 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 
 from hub.access.permissions import Principal, not_found, require, resident_visible
-from hub.board import BedBoard
+from hub.console.board import BedBoard
+from hub.console.handover import DEFAULT_HOURS, handover, shift_start
+from hub.console.resident_history import chart, timeline
 from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.escalation.figures import parse_when
 from hub.escalation.roster import Roster
-from hub.handover import DEFAULT_HOURS, handover, shift_start
 from hub.registry.index import Registry
 from hub.registry.models import Resident
-from hub.resident_history import chart, timeline
 from hub.watch.bed_state import BedStates
 from hub.watch.settings import WatchPolicy
 from hub.web_files import listed_file
@@ -73,8 +73,8 @@ def console_routes(
     ) -> Response:
         """Bed tiles of the caller's sites and zones, optionally of one site or zone.
 
-        Each zone's tiles come already encoded (hub/board.py): with every console asking every
-        3 s, encoding them per request would cost the hub more than working them out."""
+        Each zone's tiles come already encoded (hub/console/board.py): with every console asking
+        every 3 s, encoding them per request would cost the hub more than working them out."""
         if zone is not None and site is None:
             raise HTTPException(422, "zone needs site")
         check_site(caller, site)
