@@ -15,7 +15,6 @@ from hub.access.auth import Authenticator
 from hub.access.users import UserError, UserStore
 from hub.alerts.lifecycle import AlertBus, AlertService
 from hub.api import create_app
-from hub.api_family import family_routes
 from hub.api_provision import provision_routes
 from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
@@ -31,6 +30,7 @@ from hub.escalation.oncall_routes import oncall_routes
 from hub.escalation.roster_routes import RosterView, roster_routes
 from hub.escalation.roster_watch import start_roster_watch
 from hub.escalation.routes import escalation_routes
+from hub.family.routes import family_routes
 from hub.ingest.mqtt_link import MqttLink
 from hub.ingest.pipeline import Ingest
 from hub.notify.push import PushNotifier, PushService
@@ -223,7 +223,7 @@ class Hub:
                     hide_alert=self.walktests.hides if self.walktests else None,
                 )
             )
-            app.include_router(  # the family app and its API (hub/api_family.py)
+            app.include_router(  # the family app and its API (hub/family/routes.py)
                 family_routes(
                     registry=self.registry,
                     store=self.store,

@@ -2,7 +2,7 @@
 
 **Places in words**: one place for how a bed, a room or a gateway is named to a person, used by
 the bed board (hub/console/board.py, and from it the console's alert cards), the family app
-(hub/family.py), the resident page (hub/console/resident_history.py) and the printed labels:
+(hub/family/view.py), the resident page (hub/console/resident_history.py) and the printed labels:
 
 - a room is "Room 101" when its name is a number, else its own name ("West lounge", "Okafor
   home");

@@ -1,6 +1,7 @@
 """One truth about a bed: where its resident is now, as the sensors say, and since when.
 
-The console's bed board (hub/console/board.py), the family app (hub/family.py) and the resident page
+The console's bed board (hub/console/board.py), the family app (hub/family/view.py) and the resident
+page
 (hub/console/resident_history.py) all take a bed's state from here, from the same data at the same
 moment, so that they agree.
 

@@ -18,7 +18,7 @@ from hub.access.permissions import Principal, not_found, require
 from hub.api_params import RecordId
 from hub.core.clock import Clock
 from hub.core.store import Store
-from hub.family import FamilyView, Names
+from hub.family.view import FamilyView, Names
 from hub.registry.index import Registry
 from hub.watch.bed_state import BedStates
 from hub.web_files import listed_file, web_file

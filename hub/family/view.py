@@ -17,7 +17,7 @@ from typing import Any, Final
 from hub.alerts.lifecycle import ACTIVE_STATES, OUTCOMES
 from hub.core.clock import Clock
 from hub.core.store import ALERT_COLUMNS, Store
-from hub.family_answers import answers, family_answers, staff_response
+from hub.family.answers import answers, family_answers, staff_response
 from hub.registry.index import Registry
 from hub.registry.labels import bed_words
 from hub.registry.models import Bed, Resident, Room
