@@ -16,7 +16,6 @@ from hub.access.users import UserError, UserStore
 from hub.alerts.lifecycle import AlertBus, AlertService
 from hub.api import create_app
 from hub.api_provision import provision_routes
-from hub.api_supervisor import supervisor_routes
 from hub.api_walktest import walktest_routes
 from hub.config import HubConfig
 from hub.console.presence import Consoles, ConsoleWatch, start_console_watch
@@ -38,6 +37,7 @@ from hub.notify.routes import push_routes
 from hub.provisioning import Provisioner
 from hub.registry.index import Registry
 from hub.registry.service import RegistryService
+from hub.supervisor.routes import supervisor_routes
 from hub.walktest import WalkTests
 from hub.watch.bed_state import BedStates
 from hub.watch.rules import Watch
@@ -201,7 +201,7 @@ class Hub:
             app.include_router(console_presence_routes(self.console_watch))
         if self.escalation is not None:  # escalation and figures routes (hub/escalation/routes.py)
             app.include_router(escalation_routes(self.escalation))
-            # the supervisor view, its data and CSV exports (hub/api_supervisor.py)
+            # the supervisor view, its data and CSV exports (hub/supervisor/routes.py)
             app.include_router(
                 supervisor_routes(self.store, self.registry, self.config, self.escalation)
             )

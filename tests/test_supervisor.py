@@ -31,7 +31,7 @@ from edge.wire import WireDeviceHealth, devices_topic, encode_devices_report, st
 from hub.access.auth import hash_password
 from hub.escalation.policy import Policy, Step
 from hub.service import Hub
-from hub.supervisor import deadline
+from hub.supervisor.overview import deadline
 from tests.conftest import (
     ADMIN,
     NURSE,

@@ -20,7 +20,7 @@ from hub.escalation.engine import Escalation
 from hub.escalation.figures import parse_when, period
 from hub.escalation.policy import EscalationPolicies
 from hub.registry.index import Registry
-from hub.supervisor import EXPORTS, Sources, overview, to_csv
+from hub.supervisor.overview import EXPORTS, Sources, overview, to_csv
 from hub.watch.settings import WatchPolicy
 from hub.web_files import listed_file, web_file
 

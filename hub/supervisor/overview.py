@@ -1,7 +1,7 @@
 """The supervisor view's data: figures, open and overdue alerts, device trouble, bed coverage.
 
 Everything is read from the hub's record for a set of sites (None: every site), so a
-site-scoped supervisor is answered about their own sites only (see `hub.api_supervisor`).
+site-scoped supervisor is answered about their own sites only (see `hub.supervisor.routes`).
 
 - Figures: the response-time figures of `hub.escalation.figures` for the alerts opened in the
 period:
