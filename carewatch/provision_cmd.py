@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from carewatch.registry_cmd import Unreachable, _kind_from_name, cli_actor, open_hub_registry
+from hub.commissioning.provisioning import Address, Bundle, DeviceRequest, Provisioner
 from hub.config import HubConfig
-from hub.provisioning import Address, Bundle, DeviceRequest, Provisioner
 from hub.registry.csv_import import LAYOUTS, ImportRejected
 from hub.registry.labels import bed_png, site_labels, site_pdf
 from hub.registry.models import Bed, Room, Site, Zone

@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from carewatch.demo import local_hub_config, start_embedded_broker
-from hub.commissioning_report import (
+from hub.commissioning.report import (
     CommissioningReport,
     build_report,
     render_html,
     render_pdf,
 )
+from hub.commissioning.walktest import WalkTests
 from hub.core.clock import ScaledClock
 from hub.service import Hub
-from hub.walktest import WalkTests
 from simulators.scenario import DEVICE_KINDS, Scenario, run_scenario
 from simulators.scenario_world import SITE, ScenarioWorld
 

@@ -15,8 +15,10 @@ from hub.access.auth import Authenticator
 from hub.access.users import UserError, UserStore
 from hub.alerts.lifecycle import AlertBus, AlertService
 from hub.api import create_app
-from hub.api_provision import provision_routes
-from hub.api_walktest import walktest_routes
+from hub.commissioning.provision_routes import provision_routes
+from hub.commissioning.provisioning import Provisioner
+from hub.commissioning.walktest import WalkTests
+from hub.commissioning.walktest_routes import walktest_routes
 from hub.config import HubConfig
 from hub.console.presence import Consoles, ConsoleWatch, start_console_watch
 from hub.console.presence_routes import console_presence_routes
@@ -34,11 +36,9 @@ from hub.ingest.mqtt_link import MqttLink
 from hub.ingest.pipeline import Ingest
 from hub.notify.push import PushNotifier, PushService
 from hub.notify.routes import push_routes
-from hub.provisioning import Provisioner
 from hub.registry.index import Registry
 from hub.registry.service import RegistryService
 from hub.supervisor.routes import supervisor_routes
-from hub.walktest import WalkTests
 from hub.watch.bed_state import BedStates
 from hub.watch.rules import Watch
 from hub.watch.settings import WatchPolicy
@@ -263,7 +263,7 @@ class Hub:
                     hide_alert=self.walktests.hides if self.walktests else None,
                 )
             )
-        # provisioning and bed labels (hub/api_provision.py)
+        # provisioning and bed labels (hub/commissioning/provision_routes.py)
         app.include_router(provision_routes(Provisioner(registry_admin, self.store, self.config)))
         server = uvicorn.Server(
             uvicorn.Config(

@@ -15,7 +15,7 @@ import httpx
 import yaml
 from playwright.async_api import async_playwright, expect
 
-from hub.commissioning_report import ALL_DRIVEN, build_report, render_html, render_pdf
+from hub.commissioning.report import ALL_DRIVEN, build_report, render_html, render_pdf
 from hub.registry.data import data_from_specs
 from hub.registry.models import SiteSpec
 from hub.watch.coverage import Coverage, coverage

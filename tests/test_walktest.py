@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from carewatch.walktest_cmd import WalkOutcome, save_report, summary, walk, walk_scenario
-from hub.commissioning_report import build_report, render_pdf
+from hub.commissioning.report import build_report, render_pdf
 from hub.core.clock import ScaledClock
 from hub.service import Hub
 from simulators.scenario_world import ScenarioWorld

@@ -44,7 +44,8 @@ BATTERY_HYSTERESIS: Final = 5.0
 BACKSTOP_SILENCE_S: Final = 600.0
 # How often at most a device's or gateway's silence timer is rewritten to the database.
 SILENCE_WRITE_FRACTION: Final = 0.25
-# Walk test (hub/walktest.py): hears every item; says whether a site/gateway is under test.
+# Walk test (hub/commissioning/walktest.py): hears every item; says whether a site/gateway is under
+# test.
 ItemObserver = Callable[[StoredItem, Placement], Awaitable[None]]
 UnderTest = Callable[[str, str | None], bool]
 
@@ -121,7 +122,8 @@ class Watch:
         self._memory = _Memory()
         self._fitted: _Fitted | None = None
         self._started_at = clock.now()
-        # walk test hooks (hub/walktest.py): item observers, and alerts marked test in scope
+        # walk test hooks (hub/commissioning/walktest.py): item observers, and alerts marked test in
+        # scope
         self.item_observers: list[ItemObserver] = []
         self.under_test: UnderTest = lambda site, gateway: False
         for kind, handler in (

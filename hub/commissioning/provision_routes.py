@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from hub.access.permissions import Principal, bed_place, require
-from hub.provisioning import Address, DeviceRequest, Provisioner
+from hub.commissioning.provisioning import Address, DeviceRequest, Provisioner
 from hub.registry.index import Registry
 from hub.registry.labels import bed_png, label_for, site_labels, site_pdf
 from hub.registry.models import Bed, Room, Site

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict
 from hub.access.permissions import Principal, require
 from hub.api import KEEPALIVE_S
 from hub.api_params import RecordId
-from hub.commissioning_report import CommissioningReport, build_report, render_html, render_pdf
-from hub.walktest import WalkTestError, WalkTests
+from hub.commissioning.report import CommissioningReport, build_report, render_html, render_pdf
+from hub.commissioning.walktest import WalkTestError, WalkTests
 from hub.web_files import listed_file, web_file
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from typing import Any
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from hub.walktest import WalkTests
+from hub.commissioning.walktest import WalkTests
 
 COLUMNS: tuple[tuple[str, float], ...] = (
     ("Device", 34),
