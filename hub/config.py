@@ -37,7 +37,7 @@ class BrokerSettings(BaseModel):
 
 
 class RequestLimitSettings(BaseModel):
-    """How much a caller may send (hub/request_limits.py, docs/configuration.md)."""
+    """How much a caller may send (hub/http/request_limits.py, docs/configuration.md)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -14,7 +14,6 @@ import uvicorn
 from hub.access.auth import Authenticator
 from hub.access.users import UserError, UserStore
 from hub.alerts.lifecycle import AlertBus, AlertService
-from hub.api import create_app
 from hub.commissioning.provision_routes import provision_routes
 from hub.commissioning.provisioning import Provisioner
 from hub.commissioning.walktest import WalkTests
@@ -32,6 +31,7 @@ from hub.escalation.roster_routes import RosterView, roster_routes
 from hub.escalation.roster_watch import start_roster_watch
 from hub.escalation.routes import escalation_routes
 from hub.family.routes import family_routes
+from hub.http.app import create_app
 from hub.ingest.mqtt_link import MqttLink
 from hub.ingest.pipeline import Ingest
 from hub.notify.push import PushNotifier, PushService

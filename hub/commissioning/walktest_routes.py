@@ -1,6 +1,6 @@
 """HTTP routes for walk tests, their live progress and commissioning reports, the installer's
 page (`/installer`) and the staff pages' service worker (`/staff-sw.js`). Mounted by the hub
-next to the routes of `hub.api` (see `hub.service`).
+next to the routes of `hub.http.app` (see `hub.service`).
 
 The `/api/walktests` routes need the `walktest` permission (installers, admins) and a walk test
 of a site the caller sees whole: a walk test turns every alert of its site or gateway into a
@@ -22,11 +22,11 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from hub.access.permissions import Principal, require
-from hub.api import KEEPALIVE_S
-from hub.api_params import RecordId
 from hub.commissioning.report import CommissioningReport, build_report, render_html, render_pdf
 from hub.commissioning.walktest import WalkTestError, WalkTests
-from hub.web_files import listed_file, web_file
+from hub.http.app import KEEPALIVE_S
+from hub.http.params import RecordId
+from hub.http.web_files import listed_file, web_file
 
 T = TypeVar("T")
 INSTALLER_FILES: Final = frozenset({"installer.js", "installer.css"})

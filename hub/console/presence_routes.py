@@ -7,7 +7,7 @@
   that covers a zone of theirs; anyone else: their own) and every zone they see, staffed or
   not, with how many consoles watch it.
 
-The stream itself (`GET /api/stream?console=<id>&armed=0|1`) is in hub/api.py.
+The stream itself (`GET /api/stream?console=<id>&armed=0|1`) is in hub/http/app.py.
 """
 
 from __future__ import annotations

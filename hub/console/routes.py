@@ -1,7 +1,7 @@
 """HTTP routes of the staff console beyond the alert queue: the bed board, a resident's timeline
 and chart, and the shift handover, each filtered by the caller's scope.
 
-Mounted by the hub next to the routes of `hub.api` (see `hub.service`).
+Mounted by the hub next to the routes of `hub.http.app` (see `hub.service`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.escalation.figures import parse_when
 from hub.escalation.roster import Roster
+from hub.http.web_files import listed_file
 from hub.registry.index import Registry
 from hub.registry.models import Resident
 from hub.watch.bed_state import BedStates
 from hub.watch.settings import WatchPolicy
-from hub.web_files import listed_file
 
 HealthReader = Annotated[Principal, Depends(require("health.read"))]
 AlertReader = Annotated[Principal, Depends(require("alerts.read"))]

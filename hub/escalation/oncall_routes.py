@@ -1,6 +1,6 @@
 """HTTP routes for staff on call: "I can't" on an alert.
 
-Mounted by the hub next to the routes of `hub.api` (see `hub.service`). "I'm going" is the
+Mounted by the hub next to the routes of `hub.http.app` (see `hub.service`). "I'm going" is the
 ordinary acknowledgement (`POST /api/alerts/{id}/acknowledge`); "I can't" is
 `POST /api/alerts/{id}/decline`: the escalation engine records it (audit `declined`) and fires
 the next step of the ladder at once, leaving out the staff member who declined. The staff app
@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from hub.access.permissions import Principal, not_found, require
-from hub.api_params import RecordId
 from hub.core.store import Store
+from hub.http.params import RecordId
 
 AlertActor = Annotated[Principal, Depends(require("alerts.act"))]
 

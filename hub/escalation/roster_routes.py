@@ -36,8 +36,8 @@ from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.escalation.roster import Roster, Run
 from hub.escalation.roster_watch import site_zones
+from hub.http.web_files import listed_file, web_file
 from hub.registry.index import Registry
-from hub.web_files import listed_file, web_file
 
 PAGE_FILES: Final = frozenset({"roster.js"})
 RosterReader = Annotated[

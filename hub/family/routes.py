@@ -15,13 +15,13 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
 from hub.access.permissions import Principal, not_found, require
-from hub.api_params import RecordId
 from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.family.view import FamilyView, Names
+from hub.http.params import RecordId
+from hub.http.web_files import listed_file, web_file
 from hub.registry.index import Registry
 from hub.watch.bed_state import BedStates
-from hub.web_files import listed_file, web_file
 
 CHANNEL: Final = "family_app"
 STATIC: Final = frozenset({"family.js", "family.css", "icon-192.png", "icon-512.png"})

@@ -1,6 +1,6 @@
 """HTTP routes for Web Push: the public key, a caller's subscriptions, and notification actions.
 
-Mounted by the hub next to the routes of `hub.api` (see `hub.service`). Any signed-in user may
+Mounted by the hub next to the routes of `hub.http.app` (see `hub.service`). Any signed-in user may
 subscribe their own browsers (family phones, staff phones). `POST /api/push/action` needs no
 session: the service worker calls it from a notification's button, and the action token that
 came with the push is the credential. It acts as the user it names with the user's grant as it
@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.access.permissions import Permission, Principal, not_found, refusal
 from hub.access.users import UserStore
 from hub.alerts.lifecycle import AlertService
-from hub.api import Caller
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
+from hub.http.app import Caller
 from hub.notify.push import CHANNEL, ActionClaim, PushError, PushService
 
 # A notification's buttons act on an alert as its family (their residents') or as staff.

@@ -2,7 +2,7 @@
 
 Every route needs `figures.read` (admins and supervisors). A supervisor sees the sites of
 their grant; asking for another site is answered 404, exactly like a site that does not exist.
-Mounted by the hub next to the routes of `hub.api` (see `hub.service`).
+Mounted by the hub next to the routes of `hub.http.app` (see `hub.service`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from hub.core.store import Store
 from hub.escalation.engine import Escalation
 from hub.escalation.figures import parse_when, period
 from hub.escalation.policy import EscalationPolicies
+from hub.http.web_files import listed_file, web_file
 from hub.registry.index import Registry
 from hub.supervisor.overview import EXPORTS, Sources, overview, to_csv
 from hub.watch.settings import WatchPolicy
-from hub.web_files import listed_file, web_file
 
 PAGE_FILES: Final = frozenset({"supervisor.js", "supervisor.css"})
 FiguresReader = Annotated[Principal, Depends(require("figures.read"))]

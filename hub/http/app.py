@@ -17,17 +17,17 @@ from starlette.middleware.sessions import SessionMiddleware
 from hub.access.auth import Authenticator
 from hub.access.permissions import Principal, authenticated, require
 from hub.alerts.lifecycle import ACTIVE_STATES, OUTCOMES, AlertBus, AlertError, AlertService
-from hub.api_params import RecordId
 from hub.config import RequestLimitSettings
 from hub.console.presence import CONSOLE_ID, Consoles
 from hub.console.presence_routes import owner_of
 from hub.core.store import Store
+from hub.http.params import RecordId
+from hub.http.request_limits import RequestLimits
+from hub.http.web_files import listed_file, web_file
 from hub.registry.index import Placement, Registry
 from hub.registry.labels import alert_place
 from hub.registry.routes import install_registry_api
 from hub.registry.service import RegistryService
-from hub.request_limits import RequestLimits
-from hub.web_files import listed_file, web_file
 
 KEEPALIVE_S = 15.0
 # A live stream checks its caller's session this often, between alerts: an alert is sent
