@@ -44,8 +44,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hub.access.auth import hash_password
+from hub.app import Hub
 from hub.config import HubConfig
-from hub.service import Hub
 from simulators.mr60fda1 import FRAMES, MR60FDA1Simulator
 from tests.mosquitto import mosquitto
 

@@ -71,8 +71,8 @@ from benchmarks.fall_to_console import (
 )
 from benchmarks.watch_common import percentile
 from hub.access.auth import hash_password
+from hub.app import Hub
 from hub.config import HubConfig
-from hub.service import Hub
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.mosquitto import mosquitto
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS

@@ -37,8 +37,8 @@ from benchmarks.edge_fleet import (
 from edge.outbox import Outbox
 from edge.wire import Observation
 from hub.access.auth import hash_password
+from hub.app import Hub
 from hub.config import HubConfig
-from hub.service import Hub
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.mosquitto import mosquitto
 

@@ -55,8 +55,8 @@ from benchmarks.watch_common import (
     start_telemetry,
 )
 from edge.wire import data_topic, encode_batch
+from hub.app import Hub
 from hub.core.clock import ScaledClock
-from hub.service import Hub
 from tests.mosquitto import mosquitto
 
 ARRIVAL_TIMEOUT_S: Final = 10.0

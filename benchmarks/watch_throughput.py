@@ -53,9 +53,9 @@ from benchmarks.watch_common import (
     start_telemetry,
     store_size,
 )
+from hub.app import Hub
 from hub.core.clock import ScaledClock
 from hub.core.timers import Timers
-from hub.service import Hub
 from tests.mosquitto import MosquittoBroker, mosquitto
 
 RAW_TOPIC: Final = "bench-raw/batches"

@@ -40,8 +40,8 @@ from carewatch.logging_setup import ContextFormatter
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from hub.access.auth import hash_password
+from hub.app import Hub
 from hub.config import HubConfig, PushSettings
-from hub.service import Hub
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import button_press, smoke
 from simulators.mr60fda1 import MR60FDA1Simulator

@@ -10,9 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
+from hub.app import Hub
 from hub.config import HubConfigError, load_hub_config
 from hub.core.migrations import MigrationError
-from hub.service import Hub
 
 log = logging.getLogger("carewatch.hub")
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from carewatch.demo import local_hub_config, start_embedded_broker
 from edge.config import ConfigError
+from hub.app import Hub
 from hub.core.clock import ScaledClock
-from hub.service import Hub
 from simulators.scenario import (
     SCENARIOS,
     Outcome,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from carewatch.demo import local_hub_config, start_embedded_broker
+from hub.app import Hub
 from hub.commissioning.report import (
     CommissioningReport,
     build_report,
@@ -31,7 +32,6 @@ from hub.commissioning.report import (
 )
 from hub.commissioning.walktest import WalkTests
 from hub.core.clock import ScaledClock
-from hub.service import Hub
 from simulators.scenario import DEVICE_KINDS, Scenario, run_scenario
 from simulators.scenario_world import SITE, ScenarioWorld
 

@@ -42,8 +42,8 @@ from playwright.async_api import (
 )
 
 from edge.wire import data_topic
+from hub.app import Hub
 from hub.core.clock import Clock
-from hub.service import Hub
 from tests.conftest import FAMILY, INSTALLER, NURSE, SUPERVISOR, hub_config
 from tests.mosquitto import MosquittoBroker, mosquitto
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS, Console, a_day_of_readings, log_in

@@ -36,8 +36,8 @@ from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from edge.publisher import Backoff
 from hub.access.users import hash_password
+from hub.app import Hub
 from hub.core.clock import ScaledClock
-from hub.service import Hub
 from simulators.ble_air import BLEAirSender
 from simulators.scenario import SITE as SITE  # the walk test's world names it from here
 from simulators.scenario import (

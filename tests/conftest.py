@@ -18,9 +18,9 @@ from hypothesis import configuration
 
 from edge.wire import data_topic
 from hub.access.auth import hash_password
+from hub.app import Hub
 from hub.config import HubConfig
 from hub.core.clock import Clock
-from hub.service import Hub
 from tests.mosquitto import MosquittoBroker, mosquitto
 
 # Hypothesis keeps caches (Unicode tables, the constants of our sources) in .hypothesis of the

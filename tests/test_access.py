@@ -29,8 +29,8 @@ from fastapi.routing import APIRoute
 
 from hub.access.permissions import ROLE_PERMISSIONS, Grant, Permission, Role, authenticated
 from hub.access.users import token_digest
+from hub.app import Hub
 from hub.registry.models import Bed, Resident
-from hub.service import Hub
 from tests.conftest import (
     ADMIN,
     EAST_NURSE,

@@ -21,8 +21,8 @@ import orjson
 import pytest
 
 from edge.wire import data_topic
+from hub.app import Hub
 from hub.ingest.pipeline import MAX_BURST, Arrivals, carries_alarm
-from hub.service import Hub
 from simulators.fleet import Bed, EventKind, VirtualGateway, event_items, plan_fleet, site_spec
 from tests.conftest import SMALL_SITE, HubFactory, ManualClock
 from tests.mosquitto import MosquittoBroker

@@ -24,10 +24,10 @@ from edge.wire import (
     status_topic,
 )
 from hub.access.auth import hash_password
+from hub.app import Hub
 from hub.registry.labels import alert_place, gateway_where, room_words
 from hub.registry.models import Gateway
 from hub.registry.service import SYSTEM
-from hub.service import Hub
 from hub.watch.bed_state import AWAY_AFTER_S, BedStates
 from tests.conftest import FAMILY, NURSE, SMALL_SITE, HubFactory, PublishBatch, small_site_users
 from tests.mosquitto import MosquittoBroker

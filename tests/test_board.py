@@ -22,9 +22,9 @@ from edge.wire import (
     encode_status,
     status_topic,
 )
+from hub.app import Hub
 from hub.registry.models import Resident
 from hub.registry.service import SYSTEM
-from hub.service import Hub
 from tests.conftest import EAST_NURSE, NURSE, HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker
 from tests.test_hub_ingest import eventually, publish_raw

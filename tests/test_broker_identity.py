@@ -45,10 +45,10 @@ import yaml
 from carewatch.cli import main as carewatch
 from edge.outbox import Outbox
 from edge.wire import HUB_STATUS_TOPIC, Observation, data_topic, encode_batch
+from hub.app import Hub
 from hub.config import HubConfig, load_hub_config
 from hub.core.clock import SystemClock
 from hub.ingest.mqtt_link import SHORT_SESSION_S, MqttLink, TakeoverDetector, Takeovers
-from hub.service import Hub
 from tests.conftest import SMALL_SITE, HubFactory
 from tests.edge_helpers import eventually
 from tests.mosquitto import MosquittoBroker, mosquitto

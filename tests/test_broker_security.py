@@ -54,8 +54,8 @@ from edge.wire import (
     encode_command,
     status_topic,
 )
+from hub.app import Hub
 from hub.config import BrokerSettings
-from hub.service import Hub
 from tests.conftest import hub_config
 from tests.edge_helpers import eventually
 from tests.mosquitto import MosquittoBroker, mosquitto

@@ -14,7 +14,7 @@ from typing import Any
 from playwright.async_api import Locator, Page, expect
 
 from hub.alerts.lifecycle import Priority, Trigger
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import NURSE
 from tests.tcpproxy import TcpProxy
 from tests.test_accessibility import assert_accessible

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, async_playwright, expect
 
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import FAMILY, NURSE, SUPERVISOR, HubFactory, PublishBatch
 from tests.tcpproxy import TcpProxy
 

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from hub.alerts.lifecycle import ACTIVE_STATES
+from hub.app import Hub
 from hub.console.presence import GRACE, RULE, SHIFT
-from hub.service import Hub
 from tests.conftest import (
     EAST_NURSE,
     FAMILY,

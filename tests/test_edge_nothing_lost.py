@@ -29,7 +29,7 @@ from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from edge.outbox import MIN_MAX_BYTES
 from edge.publisher import Backoff
-from hub.service import Hub
+from hub.app import Hub
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import smoke
 from simulators.mr60fda1 import MR60FDA1Simulator

@@ -19,10 +19,10 @@ import pytest
 
 from hub.access.auth import hash_password
 from hub.alerts.lifecycle import AlertError
+from hub.app import Hub
 from hub.escalation.engine import Escalation
 from hub.escalation.policy import EscalationConfig, Step
 from hub.notify.base import RecordingNotifier
-from hub.service import Hub
 from tests.conftest import NURSE, SMALL_SITE, HubFactory, ManualClock, PublishBatch
 from tests.test_apprise import LoopbackHttp, closed_port
 from tests.test_hub_ingest import eventually

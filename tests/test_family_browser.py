@@ -22,7 +22,7 @@ import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page, ViewportSize, async_playwright, expect
 
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import FAMILY, NURSE, HubFactory, PublishBatch
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_family import site_with_contacts

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from hub.app import Hub
 from hub.registry.csv_import import import_csv
 from hub.registry.data import RegistryData
-from hub.service import Hub
 from simulators.fleet import (
     Fleet,
     FleetOptions,

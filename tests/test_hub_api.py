@@ -11,7 +11,7 @@ import httpx
 
 from edge.wire import WireDeviceHealth, devices_topic, encode_devices_report
 from hub.access.auth import token_digest
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import NURSE, HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker
 from tests.test_hub_ingest import eventually, fall, publish_raw

@@ -11,7 +11,7 @@ from typing import Any
 import aiomqtt
 
 from edge.wire import MAX_PAYLOAD_BYTES, data_topic, status_topic
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker
 

@@ -40,11 +40,11 @@ from edge.wire import (
     devices_topic,
     status_topic,
 )
+from hub.app import Hub
 from hub.console.board import BedBoard
 from hub.core.store import StoredItem
 from hub.ingest.pipeline import Ingest
 from hub.registry.index import Placement
-from hub.service import Hub
 from tests.conftest import HubFactory, ManualClock
 from tests.mosquitto import MosquittoBroker
 from tests.test_hub_ingest import eventually

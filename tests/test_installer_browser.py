@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import INSTALLER, NURSE, HubFactory, PublishBatch
 from tests.test_accessibility import assert_accessible
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS

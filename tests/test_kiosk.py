@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, async_playwright, expect
 
+from hub.app import Hub
 from hub.console.presence import RULE
-from hub.service import Hub
 from tests.conftest import NURSE, SUPERVISOR, HubFactory, ManualClock
 from tests.test_accessibility import assert_accessible
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS

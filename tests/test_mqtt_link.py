@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from hub.app import Hub
 from hub.core.clock import SystemClock
 from hub.ingest.mqtt_link import MqttLink
-from hub.service import Hub
 from tests.conftest import HubFactory
 from tests.mosquitto import MosquittoBroker
 

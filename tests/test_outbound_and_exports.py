@@ -29,10 +29,10 @@ import httpx
 import pytest
 import requests
 
+from hub.app import Hub
 from hub.core.store import Store
 from hub.notify.base import DeliveryResult
 from hub.registry.models import Resident
-from hub.service import Hub
 from tests.conftest import ADMIN, INSTALLER, SMALL_SITE, SUPERVISOR, HubFactory, PublishBatch
 from tests.test_apprise import notification
 from tests.test_figures import cli, hand_built

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, async_playwright, expect
 
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import (
     FAMILY,
     INSTALLER,

@@ -30,13 +30,13 @@ from carewatch.cli import main as carewatch
 from edge.agent import EdgeAgent
 from edge.config import OutboxConfig, load_config
 from edge.wire import Observation, data_topic, encode_batch
+from hub.app import Hub
 from hub.commissioning.provisioning import put_acl_block
 from hub.config import load_hub_config
 from hub.core.clock import SystemClock
 from hub.core.store import Store
 from hub.registry.labels import installer_url, qr_png, site_labels, site_pdf
 from hub.registry.service import RegistryService
-from hub.service import Hub
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.conftest import INSTALLER, HubFactory
 from tests.edge_helpers import eventually

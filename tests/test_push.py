@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from hub.access.auth import hash_password
+from hub.app import Hub
 from hub.notify.push import MAX_SUBSCRIPTIONS_PER_USER, ActionTokens, PushError
-from hub.service import Hub
 from tests.conftest import SMALL_SITE, HubFactory, ManualClock, PublishBatch
 from tests.test_hub_ingest import eventually
 from tests.webpush_receiver import BrowserKeys, PushReceiver

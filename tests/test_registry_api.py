@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from hub.access.auth import token_digest
+from hub.app import Hub
 from hub.registry.models import Resident
-from hub.service import Hub
 from tests.conftest import ADMIN, SMALL_SITE, HubFactory, PublishBatch
 from tests.test_hub_api import login
 from tests.test_hub_ingest import active_alerts, eventually, fall

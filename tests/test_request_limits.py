@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import httpx
 
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import NURSE, HubFactory
 from tests.test_access import SAMPLES, app_of
 

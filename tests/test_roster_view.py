@@ -23,9 +23,9 @@ from playwright.async_api import Page, async_playwright, expect
 
 from hub.access.auth import hash_password
 from hub.alerts.lifecycle import ACTIVE_STATES
+from hub.app import Hub
 from hub.escalation.roster_routes import PushRow, phone_status, push_reach
 from hub.escalation.roster_watch import KIND, RULE
-from hub.service import Hub
 from tests.conftest import (
     ADMIN,
     FAMILY,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import HubFactory
 from tests.test_access import app_of
 

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from edge.config import ConfigError
+from hub.app import Hub
 from hub.core.clock import ScaledClock
-from hub.service import Hub
 from simulators import bthome, mr60bha1, tinyframe, xiaomi
 from simulators.scenario import (
     ACTIONS,

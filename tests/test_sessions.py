@@ -22,8 +22,8 @@ from itsdangerous import TimestampSigner
 from hub.access.permissions import Grant
 from hub.access.sessions import IDLE_S, MAX_AGE_S
 from hub.access.users import UserStore
+from hub.app import Hub
 from hub.core.store import Store
-from hub.service import Hub
 from tests.conftest import NURSE, HubFactory, ManualClock, PublishBatch
 from tests.test_access import raise_alert
 

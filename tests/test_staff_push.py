@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import expect
 
 from hub.access.permissions import Grant
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import (
     EAST_NURSE,
     FAMILY,

@@ -29,8 +29,8 @@ import pytest
 
 from edge.wire import WireDeviceHealth, devices_topic, encode_devices_report, status_topic
 from hub.access.auth import hash_password
+from hub.app import Hub
 from hub.escalation.policy import Policy, Step
-from hub.service import Hub
 from hub.supervisor.overview import deadline
 from tests.conftest import (
     ADMIN,

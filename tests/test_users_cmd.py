@@ -28,8 +28,8 @@ from argon2 import PasswordHasher
 
 from carewatch.cli import main as carewatch
 from hub.access.users import User
+from hub.app import Hub
 from hub.config import load_hub_config
-from hub.service import Hub
 from tests.conftest import NURSE, SMALL_SITE, small_site_users
 from tests.mosquitto import MosquittoBroker
 

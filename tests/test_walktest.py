@@ -18,9 +18,9 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from carewatch.walktest_cmd import WalkOutcome, save_report, summary, walk, walk_scenario
+from hub.app import Hub
 from hub.commissioning.report import build_report, render_pdf
 from hub.core.clock import ScaledClock
-from hub.service import Hub
 from simulators.scenario_world import ScenarioWorld
 from tests.conftest import ADMIN, INSTALLER, SUPERVISOR, HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.service import Hub
+from hub.app import Hub
 from tests.conftest import HubFactory, ManualClock, PublishBatch
 from tests.test_hub_ingest import eventually
 from tests.test_watch_rules import Ward

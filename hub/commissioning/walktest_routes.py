@@ -1,6 +1,6 @@
 """HTTP routes for walk tests, their live progress and commissioning reports, the installer's
 page (`/installer`) and the staff pages' service worker (`/staff-sw.js`). Mounted by the hub
-next to the routes of `hub.http.app` (see `hub.service`).
+next to the routes of `hub.http.app` (see `hub.app`).
 
 The `/api/walktests` routes need the `walktest` permission (installers, admins) and a walk test
 of a site the caller sees whole: a walk test turns every alert of its site or gateway into a

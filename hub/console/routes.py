@@ -1,7 +1,7 @@
 """HTTP routes of the staff console beyond the alert queue: the bed board, a resident's timeline
 and chart, and the shift handover, each filtered by the caller's scope.
 
-Mounted by the hub next to the routes of `hub.http.app` (see `hub.service`).
+Mounted by the hub next to the routes of `hub.http.app` (see `hub.app`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """HTTP routes for staff on call: "I can't" on an alert.
 
-Mounted by the hub next to the routes of `hub.http.app` (see `hub.service`). "I'm going" is the
+Mounted by the hub next to the routes of `hub.http.app` (see `hub.app`). "I'm going" is the
 ordinary acknowledgement (`POST /api/alerts/{id}/acknowledge`); "I can't" is
 `POST /api/alerts/{id}/decline`: the escalation engine records it (audit `declined`) and fires
 the next step of the ladder at once, leaving out the staff member who declined. The staff app

@@ -1,6 +1,6 @@
 """HTTP routes for escalation and figures: an alert's escalation record, who is on duty, figures.
 
-Mounted by the hub next to the routes of `hub.http.app` (see `hub.service`). An alert's escalation
+Mounted by the hub next to the routes of `hub.http.app` (see `hub.app`). An alert's escalation
 needs `alerts.read` and the alert in the caller's scope; who is on duty needs `alerts.read` and
 a site (or zone) the caller reaches; the figures need `figures.read` and cover only the sites
 the caller sees whole. Anything outside the scope is answered 404, like a missing one.

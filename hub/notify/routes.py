@@ -1,6 +1,6 @@
 """HTTP routes for Web Push: the public key, a caller's subscriptions, and notification actions.
 
-Mounted by the hub next to the routes of `hub.http.app` (see `hub.service`). Any signed-in user may
+Mounted by the hub next to the routes of `hub.http.app` (see `hub.app`). Any signed-in user may
 subscribe their own browsers (family phones, staff phones). `POST /api/push/action` needs no
 session: the service worker calls it from a notification's button, and the action token that
 came with the push is the credential. It acts as the user it names with the user's grant as it

@@ -2,7 +2,7 @@
 
 Every route needs `figures.read` (admins and supervisors). A supervisor sees the sites of
 their grant; asking for another site is answered 404, exactly like a site that does not exist.
-Mounted by the hub next to the routes of `hub.http.app` (see `hub.service`).
+Mounted by the hub next to the routes of `hub.http.app` (see `hub.app`).
 """
 
 from __future__ import annotations
