@@ -249,9 +249,8 @@ class Hub:
             )
         if self.walktests is not None:  # walk test routes and installer page
             app.include_router(walktest_routes(self.walktests))
-        if (
-            self.escalation is not None
-        ):  # bed board, resident pages, handover (hub/console/routes.py)
+        # bed board, resident pages, handover (hub/console/routes.py)
+        if self.escalation is not None:
             app.include_router(
                 console_routes(
                     store=self.store,

@@ -478,9 +478,8 @@ class Scenario(_Strict):
     watch: dict[str, Any] = Field(default_factory=dict)  # the site's watch settings
     zone: ZoneSpec = ZoneSpec()
     staff: list[Username] = Field(default_factory=list)  # hub users beyond the roster's
-    roster: list[Shift] = Field(
-        default_factory=list
-    )  # the site's shifts (hub/escalation/roster.py)
+    # the site's shifts (hub/escalation/roster.py)
+    roster: list[Shift] = Field(default_factory=list)
     escalation: dict[str, Any] = Field(default_factory=dict)  # the escalation policy
     devices: list[DeviceSpec] | None = None  # default: one of each kind the timeline uses
     timeline: list[Step] = Field(min_length=1)

@@ -35,9 +35,8 @@ KEEPALIVE_S = 15.0
 # user or a revoked token within this time).
 RECHECK_S = 5.0
 ALERT_PAGE = 500  # alerts read at a time while filtering them for a caller
-SYSTEM_ACTOR = (
-    "system"  # hub/alerts/lifecycle.py records what the hub does by itself as done by "system"
-)
+# hub/alerts/lifecycle.py records what the hub does by itself as done by "system".
+SYSTEM_ACTOR = "system"
 CONSOLE_FILES = frozenset({"common.js", "console.js", "console.css", "alarm.wav"})
 STATE_FILTERS: dict[str, tuple[str, ...]] = {
     "active": ACTIVE_STATES,
