@@ -136,7 +136,7 @@ class RemoteBackend:
     async def listing(self, plural: str, site: str | None) -> list[dict[str, Any]]:
         query = f"?site={site}" if site and plural != "devices" else ""
         rows: list[dict[str, Any]] = (await self._call("GET", f"/api/{plural}{query}"))[plural]
-        if plural == "devices":  # hub.api's device list names the id `device`
+        if plural == "devices":  # hub.http.app's device list names the id `device`
             rows = [{"id": row["device"], **row} for row in rows if site in (None, row["site"])]
         return rows
 

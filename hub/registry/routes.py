@@ -394,7 +394,7 @@ def _record_routes(
     key_param = "{key:path}" if len(kind.KEY) > 1 else "{key}"
     # The permission differs by kind, so the dependency is given as a default, not Annotated.
     may_read, may_write = Depends(reading), Depends(writing)
-    if kind is not Device:  # GET /api/devices is hub.api's device list, with health
+    if kind is not Device:  # GET /api/devices is hub.http.app's device list, with health
 
         @router.get(f"/{plural}", name=f"list_{plural}")
         async def list_records(

@@ -530,7 +530,7 @@
     return changed;
   }
 
-  // Where an alert happened, in the hub's words (hub/labels.py): every alert the hub sends
+  // Where an alert happened, in the hub's words (hub/registry/labels.py): every alert the hub sends
   // (list, stream, actions) carries its `place`: headline, room, zone, text and, for a gateway,
   // the beds it leaves unwatched.
   function alertPlace(alert) {

@@ -42,11 +42,11 @@
     handoverHappenedEmpty: $("handover-happened-empty"),
   };
 
-  // Places in words come from the hub (hub/labels.py, through the board's tiles); console.js
+  // Places in words come from the hub (hub/registry/labels.py, through the board's tiles); console.js
   // asks here to name an alert's place: `bed(code)` is a bed's tile, `room(site, room)` a room's
   // words, `gateway(site, id)` where a gateway is and the beds it leaves unwatched. `loaded` is
   // false until the first board has arrived. A room without beds has a tile of its own
-  // (`kind` "room", `bed` null: hub/board.py).
+  // (`kind` "room", `bed` null: hub/console/board.py).
   const places = {
     loaded: false,
     bed: (code) => (board && board.beds.find((t) => t.bed === code)) || null,
@@ -159,7 +159,7 @@
     if (isRoom) {
       inner.append(make("span", { class: "tile-state", testid: "tile-state", "data-code": "room" }, tile.alerts.length ? "Alarm in this room" : "All quiet"));
     } else {
-      // The bed's state is the hub's one truth (hub/bed_state.py): the family app and the
+      // The bed's state is the hub's one truth (hub/watch/bed_state.py): the family app and the
       // resident page show the same label.
       const bed = tile.bed_state;
       const state = make("span", { class: "tile-state", testid: "tile-state", "data-code": bed.code }, bed.label);
@@ -266,7 +266,7 @@
     const person = timeline.resident;
     el.residentName.textContent = person.name;
     const where = person.bed ? `${person.code} · ${person.place.text} · bed ${person.bed}` : `${person.code} · no bed now`;
-    // The state of the bed, as the bed board and the family app say it (hub/bed_state.py).
+    // The state of the bed, as the bed board and the family app say it (hub/watch/bed_state.py).
     const state = make("span", { class: "resident-state", testid: "resident-state", "data-code": person.state.code }, person.state.label);
     const parts = [make("span", { testid: "resident-place" }, where), " · ", state];
     if (person.state.since !== null) {
@@ -297,7 +297,7 @@
       const outcome = a.state === "resolved" ? ` — ${lib.outcomeLabel(a.outcome)}` : ` — ${STATE_WORDS[a.state] || a.state}`;
       return `${lib.ruleLabel(a.rule)} alert (${a.bed ? `bed ${a.bed}` : entry.place})${outcome}`;
     }
-    // The hub names people, channels, targets and devices in words (hub/resident_history.py).
+    // The hub names people, channels, targets and devices in words (hub/console/resident_history.py).
     if (entry.kind === "action" && entry.action === "escalation_step") {
       // Steps are counted from 0 in the record; people count from 1 (as the alert card does).
       const step = entry.detail.phase === "help" ? "Help step" : `Escalation step ${(entry.detail.step ?? 0) + 1}`;
@@ -429,14 +429,14 @@
     el.handoverHappenedEmpty.hidden = report.happened.length > 0;
   }
 
-  // A room's or gateway's alert named as console.js names it on its card (hub/labels.py's words).
+  // A room's or gateway's alert named as console.js names it on its card (hub/registry/labels.py's words).
   function placeHeadline(a) {
     if (a.room || a.room_name) return places.room(a.site, a.room) || roomWords(a.room_name || a.room);
     if (a.gateway) return `Gateway ${a.gateway}`;
     return a.zone_name || "the whole site";
   }
 
-  // As hub/labels.py says a room: "Room 101" for a numbered room, else its own name.
+  // As hub/registry/labels.py says a room: "Room 101" for a numbered room, else its own name.
   function roomWords(name) {
     return /^\d/.test(name) ? `Room ${name}` : name;
   }

@@ -78,7 +78,7 @@
   const weekdayDate = (epochS) =>
     new Date(epochS * 1000).toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short" });
 
-  // A room as hub/labels.py names it: "Room 101" when its name is a number, else its own name.
+  // A room as hub/registry/labels.py names it: "Room 101" when its name is a number, else its own name.
   function roomWords(name) {
     if (!name) return null;
     return /^[0-9]/.test(name) ? `Room ${name}` : name;
