@@ -74,7 +74,7 @@ class ItemCounter:
             topics = [data_topic(SITE, GATEWAY), status_topic(SITE, GATEWAY)]
             await client.subscribe([(topic, 1) for topic in topics])
             async for message in client.messages:
-                body = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                body = json.loads(bytes(message.payload))
                 if "items" in body:
                     self.items += len(body["items"])
                 elif body.get("state") == "online":

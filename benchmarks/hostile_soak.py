@@ -335,7 +335,7 @@ async def watch_hub_status(broker: MosquittoBroker, password: str, result: SoakR
     ) as client:
         await client.subscribe(HUB_STATUS_TOPIC, qos=1)
         async for message in client.messages:
-            body = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+            body = json.loads(bytes(message.payload))
             if body.get("state") == "offline":
                 result.hub_offline_seen += 1
 

@@ -72,7 +72,7 @@ async def tile_becomes(client: httpx.AsyncClient, bed: str, state: str) -> dict[
 
     async def reached() -> bool:
         found.update((await tiles(client))[bed])
-        return found["state"] == state
+        return bool(found["state"] == state)
 
     reached.__doc__ = f"bed {bed} becomes {state}"
     await eventually(reached)

@@ -415,8 +415,8 @@ async def test_full_budget_drops_oldest_readings_keeps_every_event_and_reports_t
 
     assert dropped.count > 0, "the outage wrote several times the budget"
     assert peak <= MIN_MAX_BYTES + 16 * 1024, f"outbox peaked at {peak} bytes"
-    events = await stored(hub, "events")
-    assert [(e.device, e.name) for e in events] == [("radar-102", "fall")] * 5
+    stored_events = await stored(hub, "events")
+    assert [(e.device, e.name) for e in stored_events] == [("radar-102", "fall")] * 5
     readings = await stored(hub, "readings")
     smoke_values = [r.value for r in readings if r.name == "smoke"]
     assert smoke_values == [True, False, False], "smoke readings are never dropped"

@@ -464,6 +464,7 @@ async def test_a_nobody_reached_alarm_cut_off_by_a_crash_is_raised_when_the_hub_
         (1, "no one on duty in East wing")
     ]
     assert record["nobody_reached_at"] == NIGHT_0300
+    assert restarted.hub.escalation is not None
     await restarted.hub.escalation.deliver_leftovers()  # once more: nothing is raised again
     assert len((await restarted.record(alert_id))["nobody_reached"]) == 1
 

@@ -18,7 +18,7 @@ from PIL import Image
 from edge.wire import status_topic
 from hub.alerts.lifecycle import Trigger
 from hub.app import Hub
-from hub.family.view import AWAY_AFTER_S, Seen, activity_from
+from hub.watch.bed_state import AWAY_AFTER_S, Seen, activity_from
 from tests.conftest import ADMIN, FAMILY, NURSE, SMALL_SITE, HubFactory, PublishBatch
 from tests.test_hub_ingest import eventually
 

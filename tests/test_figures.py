@@ -65,9 +65,11 @@ async def add(
         "acknowledged_at": acknowledged,
         "resolved_at": resolved,
     }
-    alert_id = (
-        await store.insert_alert(fields, AuditEntry(opened_at, "system", "opened", None, {}))
-    )["id"]
+    alert_id = int(
+        (await store.insert_alert(fields, AuditEntry(opened_at, "system", "opened", None, {})))[
+            "id"
+        ]
+    )
     if acknowledged is not None and resolved is not None:
         await record(
             store, alert_id, AuditEntry(acknowledged, "nurse", "acknowledged", "console", {})

@@ -39,6 +39,7 @@ def valid() -> dict[str, object]:
 
 def test_a_valid_file_loads(tmp_path: Path) -> None:
     config = load_hub_config(write(tmp_path, valid()))
+    assert config.sites is not None
     assert config.sites[0].id == "sunrise"
     assert config.web.port == 8080
 

@@ -1,4 +1,4 @@
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -148,7 +148,7 @@ def test_micradar_sources_are_control_command_pairs() -> None:
         DeviceProfile.model_validate(data)
 
 
-def _serial_dict(decoder: str, rules: list[dict[str, object]]) -> dict[str, object]:
+def _serial_dict(decoder: str, rules: Sequence[Mapping[str, object]]) -> dict[str, object]:
     return _profile_dict(
         connection="serial", decoder=decoder, serial={"baudrate": 115200}, rules=rules
     )

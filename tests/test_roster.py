@@ -45,8 +45,8 @@ def roster() -> Roster:
     return Roster(RosterConfig.model_validate(ROSTER), policy)
 
 
-def at(*parts: int) -> float:
-    return datetime(*parts, tzinfo=LONDON).timestamp()
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=LONDON).timestamp()
 
 
 def test_shift_boundaries_are_in_the_sites_local_time() -> None:

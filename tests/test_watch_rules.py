@@ -78,7 +78,7 @@ SITE: dict[str, Any] = {
         {"id": "bed-201", "gateway": "gw-west", "profile": "seeed-mr60bha1", "bed": "SR-W-201"},
     ],
 }
-WATCH = {
+WATCH: dict[str, Any] = {
     "defaults": {
         "timezone": "UTC",
         "night": {"start": "22:00", "end": "07:00"},
@@ -350,13 +350,13 @@ async def test_low_battery_reminds_until_replaced(ward_at: WardAt) -> None:
     await ward.pass_time(4 * 3600 + 60)
 
     async def reminded() -> bool:
-        return (await ward.alerts("low_battery"))[0]["count"] == 2
+        return bool((await ward.alerts("low_battery"))[0]["count"] == 2)
 
     await eventually(reminded)
     await ward.send("button-101", "battery", 100)
 
     async def cleared() -> bool:
-        return (await ward.alerts("low_battery"))[0]["state"] == "resolved"
+        return bool((await ward.alerts("low_battery"))[0]["state"] == "resolved")
 
     await eventually(cleared)
 
