@@ -581,7 +581,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
         print(f"    {console}: {count} of {len(results.sent)} alerts missing")
     print_board_polls(results, args)
     print_resources(results)
-    print("  target (DESIGN.md §13, fall frame → console stream): p50 ≤ 50 ms, p99 ≤ 250 ms")
+    print("  target (docs/architecture.md, fall frame → console stream): p50 ≤ 50 ms, p99 ≤ 250 ms")
 
 
 def print_board_polls(results: Results, args: argparse.Namespace) -> None:

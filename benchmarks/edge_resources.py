@@ -9,7 +9,7 @@ kernel's peak) and CPU as a share of one core ((utime + stime) / wall time over 
     python benchmarks/edge_resources.py               # 60 s
     python benchmarks/edge_resources.py --seconds 300
 
-Targets (DESIGN.md §13): ≤ 60 MB RSS, ≤ 5 % of one core. Figures, not assertions.
+Targets (docs/architecture.md): ≤ 60 MB RSS, ≤ 5 % of one core. Figures, not assertions.
 """
 
 from __future__ import annotations

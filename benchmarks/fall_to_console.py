@@ -278,7 +278,7 @@ def report(latencies: list[float], args: argparse.Namespace, ingest: dict[str, i
         f"max {ordered[-1]:7.1f} ms   mean {statistics.fmean(ordered):7.1f} ms"
     )
     print(f"  hub ingest counters: {ingest}")
-    print("  targets (DESIGN.md §13): p50 ≤ 50 ms, p99 ≤ 250 ms")
+    print("  targets (docs/architecture.md): p50 ≤ 50 ms, p99 ≤ 250 ms")
 
 
 def main() -> None:

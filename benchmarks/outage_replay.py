@@ -10,7 +10,7 @@ stored every item gives the replay rate. Duplicates are checked in the hub's sto
     python benchmarks/outage_replay.py
     python benchmarks/outage_replay.py --hours 4
 
-Target (DESIGN.md §13): one hour buffered and replayed, nothing lost, nothing duplicated.
+Target (docs/architecture.md): one hour buffered and replayed, nothing lost, nothing duplicated.
 Figures, not assertions.
 """
 

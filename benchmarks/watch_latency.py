@@ -337,7 +337,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
     print(f"  event loop held up > {LAG_REPORTED_S * 1000:.0f} ms: {stalls or 'never'}")
     print(f"  bed-exit wait configured: {args.bed_exit_min * 60:g} s ({args.bed_exit_min} min)")
     print(f"  hub start: {results.start_s:.1f} s; ingest counters: {results.counters}")
-    print("  targets (DESIGN.md §13, fall frame → console): p50 ≤ 50 ms, p99 ≤ 250 ms")
+    print("  targets (docs/architecture.md, fall frame → console): p50 ≤ 50 ms, p99 ≤ 250 ms")
 
 
 def print_path(path: str, samples: Sequence[Sample], began: float) -> None:

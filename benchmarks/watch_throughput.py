@@ -16,8 +16,8 @@ One Mosquitto, one run, three phases:
     python benchmarks/watch_throughput.py --py-spy /tmp/hub-stacks.txt   # sample the window
     python benchmarks/watch_throughput.py --cprofile /tmp/hub.prof        # or cProfile it
 
-Prints figures; asserts nothing (DESIGN.md §13: ≥ 20,000 readings/s in one process, reported
-as a ratio of the broker's raw throughput in the same run).
+Prints figures; asserts nothing (docs/architecture.md, Targets: ≥ 20,000 readings/s in one process,
+reported as a ratio of the broker's raw throughput in the same run).
 """
 
 from __future__ import annotations
@@ -365,7 +365,7 @@ def report(
         f"= {size / max(result.stored_readings, 1):.0f} bytes/reading"
     )
     print(f"  hub start with {args.beds:,} beds: {result.start_s:.1f} s")
-    print("  target (DESIGN.md §13): ≥ 20,000 readings/s sustained in one process")
+    print("  target (docs/architecture.md): ≥ 20,000 readings/s sustained in one process")
     if spy is not None and spy.exists():
         print_collapsed(spy)
     if args.cprofile:

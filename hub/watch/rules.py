@@ -1,4 +1,4 @@
-"""The 24-hour watch: every rule of DESIGN.md §7, driven by items, gateway news and timers.
+"""The 24-hour watch: every rule of docs/watch.md, driven by items, gateway news and timers.
 
 Instant rules turn an item straight into an alert (fall, call button, smoke, exit door at night,
 tamper, low battery). Waiting rules start a durable timer and raise the alert only if the
