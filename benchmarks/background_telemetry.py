@@ -41,7 +41,7 @@ from typing import Final
 
 import aiomqtt
 
-from edge.wire import data_topic
+from contract.wire import data_topic
 from simulators.fleet import BEDS_PER_GATEWAY, MAX_IN_FLIGHT, InFlight, Outbox
 
 Item = dict[str, object]

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import yaml
 
-from edge.wire import Observation
+from contract.wire import Observation
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, button_press, smoke
 from simulators.mr60fda1 import MR60FDA1Simulator

@@ -38,7 +38,7 @@ from benchmarks.edge_fleet import (
     start_edge,
     write_edge_config,
 )
-from edge.wire import data_topic, status_topic
+from contract.wire import data_topic, status_topic
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.mosquitto import mosquitto
 

@@ -13,7 +13,7 @@ with QoS 1 to the same data topics as the hub (carewatch/v1/+/+/data):
 
 Each phase starts Node-RED with one flow beside the same hub, then publishes `--falls` falls,
 one at a time, each from a different fall radar on a gateway of its own (`bench/gw-falls`),
-in the wire format (edge/wire.py) with the outbox numbering a gateway uses. A fall is timed from
+in the wire format (contract/wire.py) with the outbox numbering a gateway uses. A fall is timed from
 the publish call to its arrival on both consoles at once: the hub's alert on /api/stream (read
 as the console and benchmarks/fall_to_console.py read it) and Node-RED's message on its
 websocket. CPU is what each process used during the phase's falls.
@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.fall_to_console import stream_alerts
 from benchmarks.watch_common import PASSWORD, CpuMeter, child_named, percentile
-from edge.wire import Observation, data_topic, encode_status, status_topic
+from contract.wire import Observation, data_topic, encode_status, status_topic
 from hub.access.auth import hash_password
 from simulators.fleet import Outbox, plan_fleet, site_spec
 from tests.mosquitto import free_port, mosquitto

@@ -46,7 +46,7 @@ import httpx
 import psutil
 import yaml
 
-from edge.wire import HUB_STATUS_TOPIC, data_topic
+from contract.wire import HUB_STATUS_TOPIC, data_topic
 from simulators.fleet import Fleet, FleetOptions, FleetPlan, plan_fleet, site_spec
 from tests.mosquitto import MosquittoBroker, free_port, mosquitto
 from tests.test_broker_security import make_password_file

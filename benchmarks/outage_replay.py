@@ -34,8 +34,8 @@ from benchmarks.edge_fleet import (
     start_edge,
     write_edge_config,
 )
+from contract.wire import Observation
 from edge.outbox import Outbox
-from edge.wire import Observation
 from hub.access.auth import hash_password
 from hub.app import Hub
 from hub.config import HubConfig

@@ -54,7 +54,7 @@ from benchmarks.watch_common import (
     site_spec,
     start_telemetry,
 )
-from edge.wire import data_topic, encode_batch
+from contract.wire import data_topic, encode_batch
 from hub.app import Hub
 from hub.core.clock import ScaledClock
 from tests.mosquitto import mosquitto

@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Final, TextIO
 
+from contract.wire import Observation
 from device_profiles import DeviceProfile, ProfileError, available_profiles, load_profile
 from edge.decoders.adstructures import parse_advertising_data
 from edge.decoders.base import DecodeError
 from edge.decoders.registry import make_ble_decoder, make_serial_decoder
-from edge.wire import Observation
 
 OK: Final = 0
 REJECTED: Final = 1

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from carewatch.demo import local_hub_config, start_embedded_broker
-from edge.config import ConfigError
+from contract.yaml_documents import ConfigError
 from hub.app import Hub
 from hub.core.clock import ScaledClock
 from simulators.scenario import (

@@ -7,7 +7,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.wire import EVENTS, READINGS
+from contract.wire import EVENTS, READINGS
 
 MICRADAR_SOURCE: Final = re.compile(r"^[0-9A-Fa-f]{2} [0-9A-Fa-f]{2}$")
 TINYFRAME_SOURCE: Final = re.compile(r"^[0-9A-Fa-f]{4}$")

@@ -41,7 +41,7 @@ from playwright.async_api import (
     expect,
 )
 
-from edge.wire import data_topic
+from contract.wire import data_topic
 from hub.app import Hub
 from hub.core.clock import Clock
 from tests.conftest import FAMILY, INSTALLER, NURSE, SUPERVISOR, hub_config

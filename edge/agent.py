@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from contract.wire import Observation
+from contract.yaml_documents import ConfigError
 from device_profiles import ProfileError, load_profile
 from edge.ble import (
     BleakBackend,
@@ -45,7 +47,7 @@ from edge.ble import (
     ScannerBackend,
     SimulatedAirBackend,
 )
-from edge.config import ConfigError, DeviceConfig, EdgeConfig, load_config
+from edge.config import DeviceConfig, EdgeConfig, load_config
 from edge.decoders.registry import make_ble_decoder, make_serial_decoder
 from edge.logs import ContextLogger, context_logger
 from edge.outbox import Outbox
@@ -53,7 +55,6 @@ from edge.publisher import Backoff, Publisher
 from edge.repeats import RepeatFilter
 from edge.serial_reader import SerialDecoder, SerialReader
 from edge.supervision import Supervisor
-from edge.wire import Observation
 
 Clock = Callable[[], float]
 _Pending = tuple[list[Observation], bool]  # observations, historical

@@ -42,11 +42,11 @@ from bleak.exc import (
     BleakError,
 )
 
+from contract.wire import Observation
 from edge.decoders.adstructures import decode_air_message, parse_advertising_data
 from edge.decoders.base import Advertisement, DecodeError
 from edge.logs import ContextLogger, context_logger
 from edge.supervision import DeviceWatch
-from edge.wire import Observation
 
 AdvertSink = Callable[[Advertisement], None]
 ObservationSink = Callable[[list[Observation]], None]

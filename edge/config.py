@@ -22,50 +22,25 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Final, Literal, TypeVar
+from typing import Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from contract.wire import Identifier
+from contract.yaml_documents import ConfigError, Loc, check_ca_file, format_loc, validate_document
 from device_profiles import ProfileError, load_profile
 from edge.outbox import DEFAULT_MAX_BYTES, MIN_MAX_BYTES
-from edge.wire import ID_PATTERN
-
-Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-Loc = tuple[str | int, ...]
-IDENTIFIER_FIELDS: Final = frozenset({"site", "gateway", "id", "gateways"})
-_Model = TypeVar("_Model", bound=BaseModel)
 
 _MAC_RE = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 _KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 _DEFER_CHECKS = "defer_device_checks"
-
-# libyaml where it is installed: a 10,000-bed hub configuration loads in seconds, not a minute.
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def check_ca_file(value: str | None) -> str | None:
-    """A CA file named in a configuration must be there: better now than at connect time."""
-    if value is not None and not Path(value).is_file():
-        raise ValueError(f"CA file {value!r} does not exist or is not a file")
-    return value
-
-
-class ConfigError(Exception):
-    """A configuration that cannot be used. `problems` holds one line per mistake."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
 
 
 class _Strict(BaseModel):
@@ -258,128 +233,11 @@ def load_config(path: str | Path) -> EdgeConfig:
 
 
 def parse_config(text: str, source: str = "<config>") -> EdgeConfig:
-    root = _compose(text, source)
-    data = yaml.load(text, Loader=_LOADER)
-    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
-        raise ConfigError([f"{source} line 1: the file must be a mapping (site:, gateway:, ...)"])
-    problems = list(_duplicate_keys(root, source))
-    try:
-        config = EdgeConfig.model_validate(data, context={_DEFER_CHECKS: True})
-    except ValidationError as exc:
-        problems.extend(_at(source, root, loc, msg) for loc, msg in _pydantic_problems(exc))
-        raise ConfigError(_by_line(problems)) from None
-    problems.extend(_at(source, root, loc, msg) for loc, msg in device_problems(config))
-    if problems:
-        raise ConfigError(_by_line(problems))
-    return config
-
-
-def validate_document(text: str, source: str, model: type[_Model]) -> _Model:
-    """Parse YAML `text` into `model`; ConfigError lists every mistake with its line and field.
-
-    The hub reads its configuration through this too, so both processes report alike.
-    """
-    root = _compose(text, source)
-    data = yaml.load(text, Loader=_LOADER)
-    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
-        raise ConfigError([f"{source} line 1: the file must be a mapping of settings"])
-    problems = list(_duplicate_keys(root, source))
-    try:
-        document = model.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_at(source, root, loc, msg) for loc, msg in _pydantic_problems(exc))
-        raise ConfigError(_by_line(problems)) from None
-    if problems:
-        raise ConfigError(_by_line(problems))
-    return document
-
-
-def _by_line(problems: list[str]) -> list[str]:
-    def line(problem: str) -> int:
-        match = re.search(r" line (\d+)", problem)
-        return int(match.group(1)) if match else 0
-
-    return sorted(problems, key=line)
-
-
-def _compose(text: str, source: str) -> yaml.Node | None:
-    try:
-        return yaml.compose(text, Loader=_LOADER)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise ConfigError([f"{source} line {line}: invalid YAML: {exc.problem}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: invalid YAML: {exc}"]) from None
-
-
-def _pydantic_problems(exc: ValidationError) -> Iterator[tuple[Loc, str]]:
-    for error in exc.errors(include_url=False):
-        loc: Loc = tuple(error["loc"])
-        yield loc, _friendly(error["type"], str(error["msg"]), error.get("input"), loc)
-
-
-def _friendly(kind: str, message: str, value: object, loc: Loc = ()) -> str:
-    if kind == "string_pattern_mismatch" and loc and loc[-1] not in IDENTIFIER_FIELDS:
-        # Never echo the value: it may be a password hash or a token digest.
-        return f"does not have the expected form ({message.removeprefix('String ')})"
-    if kind == "string_pattern_mismatch":
-        return (
-            f"{value!r} is not a valid identifier (lowercase letters, digits, '-' and '_', "
-            "starting with a letter or digit, at most 63 characters)"
-        )
-    if kind == "missing":
-        return "this field is required"
-    if kind == "extra_forbidden":
-        return "unknown field"
-    return message.removeprefix("Value error, ")
-
-
-def _at(source: str, root: yaml.Node, loc: Loc, message: str) -> str:
-    node = _node_at(root, loc)
-    return f"{source} line {node.start_mark.line + 1}, {format_loc(loc)}: {message}"
-
-
-def _node_at(root: yaml.Node, loc: Loc) -> yaml.Node:
-    """The deepest node along `loc`: the field's value, or the nearest enclosing one."""
-    node = root
-    for part in loc:
-        child = _child(node, part)
-        if child is None:
-            break
-        node = child
-    return node
-
-
-def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == part:
-                return value  # type: ignore[no-any-return]
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]  # type: ignore[no-any-return]
-    return None
-
-
-def _duplicate_keys(node: yaml.Node, source: str, loc: Loc = ()) -> Iterator[str]:
-    """YAML silently keeps the last of two equal keys; an installer wants to hear about it."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
-                line = key.start_mark.line + 1
-                yield f"{source} line {line}, {format_loc((*loc, name))}: this key appears twice"
-            seen.add(name)
-            yield from _duplicate_keys(value, source, (*loc, name))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, source, (*loc, index))
-
-
-def format_loc(loc: Loc) -> str:
-    """('devices', 1, 'key') -> 'devices[1].key'."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text or "(top level)"
+    return validate_document(
+        text,
+        source,
+        EdgeConfig,
+        must_be="a mapping (site:, gateway:, ...)",
+        context={_DEFER_CHECKS: True},
+        check=device_problems,
+    )

@@ -51,8 +51,8 @@ from typing import Final, Literal
 
 import aiosqlite
 
+from contract.wire import SAFETY_READINGS, Observation
 from edge.logs import ContextLogger, context_logger
-from edge.wire import SAFETY_READINGS, Observation
 
 WireDict = dict[str, object]
 Logger = ContextLogger | logging.Logger

@@ -37,10 +37,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from edge.config import BrokerConfig
-from edge.logs import context_logger
-from edge.outbox import Outbox
-from edge.wire import (
+from contract.wire import (
     HUB_STATUS_TOPIC,
     MAX_ITEMS_PER_BATCH,
     command_topic,
@@ -50,6 +47,9 @@ from edge.wire import (
     encode_status,
     status_topic,
 )
+from edge.config import BrokerConfig
+from edge.logs import context_logger
+from edge.outbox import Outbox
 
 Clock = Callable[[], float]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from edge.wire import SAFETY_READINGS, Observation, Value
+from contract.wire import SAFETY_READINGS, Observation, Value
 
 MAX_REPEAT_S: Final = 60.0
 

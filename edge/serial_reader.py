@@ -29,9 +29,9 @@ from typing import Any, Protocol
 
 import serial
 
+from contract.wire import Observation
 from edge.logs import ContextLogger, context_logger
 from edge.supervision import DeviceWatch
-from edge.wire import Observation
 
 READ_CHUNK = 4096
 

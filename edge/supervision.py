@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from contract.wire import Observation, WireDeviceHealth, encode_devices_report
 from edge.logs import ContextLogger, context_logger
-from edge.wire import Observation, WireDeviceHealth, encode_devices_report
 
 Clock = Callable[[], float]
 BATTERY_RANGE = (0.0, 100.0)

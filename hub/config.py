@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge.config import ConfigError, check_ca_file, validate_document
+from contract.yaml_documents import ConfigError, check_ca_file, validate_document
 from hub.access.permissions import GrantFields
 from hub.access.users import USERNAME_PATTERN, ConfigToken, ConfigUser
 from hub.escalation.policy import EscalationConfig

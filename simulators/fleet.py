@@ -49,7 +49,7 @@ from typing import Any, Final, Literal
 import aiomqtt
 import yaml
 
-from edge.wire import (
+from contract.wire import (
     MAX_ITEMS_PER_BATCH,
     Observation,
     Value,

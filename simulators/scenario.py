@@ -57,8 +57,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from contract.wire import Identifier
+from contract.yaml_documents import validate_document
 from device_profiles import load_profile
-from edge.config import Identifier, validate_document
 from hub.core.clock import Clock
 from hub.escalation.policy import EscalationConfig
 from hub.escalation.roster import RosterConfig, Shift

@@ -16,7 +16,7 @@ import aiomqtt
 import pytest
 from hypothesis import configuration
 
-from edge.wire import data_topic
+from contract.wire import data_topic
 from hub.access.auth import hash_password
 from hub.app import Hub
 from hub.config import HubConfig

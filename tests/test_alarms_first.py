@@ -20,7 +20,7 @@ import aiomqtt
 import orjson
 import pytest
 
-from edge.wire import data_topic
+from contract.wire import data_topic
 from hub.app import Hub
 from hub.ingest.pipeline import MAX_BURST, Arrivals, carries_alarm
 from simulators.fleet import Bed, EventKind, VirtualGateway, event_items, plan_fleet, site_spec

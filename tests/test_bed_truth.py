@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from edge.wire import (
+from contract.wire import (
     WireDeviceHealth,
     devices_topic,
     encode_devices_report,

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from edge.wire import (
+from contract.wire import (
     WireDeviceHealth,
     devices_topic,
     encode_devices_report,

@@ -43,8 +43,8 @@ import pytest
 import yaml
 
 from carewatch.cli import main as carewatch
+from contract.wire import HUB_STATUS_TOPIC, Observation, data_topic, encode_batch
 from edge.outbox import Outbox
-from edge.wire import HUB_STATUS_TOPIC, Observation, data_topic, encode_batch
 from hub.app import Hub
 from hub.config import HubConfig, load_hub_config
 from hub.core.clock import SystemClock

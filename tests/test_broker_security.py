@@ -41,10 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edge.config import BrokerConfig
-from edge.outbox import Outbox
-from edge.publisher import Backoff, Publisher
-from edge.wire import (
+from contract.wire import (
     HUB_STATUS_TOPIC,
     MAX_PAYLOAD_BYTES,
     Observation,
@@ -54,6 +51,9 @@ from edge.wire import (
     encode_command,
     status_topic,
 )
+from edge.config import BrokerConfig
+from edge.outbox import Outbox
+from edge.publisher import Backoff, Publisher
 from hub.app import Hub
 from hub.config import BrokerSettings
 from tests.conftest import hub_config

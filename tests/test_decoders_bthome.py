@@ -1,5 +1,6 @@
 import pytest
 
+from contract.wire import Observation
 from device_profiles import DeviceProfile, load_profile
 from edge.decoders.adstructures import (
     decode_air_message,
@@ -10,7 +11,6 @@ from edge.decoders.adstructures import (
 from edge.decoders.base import Advertisement, DecodeError
 from edge.decoders.bthome import BTHOME_UUID, BTHomeDecoder
 from edge.decoders.registry import make_ble_decoder
-from edge.wire import Observation
 from simulators.bthome import Encryption, advert, button_press, door_window, motion, smoke
 
 SPEC_KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")

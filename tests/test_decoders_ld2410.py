@@ -2,10 +2,10 @@ from collections import Counter
 
 import pytest
 
+from contract.wire import Observation
 from device_profiles import load_profile
 from edge.decoders.ld2410 import LD2410Framer, LD2410Report, basic_fields, encode_frame
 from edge.decoders.registry import make_serial_decoder
-from edge.wire import Observation
 
 # Reference section 3.1.
 SPEC_BASIC = "F4 F3 F2 F1 0D 00 02 AA 02 51 00 00 00 00 3B 00 00 55 00 F8 F7 F6 F5"

@@ -2,6 +2,7 @@ from collections import Counter
 
 import pytest
 
+from contract.wire import Observation
 from device_profiles import ProfileError, load_profile
 from edge.decoders.base import DecodeError
 from edge.decoders.micradar import (
@@ -11,7 +12,6 @@ from edge.decoders.micradar import (
     encode_frame,
 )
 from edge.decoders.registry import make_ble_decoder, make_serial_decoder
-from edge.wire import Observation
 
 # Reference section 2A: the official example frames and the simulator table.
 OFFICIAL = [

@@ -3,6 +3,7 @@ from collections import Counter
 
 import pytest
 
+from contract.wire import Observation
 from device_profiles import load_profile
 from edge.decoders.base import DecodeError
 from edge.decoders.registry import make_serial_decoder
@@ -13,7 +14,6 @@ from edge.decoders.tinyframe import (
     checksum,
     encode_frame,
 )
-from edge.wire import Observation
 
 # Reference section 2B: vendor examples, real MR60BHA2 captures, simulator frames.
 VENDOR = [

@@ -1,11 +1,11 @@
 import pytest
 
+from contract.wire import Observation
 from device_profiles import DeviceProfile, load_profile
 from edge.decoders.adstructures import parse_advertising_data
 from edge.decoders.base import Advertisement, DecodeError
 from edge.decoders.registry import make_ble_decoder
 from edge.decoders.xiaomi import MIBEACON_UUID, XiaomiDecoder, parse_header
-from edge.wire import Observation
 from simulators.xiaomi import (
     BATTERY,
     JTYJGD03MI,

@@ -18,10 +18,10 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from contract.wire import WireBatch, WireStatus
 from edge.agent import EdgeAgent, add_edge_parser, main
 from edge.config import BLEConfig, BrokerConfig, DeviceConfig, EdgeConfig, OutboxConfig
 from edge.publisher import Backoff
-from edge.wire import WireBatch, WireStatus
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, button_press
 from tests.edge_helpers import eventually

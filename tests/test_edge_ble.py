@@ -18,6 +18,7 @@ from bleak.exc import (
     BleakError,
 )
 
+from contract.wire import Observation
 from device_profiles import load_profile
 from edge.ble import (
     BleakBackend,
@@ -36,7 +37,6 @@ from edge.decoders.adstructures import (
 )
 from edge.decoders.base import Advertisement
 from edge.decoders.registry import make_ble_decoder
-from edge.wire import Observation
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, button_press
 from tests.edge_helpers import eventually

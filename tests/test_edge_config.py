@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, DeviceConfig, EdgeConfig, OutboxConfig, load_config
+from contract.yaml_documents import ConfigError
+from edge.config import DeviceConfig, EdgeConfig, OutboxConfig, load_config
 
 GOOD = """\
 site: sunrise

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from contract.wire import Observation
 from edge.outbox import Outbox
-from edge.wire import Observation
 
 
 def obs(i: int, name: str = "heart_rate") -> Observation:
@@ -85,7 +85,7 @@ async def test_epoch_and_bdseq_survive_reopen(tmp_path: Path) -> None:
 _WRITER = """
 import asyncio, os, sys
 from edge.outbox import Outbox
-from edge.wire import Observation
+from contract.wire import Observation
 
 async def main():
     outbox = await Outbox.open(sys.argv[1])

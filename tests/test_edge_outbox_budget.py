@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.wire import Observation
 from edge.config import EdgeConfig
 from edge.outbox import (
     DEFAULT_MAX_BYTES,
@@ -17,7 +18,6 @@ from edge.outbox import (
     WireDict,
     is_protected,
 )
-from edge.wire import Observation
 
 BUDGET = MIN_MAX_BYTES
 SLACK = 16 * 1024  # one append burst and a partly filled page or two

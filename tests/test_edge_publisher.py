@@ -12,10 +12,10 @@ from pathlib import Path
 
 import aiomqtt
 
+from contract.wire import HUB_STATUS_TOPIC, WireBatch, WireStatus, encode_command, encode_status
 from edge.config import BrokerConfig
 from edge.outbox import Outbox
 from edge.publisher import Backoff, Publisher
-from edge.wire import HUB_STATUS_TOPIC, WireBatch, WireStatus, encode_command, encode_status
 from tests.edge_helpers import eventually
 from tests.mosquitto import MosquittoBroker, mosquitto
 from tests.tcpproxy import TcpProxy
@@ -108,7 +108,7 @@ async def publishing(
 
 
 async def append(publisher: Publisher, outbox: Outbox, values: range) -> None:
-    from edge.wire import Observation
+    from contract.wire import Observation
 
     observations = [
         Observation("radar-b12", 1_700_000_000.0 + v, "reading", "heart_rate", v) for v in values

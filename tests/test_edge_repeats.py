@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from contract.wire import Observation, Value
 from edge.repeats import MAX_REPEAT_S, RepeatFilter
-from edge.wire import Observation, Value
 from tests.edge_helpers import FakeClock
 
 

@@ -10,10 +10,10 @@ import tty
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from contract.wire import Observation
 from device_profiles import load_profile
 from edge.decoders.registry import make_serial_decoder
 from edge.serial_reader import SerialReader
-from edge.wire import Observation
 from tests.edge_helpers import eventually
 
 FALL = bytes.fromhex("53 59 83 01 00 01 01 32 54 43")  # MicRadar 83 01 = 01: fall

@@ -15,11 +15,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from edge.agent import EdgeAgent
-from edge.config import BLEConfig, BrokerConfig, DeviceConfig, EdgeConfig, OutboxConfig
-from edge.publisher import Backoff
-from edge.supervision import Supervisor
-from edge.wire import (
+from contract.wire import (
     Observation,
     WireBatch,
     WireDeviceHealth,
@@ -27,6 +23,10 @@ from edge.wire import (
     data_topic,
     devices_topic,
 )
+from edge.agent import EdgeAgent
+from edge.config import BLEConfig, BrokerConfig, DeviceConfig, EdgeConfig, OutboxConfig
+from edge.publisher import Backoff
+from edge.supervision import Supervisor
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, button_press
 from simulators.mr60fda1 import MR60FDA1Simulator

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from edge.wire import status_topic
+from contract.wire import status_topic
 from hub.alerts.lifecycle import Trigger
 from hub.app import Hub
 from hub.watch.bed_state import AWAY_AFTER_S, Seen, activity_from

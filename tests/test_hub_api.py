@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from edge.wire import WireDeviceHealth, devices_topic, encode_devices_report
+from contract.wire import WireDeviceHealth, devices_topic, encode_devices_report
 from hub.access.auth import token_digest
 from hub.app import Hub
 from tests.conftest import NURSE, HubFactory, PublishBatch

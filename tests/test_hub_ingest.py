@@ -10,7 +10,7 @@ from typing import Any
 
 import aiomqtt
 
-from edge.wire import MAX_PAYLOAD_BYTES, data_topic, status_topic
+from contract.wire import MAX_PAYLOAD_BYTES, data_topic, status_topic
 from hub.app import Hub
 from tests.conftest import HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker

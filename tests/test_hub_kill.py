@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from edge.wire import data_topic
+from contract.wire import data_topic
 from hub.access.auth import hash_password
 from tests.conftest import NURSE, SMALL_SITE
 from tests.mosquitto import MosquittoBroker, free_port

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, configuration, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from edge.wire import (
+from contract.wire import (
     MAX_ABS_VALUE,
     MAX_JSON_DEPTH,
     MAX_PAYLOAD_BYTES,

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from contract.wire import EVENTS, READINGS
 from device_profiles import (
     DeviceProfile,
     FieldRule,
@@ -12,7 +13,6 @@ from device_profiles import (
     load_profile,
     loader,
 )
-from edge.wire import EVENTS, READINGS
 
 SHIPPED = {
     "seeed-mr60fda1",

@@ -27,9 +27,9 @@ import yaml
 from PIL import Image
 
 from carewatch.cli import main as carewatch
+from contract.wire import Observation, data_topic, encode_batch
 from edge.agent import EdgeAgent
 from edge.config import OutboxConfig, load_config
-from edge.wire import Observation, data_topic, encode_batch
 from hub.app import Hub
 from hub.commissioning.provisioning import put_acl_block
 from hub.config import load_hub_config

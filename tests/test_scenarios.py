@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from edge.config import ConfigError
+from contract.yaml_documents import ConfigError
 from hub.app import Hub
 from hub.core.clock import ScaledClock
 from simulators import bthome, mr60bha1, tinyframe, xiaomi

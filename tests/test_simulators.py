@@ -10,12 +10,12 @@ import pytest
 import serial
 
 from carewatch.sim_cmd import add_sim_parser
+from contract.wire import Observation
 from device_profiles import load_profile
 from edge.decoders.adstructures import decode_air_message, parse_advertising_data
 from edge.decoders.ld2410 import basic_fields
 from edge.decoders.micradar import MicRadarFramer
 from edge.decoders.registry import make_ble_decoder, make_serial_decoder
-from edge.wire import Observation
 from simulators import bthome, ld2410, mr60bha1, tinyframe, xiaomi
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, advert, button_press, service_data, smoke

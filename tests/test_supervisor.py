@@ -27,7 +27,7 @@ import aiomqtt
 import httpx
 import pytest
 
-from edge.wire import WireDeviceHealth, devices_topic, encode_devices_report, status_topic
+from contract.wire import WireDeviceHealth, devices_topic, encode_devices_report, status_topic
 from hub.access.auth import hash_password
 from hub.app import Hub
 from hub.escalation.policy import Policy, Step

@@ -412,7 +412,7 @@ def publish_raw_status(broker: Any) -> Send:
 
     import aiomqtt
 
-    from edge.wire import status_topic
+    from contract.wire import status_topic
 
     async def publish(gateway: str, state: str) -> None:
         body = json.dumps({"state": state, "bdseq": 1})

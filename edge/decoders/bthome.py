@@ -17,13 +17,13 @@ from typing import Final
 
 from bthome_ble import BTHomeBluetoothDeviceData, SensorUpdate
 
+from contract.wire import Observation
 from device_profiles.schema import DeviceProfile, FieldRule
 from edge.decoders.adstructures import uuid16_to_128
 from edge.decoders.base import Advertisement, DecodeError
 from edge.decoders.bluetooth_data import raw_values, service_info
 from edge.decoders.replay import CounterGuard, PacketIdWindow
 from edge.decoders.rules import apply_rules
-from edge.wire import Observation
 
 BTHOME_UUID: Final = uuid16_to_128(0xFCD2)
 KEY_BYTES: Final = 16

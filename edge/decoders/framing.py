@@ -11,10 +11,10 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from typing import Final, Generic, Protocol, TypeVar
 
+from contract.wire import Observation
 from device_profiles.schema import DeviceProfile, FieldRule
 from edge.decoders.base import DecodeError
 from edge.decoders.rules import Raw, apply_rule
-from edge.wire import Observation
 
 STALE_PARTIAL_S: Final = 2.0  # a frame takes ~1 ms at 115200 baud; one this late never comes
 

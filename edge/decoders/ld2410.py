@@ -15,11 +15,11 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from contract.wire import Observation
 from device_profiles.schema import LD2410_FIELDS, DeviceProfile, FieldRule
 from edge.decoders.base import DecodeError
 from edge.decoders.framing import FramedSerialDecoder, StreamFramer
 from edge.decoders.rules import apply_rules
-from edge.wire import Observation
 
 HEADER: Final = bytes.fromhex("F4F3F2F1")
 FOOTER: Final = bytes.fromhex("F8F7F6F5")

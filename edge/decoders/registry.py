@@ -6,12 +6,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Final, Protocol, TypeVar
 
+from contract.wire import Observation
 from device_profiles import DeviceProfile, ProfileError
 from edge.decoders.base import Advertisement
 from edge.decoders.ld2410 import make_ld2410_decoder
 from edge.decoders.micradar import make_micradar_decoder
 from edge.decoders.tinyframe import make_tinyframe_decoder
-from edge.wire import Observation
 
 FactoryT = TypeVar("FactoryT")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from contract.wire import BOOL_READINGS, NUMERIC_READINGS, Observation, Value
 from device_profiles.schema import FieldRule
 from edge.decoders.base import DecodeError
-from edge.wire import BOOL_READINGS, NUMERIC_READINGS, Observation, Value
 
 Raw = bool | int | float | str
 

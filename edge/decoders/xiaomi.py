@@ -23,13 +23,13 @@ from typing import Final
 from sensor_state_data import SensorUpdate
 from xiaomi_ble import XiaomiBluetoothDeviceData
 
+from contract.wire import Observation
 from device_profiles.schema import DeviceProfile, FieldRule
 from edge.decoders.adstructures import uuid16_to_128
 from edge.decoders.base import Advertisement, DecodeError
 from edge.decoders.bluetooth_data import raw_values, service_info
 from edge.decoders.replay import CounterGuard, PacketIdWindow
 from edge.decoders.rules import apply_rules
-from edge.wire import Observation
 
 MIBEACON_UUID: Final = uuid16_to_128(0xFE95)
 KEY_BYTES: Final = 16

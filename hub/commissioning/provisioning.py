@@ -29,9 +29,9 @@ from typing import Any, Final
 import yaml
 from pydantic import ValidationError
 
+from contract.wire import HUB_STATUS_TOPIC, command_topic, data_topic, devices_topic, status_topic
 from device_profiles import ProfileError, available_profiles, load_profile
 from edge.config import DeviceConfig, EdgeConfig
-from edge.wire import HUB_STATUS_TOPIC, command_topic, data_topic, devices_topic, status_topic
 from hub.config import HubConfig
 from hub.core.store import Store
 from hub.registry.models import Conflict, Device, Gateway, NotFound, RegistryError

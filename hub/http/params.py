@@ -1,6 +1,6 @@
 """Bounded parameters of the HTTP API: a number a caller sends is checked for range before the
 hub looks anything up with it, so that a wrong number is a 422 that says what is allowed.
-Times in bodies use the wire's `Time` (edge/wire.py): finite Unix seconds before 2200."""
+Times in bodies use the wire's `Time` (contract/wire.py): finite Unix seconds before 2200."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from typing import Final
 
 import aiomqtt
 
-from edge.wire import (
+from contract.wire import (
     DATA_SUBSCRIPTION,
     DEVICES_SUBSCRIPTION,
     HUB_STATUS_TOPIC,

@@ -27,7 +27,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
-from edge.wire import (
+from contract.wire import (
     MAX_JSON_DEPTH,
     MAX_PAYLOAD_BYTES,
     TopicAddress,

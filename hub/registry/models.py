@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from edge.wire import Identifier
+from contract.wire import Identifier
 from hub.notify.apprise_channel import url_problem
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"

@@ -33,7 +33,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from edge.wire import Time
+from contract.wire import Time
 from hub.access.permissions import (
     Dependency,
     Permission,
