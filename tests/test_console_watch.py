@@ -11,7 +11,6 @@ listed as unstaffed. Harbour House has no roster. Neither is ever an alarm.
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,13 +26,13 @@ from tests.conftest import (
     EAST_NURSE,
     FAMILY,
     NURSE,
-    SMALL_SITE,
     SUPERVISOR,
     HubFactory,
     ManualClock,
 )
 from tests.test_hub_api import login
 from tests.test_hub_ingest import eventually
+from tests.test_roster_view import sunrise
 
 MORNING = datetime(2026, 11, 23, 6, 58, tzinfo=ZoneInfo("UTC")).timestamp()  # a Monday
 SHIFT_START = MORNING + 120  # 07:00
@@ -60,20 +59,6 @@ HARBOUR: dict[str, Any] = {
     "gateways": ["gw-h"],
     "zones": [{"id": "north", "name": "North wing", "rooms": []}],
 }
-
-
-def sunrise() -> dict[str, Any]:
-    """The small site with a zone of family beds at home."""
-    site = copy.deepcopy(SMALL_SITE)
-    site["zones"].append(
-        {
-            "id": "homes",
-            "name": "Family beds",
-            "kind": "family",
-            "rooms": [{"id": "flat1", "name": "Flat 1", "beds": [{"code": "SR-H-1"}]}],
-        }
-    )
-    return site
 
 
 async def start(hub_factory: HubFactory, clock: ManualClock) -> Hub:

@@ -7,12 +7,9 @@ one browser pass (Debian's Chromium, axe-core on every state shown).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -33,6 +30,7 @@ from tests.test_board import Gateway, client_for, event, reading
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_console_browser import log_in as console_log_in
 from tests.test_hub_ingest import eventually
+from tests.test_supervisor import live_console
 from tests.test_supervisor_browser import log_in as supervisor_log_in
 
 # The night nurse covers the east wing all day; the zone's staff are notified at once.
@@ -82,26 +80,6 @@ def plain(text: str) -> str:
     return text
 
 
-@contextlib.asynccontextmanager
-async def live_console(client: httpx.AsyncClient) -> AsyncIterator[None]:
-    """An open live stream: the nurse's console, so notifying her is delivered."""
-    opened = asyncio.Event()
-
-    async def listen() -> None:
-        async with client.stream("GET", "/api/stream", timeout=None) as stream:
-            async for _ in stream.aiter_lines():
-                opened.set()
-
-    task = asyncio.create_task(listen())
-    await asyncio.wait_for(opened.wait(), 10)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def active(client: httpx.AsyncClient, rule: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
 
@@ -141,7 +119,7 @@ async def test_refusals_devices_people_and_channels_are_said_in_words(
             "roster. A family member may not do this.",
         }
 
-        async with live_console(nurse):
+        async with live_console(hub.url, NURSE):
             await gateway.send(event("radar-101", "fall", time.time()))
             fall = await active(nurse, "fall")
             await gateway.send(reading("smoke-lounge", "smoke", True, time.time()))

@@ -264,6 +264,34 @@
     return words.charAt(0).toUpperCase() + words.slice(1);
   }
 
+  // ---------------------------------------------------------------- kept in this browser
+
+  // What a page keeps for a start without the hub (the last alerts, the last walk test), as
+  // JSON in localStorage. Storage refused or full (private mode) only means nothing is kept.
+  function keep(key, value) {
+    try {
+      localStorage.setItem(key, JSON.stringify(value));
+    } catch (_) {
+      /* the page works on without it */
+    }
+  }
+
+  function kept(key) {
+    try {
+      return JSON.parse(localStorage.getItem(key) || "null");
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function forgetKept(key) {
+    try {
+      localStorage.removeItem(key);
+    } catch (_) {
+      /* nothing was kept */
+    }
+  }
+
   window.carewatch = Object.freeze({
     byTestId,
     make,
@@ -287,5 +315,8 @@
     outcomes: () => outcomes,
     outcomeLabel,
     ruleLabel,
+    keep,
+    kept,
+    forgetKept,
   });
 })();

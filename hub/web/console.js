@@ -454,29 +454,16 @@
   // Contract C: the last known alerts, for a console started while the hub cannot be reached.
   function rememberAlerts() {
     if (status.readOnly || !lib.me()) return;
-    const record = { at: nowS(), site: el.site.textContent, alerts: sortedAlerts() };
-    try {
-      localStorage.setItem(LAST_ALERTS_KEY, JSON.stringify(record));
-    } catch (_) {
-      /* storage full or refused: the console works on without it */
-    }
+    lib.keep(LAST_ALERTS_KEY, { at: nowS(), site: el.site.textContent, alerts: sortedAlerts() });
   }
 
   function lastAlerts() {
-    try {
-      const record = JSON.parse(localStorage.getItem(LAST_ALERTS_KEY) || "null");
-      return record && Array.isArray(record.alerts) ? record : null;
-    } catch (_) {
-      return null;
-    }
+    const record = lib.kept(LAST_ALERTS_KEY);
+    return record && Array.isArray(record.alerts) ? record : null;
   }
 
   function forgetAlerts() {
-    try {
-      localStorage.removeItem(LAST_ALERTS_KEY);
-    } catch (_) {
-      /* nothing kept */
-    }
+    lib.forgetKept(LAST_ALERTS_KEY);
   }
 
   // ------------------------------------------------------------- rendering

@@ -140,30 +140,17 @@
     if (!who) return;
     lastShown = shown;
     shownAt = Date.now() / 1000;
-    const kept = { at: shownAt, user: who.user, name: who.name, role: status.role, ...shown };
-    try {
-      localStorage.setItem(STORAGE_KEY, JSON.stringify(kept));
-    } catch (_) {
-      /* private mode or full: the app works on without it */
-    }
+    lib.keep(STORAGE_KEY, { at: shownAt, user: who.user, name: who.name, role: status.role, ...shown });
   }
 
   function saved() {
-    try {
-      const kept = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
-      return kept && kept.user && kept.role ? kept : null;
-    } catch (_) {
-      return null;
-    }
+    const kept = lib.kept(STORAGE_KEY);
+    return kept && kept.user && kept.role ? kept : null;
   }
 
   function forget() {
     lastShown = shownAt = null;
-    try {
-      localStorage.removeItem(STORAGE_KEY);
-    } catch (_) {
-      /* nothing kept */
-    }
+    lib.forgetKept(STORAGE_KEY);
   }
 
   // Opened while the hub cannot be reached: what this phone last showed, if anything.

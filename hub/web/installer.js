@@ -70,29 +70,16 @@
   function save() {
     if (!me || !online) return;
     lastKnownAt = Date.now() / 1000;
-    const kept = { at: lastKnownAt, user: me.user, name: me.name, status: current, past };
-    try {
-      localStorage.setItem(STORAGE_KEY, JSON.stringify(kept));
-    } catch (_) {
-      /* private mode or full: the page works on without it */
-    }
+    lib.keep(STORAGE_KEY, { at: lastKnownAt, user: me.user, name: me.name, status: current, past });
   }
 
   function saved() {
-    try {
-      const kept = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
-      return kept && kept.user ? kept : null;
-    } catch (_) {
-      return null;
-    }
+    const kept = lib.kept(STORAGE_KEY);
+    return kept && kept.user ? kept : null;
   }
 
   function forget() {
-    try {
-      localStorage.removeItem(STORAGE_KEY);
-    } catch (_) {
-      /* nothing kept */
-    }
+    lib.forgetKept(STORAGE_KEY);
   }
 
   // ---------------------------------------------------------------- sign in and out
