@@ -153,27 +153,6 @@ async def hub_factory(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[
         await hub.stop()
 
 
-class ManualClock:
-    """A clock that moves only when the test says so; sleepers wake as it passes their time."""
-
-    def __init__(self, start: float) -> None:
-        self._now = start
-        self._moved = asyncio.Event()
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        until = self._now + seconds
-        while self._now < until:
-            self._moved.clear()
-            await self._moved.wait()
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
-        self._moved.set()
-
-
 PublishBatch = Callable[..., Awaitable[None]]
 
 

@@ -41,10 +41,11 @@ from tests.conftest import (
     SMALL_SITE,
     SUPERVISOR,
     HubFactory,
-    ManualClock,
     PublishBatch,
 )
-from tests.test_hub_ingest import eventually, fall
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
+from tests.test_hub_ingest import fall
 
 # Open to anyone: the monitoring health check (counts only), the login itself, and the
 # notification actions, which authenticate by the signed token the push carried.
@@ -579,7 +580,7 @@ async def audit_actions(hub: Hub, actor: str) -> list[str]:
 async def test_logins_are_limited_after_five_failures_and_audited(
     hub_factory: HubFactory,
 ) -> None:
-    clock = ManualClock(time.time())
+    clock = FakeClock(time.time())
     hub = await hub_factory(clock=clock)
     wrong = {"username": NURSE[0], "password": "not-the-password"}
     right = {"username": NURSE[0], "password": NURSE[1]}

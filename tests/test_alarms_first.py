@@ -24,8 +24,9 @@ from contract.wire import data_topic
 from hub.app import Hub
 from hub.ingest.pipeline import MAX_BURST, Arrivals, carries_alarm
 from simulators.fleet import Bed, EventKind, VirtualGateway, event_items, plan_fleet, site_spec
-from tests.conftest import SMALL_SITE, HubFactory, ManualClock
+from tests.conftest import SMALL_SITE, HubFactory
 from tests.mosquitto import MosquittoBroker
+from tests.support.clock import FakeClock
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 SITE = "fleet"
@@ -138,7 +139,7 @@ def split_by_kind(per_device: dict[str, list[tuple[str, str]]]) -> dict[str, lis
 
 
 async def fleet_hub(hub_factory: HubFactory, fleet: Fleet) -> Hub:
-    return await hub_factory(ManualClock(NOW), sites=[SMALL_SITE, site_spec(fleet.plan)])
+    return await hub_factory(FakeClock(NOW), sites=[SMALL_SITE, site_spec(fleet.plan)])
 
 
 # --- the cheap first look -------------------------------------------------------------------
@@ -321,7 +322,7 @@ async def test_a_flood_queued_on_mosquitto_with_falls_inside_is_stored_once_and_
     hub_factory: HubFactory, broker: MosquittoBroker
 ) -> None:
     fleet = Fleet(1_000)  # 50 gateways
-    clock = ManualClock(NOW)
+    clock = FakeClock(NOW)
     sites = [SMALL_SITE, site_spec(fleet.plan)]
     first = await hub_factory(clock, sites=sites)
     await first.stop()  # its session stays: the broker queues the flood for it

@@ -27,7 +27,8 @@ from hub.registry.models import Resident
 from hub.registry.service import SYSTEM
 from tests.conftest import EAST_NURSE, NURSE, HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker
-from tests.test_hub_ingest import eventually, publish_raw
+from tests.support.waiting import eventually
+from tests.test_hub_ingest import publish_raw
 
 
 class Gateway:

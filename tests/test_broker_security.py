@@ -57,8 +57,8 @@ from edge.publisher import Backoff, Publisher
 from hub.app import Hub
 from hub.config import BrokerSettings
 from tests.conftest import hub_config
-from tests.edge_helpers import eventually
 from tests.mosquitto import MosquittoBroker, mosquitto
+from tests.support.waiting import eventually
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
 MOSQUITTO_PASSWD = os.environ.get("CAREWATCH_MOSQUITTO_PASSWD", "/usr/bin/mosquitto_passwd")

@@ -28,10 +28,10 @@ from tests.conftest import (
     NURSE,
     SUPERVISOR,
     HubFactory,
-    ManualClock,
 )
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 from tests.test_hub_api import login
-from tests.test_hub_ingest import eventually
 from tests.test_roster_view import sunrise
 
 MORNING = datetime(2026, 11, 23, 6, 58, tzinfo=ZoneInfo("UTC")).timestamp()  # a Monday
@@ -61,7 +61,7 @@ HARBOUR: dict[str, Any] = {
 }
 
 
-async def start(hub_factory: HubFactory, clock: ManualClock) -> Hub:
+async def start(hub_factory: HubFactory, clock: FakeClock) -> Hub:
     return await hub_factory(
         clock=clock,
         sites=[sunrise(), HARBOUR],
@@ -123,7 +123,7 @@ async def consoles_seen_by(hub: Hub, who: tuple[str, str]) -> httpx.Response:
 async def test_a_staffed_zone_no_armed_console_watches_is_an_alarm_until_one_does(
     hub_factory: HubFactory,
 ) -> None:
-    clock = ManualClock(MORNING)
+    clock = FakeClock(MORNING)
     hub = await start(hub_factory, clock)
     # 06:58: no shift is running, so no zone is staffed: no grace, no alarm.
     assert (grace_due(hub, "east"), grace_due(hub, "west"), await unwatched(hub)) == (
@@ -212,7 +212,7 @@ async def test_a_staffed_zone_no_armed_console_watches_is_an_alarm_until_one_doe
 async def test_who_sees_which_consoles_and_what_a_console_may_send(
     hub_factory: HubFactory,
 ) -> None:
-    clock = ManualClock(SHIFT_START + 3600)
+    clock = FakeClock(SHIFT_START + 3600)
     hub = await start(hub_factory, clock)
     async with (
         station(hub, EAST_NURSE, "east-console-0001", armed=True),
@@ -284,7 +284,7 @@ async def test_who_sees_which_consoles_and_what_a_console_may_send(
 async def test_a_hub_restart_gives_every_staffed_zone_its_grace_again_and_keeps_its_alarms(
     hub_factory: HubFactory,
 ) -> None:
-    clock = ManualClock(SHIFT_START + 3600)
+    clock = FakeClock(SHIFT_START + 3600)
     first = await start(hub_factory, clock)
     assert grace_due(first, "west") == SHIFT_START + 3600 + GRACE_S
     clock.advance(GRACE_S)

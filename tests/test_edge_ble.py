@@ -39,7 +39,7 @@ from edge.decoders.base import Advertisement
 from edge.decoders.registry import make_ble_decoder
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, button_press
-from tests.edge_helpers import eventually
+from tests.support.waiting import eventually
 
 BUTTON = "B4:35:22:F5:3D:A4"
 KEY = bytes.fromhex("90bffd73cb6b26ef58a7a8eba9232036")

@@ -34,8 +34,8 @@ from simulators.ble_air import BLEAirSender
 from simulators.bthome import smoke
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.conftest import HubFactory
-from tests.edge_helpers import eventually
 from tests.mosquitto import MosquittoBroker
+from tests.support.waiting import eventually
 
 RADARS = ("radar-101", "radar-102")
 SMOKE_ADDRESS = "A4:C1:38:00:11:01"

@@ -16,8 +16,8 @@ from contract.wire import HUB_STATUS_TOPIC, WireBatch, WireStatus, encode_comman
 from edge.config import BrokerConfig
 from edge.outbox import Outbox
 from edge.publisher import Backoff, Publisher
-from tests.edge_helpers import eventually
 from tests.mosquitto import MosquittoBroker, mosquitto
+from tests.support.waiting import eventually
 from tests.tcpproxy import TcpProxy
 
 SITE, GATEWAY = "sunrise", "gw-east"

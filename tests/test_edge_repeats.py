@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contract.wire import Observation, Value
 from edge.repeats import MAX_REPEAT_S, RepeatFilter
-from tests.edge_helpers import FakeClock
+from tests.support.clock import FakeClock
 
 
 def reading(name: str, value: Value, device: str = "ld2410-bath") -> Observation:

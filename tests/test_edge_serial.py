@@ -14,7 +14,7 @@ from contract.wire import Observation
 from device_profiles import load_profile
 from edge.decoders.registry import make_serial_decoder
 from edge.serial_reader import SerialReader
-from tests.edge_helpers import eventually
+from tests.support.waiting import eventually
 
 FALL = bytes.fromhex("53 59 83 01 00 01 01 32 54 43")  # MicRadar 83 01 = 01: fall
 BAD_CHECKSUM = bytes.fromhex("53 59 83 01 00 01 01 33 54 43")

@@ -30,8 +30,9 @@ from edge.supervision import Supervisor
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, button_press
 from simulators.mr60fda1 import MR60FDA1Simulator
-from tests.edge_helpers import FakeClock, eventually
 from tests.mosquitto import MosquittoBroker
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 BUTTON = "B4:35:22:F5:3D:A4"
 KEY = "90bffd73cb6b26ef58a7a8eba9232036"

@@ -23,9 +23,10 @@ from hub.app import Hub
 from hub.escalation.engine import Escalation
 from hub.escalation.policy import EscalationConfig, Step
 from hub.notify.base import RecordingNotifier
-from tests.conftest import NURSE, SMALL_SITE, HubFactory, ManualClock, PublishBatch
+from tests.conftest import NURSE, SMALL_SITE, HubFactory, PublishBatch
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 from tests.test_apprise import LoopbackHttp, closed_port
-from tests.test_hub_ingest import eventually
 
 NIGHT_0300 = datetime(2026, 11, 22, 3, 0, tzinfo=ZoneInfo("UTC")).timestamp()
 PASSWORD = "escalation-test-pw"
@@ -100,7 +101,7 @@ def users() -> list[dict[str, Any]]:
 class Night:
     """A hub at 03:00 with a night roster, a recording notifier and a manual clock."""
 
-    def __init__(self, hub: Hub, clock: ManualClock, publish: PublishBatch) -> None:
+    def __init__(self, hub: Hub, clock: FakeClock, publish: PublishBatch) -> None:
         self.hub = hub
         self.clock = clock
         self.recorder = RecordingNotifier()
@@ -218,7 +219,7 @@ async def login(client: httpx.AsyncClient, user: str, password: str) -> str:
 
 @pytest.fixture
 def night(hub_factory: HubFactory, publish_batch: PublishBatch) -> Any:
-    clock = ManualClock(NIGHT_0300)
+    clock = FakeClock(NIGHT_0300)
 
     async def start(**overrides: Any) -> Night:
         config: dict[str, Any] = {

@@ -20,7 +20,7 @@ from hub.alerts.lifecycle import Trigger
 from hub.app import Hub
 from hub.watch.bed_state import AWAY_AFTER_S, Seen, activity_from
 from tests.conftest import ADMIN, FAMILY, NURSE, SMALL_SITE, HubFactory, PublishBatch
-from tests.test_hub_ingest import eventually
+from tests.support.waiting import eventually
 
 CONTACTS = [
     {

@@ -24,9 +24,9 @@ from playwright.async_api import BrowserContext, Page, ViewportSize, async_playw
 
 from hub.app import Hub
 from tests.conftest import FAMILY, NURSE, HubFactory, PublishBatch
+from tests.support.waiting import eventually
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_family import site_with_contacts
-from tests.test_hub_ingest import eventually
 from tests.webpush_receiver import Delivered, PushReceiver
 
 PHONE: ViewportSize = {"width": 390, "height": 844}

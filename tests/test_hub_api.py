@@ -14,7 +14,8 @@ from hub.access.auth import token_digest
 from hub.app import Hub
 from tests.conftest import NURSE, HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker
-from tests.test_hub_ingest import eventually, fall, publish_raw
+from tests.support.waiting import eventually
+from tests.test_hub_ingest import fall, publish_raw
 
 
 async def login(client: httpx.AsyncClient, user: tuple[str, str] = NURSE) -> str:

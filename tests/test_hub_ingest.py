@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import time
 from typing import Any
@@ -14,23 +12,11 @@ from contract.wire import MAX_PAYLOAD_BYTES, data_topic, status_topic
 from hub.app import Hub
 from tests.conftest import HubFactory, PublishBatch
 from tests.mosquitto import MosquittoBroker
+from tests.support.waiting import eventually
 
 
 def fall(device: str, value: bool = True, **extra: Any) -> dict[str, Any]:
     return {"dev": device, "at": time.time(), "event": "fall", "value": value, **extra}
-
-
-async def eventually(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {check.__doc__ or check}")
-        await asyncio.sleep(0.05)
 
 
 async def active_alerts(hub: Hub) -> list[dict[str, Any]]:

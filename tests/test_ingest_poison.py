@@ -45,9 +45,10 @@ from hub.console.board import BedBoard
 from hub.core.store import StoredItem
 from hub.ingest.pipeline import Ingest
 from hub.registry.index import Placement
-from tests.conftest import HubFactory, ManualClock
+from tests.conftest import HubFactory
 from tests.mosquitto import MosquittoBroker
-from tests.test_hub_ingest import eventually
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC).timestamp()
 EPOCH = "0123abcd"
@@ -285,7 +286,7 @@ async def publish(
 async def test_each_poison_is_rejected_and_counted_and_stored_data_stays(
     hub_factory: HubFactory,
 ) -> None:
-    hub = await hub_factory(ManualClock(NOW))
+    hub = await hub_factory(FakeClock(NOW))
     ingest = hub.ingest
     await ingest.handle_many([(EAST, fall_batch("radar-101", 1))])
     assert await fall_alerts(hub, "SR-E-101") == 1
@@ -314,7 +315,7 @@ async def test_each_poison_is_rejected_and_counted_and_stored_data_stays(
 async def test_every_poison_and_a_fall_from_another_gateway_in_one_burst(
     hub_factory: HubFactory,
 ) -> None:
-    hub = await hub_factory(ManualClock(NOW))
+    hub = await hub_factory(FakeClock(NOW))
     poisons = [(topic, payload) for _, topic, payload, _ in POISONS]
     half = len(poisons) // 2
     burst = [*poisons[:half], (WEST, fall_batch("radar-201", 1)), *poisons[half:]]
@@ -345,7 +346,7 @@ async def test_poison_and_a_fall_queued_together_on_mosquitto_the_fall_alerts(
         await handle_many(self, messages)
 
     monkeypatch.setattr(Ingest, "handle_many", recording)
-    clock = ManualClock(NOW)
+    clock = FakeClock(NOW)
     first = await hub_factory(clock)
     await first.stop()  # its session stays: the broker queues what comes meanwhile
     # The hub's persistent session gets them together when it is back, in one burst.
@@ -382,7 +383,7 @@ async def test_retained_poison_is_counted_per_delivery_and_never_stops_a_fall(
         [(EAST, batch(seq="1", items=nested(100_000))), (EAST_STATUS, status(bdseq=GIANT))],
         retain=True,
     )
-    clock = ManualClock(NOW)
+    clock = FakeClock(NOW)
     for start, seq in ((1, 1), (2, 2)):
         hub = await hub_factory(clock)
 
@@ -417,7 +418,7 @@ async def test_retained_poison_is_counted_per_delivery_and_never_stops_a_fall(
 async def test_the_watch_failing_on_one_message_rejects_that_message_alone(
     hub_factory: HubFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hub = await hub_factory(ManualClock(NOW))
+    hub = await hub_factory(FakeClock(NOW))
     on_item = hub.watch.on_item
 
     async def failing(item: StoredItem, place: Placement) -> None:
@@ -440,7 +441,7 @@ async def test_the_watch_failing_on_one_message_rejects_that_message_alone(
 async def test_the_store_failing_on_one_batch_loses_that_batch_alone(
     hub_factory: HubFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hub = await hub_factory(ManualClock(NOW))
+    hub = await hub_factory(FakeClock(NOW))
     save_batches = hub.store.save_batches
 
     async def failing(batches: list[Any]) -> None:
@@ -469,7 +470,7 @@ async def test_the_store_failing_on_one_batch_loses_that_batch_alone(
 async def test_a_fault_reading_or_handling_one_message_spares_the_rest_of_its_burst(
     hub_factory: HubFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hub = await hub_factory(ManualClock(NOW))
+    hub = await hub_factory(FakeClock(NOW))
     placement = hub.registry.placement
 
     def failing_placement(device: str, at: float | None = None) -> Placement | None:
@@ -505,7 +506,7 @@ async def test_a_fault_reading_or_handling_one_message_spares_the_rest_of_its_bu
 async def test_board_stays_json_with_an_infinite_time_already_stored(
     hub_factory: HubFactory,
 ) -> None:
-    hub = await hub_factory(ManualClock(NOW))
+    hub = await hub_factory(FakeClock(NOW))
     async with hub.store.transaction() as db:
         await db.execute(
             "INSERT INTO readings (device, name, value, sensed_at, received_at, historical) "
@@ -687,7 +688,7 @@ def hypothesis_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture
 async def fall_still_alerts(hub_factory: HubFactory, hypothesis_home: None) -> FuzzCheck:
-    clock = ManualClock(NOW)
+    clock = FakeClock(NOW)
     hub = await hub_factory(clock)
     seqs = itertools.count(1)
 

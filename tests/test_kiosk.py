@@ -28,11 +28,12 @@ from playwright.async_api import Page, async_playwright, expect
 
 from hub.app import Hub
 from hub.console.presence import RULE
-from tests.conftest import NURSE, SUPERVISOR, HubFactory, ManualClock
+from tests.conftest import NURSE, SUPERVISOR, HubFactory
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 from tests.test_accessibility import assert_accessible
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_hub_api import login
-from tests.test_hub_ingest import eventually
 
 KIOSK = Path(__file__).resolve().parent.parent / "deploy" / "kiosk"
 UNIT = KIOSK / "carewatch-console.service"
@@ -146,7 +147,7 @@ async def alarms(hub: Hub) -> list[str]:
 async def test_a_station_started_with_the_unit_flags_arms_itself_and_the_zone_alarm_clears(
     hub_factory: HubFactory,
 ) -> None:
-    clock = ManualClock(time.time())
+    clock = FakeClock(time.time())
     hub = await hub_factory(clock=clock, roster=ALL_DAY, watch={"defaults": {"timezone": "UTC"}})
     clock.advance(60)  # a minute of the shift with no console: both wings raise their alarm
     both = ["zone:sunrise/east", "zone:sunrise/west"]

@@ -18,7 +18,8 @@ import pytest
 
 from hub.core.migrations import LATEST, MIGRATIONS, MigrationError, migrate, schema_version
 from hub.core.store import Store
-from tests.conftest import NURSE, HubFactory, ManualClock
+from tests.conftest import NURSE, HubFactory
+from tests.support.clock import FakeClock
 
 OLD_MAIN = Path(__file__).parent / "data" / "hub-0eb87ea.sql"
 # Just after the nurse acknowledged the fall in that database (2026-12-04 09:42:20 UTC). The hub
@@ -60,7 +61,7 @@ async def test_the_previous_mains_database_upgrades_in_place_with_every_record(
     old_columns = table_columns(database)
     assert "web_sessions" not in old_columns and before["alerts"] and before["audit"]
 
-    hub = await hub_factory(ManualClock(DUMPED_AT))
+    hub = await hub_factory(FakeClock(DUMPED_AT))
 
     after = rows_by_table(database, old_columns)
     changed = [table for table, rows in before.items() if not rows <= after[table]]

@@ -21,8 +21,9 @@ import pytest
 from hub.access.auth import hash_password
 from hub.app import Hub
 from hub.notify.push import MAX_SUBSCRIPTIONS_PER_USER, ActionTokens, PushError
-from tests.conftest import SMALL_SITE, HubFactory, ManualClock, PublishBatch
-from tests.test_hub_ingest import eventually
+from tests.conftest import SMALL_SITE, HubFactory, PublishBatch
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 from tests.webpush_receiver import BrowserKeys, PushReceiver
 
 PASSWORD = "push-test-password"
@@ -490,7 +491,7 @@ async def test_the_vapid_key_is_kept_across_restarts(
 
 
 def test_action_tokens_expire_after_a_day_and_are_bound_to_their_key() -> None:
-    clock = ManualClock(1_900_000_000.0)
+    clock = FakeClock(1_900_000_000.0)
     tokens = ActionTokens("k" * 40, clock)
     token = tokens.issue(7, "anna")
     claim = tokens.read(token)

@@ -34,11 +34,11 @@ from tests.conftest import (
     SMALL_SITE,
     SUPERVISOR,
     HubFactory,
-    ManualClock,
     small_site_users,
 )
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.test_hub_ingest import eventually
 from tests.webpush_receiver import BrowserKeys, PushReceiver
 
 UTC = ZoneInfo("UTC")
@@ -117,7 +117,7 @@ def users() -> list[dict[str, Any]]:
 
 
 async def start(
-    hub_factory: HubFactory, clock: ManualClock, night: list[dict[str, Any]] | None = None
+    hub_factory: HubFactory, clock: FakeClock, night: list[dict[str, Any]] | None = None
 ) -> Hub:
     return await hub_factory(
         clock=clock,
@@ -158,7 +158,7 @@ async def get(hub: Hub, who: tuple[str, str], path: str) -> httpx.Response:
 async def test_a_zone_nobody_covers_is_a_trouble_alert_at_shift_start_until_a_shift_covers_it(
     hub_factory: HubFactory,
 ) -> None:
-    clock = ManualClock(DAY_1800)
+    clock = FakeClock(DAY_1800)
     hub = await start(hub_factory, clock)
     # 18:00: the day shift covers both wings; the family beds are nobody's by design.
     assert await zone_alerts(hub) == []
@@ -230,7 +230,7 @@ async def test_a_zone_nobody_covers_is_a_trouble_alert_at_shift_start_until_a_sh
 async def test_a_hub_started_mid_shift_raises_it_at_once_and_a_changed_roster_clears_it(
     hub_factory: HubFactory,
 ) -> None:
-    clock = ManualClock(DAY_1800 + 5 * HOUR)  # 23:00, in the middle of the night shift
+    clock = FakeClock(DAY_1800 + 5 * HOUR)  # 23:00, in the middle of the night shift
     first = await start(hub_factory, clock)
     (alert,) = await zone_alerts(first)  # raised as the hub started, with no clock moved
     assert alert["subject"] == "zone:sunrise/west"
@@ -313,7 +313,7 @@ async def subscribe_phone(
 async def a_roster_evening(hub_factory: HubFactory) -> AsyncIterator[Hub]:
     """18:00 on Sunday: Carer Night's phone subscribed 25 h ago and has confirmed nothing since;
     Carer West subscribed an hour ago; Carer East has her console open."""
-    clock = ManualClock(DAY_1800 - 25 * HOUR)
+    clock = FakeClock(DAY_1800 - 25 * HOUR)
     hub = await start(hub_factory, clock)
     await subscribe_phone(hub, ("carer-night", PASSWORD))
     clock.advance(24 * HOUR)
@@ -403,7 +403,7 @@ async def test_a_phone_that_confirmed_a_push_is_reachable_until_it_falls_silent(
     hub_factory: HubFactory,
 ) -> None:
     async with PushReceiver() as receiver:
-        clock = ManualClock(DAY_1800)
+        clock = FakeClock(DAY_1800)
         hub = await start(hub_factory, clock)
         _, _, phone = receiver.new_subscription()
         await subscribe_phone(hub, ("carer-night", PASSWORD), phone)
@@ -446,7 +446,7 @@ async def test_a_phone_that_confirmed_a_push_is_reachable_until_it_falls_silent(
 async def test_supervisors_and_the_rosters_charge_nurses_see_it_no_one_else(
     hub_factory: HubFactory,
 ) -> None:
-    hub = await start(hub_factory, ManualClock(DAY_1800))
+    hub = await start(hub_factory, FakeClock(DAY_1800))
     charge = await get(hub, SISTER, "/api/roster")
     assert charge.status_code == 200, charge.text
     assert [s["site"] for s in charge.json()["sites"]] == ["sunrise"]
@@ -576,7 +576,7 @@ async def test_the_charge_nurse_sees_the_roster_page(hub_factory: HubFactory) ->
 
 
 async def test_a_nurse_who_is_not_in_charge_is_told_so(hub_factory: HubFactory) -> None:
-    hub = await start(hub_factory, ManualClock(DAY_1800))
+    hub = await start(hub_factory, FakeClock(DAY_1800))
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

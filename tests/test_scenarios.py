@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import os
 import subprocess
@@ -44,7 +43,8 @@ from simulators.scenario_devices import MODELS
 from simulators.scenario_world import ScenarioWorld
 from tests.conftest import HubFactory
 from tests.mosquitto import MosquittoBroker
-from tests.test_hub_ingest import eventually
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(SCENARIOS.glob("*.yaml"))
@@ -228,34 +228,8 @@ def test_resident_wide_actions_reach_every_device_that_can_send_them() -> None:
 # --- the runner -----------------------------------------------------------------------------
 
 
-class VirtualClock:
-    """Simulated time that jumps from one sleeper's wake-up to the next: no wall clock at all."""
-
-    def __init__(self, start: float) -> None:
-        self._now = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._count = itertools.count()
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._count), woken))
-        await woken
-
-    async def drive(self, until_done: asyncio.Task[None]) -> None:
-        while not until_done.done():
-            for _ in range(5):  # let every woken task run up to its next sleep
-                await asyncio.sleep(0)
-            if self._sleepers:
-                self._now, _, woken = heapq.heappop(self._sleepers)
-                if not woken.done():  # not a sleeper cancelled meanwhile
-                    woken.set_result(None)
-
-
 class Recorder:
-    def __init__(self, device: str, clock: VirtualClock, sent: list[tuple[float, str, bytes]]):
+    def __init__(self, device: str, clock: FakeClock, sent: list[tuple[float, str, bytes]]):
         self._device, self._clock, self._sent = device, clock, sent
 
     def send(self, frame: bytes) -> None:
@@ -272,7 +246,7 @@ async def test_the_runner_sends_each_step_as_byte_exact_frames_on_time() -> None
         '  - {at: "23:02", do: door_open}\n'
         'end: "23:10"'
     )
-    clock = VirtualClock(night.start_at)
+    clock = FakeClock(night.start_at)
     sent: list[tuple[float, str, bytes]] = []
     senders = {device: Recorder(device, clock, sent) for device in night.devices_used()}
     playing = asyncio.create_task(run_scenario(night, senders, clock))
@@ -309,7 +283,7 @@ def test_every_action_names_a_known_device_kind() -> None:
 
 
 class WorldRecorder:
-    def __init__(self, clock: VirtualClock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.events: list[tuple[float, str]] = []
 
@@ -345,7 +319,7 @@ async def test_any_profile_any_value_and_the_worlds_events_on_time() -> None:
         '  - {at: "22:09", do: acknowledge, rule: fall, by: amy}\n'
         'end: "22:10"'
     )
-    clock = VirtualClock(night.start_at)
+    clock = FakeClock(night.start_at)
     sent: list[tuple[float, str, bytes]] = []
     world = WorldRecorder(clock)
     senders = {device: Recorder(device, clock, sent) for device in night.devices_used()}
@@ -661,7 +635,7 @@ async def test_a_standard_bed_night_bears_out_what_it_expects(play: Play, name: 
         return unmet_expectations(played, await world.outcome()) == []
 
     with contextlib.suppress(AssertionError):  # the last items may be on their way to the rules
-        await eventually(as_expected, timeout=3)
+        await eventually(as_expected, within=3)
     assert unmet_expectations(played, await world.outcome()) == []
 
 

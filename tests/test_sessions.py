@@ -24,7 +24,8 @@ from hub.access.sessions import IDLE_S, MAX_AGE_S
 from hub.access.users import UserStore
 from hub.app import Hub
 from hub.core.store import Store
-from tests.conftest import NURSE, HubFactory, ManualClock, PublishBatch
+from tests.conftest import NURSE, HubFactory, PublishBatch
+from tests.support.clock import FakeClock
 from tests.test_access import raise_alert
 
 COOKIE = "carewatch_session"
@@ -190,7 +191,7 @@ async def test_a_password_reset_scope_change_or_disabling_ends_every_copy_at_onc
 async def test_sessions_end_after_twelve_idle_hours_or_a_day_after_signing_in(
     hub_factory: HubFactory,
 ) -> None:
-    clock = ManualClock(time.time())
+    clock = FakeClock(time.time())
     hub = await hub_factory(clock=clock)
     async with signed_in(hub, NURSE) as (busy, _), signed_in(hub, NURSE) as (idle, _):
         clock.advance(IDLE_S - 60)

@@ -29,6 +29,7 @@ from tests.conftest import (
     PublishBatch,
     small_site_users,
 )
+from tests.support.waiting import eventually
 from tests.test_family_browser import (
     PRESS,
     SHOWN,
@@ -38,7 +39,6 @@ from tests.test_family_browser import (
     phone_browser,
     subscribe_for,
 )
-from tests.test_hub_ingest import eventually
 from tests.webpush_receiver import Delivered, PushReceiver
 
 # One shift all day and night (07:00 to 07:00): the east nurse covers the east wing, the

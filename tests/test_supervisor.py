@@ -38,12 +38,12 @@ from tests.conftest import (
     SMALL_SITE,
     SUPERVISOR,
     HubFactory,
-    ManualClock,
     PublishBatch,
     small_site_users,
 )
 from tests.mosquitto import MosquittoBroker
-from tests.test_hub_ingest import eventually
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 NIGHT_0300 = datetime(2026, 11, 22, 3, 0, tzinfo=ZoneInfo("UTC")).timestamp()
 WEST_CARER = ("west-carer", "west-carer-pw")
@@ -153,7 +153,7 @@ class Record:
     """A night at Sunrise and Harbour, built through the broker with a clock the test moves."""
 
     hub: Hub
-    clock: ManualClock
+    clock: FakeClock
     publish_batch: PublishBatch
     broker: MosquittoBroker
     ids: dict[str, int] = field(default_factory=dict)
@@ -271,7 +271,7 @@ async def start_record(
     hub_factory: HubFactory, publish_batch: PublishBatch, broker: MosquittoBroker
 ) -> AsyncIterator[Record]:
     """The night built, with the night nurse's console open throughout."""
-    clock = ManualClock(NIGHT_0300)
+    clock = FakeClock(NIGHT_0300)
     hub = await hub_factory(
         clock=clock,
         users=users(),

@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub.app import Hub
-from tests.conftest import HubFactory, ManualClock, PublishBatch
-from tests.test_hub_ingest import eventually
+from tests.conftest import HubFactory, PublishBatch
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 from tests.test_watch_rules import Ward
 
 UTC = ZoneInfo("UTC")
@@ -108,7 +109,7 @@ WATCH = {
 @pytest.fixture
 def ward_at(hub_factory: HubFactory, publish_batch: PublishBatch) -> Callable[..., Awaitable[Ward]]:
     async def start(when: float) -> Ward:
-        clock = ManualClock(when)
+        clock = FakeClock(when)
         hub = await hub_factory(clock=clock, sites=[SITE], watch=WATCH)
         return Ward(hub, clock, publish_batch)
 

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub.app import Hub
-from tests.conftest import HubFactory, ManualClock, PublishBatch
-from tests.test_hub_ingest import eventually
+from tests.conftest import HubFactory, PublishBatch
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 UTC = ZoneInfo("UTC")
 NIGHT_0300 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC).timestamp()
@@ -97,7 +98,7 @@ Send = Callable[..., Awaitable[None]]
 class Ward:
     """A hub watching SITE, a manual clock, and a gateway's way of saying things."""
 
-    def __init__(self, hub: Hub, clock: ManualClock, publish: PublishBatch) -> None:
+    def __init__(self, hub: Hub, clock: FakeClock, publish: PublishBatch) -> None:
         self.hub = hub
         self.clock = clock
         self._publish = publish
@@ -142,7 +143,7 @@ class Ward:
 @pytest.fixture
 def ward_at(hub_factory: HubFactory, publish_batch: PublishBatch) -> Callable[..., Awaitable[Ward]]:
     async def start(when: float, **watch: Any) -> Ward:
-        clock = ManualClock(when)
+        clock = FakeClock(when)
         config = {**WATCH, "defaults": {**WATCH["defaults"], **watch}}
         hub = await hub_factory(clock=clock, sites=[SITE], watch=config)
         return Ward(hub, clock, publish_batch)
@@ -385,7 +386,7 @@ async def test_maintenance_mode_marks_alerts_as_tests(ward_at: WardAt) -> None:
 async def test_a_pending_bed_exit_survives_a_hub_restart_and_fires_once(
     hub_factory: HubFactory, publish_batch: PublishBatch
 ) -> None:
-    clock = ManualClock(NIGHT_0300)
+    clock = FakeClock(NIGHT_0300)
     hub = await hub_factory(clock=clock, sites=[SITE], watch=WATCH)
     ward = Ward(hub, clock, publish_batch)
     await ward.send("bed-101", "occupancy", False)
