@@ -22,9 +22,9 @@ from hub.alerts.lifecycle import AlertError
 from hub.app import Hub
 from hub.escalation.engine import Escalation
 from hub.escalation.policy import EscalationConfig, Step
-from hub.notify.base import RecordingNotifier
 from tests.conftest import NURSE, SMALL_SITE, HubFactory, PublishBatch
 from tests.support.clock import FakeClock
+from tests.support.notifier import RecordingNotifier
 from tests.support.waiting import eventually
 from tests.test_apprise import LoopbackHttp, closed_port
 

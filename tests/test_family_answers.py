@@ -3,8 +3,8 @@ directly (`user:daughter`) is reached too, but is never presented as the care se
 
 from __future__ import annotations
 
-from hub.notify.base import RecordingNotifier
 from tests.conftest import HubFactory, PublishBatch
+from tests.support.notifier import RecordingNotifier
 from tests.test_family import QUIET, Home, site_with_contacts
 
 

@@ -7,7 +7,7 @@ attempt and its result is recorded by the engine. Channels: `console` (here), `p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 # "consoles": every live console that shows the alert (the fallback when nobody was reached).
@@ -94,25 +94,3 @@ class ConsoleNotifier:
         if notification.recipient.id not in watching:
             return DeliveryResult(False, "no console open")
         return DeliveryResult(True, "on their live console")
-
-
-@dataclass
-class RecordingNotifier:
-    """For tests: keeps what it was asked to send; fails for the recipients in `fail_for`."""
-
-    channel: str = "recording"
-    kinds: tuple[RecipientKind, ...] = ("user", "contact")
-    fail_for: set[str] = field(default_factory=set)
-    sent: list[Notification] = field(default_factory=list)
-
-    def accepts(self, recipient: Recipient) -> bool:
-        return recipient.kind in self.kinds
-
-    async def send(self, notification: Notification) -> DeliveryResult:
-        self.sent.append(notification)
-        if notification.recipient.id in self.fail_for:
-            return DeliveryResult(False, "told to fail")
-        return DeliveryResult(True, "recorded")
-
-    def recipients(self) -> list[str]:
-        return [n.recipient.id for n in self.sent]
