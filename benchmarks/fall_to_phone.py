@@ -75,7 +75,7 @@ from hub.app import Hub
 from hub.config import HubConfig
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.mosquitto import mosquitto
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.webpush_receiver import Delivered, PushReceiver, PushServiceThread
 
 NURSE: Final = "nurse"

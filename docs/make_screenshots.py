@@ -46,7 +46,8 @@ from hub.app import Hub
 from hub.core.clock import Clock
 from tests.conftest import FAMILY, INSTALLER, NURSE, SUPERVISOR, hub_config
 from tests.mosquitto import MosquittoBroker, mosquitto
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS, Console, a_day_of_readings, log_in
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_console_browser import Console, a_day_of_readings, log_in
 from tests.test_family_browser import (
     CARE_SERVICE_PHONE,
     family_hub,

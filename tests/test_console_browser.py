@@ -16,19 +16,9 @@ from playwright.async_api import Locator, Page, async_playwright, expect
 
 from hub.app import Hub
 from tests.conftest import FAMILY, NURSE, SUPERVISOR, HubFactory, PublishBatch
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.tcpproxy import TcpProxy
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STALE_AFTER_S = 10  # hub/web/console_views.js: the board's tiles are said to be old after this
 LOST_BANNER = (
     "Lost contact with the hub — reconnecting… New alerts are not reaching this screen; "

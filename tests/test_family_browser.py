@@ -24,8 +24,8 @@ from playwright.async_api import BrowserContext, Page, ViewportSize, async_playw
 
 from hub.app import Hub
 from tests.conftest import FAMILY, NURSE, HubFactory, PublishBatch
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.waiting import eventually
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_family import site_with_contacts
 from tests.webpush_receiver import Delivered, PushReceiver
 

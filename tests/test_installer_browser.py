@@ -15,8 +15,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from hub.app import Hub
 from tests.conftest import INSTALLER, NURSE, HubFactory, PublishBatch
-from tests.test_accessibility import assert_accessible
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible
 from tests.test_family_browser import PHONE
 from tests.test_walktest import Gateway
 

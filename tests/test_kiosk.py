@@ -29,10 +29,9 @@ from playwright.async_api import Page, async_playwright, expect
 from hub.app import Hub
 from hub.console.presence import RULE
 from tests.conftest import NURSE, SUPERVISOR, HubFactory
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible
 from tests.support.clock import FakeClock
 from tests.support.waiting import eventually
-from tests.test_accessibility import assert_accessible
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_hub_api import login
 
 KIOSK = Path(__file__).resolve().parent.parent / "deploy" / "kiosk"

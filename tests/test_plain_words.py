@@ -25,10 +25,9 @@ from tests.conftest import (
     HubFactory,
     PublishBatch,
 )
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible
 from tests.support.waiting import eventually
-from tests.test_accessibility import assert_accessible
 from tests.test_board import Gateway, client_for, event, reading
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_console_browser import log_in as console_log_in
 from tests.test_supervisor import live_console
 from tests.test_supervisor_browser import log_in as supervisor_log_in

@@ -36,9 +36,9 @@ from tests.conftest import (
     HubFactory,
     small_site_users,
 )
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.clock import FakeClock
 from tests.support.waiting import eventually
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.webpush_receiver import BrowserKeys, PushReceiver
 
 UTC = ZoneInfo("UTC")

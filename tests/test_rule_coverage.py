@@ -29,7 +29,7 @@ from tests.conftest import (
     hub_config,
 )
 from tests.mosquitto import MosquittoBroker
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_hub_api import login
 
 # The standard bed of issue 11, as homes fit it.

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 
-async def eventually(check: Callable[[], object | Awaitable[object]], within: float = 10.0) -> None:
+async def eventually(check: Callable[..., object], within: float = 10.0) -> None:
     """Poll `check` (plain or async) until it is true; fail after `within` seconds."""
     try:
         async with asyncio.timeout(within):
