@@ -70,7 +70,7 @@ from hub.core.clock import ScaledClock, SystemClock
 from hub.core.store import Store
 from hub.registry.models import SiteSpec
 from hub.registry.service import RegistryService
-from tests.mosquitto import mosquitto
+from tests.support.mosquitto import mosquitto
 
 REPO: Final = Path(__file__).resolve().parent.parent
 PASSWORD: Final = "console-bench-password"

@@ -40,7 +40,7 @@ from benchmarks.edge_fleet import (
 )
 from contract.wire import data_topic, status_topic
 from simulators.mr60fda1 import MR60FDA1Simulator
-from tests.mosquitto import mosquitto
+from tests.support.mosquitto import mosquitto
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -47,7 +47,7 @@ from hub.access.auth import hash_password
 from hub.app import Hub
 from hub.config import HubConfig
 from simulators.mr60fda1 import FRAMES, MR60FDA1Simulator
-from tests.mosquitto import mosquitto
+from tests.support.mosquitto import mosquitto
 
 SITE = "bench"
 RADARS_PER_GATEWAY = 20

@@ -10,9 +10,9 @@ On top of that, the path to a nurse's phone:
   minutes, never comes due: each alert is closed long before);
 - the nurse signs in and subscribes through the hub's own API (`POST /api/push/subscriptions`),
   as a phone does, with an endpoint at a real Web Push service on loopback
-  (tests/webpush_receiver.py: checks VAPID, decrypts aes128gcm). It runs in a thread with its
-  own event loop, so it answers however busy the hub's loop is, as a push service elsewhere
-  would;
+  (tests/support/webpush_receiver.py: checks VAPID, decrypts aes128gcm). It runs in a thread with
+  its own event loop, so it answers however busy the hub's loop is, as a push service
+  elsewhere would;
 - the decrypted message is handed to the app's service worker in headless Chromium
   (/usr/bin/chromium) through DevTools (`ServiceWorker.deliverPushMessage`), as the browser's
   push service would hand it to a phone's browser.
@@ -74,9 +74,9 @@ from hub.access.auth import hash_password
 from hub.app import Hub
 from hub.config import HubConfig
 from simulators.mr60fda1 import MR60FDA1Simulator
-from tests.mosquitto import mosquitto
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.webpush_receiver import Delivered, PushReceiver, PushServiceThread
+from tests.support.mosquitto import mosquitto
+from tests.support.webpush_receiver import Delivered, PushReceiver, PushServiceThread
 
 NURSE: Final = "nurse"
 CHARGE_NURSE: Final = "charge"

@@ -63,7 +63,7 @@ from benchmarks.watch_common import PASSWORD, CpuMeter, child_named, percentile
 from contract.wire import Observation, data_topic, encode_status, status_topic
 from hub.access.auth import hash_password
 from simulators.fleet import Outbox, plan_fleet, site_spec
-from tests.mosquitto import free_port, mosquitto
+from tests.support.mosquitto import free_port, mosquitto
 
 HERE: Final = Path(__file__).resolve().parent
 ROOT: Final = HERE.parent

@@ -48,7 +48,7 @@ import yaml
 
 from contract.wire import HUB_STATUS_TOPIC, data_topic
 from simulators.fleet import Fleet, FleetOptions, FleetPlan, plan_fleet, site_spec
-from tests.mosquitto import MosquittoBroker, free_port, mosquitto
+from tests.support.mosquitto import MosquittoBroker, free_port, mosquitto
 from tests.test_broker_security import make_password_file
 
 SITE: Final = "soak"

@@ -40,7 +40,7 @@ from hub.access.auth import hash_password
 from hub.app import Hub
 from hub.config import HubConfig
 from simulators.mr60fda1 import MR60FDA1Simulator
-from tests.mosquitto import mosquitto
+from tests.support.mosquitto import mosquitto
 
 
 async def fill_outbox(path: Path, observations: Sequence[Observation]) -> tuple[int, float]:

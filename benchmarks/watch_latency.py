@@ -57,7 +57,7 @@ from benchmarks.watch_common import (
 from contract.wire import data_topic, encode_batch
 from hub.app import Hub
 from hub.core.clock import ScaledClock
-from tests.mosquitto import mosquitto
+from tests.support.mosquitto import mosquitto
 
 ARRIVAL_TIMEOUT_S: Final = 10.0
 Zone = tuple[dict[str, Any], list[dict[str, Any]], list[str]]

@@ -56,7 +56,7 @@ from benchmarks.watch_common import (
 from hub.app import Hub
 from hub.core.clock import ScaledClock
 from hub.core.timers import Timers
-from tests.mosquitto import MosquittoBroker, mosquitto
+from tests.support.mosquitto import MosquittoBroker, mosquitto
 
 RAW_TOPIC: Final = "bench-raw/batches"
 CREDIT_EVERY_S: Final = 0.02

@@ -6,7 +6,7 @@
 Each picture is taken of a real hub on loopback (its own database in a temporary folder) with a
 real Mosquitto, in Debian's headless Chromium, after the same scene the browser tests set up:
 the small site of tests/conftest.py, fed through the broker as its gateways would. The scenes
-are built with the tests' own helpers (tests/mosquitto.py, tests/test_*_browser.py,
+are built with the tests' own helpers (tests/support/mosquitto.py, tests/test_*_browser.py,
 tests/test_supervisor.py), so this runs from a checkout with the dev extra installed, and
 needs /usr/sbin/mosquitto and /usr/bin/chromium as the tests do.
 
@@ -45,8 +45,9 @@ from contract.wire import data_topic
 from hub.app import Hub
 from hub.core.clock import Clock
 from tests.conftest import FAMILY, INSTALLER, NURSE, SUPERVISOR, hub_config
-from tests.mosquitto import MosquittoBroker, mosquitto
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.mosquitto import MosquittoBroker, mosquitto
+from tests.support.webpush_receiver import PushReceiver
 from tests.test_console_browser import Console, a_day_of_readings, log_in
 from tests.test_family_browser import (
     CARE_SERVICE_PHONE,
@@ -58,7 +59,6 @@ from tests.test_family_browser import (
 from tests.test_supervisor import start_record
 from tests.test_supervisor_browser import log_in as supervisor_log_in
 from tests.test_walktest import Gateway
-from tests.webpush_receiver import PushReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "docs" / "screenshots"

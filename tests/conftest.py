@@ -21,7 +21,7 @@ from hub.access.auth import hash_password
 from hub.app import Hub
 from hub.config import HubConfig
 from hub.core.clock import Clock
-from tests.mosquitto import MosquittoBroker, mosquitto
+from tests.support.mosquitto import MosquittoBroker, mosquitto
 
 # Hypothesis keeps caches (Unicode tables, the constants of our sources) in .hypothesis of the
 # working directory unless told otherwise; tests write only to temporary folders.

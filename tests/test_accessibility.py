@@ -30,6 +30,7 @@ from tests.support.browser import (
     assert_accessible,
     axe_script,
 )
+from tests.support.webpush_receiver import PushReceiver
 from tests.test_console_browser import Console, a_day_of_readings, console
 from tests.test_console_browser import log_in as console_log_in
 from tests.test_family_browser import (
@@ -46,7 +47,6 @@ from tests.test_staff_push import log_in as staff_log_in
 from tests.test_supervisor_browser import Browser, browser
 from tests.test_supervisor_browser import log_in as supervisor_log_in
 from tests.test_walktest import Gateway
-from tests.webpush_receiver import PushReceiver
 
 __all__ = ["browser", "console", "phone", "receiver"]  # fixtures of the pages' own browser tests
 

@@ -25,8 +25,8 @@ from hub.app import Hub
 from hub.ingest.pipeline import MAX_BURST, Arrivals, carries_alarm
 from simulators.fleet import Bed, EventKind, VirtualGateway, event_items, plan_fleet, site_spec
 from tests.conftest import SMALL_SITE, HubFactory
-from tests.mosquitto import MosquittoBroker
 from tests.support.clock import FakeClock
+from tests.support.mosquitto import MosquittoBroker
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 SITE = "fleet"

@@ -50,7 +50,7 @@ from hub.config import HubConfig, load_hub_config
 from hub.core.clock import SystemClock
 from hub.ingest.mqtt_link import SHORT_SESSION_S, MqttLink, TakeoverDetector, Takeovers
 from tests.conftest import SMALL_SITE, HubFactory
-from tests.mosquitto import MosquittoBroker, mosquitto
+from tests.support.mosquitto import MosquittoBroker, mosquitto
 from tests.support.waiting import eventually
 from tests.test_broker_security import (
     DEPLOY,

@@ -57,7 +57,7 @@ from edge.publisher import Backoff, Publisher
 from hub.app import Hub
 from hub.config import BrokerSettings
 from tests.conftest import hub_config
-from tests.mosquitto import MosquittoBroker, mosquitto
+from tests.support.mosquitto import MosquittoBroker, mosquitto
 from tests.support.waiting import eventually
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"

@@ -17,7 +17,7 @@ from hub.alerts.lifecycle import Priority, Trigger
 from hub.app import Hub
 from tests.conftest import NURSE
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible
-from tests.tcpproxy import TcpProxy
+from tests.support.tcpproxy import TcpProxy
 from tests.test_console_browser import Console, console, log_in
 
 __all__ = ["console"]  # the fixture, shared with the console's own browser tests

@@ -17,7 +17,7 @@ from playwright.async_api import Locator, Page, async_playwright, expect
 from hub.app import Hub
 from tests.conftest import FAMILY, NURSE, SUPERVISOR, HubFactory, PublishBatch
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.tcpproxy import TcpProxy
+from tests.support.tcpproxy import TcpProxy
 
 STALE_AFTER_S = 10  # hub/web/console_views.js: the board's tiles are said to be old after this
 LOST_BANNER = (

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import httpx
 
-from tests.webpush_receiver import Delivered, PushReceiver, PushServiceThread
+from tests.support.webpush_receiver import Delivered, PushReceiver, PushServiceThread
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = (sys.executable, "-m", "carewatch.cli", "demo")

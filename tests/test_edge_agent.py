@@ -24,7 +24,7 @@ from edge.config import BLEConfig, BrokerConfig, DeviceConfig, EdgeConfig, Outbo
 from edge.publisher import Backoff
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, button_press
-from tests.mosquitto import MosquittoBroker
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
 
 FALL = bytes.fromhex("53 59 83 01 00 01 01 32 54 43")

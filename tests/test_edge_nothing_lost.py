@@ -34,7 +34,7 @@ from simulators.ble_air import BLEAirSender
 from simulators.bthome import smoke
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.conftest import HubFactory
-from tests.mosquitto import MosquittoBroker
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
 
 RADARS = ("radar-101", "radar-102")

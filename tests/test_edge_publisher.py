@@ -16,9 +16,9 @@ from contract.wire import HUB_STATUS_TOPIC, WireBatch, WireStatus, encode_comman
 from edge.config import BrokerConfig
 from edge.outbox import Outbox
 from edge.publisher import Backoff, Publisher
-from tests.mosquitto import MosquittoBroker, mosquitto
+from tests.support.mosquitto import MosquittoBroker, mosquitto
+from tests.support.tcpproxy import TcpProxy
 from tests.support.waiting import eventually
-from tests.tcpproxy import TcpProxy
 
 SITE, GATEWAY = "sunrise", "gw-east"
 DATA = f"carewatch/v1/{SITE}/{GATEWAY}/data"

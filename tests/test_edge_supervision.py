@@ -30,8 +30,8 @@ from edge.supervision import Supervisor
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, button_press
 from simulators.mr60fda1 import MR60FDA1Simulator
-from tests.mosquitto import MosquittoBroker
 from tests.support.clock import FakeClock
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
 
 BUTTON = "B4:35:22:F5:3D:A4"

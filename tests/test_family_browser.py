@@ -2,7 +2,7 @@
 
 Headless Chromium has no push service, so `pushManager.subscribe` is refused: the app must say
 so and keep working. The push itself is made by the hub for a subscription the test registers
-for the same family user at a local push service (tests/webpush_receiver.py), which decrypts
+for the same family user at a local push service (tests/support/webpush_receiver.py), which decrypts
 it; the decrypted message, with its real action token, is then delivered to the app's service
 worker through the DevTools protocol (`ServiceWorker.deliverPushMessage`).
 """
@@ -26,8 +26,8 @@ from hub.app import Hub
 from tests.conftest import FAMILY, NURSE, HubFactory, PublishBatch
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.waiting import eventually
+from tests.support.webpush_receiver import Delivered, PushReceiver
 from tests.test_family import site_with_contacts
-from tests.webpush_receiver import Delivered, PushReceiver
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
 

@@ -26,7 +26,7 @@ from simulators.fleet import (
     write_registry,
 )
 from tests.conftest import HubFactory
-from tests.mosquitto import MosquittoBroker, free_port
+from tests.support.mosquitto import MosquittoBroker, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from contract.wire import WireDeviceHealth, devices_topic, encode_devices_report
 from hub.access.auth import token_digest
 from hub.app import Hub
 from tests.conftest import NURSE, HubFactory, PublishBatch
-from tests.mosquitto import MosquittoBroker
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
 from tests.test_hub_ingest import fall, publish_raw
 

@@ -11,7 +11,7 @@ import aiomqtt
 from contract.wire import MAX_PAYLOAD_BYTES, data_topic, status_topic
 from hub.app import Hub
 from tests.conftest import HubFactory, PublishBatch
-from tests.mosquitto import MosquittoBroker
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
 
 

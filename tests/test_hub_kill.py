@@ -25,7 +25,7 @@ import yaml
 from contract.wire import data_topic
 from hub.access.auth import hash_password
 from tests.conftest import NURSE, SMALL_SITE
-from tests.mosquitto import MosquittoBroker, free_port
+from tests.support.mosquitto import MosquittoBroker, free_port
 
 WAIT_S = 6.0
 WAIT_MIN = WAIT_S / 60

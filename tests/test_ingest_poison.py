@@ -46,8 +46,8 @@ from hub.core.store import StoredItem
 from hub.ingest.pipeline import Ingest
 from hub.registry.index import Placement
 from tests.conftest import HubFactory
-from tests.mosquitto import MosquittoBroker
 from tests.support.clock import FakeClock
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC).timestamp()

@@ -1,4 +1,5 @@
-"""The test Mosquitto helper (tests/mosquitto.py) when the port it picked is taken meanwhile.
+"""The test Mosquitto helper (tests/support/mosquitto.py) when the port it picked is taken
+meanwhile.
 
 Ports are found by binding port 0 and closing the socket, so under parallel test runs another
 process can take one before mosquitto binds it. Here that race is made certain: the helper's
@@ -13,8 +14,8 @@ from collections.abc import Iterator
 import aiomqtt
 import pytest
 
-import tests.mosquitto
-from tests.mosquitto import MosquittoPortInUse, free_port, mosquitto
+import tests.support.mosquitto
+from tests.support.mosquitto import MosquittoPortInUse, free_port, mosquitto
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def first_pick_is(monkeypatch: pytest.MonkeyPatch, taken_port: int) -> list[int]
         picks.append(taken_port if not picks else free_port(host))
         return picks[-1]
 
-    monkeypatch.setattr(tests.mosquitto, "free_port", pick)
+    monkeypatch.setattr(tests.support.mosquitto, "free_port", pick)
     return picks
 
 

@@ -18,7 +18,7 @@ from hub.app import Hub
 from hub.core.clock import SystemClock
 from hub.ingest.mqtt_link import MqttLink
 from tests.conftest import HubFactory
-from tests.mosquitto import MosquittoBroker
+from tests.support.mosquitto import MosquittoBroker
 
 WAIT_S = 10.0  # a guard against hanging, not a measurement
 

@@ -12,8 +12,8 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import FAMILY, HubFactory, PublishBatch
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible
+from tests.support.tcpproxy import TcpProxy
 from tests.support.waiting import eventually
-from tests.tcpproxy import TcpProxy
 from tests.test_family_browser import PHONE, family_hub
 from tests.test_installer_browser import log_in as installer_log_in
 from tests.test_walktest import Gateway

@@ -4,7 +4,7 @@ of a site the caller may not see.
 
 Real hubs with a real Mosquitto (tests/conftest.py), real local services on loopback (an HTTP
 service on 127.0.0.1 stands for an allowed one, another on 127.0.0.2 for something internal),
-the real push service of tests/webpush_receiver.py, and `carewatch report` itself.
+the real push service of tests/support/webpush_receiver.py, and `carewatch report` itself.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from hub.notify.base import DeliveryResult
 from hub.registry.models import Resident
 from tests.conftest import ADMIN, INSTALLER, SMALL_SITE, SUPERVISOR, HubFactory, PublishBatch
 from tests.support.waiting import eventually
+from tests.support.webpush_receiver import PushReceiver
 from tests.test_apprise import notification
 from tests.test_figures import cli, hand_built
 from tests.test_hub_api import login
 from tests.test_hub_ingest import fall
 from tests.test_push import FALL, Ward
 from tests.test_push import users as push_users
-from tests.webpush_receiver import PushReceiver
 
 PRIVATE = "points at a private address; an administrator can allow it with outbound.allowed_hosts"
 APPRISE_AT_ONCE = {

@@ -39,7 +39,7 @@ from hub.registry.labels import installer_url, qr_png, site_labels, site_pdf
 from hub.registry.service import RegistryService
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.conftest import INSTALLER, HubFactory
-from tests.mosquitto import free_port, mosquitto
+from tests.support.mosquitto import free_port, mosquitto
 from tests.support.waiting import eventually
 from tests.test_hub_api import login
 

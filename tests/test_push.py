@@ -3,7 +3,7 @@
 The test makes a subscription the way a browser does (its own P-256 keys and auth secret) and
 gives it to the hub through the API. A fall published through Mosquitto opens an alert whose
 first escalation step names the subscribed user; pywebpush sends it, and the receiver checks
-the VAPID signature and decrypts the message (tests/webpush_receiver.py).
+the VAPID signature and decrypts the message (tests/support/webpush_receiver.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from hub.notify.push import MAX_SUBSCRIPTIONS_PER_USER, ActionTokens, PushError
 from tests.conftest import SMALL_SITE, HubFactory, PublishBatch
 from tests.support.clock import FakeClock
 from tests.support.waiting import eventually
-from tests.webpush_receiver import BrowserKeys, PushReceiver
+from tests.support.webpush_receiver import BrowserKeys, PushReceiver
 
 PASSWORD = "push-test-password"
 SUBJECT = "mailto:ops@example.org"

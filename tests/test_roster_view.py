@@ -39,7 +39,7 @@ from tests.conftest import (
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.clock import FakeClock
 from tests.support.waiting import eventually
-from tests.webpush_receiver import BrowserKeys, PushReceiver
+from tests.support.webpush_receiver import BrowserKeys, PushReceiver
 
 UTC = ZoneInfo("UTC")
 DAY_1800 = datetime(2026, 11, 22, 18, 0, tzinfo=UTC).timestamp()  # a Sunday

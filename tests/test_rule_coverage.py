@@ -28,8 +28,8 @@ from tests.conftest import (
     HubFactory,
     hub_config,
 )
-from tests.mosquitto import MosquittoBroker
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.mosquitto import MosquittoBroker
 from tests.test_hub_api import login
 
 # The standard bed of issue 11, as homes fit it.

@@ -42,8 +42,8 @@ from simulators.scenario import (
 from simulators.scenario_devices import MODELS
 from simulators.scenario_world import ScenarioWorld
 from tests.conftest import HubFactory
-from tests.mosquitto import MosquittoBroker
 from tests.support.clock import FakeClock
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Staff on their own phones: the app at /family by role, Web Push with "I'm going" / "I can't".
 
-A real hub, Mosquitto, the local push service (tests/webpush_receiver.py) and, for the staff
+A real hub, Mosquitto, the local push service (tests/support/webpush_receiver.py) and, for the staff
 member's phone, Debian's Chromium headless (the family app's browser helpers): headless
 Chromium has no push service, so the hub pushes to a subscription the test registers for the
 nurse at the local push service, which decrypts it, and the real message with its real token
@@ -30,6 +30,7 @@ from tests.conftest import (
     small_site_users,
 )
 from tests.support.waiting import eventually
+from tests.support.webpush_receiver import Delivered, PushReceiver
 from tests.test_family_browser import (
     PRESS,
     SHOWN,
@@ -39,7 +40,6 @@ from tests.test_family_browser import (
     phone_browser,
     subscribe_for,
 )
-from tests.webpush_receiver import Delivered, PushReceiver
 
 # One shift all day and night (07:00 to 07:00): the east nurse covers the east wing, the
 # night nurse the west wing and is the charge nurse.

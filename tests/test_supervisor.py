@@ -41,8 +41,8 @@ from tests.conftest import (
     PublishBatch,
     small_site_users,
 )
-from tests.mosquitto import MosquittoBroker
 from tests.support.clock import FakeClock
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
 
 NIGHT_0300 = datetime(2026, 11, 22, 3, 0, tzinfo=ZoneInfo("UTC")).timestamp()

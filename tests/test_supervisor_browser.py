@@ -13,8 +13,8 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from tests.conftest import NURSE, SUPERVISOR, HubFactory, PublishBatch
-from tests.mosquitto import MosquittoBroker
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.mosquitto import MosquittoBroker
 from tests.test_supervisor import Record, start_record
 
 

@@ -31,7 +31,7 @@ from hub.access.users import User
 from hub.app import Hub
 from hub.config import load_hub_config
 from tests.conftest import NURSE, SMALL_SITE, small_site_users
-from tests.mosquitto import MosquittoBroker
+from tests.support.mosquitto import MosquittoBroker
 
 CLI = [sys.executable, "-m", "carewatch.cli", "users"]
 PASSWORD = "correct-horse-7"

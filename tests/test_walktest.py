@@ -23,8 +23,8 @@ from hub.commissioning.report import build_report, render_pdf
 from hub.core.clock import ScaledClock
 from simulators.scenario_world import ScenarioWorld
 from tests.conftest import ADMIN, INSTALLER, SUPERVISOR, HubFactory, PublishBatch
-from tests.mosquitto import MosquittoBroker
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.mosquitto import MosquittoBroker
 from tests.test_hub_api import login
 
 ALL_STATES = ("open", "acknowledged", "resolved")

@@ -1,6 +1,6 @@
 """A real Mosquitto broker for tests, on a free loopback port.
 
-    from tests.mosquitto import mosquitto
+    from tests.support.mosquitto import mosquitto
 
     with mosquitto() as broker:          # raises if /usr/sbin/mosquitto is missing: never skips
         host, port = broker              # or broker.host, broker.port
