@@ -44,8 +44,8 @@ from tests.conftest import (
     PublishBatch,
 )
 from tests.support.clock import FakeClock
+from tests.support.hub import fall
 from tests.support.waiting import eventually
-from tests.test_hub_ingest import fall
 
 # Open to anyone: the monitoring health check (counts only), the login itself, and the
 # notification actions, which authenticate by the signed token the push carried.

@@ -31,10 +31,10 @@ from hub.registry.service import SYSTEM
 from hub.watch.bed_state import AWAY_AFTER_S, BedStates
 from tests.conftest import FAMILY, NURSE, SMALL_SITE, HubFactory, PublishBatch, small_site_users
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.hub import publish_raw
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
 from tests.test_console_browser import log_in
-from tests.test_hub_ingest import publish_raw
 
 # Samuel Okafor's son follows his father, who lives at home with a bed sensor the home watches.
 SON = ("okafor-son", "okafor-pw")

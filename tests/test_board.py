@@ -26,9 +26,9 @@ from hub.app import Hub
 from hub.registry.models import Resident
 from hub.registry.service import SYSTEM
 from tests.conftest import EAST_NURSE, NURSE, HubFactory, PublishBatch
+from tests.support.hub import publish_raw
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
-from tests.test_hub_ingest import publish_raw
 
 
 class Gateway:

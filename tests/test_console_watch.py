@@ -30,8 +30,8 @@ from tests.conftest import (
     HubFactory,
 )
 from tests.support.clock import FakeClock
+from tests.support.hub import login
 from tests.support.waiting import eventually
-from tests.test_hub_api import login
 from tests.test_roster_view import sunrise
 
 MORNING = datetime(2026, 11, 23, 6, 58, tzinfo=ZoneInfo("UTC")).timestamp()  # a Monday

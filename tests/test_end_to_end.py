@@ -19,8 +19,9 @@ from simulators.ble_air import BLEAirSender
 from simulators.bthome import button_press
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.conftest import HubFactory
+from tests.support.hub import login
 from tests.support.mosquitto import MosquittoBroker
-from tests.test_hub_api import login, read_stream_events
+from tests.test_hub_api import read_stream_events
 
 BUTTON_ADDRESS = "B4:35:22:F5:3D:A4"
 

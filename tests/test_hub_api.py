@@ -13,16 +13,9 @@ from contract.wire import WireDeviceHealth, devices_topic, encode_devices_report
 from hub.access.auth import token_digest
 from hub.app import Hub
 from tests.conftest import NURSE, HubFactory, PublishBatch
+from tests.support.hub import fall, login, publish_raw
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
-from tests.test_hub_ingest import fall, publish_raw
-
-
-async def login(client: httpx.AsyncClient, user: tuple[str, str] = NURSE) -> str:
-    """Log `user` in (the night nurse by default); the CSRF token their writes need."""
-    response = await client.post("/api/login", json={"username": user[0], "password": user[1]})
-    assert response.status_code == 200, response.text
-    return str(response.json()["csrf_token"])
 
 
 async def open_fall(hub: Hub, publish_batch: PublishBatch, device: str = "radar-101") -> int:

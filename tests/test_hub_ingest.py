@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
-
-import aiomqtt
 
 from contract.wire import MAX_PAYLOAD_BYTES, data_topic, status_topic
-from hub.app import Hub
 from tests.conftest import HubFactory, PublishBatch
+from tests.support.hub import active_alerts, fall, publish_raw
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
-
-
-def fall(device: str, value: bool = True, **extra: Any) -> dict[str, Any]:
-    return {"dev": device, "at": time.time(), "event": "fall", "value": value, **extra}
-
-
-async def active_alerts(hub: Hub) -> list[dict[str, Any]]:
-    return await hub.store.alerts(("open", "acknowledged"), 100)
-
-
-async def publish_raw(broker: MosquittoBroker, topic: str, payload: bytes) -> None:
-    async with aiomqtt.Client(broker.host, broker.port) as client:
-        await client.publish(topic, payload, qos=1)
 
 
 async def test_fall_opens_one_alert_naming_bed_room_and_resident(

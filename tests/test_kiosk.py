@@ -31,8 +31,8 @@ from hub.console.presence import RULE
 from tests.conftest import NURSE, SUPERVISOR, HubFactory
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible
 from tests.support.clock import FakeClock
+from tests.support.hub import login
 from tests.support.waiting import eventually
-from tests.test_hub_api import login
 
 KIOSK = Path(__file__).resolve().parent.parent / "deploy" / "kiosk"
 UNIT = KIOSK / "carewatch-console.service"

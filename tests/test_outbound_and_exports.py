@@ -34,12 +34,11 @@ from hub.core.store import Store
 from hub.notify.base import DeliveryResult
 from hub.registry.models import Resident
 from tests.conftest import ADMIN, INSTALLER, SMALL_SITE, SUPERVISOR, HubFactory, PublishBatch
+from tests.support.hub import fall, login
 from tests.support.waiting import eventually
 from tests.support.webpush_receiver import PushReceiver
 from tests.test_apprise import notification
 from tests.test_figures import cli, hand_built
-from tests.test_hub_api import login
-from tests.test_hub_ingest import fall
 from tests.test_push import FALL, Ward
 from tests.test_push import users as push_users
 

@@ -7,9 +7,8 @@ import json
 import httpx
 
 from tests.conftest import ADMIN, EAST_NURSE, NURSE, SUPERVISOR, HubFactory, PublishBatch
+from tests.support.hub import fall, login
 from tests.support.waiting import eventually
-from tests.test_hub_api import login
-from tests.test_hub_ingest import fall
 
 SECRET_URL = "ntfys://anna:s3cret-pass@ntfy.example.org/jones-family"
 

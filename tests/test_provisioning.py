@@ -39,9 +39,9 @@ from hub.registry.labels import installer_url, qr_png, site_labels, site_pdf
 from hub.registry.service import RegistryService
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.conftest import INSTALLER, HubFactory
+from tests.support.hub import login
 from tests.support.mosquitto import free_port, mosquitto
 from tests.support.waiting import eventually
-from tests.test_hub_api import login
 
 HUB_PASSWORD = "hub-Secret-1"
 BUTTON_MAC = "B4:35:22:F5:3D:A4"

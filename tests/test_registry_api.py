@@ -21,9 +21,8 @@ from hub.access.auth import token_digest
 from hub.app import Hub
 from hub.registry.models import Resident
 from tests.conftest import ADMIN, SMALL_SITE, HubFactory, PublishBatch
+from tests.support.hub import active_alerts, fall, login
 from tests.support.waiting import eventually
-from tests.test_hub_api import login
-from tests.test_hub_ingest import active_alerts, fall
 
 TOKEN = "registry-test-token"
 

@@ -29,8 +29,8 @@ from tests.conftest import (
     hub_config,
 )
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.hub import login
 from tests.support.mosquitto import MosquittoBroker
-from tests.test_hub_api import login
 
 # The standard bed of issue 11, as homes fit it.
 STANDARD_BED: list[dict[str, Any]] = [

@@ -24,8 +24,8 @@ from hub.core.clock import ScaledClock
 from simulators.scenario_world import ScenarioWorld
 from tests.conftest import ADMIN, INSTALLER, SUPERVISOR, HubFactory, PublishBatch
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.hub import login
 from tests.support.mosquitto import MosquittoBroker
-from tests.test_hub_api import login
 
 ALL_STATES = ("open", "acknowledged", "resolved")
 WALKED = {"bed-radar", "fall-radar", "bathroom-radar", "call-button", "smoke-detector", "exit-door"}
