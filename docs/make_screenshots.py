@@ -45,10 +45,10 @@ from contract.wire import data_topic
 from hub.app import Hub
 from hub.core.clock import Clock
 from tests.conftest import FAMILY, INSTALLER, NURSE, SUPERVISOR, hub_config
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.support.mosquitto import MosquittoBroker, mosquitto
 from tests.support.webpush_receiver import PushReceiver
-from tests.test_console_browser import Console, a_day_of_readings, log_in
+from tests.test_console_browser import Console, a_day_of_readings
 from tests.test_family_browser import (
     CARE_SERVICE_PHONE,
     family_hub,
@@ -57,7 +57,6 @@ from tests.test_family_browser import (
     subscribe_for,
 )
 from tests.test_supervisor import start_record
-from tests.test_supervisor_browser import log_in as supervisor_log_in
 from tests.test_walktest import Gateway
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,7 +140,7 @@ async def console_scene(stage: Stage) -> list[Path]:
     hub = await stage.start_hub()
     async with console_page(stage, hub) as console:
         page = console.page
-        await log_in(page)
+        await sign_in(page)
         await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
 
         # Earlier in the night: a smoke alarm in room 101, a false alarm.
@@ -199,7 +198,7 @@ async def resident_scene(stage: Stage) -> list[Path]:
         items = a_day_of_readings(time.time())
         for start in range(0, len(items), 500):
             await console.send_items(items[start : start + 500])
-        await log_in(page)
+        await sign_in(page)
         await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
         await console.send("button-101", "call_button")
         call = console.card("SR-E-101", "Call button")
@@ -274,7 +273,7 @@ async def supervisor_scene(stage: Stage) -> list[Path]:
         )
         async with watched(await context.new_page(), "supervisor view") as page:
             await page.goto(record.hub.url + "/supervisor")
-            await supervisor_log_in(page, SUPERVISOR)
+            await sign_in(page, SUPERVISOR)
             await expect(page.get_by_test_id("figure-row")).to_have_count(5)
             await expect(page.get_by_test_id("overdue-item")).to_have_count(2)
             await expect(page.get_by_test_id("nobody-count")).to_have_text("2")

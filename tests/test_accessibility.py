@@ -29,10 +29,10 @@ from tests.support.browser import (
     CHROMIUM_ARGS,
     assert_accessible,
     axe_script,
+    sign_in,
 )
 from tests.support.webpush_receiver import PushReceiver
 from tests.test_console_browser import Console, a_day_of_readings, console
-from tests.test_console_browser import log_in as console_log_in
 from tests.test_family_browser import (
     CARE_SERVICE_PHONE,
     FamilyPhone,
@@ -41,11 +41,8 @@ from tests.test_family_browser import (
     receiver,
 )
 from tests.test_roster_view import SISTER, a_roster_evening
-from tests.test_roster_view import log_in as roster_log_in
 from tests.test_staff_push import CALL, FALL, LADDER, LOOPBACK, PUSH, ROSTER, WATCH
-from tests.test_staff_push import log_in as staff_log_in
 from tests.test_supervisor_browser import Browser, browser
-from tests.test_supervisor_browser import log_in as supervisor_log_in
 from tests.test_walktest import Gateway
 
 __all__ = ["browser", "console", "phone", "receiver"]  # fixtures of the pages' own browser tests
@@ -63,11 +60,11 @@ async def test_the_staff_console_with_open_acknowledged_and_unreached_alerts(
     page = console.page
     await expect(page.get_by_test_id("login-form")).to_be_visible()
     await assert_accessible(page, "console, signed out")
-    await console_log_in(page, password="not-the-password")
+    await sign_in(page, (NURSE[0], "not-the-password"))
     await expect(page.get_by_test_id("login-error")).to_be_visible()
     await assert_accessible(page, "console, a wrong password")
 
-    await console_log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     await console.send("smoke-101", "smoke", kind="reading")
     smoke = console.card("Room 101", "Smoke alarm")
@@ -105,7 +102,7 @@ async def test_the_resident_page(console: Console) -> None:
     items = a_day_of_readings(time.time())
     for start in range(0, len(items), 500):
         await console.send_items(items[start : start + 500])
-    await console_log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     await console.send("button-101", "call_button")
     call = console.card("SR-E-101", "Call button")
@@ -122,7 +119,7 @@ async def test_the_supervisor_view(browser: Browser) -> None:
     page = browser.page
     await expect(page.get_by_test_id("login-form")).to_be_visible()
     await assert_accessible(page, "supervisor view, signed out")
-    await supervisor_log_in(page, SUPERVISOR)
+    await sign_in(page, SUPERVISOR)
     await expect(page.get_by_test_id("figure-row")).to_have_count(5)
     await expect(page.get_by_test_id("overdue-item")).to_have_count(2)
     await expect(page.get_by_test_id("nobody-count")).to_have_text("2")
@@ -141,7 +138,7 @@ async def test_the_roster_page(hub_factory: HubFactory) -> None:
             await page.goto(hub.url + "/roster")
             await expect(page.get_by_test_id("login-form")).to_be_visible()
             await assert_accessible(page, "roster page, signed out")
-            await roster_log_in(page, SISTER)
+            await sign_in(page, SISTER)
             site = page.locator('[data-testid="roster-site"][data-site="sunrise"]')
             await expect(
                 site.get_by_test_id("zones-now").locator('[data-zone="west"]')
@@ -196,7 +193,7 @@ async def test_the_app_at_family_for_staff(
     )
     async with phone_browser(hub, receiver, publish_batch) as staff_phone:
         page = staff_phone.page
-        await staff_log_in(staff_phone, EAST_NURSE)
+        await sign_in(staff_phone.page, EAST_NURSE)
         await expect(page.get_by_test_id("staff-none")).to_be_visible()
         await assert_accessible(page, "the app for staff, no alerts")
         call = await staff_phone.open_alert(CALL)

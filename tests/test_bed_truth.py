@@ -30,11 +30,10 @@ from hub.registry.models import Gateway
 from hub.registry.service import SYSTEM
 from hub.watch.bed_state import AWAY_AFTER_S, BedStates
 from tests.conftest import FAMILY, NURSE, SMALL_SITE, HubFactory, PublishBatch, small_site_users
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.support.hub import publish_raw
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.waiting import eventually
-from tests.test_console_browser import log_in
 
 # Samuel Okafor's son follows his father, who lives at home with a bed sensor the home watches.
 SON = ("okafor-son", "okafor-pw")
@@ -380,9 +379,9 @@ async def test_the_console_and_the_family_app_show_the_same_label_after_each_cha
         console, phone = pages
         try:
             await console.goto(beds.hub.url + "/")
-            await log_in(console)
+            await sign_in(console)
             await phone.goto(beds.hub.url + "/family")
-            await log_in(phone, password=FAMILY[1], user=FAMILY[0])
+            await sign_in(phone, FAMILY)
             tile = console.locator('[data-testid="bed-tile"][data-bed="SR-E-101"]')
             card = phone.get_by_test_id("resident-card")
             await expect(card).to_have_count(1)  # signed in: a reload keeps the session

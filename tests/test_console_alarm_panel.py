@@ -16,9 +16,9 @@ from playwright.async_api import Locator, Page, expect
 from hub.alerts.lifecycle import Priority, Trigger
 from hub.app import Hub
 from tests.conftest import NURSE
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible, sign_in
 from tests.support.tcpproxy import TcpProxy
-from tests.test_console_browser import Console, console, log_in
+from tests.test_console_browser import Console, console
 
 __all__ = ["console"]  # the fixture, shared with the console's own browser tests
 
@@ -67,7 +67,7 @@ async def test_after_a_reload_the_overlay_lights_up_and_the_first_tap_plays_the_
     console: Console,
 ) -> None:
     page = console.page
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     await console.send("radar-101", "fall")
     await expect(console.card("SR-E-101", "Fall")).to_have_attribute("data-state", "open")
@@ -114,7 +114,7 @@ async def test_after_a_reload_the_overlay_lights_up_and_the_first_tap_plays_the_
     try:
         station = await (await kiosk.new_context()).new_page()
         await station.goto(console.hub.url + "/")
-        await log_in(station)
+        await sign_in(station)
         await expect(station.get_by_test_id("connection-state")).to_have_text("Live")
         await station.reload()
         await expect(station.get_by_test_id("alert-card")).to_have_count(2)
@@ -130,7 +130,7 @@ async def test_the_queue_in_order_with_its_urgency_steps_kinds_and_the_smoke_ban
     page, hub = console.page, console.hub
     await page.set_viewport_size({"width": 1024, "height": 768})  # the tablet
     await page.clock.install()
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
 
     # The night so far, oldest first: each alarm sounds its own pattern as it arrives.
@@ -233,7 +233,7 @@ async def test_losing_the_hub_sounds_and_a_start_without_it_shows_the_last_alert
     async with TcpProxy("127.0.0.1", console.hub.web_port) as proxy:
         # The console talks to the hub through a link the test can break.
         await page.goto(f"http://127.0.0.1:{proxy.port}/")
-        await log_in(page)
+        await sign_in(page)
         await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
         await console.send("radar-101", "fall")
         fall = console.card("SR-E-101", "Fall")

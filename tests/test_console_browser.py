@@ -16,7 +16,7 @@ from playwright.async_api import Locator, Page, async_playwright, expect
 
 from hub.app import Hub
 from tests.conftest import FAMILY, NURSE, SUPERVISOR, HubFactory, PublishBatch
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.support.tcpproxy import TcpProxy
 
 STALE_AFTER_S = 10  # hub/web/console_views.js: the board's tiles are said to be old after this
@@ -92,20 +92,14 @@ async def console(hub_factory: HubFactory, publish_batch: PublishBatch) -> Async
     assert errors == [], f"JavaScript errors in the console: {errors}"
 
 
-async def log_in(page: Page, password: str = NURSE[1], user: str = NURSE[0]) -> None:
-    await page.get_by_test_id("login-username").fill(user)
-    await page.get_by_test_id("login-password").fill(password)
-    await page.get_by_test_id("login-submit").click()
-
-
 async def test_a_wrong_password_shows_an_error_and_no_console(console: Console) -> None:
     page = console.page
     await expect(page.get_by_test_id("login-form")).to_be_visible()
-    await log_in(page, password="not-the-password")
+    await sign_in(page, (NURSE[0], "not-the-password"))
     await expect(page.get_by_test_id("login-error")).to_have_text("Wrong user name or password.")
     await expect(page.get_by_test_id("console")).to_be_hidden()
     # The right password then gets in, and the error goes away.
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("console")).to_be_visible()
     await expect(page.get_by_test_id("login-error")).to_be_hidden()
     await expect(page.get_by_test_id("current-user")).to_have_text("Night Nurse (nurse)")
@@ -115,7 +109,7 @@ async def test_a_family_member_who_opens_the_console_is_sent_to_the_family_app(
     console: Console,
 ) -> None:
     page = console.page
-    await log_in(page, password=FAMILY[1], user=FAMILY[0])
+    await sign_in(page, FAMILY)
     await expect(page).to_have_url(f"{console.hub.url}/family")
     await expect(page.get_by_test_id("family-app")).to_be_visible()
     await expect(page.get_by_test_id("family-user")).to_have_text("Anne Jones")
@@ -127,14 +121,14 @@ async def test_a_family_member_who_opens_the_console_is_sent_to_the_family_app(
 
 async def test_only_a_supervisor_gets_the_link_to_the_supervisor_view(console: Console) -> None:
     page = console.page
-    await log_in(page, password=SUPERVISOR[1], user=SUPERVISOR[0])
+    await sign_in(page, SUPERVISOR)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     link = page.get_by_test_id("supervisor-link")
     await expect(link).to_be_visible()
     await expect(link).to_have_attribute("href", "/supervisor")
     await page.get_by_test_id("logout-button").click()
     await expect(link).to_be_hidden()
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("current-user")).to_have_text("Night Nurse (nurse)")
     await expect(page.get_by_test_id("console")).to_be_visible()
     await expect(link).to_be_hidden()
@@ -142,7 +136,7 @@ async def test_only_a_supervisor_gets_the_link_to_the_supervisor_view(console: C
 
 async def test_a_fall_arrives_live_is_acknowledged_and_resolved(console: Console) -> None:
     page = console.page
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("queue-empty")).to_be_visible()
     await expect(page.get_by_test_id("site-name")).to_have_text("Sunrise Care Home")
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
@@ -208,7 +202,7 @@ async def test_a_fall_arrives_live_is_acknowledged_and_resolved(console: Console
 
 async def test_late_repeated_and_cleared_alerts_say_so(console: Console) -> None:
     page = console.page
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
 
     # Replayed from the gateway's outbox after an outage: sensed four minutes ago.
@@ -239,7 +233,7 @@ async def test_a_lost_stream_shows_the_banner_and_catches_up(console: Console) -
     async with TcpProxy("127.0.0.1", console.hub.web_port) as proxy:
         # The console talks to the hub through a link the test can break.
         await page.goto(f"http://127.0.0.1:{proxy.port}/")
-        await log_in(page)
+        await sign_in(page)
         banner = page.get_by_test_id("connection-banner")
         state = page.get_by_test_id("connection-state")
         await expect(state).to_have_text("Live")
@@ -282,7 +276,7 @@ async def test_a_stopped_hub_shows_the_lost_banner(console: Console) -> None:
     # The page's clock runs on as ever, and the test moves it past the board's staleness limit
     # instead of waiting that long.
     await page.clock.install()
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     await page.get_by_test_id("tab-handover").click()
     await expect(page.get_by_test_id("handover-page")).to_be_visible()
@@ -300,7 +294,7 @@ async def test_a_stopped_hub_shows_the_lost_banner(console: Console) -> None:
 
 async def test_after_a_reload_the_console_asks_for_sound(console: Console) -> None:
     page = console.page
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     await expect(page.get_by_test_id("sound-toggle")).to_have_attribute("data-state", "on")
     await page.reload()
@@ -320,7 +314,7 @@ async def test_after_a_reload_the_console_asks_for_sound(console: Console) -> No
 
 async def test_an_open_fall_above_an_acknowledged_call_and_the_bed_board(console: Console) -> None:
     page = console.page
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
 
     # Earlier in the night: a smoke alarm in room 101 (a room device, no bed), a false alarm.
@@ -399,7 +393,7 @@ async def test_the_bed_board_changes_live_and_leads_to_the_resident_chart(
             )
         ]
     )
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     mary = console.tile("SR-E-101")
     await expect(mary).to_have_attribute("data-state", "unknown")
@@ -452,7 +446,7 @@ async def test_the_bed_board_changes_live_and_leads_to_the_resident_chart(
 
 async def test_the_handover_lists_the_night_alerts(console: Console) -> None:
     page = console.page
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     await console.send("radar-101", "fall")
     fall = console.card("SR-E-101", "Fall")
@@ -518,7 +512,7 @@ async def test_a_resident_page_shows_a_day_of_readings(console: Console) -> None
     items = a_day_of_readings(time.time())
     for start in range(0, len(items), 500):
         await console.send_items(items[start : start + 500])
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     await console.send("button-101", "call_button")
     call = console.card("SR-E-101", "Call button")

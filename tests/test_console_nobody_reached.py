@@ -6,7 +6,8 @@ from __future__ import annotations
 from playwright.async_api import expect
 
 from tests.conftest import NURSE
-from tests.test_console_browser import Console, console, log_in
+from tests.support.browser import sign_in
+from tests.test_console_browser import Console, console
 
 __all__ = ["console"]  # the fixture, shared with the console's own browser tests
 
@@ -15,7 +16,7 @@ async def test_a_fall_that_reaches_nobody_is_a_banner_on_the_console_until_ackno
     console: Console,
 ) -> None:
     page = console.page
-    await log_in(page)
+    await sign_in(page)
     await expect(page.get_by_test_id("console")).to_be_visible()
     await console.send("radar-101", "fall")
 

@@ -25,12 +25,10 @@ from tests.conftest import (
     HubFactory,
     PublishBatch,
 )
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible, sign_in
 from tests.support.waiting import eventually
 from tests.test_board import Gateway, client_for, event, reading
-from tests.test_console_browser import log_in as console_log_in
 from tests.test_supervisor import live_console
-from tests.test_supervisor_browser import log_in as supervisor_log_in
 
 # The night nurse covers the east wing all day; the zone's staff are notified at once.
 ROSTER = {
@@ -199,7 +197,7 @@ async def test_the_board_shows_room_alerts_and_answered_tiles_and_the_supervisor
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         try:
             await page.goto(hub.url + "/")
-            await console_log_in(page)
+            await sign_in(page)
             await expect(page.get_by_test_id("connection-state")).to_have_text("Live")
             await tap_to_arm(page)
 
@@ -246,7 +244,7 @@ async def test_the_board_shows_room_alerts_and_answered_tiles_and_the_supervisor
             await page.set_viewport_size({"width": 1024, "height": 768})
             await page.get_by_test_id("logout-button").click()
             await page.goto(hub.url + "/supervisor")
-            await supervisor_log_in(page, SUPERVISOR)
+            await sign_in(page, SUPERVISOR)
             rows = page.get_by_test_id("alert-row")
             await expect(rows.filter(has_text="Call button")).to_contain_text(
                 "acknowledged by Night Nurse"

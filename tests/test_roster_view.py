@@ -36,7 +36,7 @@ from tests.conftest import (
     HubFactory,
     small_site_users,
 )
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.support.clock import FakeClock
 from tests.support.waiting import eventually
 from tests.support.webpush_receiver import BrowserKeys, PushReceiver
@@ -475,12 +475,6 @@ async def test_supervisors_and_the_rosters_charge_nurses_see_it_no_one_else(
 # --- the page ----------------------------------------------------------------------------------
 
 
-async def log_in(page: Page, who: tuple[str, str]) -> None:
-    await page.get_by_test_id("login-username").fill(who[0])
-    await page.get_by_test_id("login-password").fill(who[1])
-    await page.get_by_test_id("login-submit").click()
-
-
 async def accessibility_problems(page: Page) -> list[str]:
     """What a screen-reader user would miss: unnamed controls and links, headers without a
     scope, skipped heading levels, more than one visible top heading."""
@@ -526,7 +520,7 @@ async def test_the_charge_nurse_sees_the_roster_page(hub_factory: HubFactory) ->
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             await page.goto(hub.url + "/roster")
-            await log_in(page, SISTER)
+            await sign_in(page, SISTER)
             await expect(page.get_by_test_id("roster")).to_be_visible()
             site = page.locator('[data-testid="roster-site"][data-site="sunrise"]')
             await expect(site.locator("h2")).to_have_text("Sunrise Care Home")
@@ -582,7 +576,7 @@ async def test_a_nurse_who_is_not_in_charge_is_told_so(hub_factory: HubFactory) 
         try:
             page = await chromium.new_page()
             await page.goto(hub.url + "/roster")
-            await log_in(page, NURSE)
+            await sign_in(page, NURSE)
             await expect(page.get_by_test_id("view-error")).to_have_text(
                 "Only supervisors and the roster's charge nurses can see the roster."
             )

@@ -29,12 +29,12 @@ from tests.conftest import (
     PublishBatch,
     small_site_users,
 )
+from tests.support.browser import sign_in
 from tests.support.waiting import eventually
 from tests.support.webpush_receiver import Delivered, PushReceiver
 from tests.test_family_browser import (
     PRESS,
     SHOWN,
-    FamilyPhone,
     confirmed_at,
     deliver_to_worker,
     phone_browser,
@@ -107,13 +107,6 @@ def sub_id_of(subscription: dict[str, Any]) -> str:
     return str(subscription["endpoint"]).rsplit("/", 1)[1]
 
 
-async def log_in(phone: FamilyPhone, who: tuple[str, str]) -> None:
-    page = phone.page
-    await page.get_by_test_id("login-username").fill(who[0])
-    await page.get_by_test_id("login-password").fill(who[1])
-    await page.get_by_test_id("login-submit").click()
-
-
 async def test_a_staff_phone_is_pushed_and_answers_im_going_and_i_cant(
     hub_factory: HubFactory, publish_batch: PublishBatch, receiver: PushReceiver
 ) -> None:
@@ -122,7 +115,7 @@ async def test_a_staff_phone_is_pushed_and_answers_im_going_and_i_cant(
     )
     async with phone_browser(hub, receiver, publish_batch) as phone:
         page = phone.page
-        await log_in(phone, EAST_NURSE)
+        await sign_in(phone.page, EAST_NURSE)
         # The same app, for staff: the alerts of her zones, not a relative's page.
         await expect(page.get_by_test_id("staff-app")).to_be_visible()
         await expect(page.get_by_test_id("family-app")).to_be_hidden()

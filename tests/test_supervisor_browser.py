@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from tests.conftest import NURSE, SUPERVISOR, HubFactory, PublishBatch
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, sign_in
 from tests.support.mosquitto import MosquittoBroker
 from tests.test_supervisor import Record, start_record
 
@@ -47,18 +47,12 @@ async def browser(
     assert errors == [], f"JavaScript errors in the supervisor view: {errors}"
 
 
-async def log_in(page: Page, who: tuple[str, str]) -> None:
-    await page.get_by_test_id("login-username").fill(who[0])
-    await page.get_by_test_id("login-password").fill(who[1])
-    await page.get_by_test_id("login-submit").click()
-
-
 async def test_the_supervisor_sees_figures_overdue_alerts_and_downloads_csv(
     browser: Browser,
 ) -> None:
     page, ids = browser.page, browser.record.ids
     await expect(page.get_by_test_id("login-form")).to_be_visible()
-    await log_in(page, SUPERVISOR)
+    await sign_in(page, SUPERVISOR)
     await expect(page.get_by_test_id("supervisor")).to_be_visible()
 
     rows = page.get_by_test_id("figure-row")
@@ -132,7 +126,7 @@ async def test_the_supervisor_sees_figures_overdue_alerts_and_downloads_csv(
 
 async def test_staff_are_told_the_view_is_not_theirs(browser: Browser) -> None:
     page = browser.page
-    await log_in(page, NURSE)
+    await sign_in(page, NURSE)
     await expect(page.get_by_test_id("view-error")).to_have_text(
         "Your role cannot see the supervisor view."
     )

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Page
 
+from tests.conftest import NURSE
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -84,3 +86,10 @@ async def assert_accessible(page: Page, what: str) -> None:
     assert violations == [], (
         f"{what}: {len(violations)} accessibility violation(s):\n{describe(violations)}"
     )
+
+
+async def sign_in(page: Page, who: tuple[str, str] = NURSE) -> None:
+    """Sign in on a staff or family page's form as `who` (user name, password)."""
+    await page.get_by_test_id("login-username").fill(who[0])
+    await page.get_by_test_id("login-password").fill(who[1])
+    await page.get_by_test_id("login-submit").click()
