@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-ROOT = Path(__file__).resolve().parent.parent
-HUB = ROOT / "hub"
+from tests.support.paths import REPO
+
+HUB = REPO / "hub"
 
 # A folder may import the folders of a lower rank, and its own. `config` reads the sections of
 # the folders whose settings it validates; `app` builds and wires everything.
@@ -71,7 +72,7 @@ class Import:
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = path.relative_to(REPO).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -120,7 +121,7 @@ def test_every_hub_folder_is_ranked_and_says_what_it_owns_and_imports() -> None:
 
 def test_every_hub_module_opens_with_a_docstring() -> None:
     missing = [
-        str(path.relative_to(ROOT))
+        str(path.relative_to(REPO))
         for path in hub_modules()
         if not ast.get_docstring(ast.parse(path.read_text()))
     ]
@@ -152,13 +153,13 @@ OWN_PACKAGES: Final = frozenset(
 
 def test_the_contract_device_profiles_and_edge_import_only_what_is_below_them() -> None:
     for package, may in MAY_IMPORT.items():
-        for path in sorted((ROOT / package).rglob("*.py")):
+        for path in sorted((REPO / package).rglob("*.py")):
             wrong = sorted(
                 f"{i.target} (line {i.line})"
                 for i in imports_of(path)
                 if i.target.split(".")[0] in OWN_PACKAGES - {package} - may
             )
-            assert wrong == [], f"{path.relative_to(ROOT)} imports {wrong}"
+            assert wrong == [], f"{path.relative_to(REPO)} imports {wrong}"
 
 
 def test_the_hub_imports_the_edge_only_to_write_a_gateways_configuration() -> None:

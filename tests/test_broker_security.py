@@ -58,9 +58,10 @@ from hub.app import Hub
 from hub.config import BrokerSettings
 from tests.conftest import hub_config
 from tests.support.mosquitto import MosquittoBroker, mosquitto
+from tests.support.paths import REPO
 from tests.support.waiting import eventually
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
+DEPLOY = REPO / "deploy" / "mosquitto"
 MOSQUITTO_PASSWD = os.environ.get("CAREWATCH_MOSQUITTO_PASSWD", "/usr/bin/mosquitto_passwd")
 
 SITE = "sunrise"

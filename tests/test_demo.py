@@ -22,9 +22,9 @@ from typing import IO, Any
 
 import httpx
 
+from tests.support.paths import REPO
 from tests.support.webpush_receiver import Delivered, PushReceiver, PushServiceThread
 
-REPO = Path(__file__).resolve().parent.parent
 DEMO = (sys.executable, "-m", "carewatch.cli", "demo")
 SITE = "sunrise"
 GARDEN_BED = "SR-G-301"

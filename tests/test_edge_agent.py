@@ -25,6 +25,7 @@ from edge.publisher import Backoff
 from simulators.ble_air import BLEAirSender
 from simulators.bthome import Encryption, button_press
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.paths import REPO
 from tests.support.waiting import eventually
 
 FALL = bytes.fromhex("53 59 83 01 00 01 01 32 54 43")
@@ -160,7 +161,7 @@ def test_sigterm_stops_the_agent_process_cleanly(
         f"outbox: {{path: {tmp_path / 'outbox.db'}}}\n"
         f"devices:\n  - {{id: radar-b12, profile: seeed-mr60fda1, port: {port}}}\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     with subprocess.Popen(
         [sys.executable, "-m", "edge.agent", "--config", str(path)],
         env=env,

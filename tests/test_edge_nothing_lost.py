@@ -35,6 +35,7 @@ from simulators.bthome import smoke
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.conftest import HubFactory
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.paths import REPO
 from tests.support.waiting import eventually
 
 RADARS = ("radar-101", "radar-102")
@@ -300,7 +301,7 @@ class AgentProcess:
                 [sys.executable, "-m", "carewatch.cli", "edge", "--config", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+                env={**os.environ, "PYTHONPATH": str(REPO)},
             )
 
     def kill(self) -> None:

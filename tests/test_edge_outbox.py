@@ -9,6 +9,7 @@ from pathlib import Path
 
 from contract.wire import Observation
 from edge.outbox import Outbox
+from tests.support.paths import REPO
 
 
 def obs(i: int, name: str = "heart_rate") -> Observation:
@@ -106,7 +107,7 @@ async def test_committed_items_survive_a_killed_process(tmp_path: Path) -> None:
         str(path),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == -9, stderr.decode()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "fall_to_phone.py"
+from tests.support.paths import REPO
+
+BENCH = REPO / "benchmarks" / "fall_to_phone.py"
 
 
 def test_every_fall_reaches_the_staff_phone_and_its_service_worker() -> None:

@@ -27,8 +27,7 @@ from simulators.fleet import (
 )
 from tests.conftest import HubFactory
 from tests.support.mosquitto import MosquittoBroker, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO
 
 
 async def _until(check: Callable[[], Awaitable[bool]], message: str, within: float = 10.0) -> None:
@@ -135,8 +134,8 @@ def test_cli_names_an_unreachable_broker_and_fails() -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "carewatch.cli", "sim", "fleet", *args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
 
 
 async def _accepted(hub: Hub, at_least: int) -> bool:

@@ -32,9 +32,10 @@ from tests.conftest import NURSE, SUPERVISOR, HubFactory
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, assert_accessible
 from tests.support.clock import FakeClock
 from tests.support.hub import login
+from tests.support.paths import REPO
 from tests.support.waiting import eventually
 
-KIOSK = Path(__file__).resolve().parent.parent / "deploy" / "kiosk"
+KIOSK = REPO / "deploy" / "kiosk"
 UNIT = KIOSK / "carewatch-console.service"
 AUTOSTART = KIOSK / "carewatch-console.desktop"
 AUTOPLAY = "--autoplay-policy=no-user-gesture-required"

@@ -44,9 +44,9 @@ from simulators.scenario_world import ScenarioWorld
 from tests.conftest import HubFactory
 from tests.support.clock import FakeClock
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.paths import REPO
 from tests.support.waiting import eventually
 
-REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(SCENARIOS.glob("*.yaml"))
 ALL_STATES = ("open", "acknowledged", "resolved")
 

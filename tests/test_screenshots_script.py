@@ -12,8 +12,9 @@ from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "screenshots"
+from tests.support.paths import REPO
+
+DOCS = REPO / "docs" / "screenshots"
 # (width, height) in pixels; None where the picture is of the whole page, as tall as it is.
 SIZES: dict[str, tuple[int, int | None]] = {
     "console": (1180, 820),  # the tablet's screen
@@ -33,7 +34,7 @@ def test_the_script_writes_the_five_pictures_into_the_folder_it_is_given(tmp_pat
     before = digests(DOCS)
     out = tmp_path / "shots"
     done = subprocess.run(
-        [str(ROOT / "scripts" / "screenshots"), "--out", "shots"],
+        [str(REPO / "scripts" / "screenshots"), "--out", "shots"],
         cwd=tmp_path,  # the script finds the checkout by itself; --out is from here
         capture_output=True,
         text=True,
