@@ -13,19 +13,19 @@ from typing import Final
 
 from carewatch.logging_setup import configure_logging
 
-# name: (module, function that adds the subcommand's parser, one-line help)
-COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
-    "demo": ("carewatch.demo", "add_demo_parser", "run a simulated care home end to end"),
-    "hub": ("carewatch.hub_cmd", "add_hub_parser", "run the central hub"),
-    "edge": ("edge.agent", "add_edge_parser", "run the gateway agent"),
-    "decode": ("carewatch.decode_cmd", "add_decode_parser", "decode captured frames or adverts"),
-    "sim": ("carewatch.sim_cmd", "add_sim_parser", "device simulators"),
-    "report": ("carewatch.report_cmd", "add_report_parser", "response-time figures"),
-    "registry": ("carewatch.registry_cmd", "add_registry_parser", "sites, beds, residents"),
-    "walktest": ("carewatch.walktest_cmd", "add_walktest_parser", "walk test every device"),
-    # provisioning (carewatch/provision_cmd.py)
-    "provision": ("carewatch.provision_cmd", "add_provision_parser", "set up sites and gateways"),
-    "users": ("carewatch.users_cmd", "add_users_parser", "users, passwords and API tokens"),
+# name: one-line help; the subcommand is carewatch/commands/<name>.py, its parser added by
+# its add_<name>_parser.
+COMMANDS: Final[dict[str, str]] = {
+    "demo": "run a simulated care home end to end",
+    "hub": "run the central hub",
+    "edge": "run the gateway agent",
+    "decode": "decode captured frames or adverts",
+    "sim": "device simulators",
+    "report": "response-time figures",
+    "registry": "sites, beds, residents",
+    "walktest": "walk test every device",
+    "provision": "set up sites and gateways",
+    "users": "users, passwords and API tokens",
 }
 
 
@@ -39,9 +39,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((arg for arg in argv if arg in COMMANDS), None)
-    for name, (module, function, summary) in COMMANDS.items():
+    for name, summary in COMMANDS.items():
         if name == chosen:
-            getattr(importlib.import_module(module), function)(subparsers)
+            module = importlib.import_module(f"carewatch.commands.{name}")
+            getattr(module, f"add_{name}_parser")(subparsers)
         else:
             subparsers.add_parser(name, help=summary)
     return parser

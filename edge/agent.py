@@ -440,11 +440,9 @@ async def main(config_path: str | Path) -> int:
     return 0
 
 
-def add_edge_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `edge --config FILE [--log-level LEVEL]`; sets `func` to run it (returns exit code)."""
-    parser = subparsers.add_parser(
-        "edge", help="run the gateway agent", description="Run the carewatch edge agent."
-    )
+def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE [--log-level LEVEL]`, for `carewatch edge` and `python -m edge.agent`;
+    sets `func` to run the agent (returns the exit code)."""
     parser.add_argument("--config", required=True, type=Path, help="edge YAML configuration")
     parser.add_argument(
         "--log-level",
@@ -453,10 +451,10 @@ def add_edge_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="logging level (default: carewatch's --log-level, INFO)",
     )
-    parser.set_defaults(func=run_edge_command)
+    parser.set_defaults(func=run_agent_command)
 
 
-def run_edge_command(args: argparse.Namespace) -> int:
+def run_agent_command(args: argparse.Namespace) -> int:
     level = args.edge_log_level or getattr(args, "log_level", None) or "INFO"
     if not logging.getLogger().handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -468,9 +466,11 @@ def run_edge_command(args: argparse.Namespace) -> int:
 
 
 def _cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.agent")
-    add_edge_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["edge", *(argv if argv is not None else sys.argv[1:])])
+    parser = argparse.ArgumentParser(
+        prog="python -m edge.agent", description="Run the carewatch edge agent."
+    )
+    add_agent_arguments(parser)
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     return int(args.func(args))
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from carewatch.decode_cmd import add_decode_parser, decode_main, run_decode
+from carewatch.commands.decode import add_decode_parser, decode_main, run_decode
 from simulators import xiaomi
 from simulators.bthome import Encryption, button_press, door_window, motion, smoke
 

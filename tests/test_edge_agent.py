@@ -18,8 +18,9 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from carewatch.commands.edge import add_edge_parser
 from contract.wire import WireBatch, WireStatus
-from edge.agent import EdgeAgent, add_edge_parser, main
+from edge.agent import EdgeAgent, main
 from edge.config import BLEConfig, BrokerConfig, DeviceConfig, EdgeConfig, OutboxConfig
 from edge.publisher import Backoff
 from simulators.ble_air import BLEAirSender

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from carewatch.cli import build_parser
-from carewatch.report_cmd import run_report
+from carewatch.commands.report import run_report
 from hub.access.permissions import Grant
 from hub.access.users import UserStore
 from hub.core.store import AuditEntry, Store

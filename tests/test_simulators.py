@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from carewatch.sim_cmd import add_sim_parser
+from carewatch.commands.sim import add_sim_parser
 from contract.wire import Observation
 from device_profiles import load_profile
 from edge.decoders.adstructures import decode_air_message, parse_advertising_data

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from carewatch.walktest_cmd import WalkOutcome, save_report, summary, walk, walk_scenario
+from carewatch.commands.walktest import WalkOutcome, save_report, summary, walk, walk_scenario
 from hub.app import Hub
 from hub.commissioning.report import build_report, render_pdf
 from hub.core.clock import ScaledClock

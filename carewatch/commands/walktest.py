@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from carewatch.demo import local_hub_config, start_embedded_broker
+from carewatch.demo.broker import start_embedded_broker
+from carewatch.demo.hub_config import local_hub_config
 from hub.app import Hub
 from hub.commissioning.report import (
     CommissioningReport,

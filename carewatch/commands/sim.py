@@ -110,7 +110,7 @@ def add_sim_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     for kind, description in BLE.items():
         _add_ble_parser(kinds.add_parser(kind, help=f"send one advert of {description}"), kind)
     _add_scenario_parser(kinds)
-    from carewatch.fleet_cmd import add_fleet_parser  # here: device simulators skip aiomqtt
+    from carewatch.commands.fleet import add_fleet_parser  # here: device simulators skip aiomqtt
 
     add_fleet_parser(kinds)
 
@@ -141,7 +141,7 @@ def _speed(text: str) -> float:
 
 
 def _run_scenario(args: argparse.Namespace) -> int:
-    from carewatch.scenario_cmd import run_scenario_command  # the hub, only when asked for
+    from carewatch.commands.scenario import run_scenario_command  # the hub, only when asked for
 
     return run_scenario_command(args)
 

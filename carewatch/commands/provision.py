@@ -18,7 +18,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from carewatch.registry_cmd import Unreachable, _kind_from_name, cli_actor, open_hub_registry
+from carewatch.commands.registry import Unreachable, _kind_from_name, cli_actor, open_hub_registry
 from hub.commissioning.provisioning import Address, Bundle, DeviceRequest, Provisioner
 from hub.config import HubConfig
 from hub.registry.csv_import import LAYOUTS, ImportRejected

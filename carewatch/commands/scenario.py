@@ -18,7 +18,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from carewatch.demo import local_hub_config, start_embedded_broker
+from carewatch.demo.broker import start_embedded_broker
+from carewatch.demo.hub_config import local_hub_config
 from contract.yaml_documents import ConfigError
 from hub.app import Hub
 from hub.core.clock import ScaledClock

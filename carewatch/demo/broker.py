@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -49,3 +50,16 @@ class EmbeddedBroker:
 
     async def stop(self) -> None:
         await self._broker.shutdown()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+async def start_embedded_broker() -> EmbeddedBroker:
+    """An embedded MQTT broker on a free loopback port (the demo and `carewatch sim scenario`)."""
+    broker = EmbeddedBroker("127.0.0.1", _free_port("127.0.0.1"))
+    await broker.start()
+    return broker

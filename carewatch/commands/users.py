@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from carewatch.registry_cmd import Unreachable, cli_actor, open_hub_registry
+from carewatch.commands.registry import Unreachable, cli_actor, open_hub_registry
 from hub.access.permissions import ALL_SITES, ROLES, Grant, Role
 from hub.access.users import USERNAME_PATTERN, Token, User, UserError, UserStore, hash_password
 from hub.config import HubConfig

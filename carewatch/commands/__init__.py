@@ -1,0 +1,1 @@
+"""The `carewatch` subcommands, one module each; `carewatch/cli.py` imports only the chosen one."""
