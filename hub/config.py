@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from contract.yaml_documents import ConfigError, check_ca_file, validate_document
 from hub.access.permissions import GrantFields
 from hub.access.users import USERNAME_PATTERN, ConfigToken, ConfigUser
+from hub.core.outbound import OutboundPolicy, ip_literal
 from hub.escalation.policy import EscalationConfig
 from hub.escalation.roster import RosterConfig
-from hub.notify.outbound import OutboundPolicy, ip_literal
 from hub.registry.index import Registry, RegistryError, SiteSpec
 from hub.watch.settings import WatchConfig
 
@@ -152,7 +152,7 @@ HOST_NAME = r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
 
 
 class OutboundSettings(BaseModel):
-    """Internal hosts the hub may send to after all (hub/notify/outbound.py,
+    """Internal hosts the hub may send to after all (hub/core/outbound.py,
     docs/configuration.md)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -191,7 +191,7 @@ class HubConfig(BaseModel):
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
     push: PushSettings = Field(default_factory=PushSettings)  # hub/notify/push.py
-    outbound: OutboundSettings = Field(default_factory=OutboundSettings)  # hub/notify/outbound.py
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)  # hub/core/outbound.py
 
     @model_validator(mode="after")
     def _people_are_users(self) -> HubConfig:

@@ -20,9 +20,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from hub.notify.apprise_channel import AppriseNotifier, url_problem
+from hub.core.outbound import OutboundPolicy
+from hub.notify.apprise_channel import AppriseNotifier
 from hub.notify.base import DeliveryResult, Notification, Recipient
-from hub.notify.outbound import OutboundPolicy
+from hub.registry.contact_urls import url_problem
 from hub.registry.csv_import import ImportRejected, import_csv
 from hub.registry.models import Contact, RegistryError, Resident, parse_record
 from tests.conftest import ADMIN, HubFactory

@@ -245,7 +245,7 @@ async def test_apprise_urls_at_internal_addresses_are_refused_when_saved(
     ],
 )
 def test_internal_addresses_are_recognised(address: str, kind: str | None) -> None:
-    from hub.notify.outbound import address_kind
+    from hub.core.outbound import address_kind
 
     assert address_kind(ipaddress.ip_address(address)) == kind
 
@@ -292,8 +292,8 @@ async def test_a_url_an_older_hub_stored_is_refused_when_used_and_nothing_is_sen
 
 
 async def test_a_redirect_to_an_internal_address_is_not_followed() -> None:
+    from hub.core.outbound import OutboundPolicy
     from hub.notify.apprise_channel import AppriseNotifier
-    from hub.notify.outbound import OutboundPolicy
 
     allowed = OutboundPolicy.of(["127.0.0.1"])
     with Http("127.0.0.2") as internal:

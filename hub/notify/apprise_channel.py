@@ -1,35 +1,33 @@
 """Apprise: fallback channels of a resident's contacts (ntfy, Telegram, e-mail, SMS gateways).
 
 A contact's `notify:` list holds up to five Apprise URLs (https://appriseit.com/services/), each
-checked with Apprise itself when it is entered. The escalation engine hands a contact to the
-`AppriseNotifier` (channel `apprise`) at the steps that allow that channel; the notifier sends
-to each URL separately, so the attempt's detail says which services accepted
-(`ntfy ok, mailto failed`), and the attempt counts as delivered when at least one did.
+checked with Apprise itself when it is entered (hub/registry/contact_urls.py). The escalation
+engine hands a contact to the `AppriseNotifier` (channel `apprise`) at the steps that allow that
+channel; the notifier sends to each URL separately, so the attempt's detail says which services
+accepted (`ntfy ok, mailto failed`), and the attempt counts as delivered when at least one did.
 
 URLs carry secrets (tokens, passwords): they are never logged, written to an attempt or put in
 a detail or an error message. A service is named by its scheme only.
 
 A URL whose host is an internal address (loopback, private, link-local …) is refused when it is
-saved (`private_url_problem`, called by the registry) and again when it is used, and every
-connection a delivery makes is checked while it is made (hub/notify/outbound.py); Apprise is told
-not to follow redirects. An administrator allows an internal host with `outbound.allowed_hosts`.
+saved (hub/registry/contact_urls.py) and again when it is used, and every connection a delivery
+makes is checked while it is made (hub/core/outbound.py); Apprise is told not to follow redirects.
+An administrator allows an internal host with `outbound.allowed_hosts`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import apprise
-from apprise import plugins
-from apprise.manager_plugins import NotificationManager
 
+from hub.core.outbound import OutboundPolicy
 from hub.notify.base import DeliveryResult, Notification, Recipient
-from hub.notify.outbound import OutboundPolicy, private_refusal
+from hub.registry.contact_urls import network_hosts, scheme_of, url_parts
 
 log = logging.getLogger("carewatch.hub.notify.apprise")
 
@@ -44,38 +42,8 @@ NOTIFY_TYPES: Final = {
 # Alerts that must wake someone: ntfy's highest priority ("max", also called "urgent").
 WAKING: Final = frozenset({"emergency", "urgent"})
 NTFY_SCHEMES: Final = frozenset({"ntfy", "ntfys"})
-SERVICES_PAGE: Final = "https://appriseit.com/services/"
-_SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 LocalTime = Callable[[dict[str, Any]], datetime]
-
-
-def url_problem(url: str) -> str | None:
-    """What is wrong with an Apprise URL, in words a person can act on; None if usable.
-
-    The answer names the service's scheme and where its URL format is described, never the
-    URL itself (it may hold a password or a token).
-    """
-    if not url or any(char.isspace() for char in url):
-        return "an Apprise URL is one word without spaces, like ntfy://ntfy.sh/my-topic"
-    scheme = _SCHEME.match(url)
-    if scheme is None:
-        return (
-            "not an Apprise URL: it must start with a service, like ntfy://, tgram://, "
-            f"mailto:// or json:// (see {SERVICES_PAGE})"
-        )
-    if apprise.Apprise.instantiate(url) is not None:
-        return None
-    name = scheme[1].lower()
-    services = NotificationManager()  # type: ignore[no-untyped-call]
-    if name not in services:
-        return f"Apprise has no service {name}:// (the services and their URLs: {SERVICES_PAGE})"
-    service = services[name]
-    guide = getattr(service, "setup_url", None) or SERVICES_PAGE
-    return (
-        f"the {service.service_name} URL ({name}://…) is incomplete or has a wrong part; "
-        f"its format is described at {guide}"
-    )
 
 
 class AppriseNotifier:
@@ -184,34 +152,10 @@ def _notify(url: str, title: str, body: str, priority: str, outbound: OutboundPo
     return f"refused (a connection to {guard.refused[0]})" if guard.refused else "failed"
 
 
-def network_hosts(service: Any) -> list[str]:
-    """The hosts an Apprise service connects to that its URL names: the host of self-hosted
-    services (json://, ntfy://, mailto:// …), and a mail service's SMTP server. Services with a
-    fixed address (Telegram, Slack …) name none: their URL's "host" is a token."""
-    hosts: list[str] = []
-    if "host" in (getattr(service, "template_tokens", None) or {}):
-        hosts.append(getattr(service, "host", None) or "")
-    hosts.append(getattr(service, "smtp_host", None) or "")
-    return list(dict.fromkeys(host for host in hosts if isinstance(host, str) and host))
-
-
-def private_url_problem(url: str, outbound: OutboundPolicy) -> str | None:
-    """Why a usable Apprise URL must not be saved: it points at an internal address that
-    `outbound.allowed_hosts` does not allow. Resolves host names: call it off the event loop."""
-    service = apprise.Apprise.instantiate(url)
-    if service is None:
-        return None  # url_problem explains what is wrong with it
-    for host in network_hosts(service):
-        problem = outbound.host_problem(host)
-        if problem is not None:
-            return private_refusal(masked(url), problem)
-    return None
-
-
 def _with_defaults(url: str, priority: str) -> dict[str, Any] | str:
     """The URL's parts with our timeouts, no redirects, and ntfy's top priority for a waking
     alert, unless the URL sets them itself (a URL cannot ask for redirects)."""
-    parts = _parts(url)
+    parts = url_parts(url)
     if parts is None:
         return url
     # A redirect could lead anywhere; the guard would stop it at an internal address, but a
@@ -229,39 +173,11 @@ def _with_defaults(url: str, priority: str) -> dict[str, Any] | str:
 
 def _labels(urls: Sequence[str]) -> list[str]:
     """Each URL named by its scheme only; a scheme used twice gets its position (`json#2`)."""
-    schemes = [_scheme_of(url) for url in urls]
+    schemes = [scheme_of(url) for url in urls]
     return [
         f"{scheme}#{n}" if schemes.count(scheme) > 1 else scheme
         for n, scheme in enumerate(schemes, 1)
     ]
-
-
-def masked(url: str) -> str:
-    """An Apprise URL as people may see it: its service, none of its secrets."""
-    return f"{_scheme_of(url)}://…"
-
-
-def masked_contacts(fields: dict[str, Any]) -> dict[str, Any]:
-    """A resident's fields with every contact's Apprise URLs masked."""
-    contacts = fields.get("contacts")
-    if not contacts:
-        return fields
-    shown = [{**c, "notify": [masked(url) for url in c.get("notify") or []]} for c in contacts]
-    return {**fields, "contacts": shown}
-
-
-def _scheme_of(url: str) -> str:
-    parts = _parts(url)
-    if parts is not None and parts.get("schema"):
-        return str(parts["schema"])
-    match = _SCHEME.match(url)
-    return match[1].lower() if match else "url"
-
-
-def _parts(url: str) -> dict[str, Any] | None:
-    """The URL's parts as Apprise's plugin for it reads them; None if no plugin can."""
-    parts: dict[str, Any] | None = plugins.url_to_dict(url)  # type: ignore[no-untyped-call]
-    return parts
 
 
 def _utc_opening(alert: dict[str, Any]) -> datetime:

@@ -46,9 +46,9 @@ from hub.access.permissions import Grant, Principal
 from hub.access.users import User
 from hub.config import HubConfig, PushSettings
 from hub.core.clock import Clock
+from hub.core.outbound import OutboundPolicy, private_refusal
 from hub.core.store import AuditEntry, Store
 from hub.notify.base import DeliveryResult, Notification, Recipient
-from hub.notify.outbound import OutboundPolicy, private_refusal
 
 log = logging.getLogger("carewatch.hub.push")
 

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from contract.wire import Identifier
-from hub.notify.apprise_channel import url_problem
+from hub.registry.contact_urls import url_problem
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 BedCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]

@@ -42,7 +42,7 @@ from hub.access.permissions import (
     require,
     resident_visible,
 )
-from hub.notify.apprise_channel import masked_contacts
+from hub.registry.contact_urls import masked_contacts
 from hub.registry.csv_import import ImportRejected, RowProblem
 from hub.registry.data import Change, RegistryData
 from hub.registry.index import Registry

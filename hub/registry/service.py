@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeVar
 
 from hub.core.clock import Clock
+from hub.core.outbound import OutboundPolicy
 from hub.core.store import AuditEntry, Store
-from hub.notify.apprise_channel import masked_contacts, private_url_problem
-from hub.notify.outbound import OutboundPolicy
+from hub.registry.contact_urls import masked_contacts, private_url_problem
 from hub.registry.csv_import import import_csv
 from hub.registry.data import Change, RegistryData, data_from_specs, when
 from hub.registry.index import Registry, RegistryIndex
@@ -152,7 +152,7 @@ class RegistryService:
 
     def _check_contact_urls(self, before: RegistryData, changes: list[Change]) -> None:
         """A contact's new Apprise URL must not point at an internal address
-        (hub/notify/outbound.py). URLs a resident already had are left to the check made when they
+        (hub/core/outbound.py). URLs a resident already had are left to the check made when they
         are used."""
         for change in changes:
             record = change.record
