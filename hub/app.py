@@ -1,4 +1,6 @@
-"""The hub process: wires store, registry, rules, alerts, MQTT and the web server together."""
+"""The hub process and its one wiring place: `Hub.start` builds every part in the order of what
+it needs, says who talks to whom, makes every subscription between parts, and serves the one
+router list (`ROUTERS`) with the parts the routes ask for (hub/http/deps.py)."""
 
 from __future__ import annotations
 
@@ -6,137 +8,189 @@ import asyncio
 import gc
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from fastapi import APIRouter
 
+from hub.access import routes as access_routes
 from hub.access.auth import Authenticator
 from hub.access.users import UserError, UserStore
+from hub.alerts import routes as alert_routes
 from hub.alerts.lifecycle import AlertBus, AlertService
-from hub.commissioning.provision_routes import provision_routes
+from hub.commissioning import provision_routes, walktest_routes
 from hub.commissioning.provisioning import Provisioner
 from hub.commissioning.walktest import WalkTests
-from hub.commissioning.walktest_routes import walktest_routes
 from hub.config import HubConfig
-from hub.console.presence import Consoles, ConsoleWatch, start_console_watch
-from hub.console.presence_routes import console_presence_routes
-from hub.console.routes import console_routes
+from hub.console import presence_routes
+from hub.console import routes as console_routes
+from hub.console.board import BedBoard
+from hub.console.presence import Consoles, ConsoleWatch
 from hub.core.clock import Clock, SystemClock
 from hub.core.store import Store
 from hub.core.timers import Timers
-from hub.escalation.engine import Escalation, start_escalation
-from hub.escalation.oncall_routes import oncall_routes
-from hub.escalation.roster_routes import RosterView, roster_routes
-from hub.escalation.roster_watch import start_roster_watch
-from hub.escalation.routes import escalation_routes
-from hub.family.routes import family_routes
+from hub.escalation import oncall_routes, roster_routes
+from hub.escalation import routes as escalation_routes
+from hub.escalation.engine import APPRISE_BUDGET_S, Escalation, RegistryContacts
+from hub.escalation.policy import EscalationPolicies
+from hub.escalation.roster import Roster
+from hub.escalation.roster_routes import RosterView
+from hub.escalation.roster_watch import RosterWatch
+from hub.family import routes as family_routes
+from hub.family.view import FamilyView
 from hub.http.app import create_app
+from hub.http.deps import CLOCK, HIDE_ALERT, NAME_OF, Key
 from hub.ingest.mqtt_link import MqttLink
 from hub.ingest.pipeline import Ingest
+from hub.notify import routes as push_routes
+from hub.notify.apprise_channel import AppriseNotifier
+from hub.notify.base import ConsoleNotifier
 from hub.notify.push import PushNotifier, PushService
-from hub.notify.routes import push_routes
+from hub.registry import routes as registry_routes
 from hub.registry.index import Registry
 from hub.registry.service import RegistryService
-from hub.supervisor.routes import supervisor_routes
+from hub.supervisor import routes as supervisor_routes
+from hub.supervisor.overview import Sources
 from hub.watch.bed_state import BedStates
 from hub.watch.rules import Watch
 from hub.watch.settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub")
 
+# Every route of the hub, in the order they are matched.
+ROUTERS: tuple[APIRouter, ...] = (
+    registry_routes.router,  # sites, zones, rooms, beds, residents, gateways, devices
+    access_routes.router,  # sign in, sign out, who am I
+    alert_routes.router,  # the alert queue
+    presence_routes.router,  # the live stream, and the consoles connected and armed
+    escalation_routes.router,  # an alert's escalation, who is on duty, figures
+    supervisor_routes.router,  # the supervisor view, its data and CSV exports
+    push_routes.router,  # Web Push: key, subscriptions, notification actions
+    oncall_routes.router,  # staff "I can't"
+    family_routes.router,  # the family app and its API
+    roster_routes.router,  # the roster view
+    walktest_routes.router,  # walk tests and the installer's page
+    console_routes.router,  # bed board, resident pages, handover
+    provision_routes.router,  # provisioning and bed labels
+)
+
 
 @dataclass
 class Hub:
-    """A running hub. Build it with `Hub.start`, stop it with `stop()`."""
+    """A running hub: every part, built and wired by `Hub.start`; stop it with `stop()`."""
 
     config: HubConfig
+    clock: Clock
     store: Store
+    users: UserStore
+    registry_admin: RegistryService
     registry: Registry
-    ingest: Ingest
     bus: AlertBus
     alerts: AlertService
     timers: Timers
+    walktests: WalkTests
     watch: Watch
     beds: BedStates
+    push: PushService
+    escalation: Escalation
+    roster_watch: RosterWatch
+    console_watch: ConsoleWatch
+    ingest: Ingest
     mqtt: MqttLink
     web_port: int
+    unsubscribe: list[Callable[[], None]]
+    _server: uvicorn.Server = field(init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _server: uvicorn.Server | None = None
-    registry_admin: RegistryService | None = None
-    escalation: Escalation | None = None
-    walktests: WalkTests | None = None
-    users: UserStore | None = None
-    push: PushService | None = None
-    console_watch: ConsoleWatch | None = None
 
     @classmethod
     async def start(cls, config: HubConfig, clock: Clock | None = None) -> Hub:
+        """The one wiring place: every part built in the order of what it needs, and every
+        subscription between parts made here."""
         clock = clock or SystemClock()
+        policy = WatchPolicy(config.watch)
         store = await Store.open(config.database)
+        # the users table, with the config file's users and tokens (hub/access/users.py)
         users = await _open_users(store, config, clock)
+        # the registry and its one write path (hub/registry/service.py)
         registry_admin = await RegistryService.open(
             store,
             clock,
             config.sites,
             config.organisation,
             config.outbound.policy(),
-            WatchPolicy(config.watch),
+            policy,
         )
         registry = registry_admin.registry
+        # alerts: the live consoles' bus, and the alert lifecycle that publishes to it
         bus = AlertBus()
         alerts = AlertService(store, bus, clock)
         await alerts.load()
         timers = Timers(store, clock)
         await timers.load()
-        watch = Watch(registry, alerts, timers, WatchPolicy(config.watch), clock)
+        # walk tests turn a site's (or gateway's) alerts into test alerts (commissioning/)
+        walktests = await WalkTests.open(store, registry, alerts, clock, registry_admin.policy)
+        # the rules: the watch raises alerts from items and timers, asking the walk tests
+        # whether an alert is a test
+        watch = Watch(registry, alerts, timers, policy, clock, walktests.under_test)
         await watch.start()
         # every bed's state, one truth for the board, the family app and the resident page
         beds = BedStates(store, registry)
-        watch.item_observers.append(beds.observe)
-        registry_admin.on_change(watch.start)
-        # escalation: roster, steps as durable timers, notifications (hub/escalation/engine.py)
-        escalation = await start_escalation(
-            config,
+        # Web Push to phones (hub/notify/push.py)
+        push = await PushService.open(store, clock, config, config.web.secret_key)
+        # escalation: roster, steps as durable timers, and every channel it notifies through:
+        # the consoles on the bus, Apprise, and Web Push only to active users who may see the
+        # alert (a family responder, as the escalation's policy says, gets "I'm handling it")
+        roster = Roster(config.roster, policy)
+        escalation = Escalation(
             store=store,
             alerts=alerts,
             timers=timers,
-            registry=registry,
-            consoles=bus,
-            clock=clock,
+            roster=roster,
+            policies=EscalationPolicies(config.escalation),
+            watch=policy,
+            contacts=RegistryContacts(registry),
             names=users.name_of,
+            clock=clock,
             managers=users.managers,
+            notifiers=[
+                ConsoleNotifier(bus),
+                AppriseNotifier(
+                    budget_s=APPRISE_BUDGET_S,
+                    local_time=lambda alert: policy.settings(
+                        alert["site"], alert["zone"], alert["resident_code"]
+                    ).local(alert["opened_at"]),
+                    outbound=config.outbound.policy(),
+                ),
+                # the engine is built by this very call: asked only once alerts come
+                PushNotifier(push, users, lambda alert: escalation.family_may_handle(alert)),
+            ],
         )
-        # Web Push to phones (hub/notify/push.py), one more channel for the escalation
-        push = await PushService.open(store, clock, config, config.web.secret_key)
-        # only to active users who may see the alert; a family responder gets "I'm handling it"
-        escalation.add_notifier(PushNotifier(push, users, escalation.family_may_handle))
+        await escalation.start()
         await escalation.deliver_leftovers()
         # a zone nobody covers is a trouble alert at shift start (hub/escalation/roster_watch.py)
-        roster_watch = await start_roster_watch(
-            escalation.roster, registry, alerts, store, timers, WatchPolicy(config.watch), clock
-        )
-        registry_admin.on_change(roster_watch.check_all)
+        roster_watch = RosterWatch(roster, registry, alerts, store, timers, policy, clock)
+        await roster_watch.check_all()
         # a staffed zone with no armed console is a trouble alert (hub/console/presence.py)
-        console_watch = await start_console_watch(
-            Consoles(clock),
-            escalation.roster,
-            registry,
-            alerts,
-            store,
-            timers,
-            WatchPolicy(config.watch),
-            clock,
+        console_watch = ConsoleWatch(
+            Consoles(clock), roster, registry, alerts, store, timers, policy, clock
         )
-        registry_admin.on_change(console_watch.check_all)
-        walktests = await WalkTests.open(  # walk test
-            store, registry, alerts, clock, registry_admin.policy
-        )
-        watch.item_observers.append(walktests.observe)
-        watch.under_test = walktests.under_test
+        await console_watch.start()
+        # items: ingest stores them and hands them to the watch; the MQTT link feeds ingest
+        # and tells the watch when another client keeps taking the hub's broker session
         ingest = Ingest(registry, store, watch, clock)
         mqtt = MqttLink(config.broker, ingest, clock, on_takeover=watch.on_hub_takeover)
+        unsubscribe = [
+            # the watch hands every item on to the bed states and the walk tests
+            watch.observe(beds.observe),
+            watch.observe(walktests.observe),
+            # a registry change: standing timers for new devices, zones' cover checked again
+            registry_admin.on_change(watch.start),
+            registry_admin.on_change(roster_watch.check_all),
+            registry_admin.on_change(console_watch.check_all),
+        ]
         try:
             sock = _bind(config.web.host, config.web.port)
         except OSError:
@@ -144,24 +198,27 @@ class Hub:
             raise
         hub = cls(
             config,
+            clock,
             store,
+            users,
+            registry_admin,
             registry,
-            ingest,
             bus,
             alerts,
             timers,
+            walktests,
             watch,
             beds,
+            push,
+            escalation,
+            roster_watch,
+            console_watch,
+            ingest,
             mqtt,
             sock.getsockname()[1],
+            unsubscribe,
         )
-        hub.registry_admin = registry_admin
-        hub.escalation = escalation
-        hub.walktests = walktests
-        hub.users = users
-        hub.push = push
-        hub.console_watch = console_watch
-        hub._serve(sock, registry_admin, Authenticator(users, store, clock))
+        hub._serve(sock, Authenticator(users, store, clock))
         hub._tasks.append(asyncio.create_task(timers.run(hub._stop), name="hub-timers"))
         hub._tasks.append(
             asyncio.create_task(timers.run_flusher(hub._stop), name="hub-timer-writer")
@@ -180,90 +237,64 @@ class Hub:
         _freeze_what_start_built()
         return hub
 
-    def _serve(
-        self, sock: socket.socket, registry_admin: RegistryService, auth: Authenticator
-    ) -> None:
+    def _parts(self, auth: Authenticator) -> dict[Key, object]:
+        """What the routes ask for (hub/http/deps.py): each part by its class, or its slot."""
+        policy = WatchPolicy(self.config.watch)
+        escalation = self.escalation
+        return {
+            CLOCK: self.clock,
+            HIDE_ALERT: self.walktests.hides,
+            NAME_OF: self.users.name_of,
+            Store: self.store,
+            Registry: self.registry,
+            RegistryService: self.registry_admin,
+            Authenticator: auth,
+            UserStore: self.users,
+            AlertBus: self.bus,
+            AlertService: self.alerts,
+            WatchPolicy: policy,
+            BedStates: self.beds,
+            # the board keeps each zone's tiles encoded, never a walk test's alert
+            BedBoard: BedBoard(self.beds, self.walktests.hides),
+            PushService: self.push,
+            push_routes.RESPONSES: escalation,
+            family_routes.HELPDESK: escalation,
+            Escalation: escalation,
+            Roster: escalation.roster,
+            RosterView: RosterView(
+                escalation.roster, self.registry, self.store, self.bus, self.users, self.clock
+            ),
+            ConsoleWatch: self.console_watch,
+            WalkTests: self.walktests,
+            FamilyView: FamilyView(
+                self.registry,
+                self.store,
+                self.clock,
+                self.users.display_names,
+                escalation.family_may_handle,
+                self.users.responders,
+                self.beds,
+            ),
+            Sources: Sources(
+                store=self.store,
+                registry=self.registry,
+                roster=escalation.roster,
+                escalation=EscalationPolicies(self.config.escalation),
+                watch=policy,
+            ),
+            Provisioner: Provisioner(self.registry_admin, self.store, self.config),
+        }
+
+    def _serve(self, sock: socket.socket, auth: Authenticator) -> None:
         app = create_app(
-            store=self.store,
-            alerts=self.alerts,
-            bus=self.bus,
+            routers=ROUTERS,
+            parts=self._parts(auth),
             auth=auth,
-            registry=self.registry,
-            registry_admin=registry_admin,
             secret_key=self.config.web.secret_key,
             secure_cookies=self.config.web.secure_cookies,
             limits=self.config.web.limits,
             health=self.health,
-            hide_alert=self.walktests.hides if self.walktests else None,
-            consoles=self.console_watch.consoles if self.console_watch else None,
         )
-        if self.console_watch is not None:  # consoles connected and armed (api_consoles.py)
-            app.include_router(console_presence_routes(self.console_watch))
-        if self.escalation is not None:  # escalation and figures routes (hub/escalation/routes.py)
-            app.include_router(escalation_routes(self.escalation))
-            # the supervisor view, its data and CSV exports (hub/supervisor/routes.py)
-            app.include_router(
-                supervisor_routes(self.store, self.registry, self.config, self.escalation)
-            )
-        if self.push is not None and self.escalation is not None and self.users is not None:
-            app.include_router(  # Web Push: key, subscriptions, notification actions
-                push_routes(
-                    self.push,
-                    store=self.store,
-                    alerts=self.alerts,
-                    helpdesk=self.escalation,
-                    users=self.users,
-                    clock=self.escalation.clock,
-                )
-            )
-            app.include_router(  # staff "I can't" (hub/escalation/oncall_routes.py)
-                oncall_routes(
-                    self.escalation,
-                    store=self.store,
-                    hide_alert=self.walktests.hides if self.walktests else None,
-                )
-            )
-            app.include_router(  # the family app and its API (hub/family/routes.py)
-                family_routes(
-                    registry=self.registry,
-                    store=self.store,
-                    helpdesk=self.escalation,
-                    clock=self.escalation.clock,
-                    names=self.users.display_names,
-                    responders=self.users.responders,
-                    beds=self.beds,
-                )
-            )
-        if self.escalation is not None and self.users is not None:  # roster view (api_roster.py)
-            app.include_router(
-                roster_routes(
-                    RosterView(
-                        self.escalation.roster,
-                        self.registry,
-                        self.store,
-                        self.bus,
-                        self.users,
-                        self.escalation.clock,
-                    )
-                )
-            )
-        if self.walktests is not None:  # walk test routes and installer page
-            app.include_router(walktest_routes(self.walktests))
-        # bed board, resident pages, handover (hub/console/routes.py)
-        if self.escalation is not None:
-            app.include_router(
-                console_routes(
-                    store=self.store,
-                    beds=self.beds,
-                    registry=self.registry,
-                    policy=WatchPolicy(self.config.watch),
-                    clock=self.escalation.clock,
-                    roster=self.escalation.roster,
-                    hide_alert=self.walktests.hides if self.walktests else None,
-                )
-            )
-        # provisioning and bed labels (hub/commissioning/provision_routes.py)
-        app.include_router(provision_routes(Provisioner(registry_admin, self.store, self.config)))
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -284,7 +315,7 @@ class Hub:
             "devices": len(self.registry.devices()),
             "live_consoles": self.bus.subscribers,
             "ingest": self.ingest.counters(),
-            "push": self.push.counters() if self.push else None,
+            "push": self.push.counters(),
         }
 
     @property
@@ -295,14 +326,13 @@ class Hub:
         if self._stop.is_set():
             return
         self._stop.set()
+        for stop in self.unsubscribe:
+            stop()
         self.bus.close()
-        if self.walktests is not None:  # ends the installers' live walk-test streams
-            self.walktests.progress.close()
-        if self._server is not None:
-            self._server.should_exit = True
+        self.walktests.progress.close()  # ends the installers' live walk-test streams
+        self._server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.push is not None:
-            self.push.close()
+        self.push.close()
         await self.store.close()
 
     async def wait(self) -> None:

@@ -48,7 +48,8 @@ from edge.outbox import Outbox
 from hub.app import Hub
 from hub.config import HubConfig, load_hub_config
 from hub.core.clock import SystemClock
-from hub.ingest.mqtt_link import SHORT_SESSION_S, MqttLink, TakeoverDetector, Takeovers
+from hub.ingest.mqtt_link import SHORT_SESSION_S, MqttLink, TakeoverDetector
+from hub.watch.takeovers import Takeovers
 from tests.conftest import SMALL_SITE, HubFactory
 from tests.support.mosquitto import MosquittoBroker, mosquitto
 from tests.support.waiting import eventually

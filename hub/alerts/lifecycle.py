@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from hub.core.clock import Clock
+from hub.core.errors import DomainError
 from hub.core.store import AuditEntry, Store, TimerKey
 from hub.registry.index import Placement
 
@@ -36,7 +37,7 @@ SELF_CLEARED: Final = "self_cleared"
 LATE_AFTER_S: Final = 30.0
 
 
-class AlertError(Exception):
+class AlertError(DomainError):
     """A request that does not fit the alert's state; `status` is the HTTP status to answer."""
 
     def __init__(self, status: int, message: str) -> None:

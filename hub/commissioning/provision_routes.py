@@ -26,14 +26,16 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from hub.access.permissions import Principal, bed_place, require
+from hub.access.scope import missing, readable, shown_record
 from hub.commissioning.provisioning import Address, DeviceRequest, Provisioner
+from hub.http.deps import part
 from hub.registry.index import Registry
 from hub.registry.labels import bed_png, label_for, site_labels, site_pdf
 from hub.registry.models import Bed, Room, Site
-from hub.registry.routes import missing, readable, shown
 from hub.registry.service import Actor
 
 Caller = Annotated[Principal, Depends(require("provision"))]
+Provisioning = Annotated[Provisioner, Depends(part(Provisioner))]
 
 
 class GatewayRequest(BaseModel):
@@ -74,61 +76,67 @@ def check_device_place(caller: Principal, registry: Registry, body: DeviceBody) 
             raise missing(Room, (body.site, body.room))
 
 
-def provision_routes(provisioner: Provisioner) -> APIRouter:
-    router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api")
+
+
+def seen_bed(registry: Registry, code: str, caller: Principal) -> str:
+    if not bed_place_seen(caller, registry, code):
+        raise missing(Bed, (code,))
+    return code
+
+
+@router.post("/provision/gateways", status_code=201)
+async def gateway(
+    body: GatewayRequest, caller: Caller, provisioner: Provisioning
+) -> dict[str, Any]:
+    if not caller.sees_site(body.site):
+        raise missing(Site, (body.site,))
+    actor = Actor(caller.username, caller.via)
+    with tempfile.TemporaryDirectory(prefix="carewatch-bundle-") as out:
+        bundle = await provisioner.gateway(body.site, body.gateway, Path(out), actor, body.name)
+        files = {path.name: path.read_text(encoding="utf-8") for path in bundle.files}
+    return {"username": bundle.username, "files": files}
+
+
+@router.post("/provision/devices", status_code=201)
+async def device(body: DeviceBody, caller: Caller, provisioner: Provisioning) -> dict[str, Any]:
     registry = provisioner.service.registry
+    check_device_place(caller, registry, body)
+    request = DeviceRequest(
+        site=body.site,
+        gateway=body.gateway,
+        id=body.id,
+        profile=body.profile,
+        address=Address(body.mac, body.key, body.port),
+        bed=body.bed,
+        room=body.room,
+        role=body.role,
+    )
+    created = await provisioner.device(
+        request,
+        Actor(caller.username, caller.via),
+        visible=lambda other: readable(caller, registry, other),
+    )
+    return shown_record(caller, provisioner.service, created, True)
 
-    def seen_bed(code: str, caller: Principal) -> str:
-        if not bed_place_seen(caller, registry, code):
-            raise missing(Bed, (code,))
-        return code
 
-    @router.post("/provision/gateways", status_code=201)
-    async def gateway(body: GatewayRequest, caller: Caller) -> dict[str, Any]:
-        if not caller.sees_site(body.site):
-            raise missing(Site, (body.site,))
-        actor = Actor(caller.username, caller.via)
-        with tempfile.TemporaryDirectory(prefix="carewatch-bundle-") as out:
-            bundle = await provisioner.gateway(body.site, body.gateway, Path(out), actor, body.name)
-            files = {path.name: path.read_text(encoding="utf-8") for path in bundle.files}
-        return {"username": bundle.username, "files": files}
+@router.get("/labels/bed/{code}.png")
+async def bed_label(code: str, caller: Caller, provisioner: Provisioning) -> Response:
+    registry = provisioner.service.registry
+    label = label_for(registry, seen_bed(registry, code, caller), provisioner.public_url)
+    return Response(await asyncio.to_thread(bed_png, label), media_type="image/png")
 
-    @router.post("/provision/devices", status_code=201)
-    async def device(body: DeviceBody, caller: Caller) -> dict[str, Any]:
-        check_device_place(caller, registry, body)
-        request = DeviceRequest(
-            site=body.site,
-            gateway=body.gateway,
-            id=body.id,
-            profile=body.profile,
-            address=Address(body.mac, body.key, body.port),
-            bed=body.bed,
-            room=body.room,
-            role=body.role,
-        )
-        created = await provisioner.device(
-            request,
-            Actor(caller.username, caller.via),
-            visible=lambda other: readable(caller, registry, other),
-        )
-        return shown(caller, provisioner.service, created, True)
 
-    @router.get("/labels/bed/{code}.png")
-    async def bed_label(code: str, caller: Caller) -> Response:
-        label = label_for(registry, seen_bed(code, caller), provisioner.public_url)
-        return Response(await asyncio.to_thread(bed_png, label), media_type="image/png")
-
-    @router.get("/labels/{site}.pdf")
-    async def site_sheet(site: str, caller: Caller) -> Response:
-        if not caller.touches_site(site):
-            raise missing(Site, (site,))
-        every = site_labels(registry, site, provisioner.public_url)
-        labels = [label for label in every if bed_place_seen(caller, registry, label.code)]
-        pdf = await asyncio.to_thread(site_pdf, labels)
-        headers = {"Content-Disposition": f'inline; filename="{site}-labels.pdf"'}
-        return Response(pdf, media_type="application/pdf", headers=headers)
-
-    return router
+@router.get("/labels/{site}.pdf")
+async def site_sheet(site: str, caller: Caller, provisioner: Provisioning) -> Response:
+    if not caller.touches_site(site):
+        raise missing(Site, (site,))
+    registry = provisioner.service.registry
+    every = site_labels(registry, site, provisioner.public_url)
+    labels = [label for label in every if bed_place_seen(caller, registry, label.code)]
+    pdf = await asyncio.to_thread(site_pdf, labels)
+    headers = {"Content-Disposition": f'inline; filename="{site}-labels.pdf"'}
+    return Response(pdf, media_type="application/pdf", headers=headers)
 
 
 def bed_place_seen(caller: Principal, registry: Registry, code: str) -> bool:

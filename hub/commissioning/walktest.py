@@ -26,6 +26,7 @@ from typing import Any, Final, TypeVar
 from device_profiles import ProfileError, load_profile
 from hub.alerts.lifecycle import ACTIVE_STATES, AlertBus, AlertService
 from hub.core.clock import Clock
+from hub.core.errors import DomainError
 from hub.core.store import Store, StoredItem
 from hub.registry.data import RegistryData
 from hub.registry.index import Placement, Registry
@@ -67,7 +68,7 @@ END_OUTCOME: Final = "other"
 END_NOTE: Final = "walk test ended"
 
 
-class WalkTestError(Exception):
+class WalkTestError(DomainError):
     """A request that cannot be met; `status` is the HTTP status to answer."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -334,23 +334,6 @@ class ConsoleWatch:
         )
 
 
-async def start_console_watch(
-    consoles: Consoles,
-    roster: Roster,
-    registry: Registry,
-    alerts: AlertService,
-    store: Store,
-    timers: Timers,
-    policy: WatchPolicy,
-    clock: Clock,
-) -> ConsoleWatch:
-    """The unwatched-zone alarm, started: every staffed zone given its grace, shifts scheduled.
-    Run `ConsoleWatch.run` as a task to follow the consoles."""
-    watch = ConsoleWatch(consoles, roster, registry, alerts, store, timers, policy, clock)
-    await watch.start()
-    return watch
-
-
 def _ctx(site: str, zone: str) -> dict[str, Any]:
     return {"site": site, "zone": zone, "rule": RULE}
 

@@ -36,21 +36,16 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
 from hub.alerts.lifecycle import AlertError, AlertService
-from hub.config import HubConfig
 from hub.core.clock import Clock
 from hub.core.store import AuditEntry, Store
 from hub.core.timers import Timer, Timers
 from hub.escalation.policy import EscalationPolicies, Period, Policy
 from hub.escalation.roster import Roster
-from hub.notify.apprise_channel import AppriseNotifier
 from hub.notify.base import (
-    ConsoleNotifier,
     DeliveryResult,
-    LiveConsoles,
     Notification,
     Notifier,
     Recipient,
@@ -921,46 +916,3 @@ def _recipient(row: Mapping[str, Any]) -> Recipient | None:
         row["email"],
         user=row["recipient_user"],
     )
-
-
-async def start_escalation(
-    config: HubConfig,
-    *,
-    store: Store,
-    alerts: AlertService,
-    timers: Timers,
-    registry: Registry,
-    consoles: LiveConsoles,
-    clock: Clock,
-    names: Callable[[str], str],
-    managers: Callable[[str], Awaitable[list[str]]],
-) -> Escalation:
-    """The hub's escalation engine from its configuration, started (see `Hub.start`)."""
-    watch = WatchPolicy(config.watch)
-
-    def opened_locally(alert: dict[str, Any]) -> datetime:
-        settings = watch.settings(alert["site"], alert["zone"], alert["resident_code"])
-        return settings.local(alert["opened_at"])
-
-    escalation = Escalation(
-        store=store,
-        alerts=alerts,
-        timers=timers,
-        roster=Roster(config.roster, watch),
-        policies=EscalationPolicies(config.escalation),
-        watch=watch,
-        contacts=RegistryContacts(registry),
-        names=names,
-        clock=clock,
-        managers=managers,
-        notifiers=[
-            ConsoleNotifier(consoles),
-            AppriseNotifier(
-                budget_s=APPRISE_BUDGET_S,
-                local_time=opened_locally,
-                outbound=config.outbound.policy(),
-            ),
-        ],
-    )
-    await escalation.start()
-    return escalation

@@ -36,6 +36,7 @@ from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.escalation.roster import Roster, Run
 from hub.escalation.roster_watch import site_zones
+from hub.http.deps import part
 from hub.http.web_files import listed_file, web_file
 from hub.registry.index import Registry
 
@@ -328,20 +329,24 @@ def readable_sites(
     return allowed
 
 
-def roster_routes(view: RosterView) -> APIRouter:
-    router = APIRouter()
+router = APIRouter()
 
-    @router.get("/roster", response_class=HTMLResponse)
-    async def page() -> Response:
-        return web_file("roster.html")
 
-    @router.get("/roster/{name}")
-    async def page_file(name: str) -> Response:
-        return listed_file(name, PAGE_FILES)
+@router.get("/roster", response_class=HTMLResponse)
+async def page() -> Response:
+    return web_file("roster.html")
 
-    @router.get("/api/roster")
-    async def roster(caller: RosterReader, site: str | None = None) -> dict[str, Any]:
-        """Who covers which zones now and next, and what reaches each of them."""
-        return await view.document(readable_sites(caller, view.roster, view.registry, site))
 
-    return router
+@router.get("/roster/{name}")
+async def page_file(name: str) -> Response:
+    return listed_file(name, PAGE_FILES)
+
+
+@router.get("/api/roster")
+async def roster(
+    caller: RosterReader,
+    view: Annotated[RosterView, Depends(part(RosterView))],
+    site: str | None = None,
+) -> dict[str, Any]:
+    """Who covers which zones now and next, and what reaches each of them."""
+    return await view.document(readable_sites(caller, view.roster, view.registry, site))

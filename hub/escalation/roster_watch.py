@@ -153,18 +153,3 @@ class RosterWatch:
                 zone_name=zone.name,
             )
         )
-
-
-async def start_roster_watch(
-    roster: Roster,
-    registry: Registry,
-    alerts: AlertService,
-    store: Store,
-    timers: Timers,
-    policy: WatchPolicy,
-    clock: Clock,
-) -> RosterWatch:
-    """The uncovered-zone alarm, started: every site checked now, each next shift change set."""
-    watch = RosterWatch(roster, registry, alerts, store, timers, policy, clock)
-    await watch.check_all()
-    return watch

@@ -30,7 +30,6 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Final
 
 import aiomqtt
@@ -44,6 +43,7 @@ from contract.wire import (
 from hub.config import BrokerSettings
 from hub.core.clock import Clock
 from hub.ingest.pipeline import Arrivals, Ingest
+from hub.watch.takeovers import Takeovers
 
 log = logging.getLogger("carewatch.hub.mqtt")
 
@@ -52,17 +52,6 @@ RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 SHORT_SESSION_S: Final = 30.0
 TAKEOVER_ALARM: Final = 3  # such drops ...
 TAKEOVER_WINDOW_S: Final = 60.0  # ... within this many seconds raise the alarm
-
-
-@dataclass(frozen=True, slots=True)
-class Takeovers:
-    """The broker dropped the hub's session soon after accepting it `drops` times within
-    `window_s` seconds, the last at `at` (the hub's clock)."""
-
-    drops: int
-    window_s: float
-    at: float
-    client_id: str
 
 
 OnTakeover = Callable[[Takeovers], Awaitable[None]]

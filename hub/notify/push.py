@@ -46,6 +46,7 @@ from hub.access.permissions import Grant, Principal
 from hub.access.users import User
 from hub.config import HubConfig, PushSettings
 from hub.core.clock import Clock
+from hub.core.errors import DomainError
 from hub.core.outbound import OutboundPolicy, private_refusal
 from hub.core.store import AuditEntry, Store
 from hub.notify.base import DeliveryResult, Notification, Recipient
@@ -102,7 +103,7 @@ _URL_CHARS: Final = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]!$&'()*+,;=%]+")
 _B64URL: Final = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
-class PushError(Exception):
+class PushError(DomainError):
     """A request the push side refuses; `status` is the HTTP status to answer."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -12,8 +12,8 @@ import csv
 import io
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import asdict, dataclass
+from typing import Any, Final
 
 from hub.registry.data import Change, RegistryData
 from hub.registry.models import (
@@ -47,6 +47,9 @@ class ImportRejected(RegistryError):
             f"{what}: {len(problems)} problem(s), nothing was imported: "
             + "; ".join(f"line {p.line}: {p.problem}" for p in problems)
         )
+
+    def extra(self) -> dict[str, Any]:
+        return {"problems": [asdict(problem) for problem in self.problems]}
 
 
 def _given(row: Row, *columns: str, rename: dict[str, str] | None = None) -> dict[str, str]:

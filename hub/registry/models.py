@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from contract.wire import Identifier
+from hub.core.errors import ConflictError, DomainError, NotFoundError
 from hub.registry.contact_urls import url_problem
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -43,15 +44,15 @@ M = TypeVar("M", bound=BaseModel)
 BindingReason = Literal["config", "admission", "transfer", "discharge"]
 
 
-class RegistryError(ValueError):
+class RegistryError(DomainError, ValueError):
     """A change the registry refuses; the message says what is wrong in the user's terms."""
 
 
-class NotFound(RegistryError):
+class NotFound(RegistryError, NotFoundError):
     """The change or query names a record that does not exist."""
 
 
-class Conflict(RegistryError):
+class Conflict(RegistryError, ConflictError):
     """The change clashes with what is there now: a code in use, an occupied bed."""
 
 

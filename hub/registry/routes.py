@@ -29,40 +29,39 @@ import io
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 
 from contract.wire import Time
-from hub.access.permissions import (
-    Dependency,
-    Permission,
-    Principal,
-    refusal,
-    require,
-    resident_visible,
+from hub.access.permissions import Dependency, Permission, Principal, refusal, require
+from hub.access.scope import (
+    missing,
+    readable,
+    resident_reachable,
+    scope_check,
+    seen_bed,
+    shown_record,
 )
+from hub.core.store import Store
+from hub.http.deps import part
 from hub.registry.contact_urls import masked_contacts
 from hub.registry.csv_import import ImportRejected, RowProblem
-from hub.registry.data import Change, RegistryData
-from hub.registry.index import Registry
+from hub.registry.data import RegistryData
+from hub.registry.index import Placement, Registry
 from hub.registry.models import (
     RECORD_KINDS,
     Bed,
     BedCode,
-    Binding,
     Conflict,
     Device,
-    Gateway,
     NotFound,
     RecordBase,
-    RegistryError,
     Resident,
     Room,
     Site,
     Zone,
 )
-from hub.registry.service import Actor, ChangeCheck, RegistryService
+from hub.registry.service import Actor, RegistryService
 
 PLURALS = {f"{kind}s": record for kind, record in RECORD_KINDS.items()}
 Fields = Annotated[dict[str, Any], Body()]
@@ -73,8 +72,8 @@ Importer = Annotated[
     Principal,
     Depends(require("registry.write", "residents.write", doing="import records from a file")),
 ]
-# An empty registry answers an unknown key with the very words a real one uses.
-_NOTHING = RegistryData()
+Service = Annotated[RegistryService, Depends(part(RegistryService))]
+DeviceReader = Annotated[Principal, Depends(require("devices.read"))]
 
 
 def _actor(caller: Principal) -> Actor:
@@ -92,148 +91,6 @@ class DischargeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     at: Time | None = None
-
-
-def install_registry_api(app: FastAPI, service: RegistryService) -> None:
-    app.add_exception_handler(RegistryError, _refused)
-    app.include_router(registry_router(service))
-
-
-async def _refused(_: Request, exc: Exception) -> JSONResponse:
-    body: dict[str, Any] = {"detail": str(exc)}
-    status = 422
-    if isinstance(exc, NotFound):
-        status = 404
-    elif isinstance(exc, Conflict):
-        status = 409
-    elif isinstance(exc, ImportRejected):
-        body["problems"] = [asdict(problem) for problem in exc.problems]
-    return JSONResponse(body, status_code=status)
-
-
-# --- scope --------------------------------------------------------------------------------
-
-
-def missing(kind: type[RecordBase], key: tuple[str, ...]) -> NotFound:
-    """The refusal for a record that does not exist, or that the caller may not know of."""
-    try:
-        _NOTHING.get(kind, key)
-    except NotFound as exc:
-        return exc
-    raise AssertionError("an empty registry holds nothing")
-
-
-def place_of(data: RegistryData, record: RecordBase) -> tuple[str, str | None]:
-    """(site, zone) of a record; zone None for what belongs to the whole site."""
-    if isinstance(record, Zone):
-        return record.site, record.id
-    if isinstance(record, Room):
-        return record.site, record.zone
-    if isinstance(record, Bed):
-        room = data.find(Room, (record.site, record.room))
-        return record.site, room.zone if room is not None else None
-    if isinstance(record, Device):
-        if record.bed is not None:
-            bed = data.find(Bed, (record.bed,))
-            return place_of(data, bed) if bed is not None else (record.site, None)
-        room = data.find(Room, (record.site, str(record.room)))
-        return record.site, room.zone if room is not None else None
-    if isinstance(record, Binding):
-        bed = data.find(Bed, (record.bed,))
-        return place_of(data, bed) if bed is not None else ("", None)
-    site = getattr(record, "site", None) or getattr(record, "id", "")
-    return str(site), None
-
-
-def readable(caller: Principal, registry: Registry, record: RecordBase) -> bool:
-    if isinstance(record, Resident):
-        code = record.code
-        return resident_visible(caller, registry, code) or resident_reachable(
-            caller, registry.data, code
-        )
-    site, zone = place_of(registry.data, record)
-    if isinstance(record, Site | Gateway):
-        return caller.touches_site(site)
-    return caller.sees_place(site, zone)
-
-
-def resident_reachable(caller: Principal, data: RegistryData, code: str) -> bool:
-    """Who may change a resident: those who see their bed now; for a resident in no bed, those
-    who saw their last bed, and anyone who may change residents if they never had one."""
-    if not caller.can("residents.write"):
-        return False
-    binding = data.current_binding(code)
-    if binding is None:
-        past = data.resident_history.get(code)
-        if caller.all_sites or not past:
-            return True
-        binding = past[-1]
-    place = bed_place_in(data, binding.bed)
-    return place is not None and caller.sees_place(*place)
-
-
-def bed_place_in(data: RegistryData, code: str) -> tuple[str, str] | None:
-    bed = data.find(Bed, (code,))
-    if bed is None:
-        return None
-    site, zone = place_of(data, bed)
-    return (site, zone) if zone is not None else None
-
-
-def scope_check(caller: Principal) -> ChangeCheck:
-    """Refuse, as if it were missing, a change that touches a place outside the caller's scope:
-    a record's place before the change and after it must both be in scope."""
-
-    def check(before: RegistryData, after: RegistryData, changes: list[Change]) -> None:
-        for change in changes:
-            record = change.record
-            if isinstance(record, Resident):
-                continue  # the route checked the resident; a new one belongs to no place yet
-            if isinstance(record, Site) and change.action == "created":
-                if not caller.all_sites:
-                    raise missing(Site, record.key)
-                continue
-            old = None if isinstance(record, Binding) else before.find(type(record), record.key)
-            for data, version in ((before, old), (after, record)):
-                if version is not None and not _writable(caller, data, version):
-                    raise _out_of_scope(caller, data, version)
-
-    return check
-
-
-def _writable(caller: Principal, data: RegistryData, record: RecordBase) -> bool:
-    site, zone = place_of(data, record)
-    if isinstance(record, Site | Gateway):
-        return caller.sees_site(site)
-    return caller.sees_place(site, zone)
-
-
-def _out_of_scope(caller: Principal, data: RegistryData, record: RecordBase) -> NotFound:
-    """Worded as the registry words a change that names a missing place."""
-    site, _ = place_of(data, record)
-    if isinstance(record, Binding):
-        return missing(Bed, (record.bed,))
-    parent: tuple[type[RecordBase], tuple[str, ...]] = (Site, (site,))
-    if caller.touches_site(site):
-        if isinstance(record, Room):
-            parent = (Zone, (site, record.zone))
-        elif isinstance(record, Bed):
-            parent = (Room, (site, record.room))
-        elif isinstance(record, Device):
-            parent = (Bed, (record.bed,)) if record.bed else (Room, (site, str(record.room)))
-        elif isinstance(record, Zone):
-            parent = (Zone, record.key)
-    return NotFound(f"{record.ref}: {missing(*parent)}")
-
-
-def seen_bed(data: RegistryData, caller: Principal, code: object) -> None:
-    """A bed named in a request (bed codes are unique across sites) must be in scope before
-    the registry's checks say where it is or who is in it."""
-    if not isinstance(code, str):
-        return
-    place = bed_place_in(data, code)
-    if place is not None and not caller.sees_place(*place):
-        raise missing(Bed, (code,))
 
 
 def unseen_rows(caller: Principal, registry: Registry, what: str, text: str) -> None:
@@ -300,88 +157,24 @@ def _unseen_place(
 def shown(
     caller: Principal, service: RegistryService, record: RecordBase, history: bool
 ) -> dict[str, Any]:
-    """A record as the caller may see it: who is in a bed only for those reading health data."""
-    fields = service.describe(record, history=history)
+    """A record as the caller may see it (hub/access/scope.py), a resident's contacts masked
+    for those who may not change residents."""
     if isinstance(record, Resident) and not caller.can("residents.write"):
-        return masked_contacts(fields)  # Apprise URLs carry passwords and tokens
-    if caller.can("health.read"):
-        return fields
-    if isinstance(record, Bed):
-        fields.pop("resident", None)
-        fields.pop("history", None)
-    elif isinstance(record, Device) and fields.get("placement"):
-        fields["placement"].update(resident_code=None, resident_name=None)
-    return fields
+        # Apprise URLs carry passwords and tokens
+        return masked_contacts(service.describe(record, history=history))
+    return shown_record(caller, service, record, history)
 
 
 # --- routes -------------------------------------------------------------------------------
 
 
-def registry_router(service: RegistryService) -> APIRouter:
-    router = APIRouter(prefix="/api")
-    for plural, kind in PLURALS.items():
-        if kind is Resident:
-            reading = require("health.read", "residents.write", doing="see residents")
-            writing = require("residents.write")
-        else:
-            reading, writing = require("registry.read"), require("registry.write")
-        _record_routes(router, service, plural, kind, reading, writing)
-    _binding_routes(router, service)
-
-    @router.post("/registry/import/{what}")
-    async def import_csv(what: str, request: Request, caller: Importer) -> dict[str, Any]:
-        needed: Permission = "residents.write" if what == "residents" else "registry.write"
-        if not caller.can(needed):
-            raise HTTPException(403, refusal(caller.role, [needed]))
-        text = (await request.body()).decode("utf-8-sig", errors="replace")
-        if not caller.all_sites:
-            unseen_rows(caller, service.registry, what, text)
-        counts = await service.import_csv(what, text, _actor(caller), scope_check(caller))
-        return {"imported": counts}
-
-    @router.get("/registry/coverage")
-    async def rule_coverage(
-        caller: PlaceReader,
-        site: str | None = None,
-        zone: str | None = None,
-        bed: str | None = None,
-        gateway: str | None = None,
-    ) -> dict[str, Any]:
-        """Which rules the devices of each bed the caller sees can drive (`beds`, each rule
-        `driven`, `off` or `cannot`), and the `warnings` for rules on that they cannot drive,
-        of beds, bathrooms and zones; narrowed to a site, zone, bed or gateway."""
-        data = service.registry.data
-        if site is not None and not caller.touches_site(site):
-            raise missing(Site, (site,))
-        if bed is not None:
-            found = data.find(Bed, (bed,))
-            if found is None or not readable(caller, service.registry, found):
-                raise missing(Bed, (bed,))
-        # A whole site of thousands of beds takes a while: off the event loop.
-        covered = await asyncio.to_thread(
-            service.coverage,
-            site=site,
-            zone=zone,
-            bed=bed,
-            gateway=gateway,
-            visible=caller.sees_place,
-        )
-        return covered.as_dict()
-
-    return router
+router = APIRouter(prefix="/api")
 
 
 def _record_routes(
-    router: APIRouter,
-    service: RegistryService,
-    plural: str,
-    kind: type[RecordBase],
-    reading: Dependency,
-    writing: Dependency,
+    plural: str, kind: type[RecordBase], reading: Dependency, writing: Dependency
 ) -> None:
-    registry = service.registry
-
-    def lookup(key: str, caller: Principal) -> Any:
+    def lookup(registry: Registry, key: str, caller: Principal) -> Any:
         parts = tuple(key.split("/"))
         if len(parts) != len(kind.KEY):
             raise NotFound(f"a {kind.KIND} is addressed by {'/'.join(kind.KEY)}, not {key!r}")
@@ -394,12 +187,13 @@ def _record_routes(
     key_param = "{key:path}" if len(kind.KEY) > 1 else "{key}"
     # The permission differs by kind, so the dependency is given as a default, not Annotated.
     may_read, may_write = Depends(reading), Depends(writing)
-    if kind is not Device:  # GET /api/devices is hub.http.app's device list, with health
+    if kind is not Device:  # GET /api/devices is the device list below, with health
 
         @router.get(f"/{plural}", name=f"list_{plural}")
         async def list_records(
-            site: str | None = None, caller: Principal = may_read
+            service: Service, site: str | None = None, caller: Principal = may_read
         ) -> dict[str, Any]:
+            registry = service.registry
             records = sorted(registry.data.all(kind), key=lambda r: r.key)
             if site is not None and "site" in kind.model_fields:
                 records = [r for r in records if getattr(r, "site", None) == site]
@@ -410,10 +204,12 @@ def _record_routes(
             return listed
 
     @router.get(f"/{plural}/{key_param}", name=f"get_{kind.KIND}")
-    async def get_record(key: str, caller: Principal = may_read) -> dict[str, Any]:
-        return shown(caller, service, lookup(key, caller), True)
+    async def get_record(
+        key: str, service: Service, caller: Principal = may_read
+    ) -> dict[str, Any]:
+        return shown(caller, service, lookup(service.registry, key, caller), True)
 
-    def unseen_clash(body: dict[str, Any], caller: Principal) -> None:
+    def unseen_clash(registry: Registry, body: dict[str, Any], caller: Principal) -> None:
         """A code in use outside the caller's scope is refused without saying where or whose."""
         key = tuple(str(body.get(name)) for name in kind.KEY)
         existing = registry.data.find(kind, key)
@@ -421,53 +217,143 @@ def _record_routes(
             raise Conflict(f"{kind.KIND} {'/'.join(key)} is already in use")
 
     @router.post(f"/{plural}", name=f"create_{kind.KIND}", status_code=201)
-    async def create_record(body: Fields, caller: Principal = may_write) -> dict[str, Any]:
-        unseen_clash(body, caller)
+    async def create_record(
+        body: Fields, service: Service, caller: Principal = may_write
+    ) -> dict[str, Any]:
+        registry = service.registry
+        unseen_clash(registry, body, caller)
         seen_bed(registry.data, caller, body.get("bed"))
         record = await service.create(kind, body, _actor(caller), scope_check(caller))
         return shown(caller, service, record, True)
 
     @router.patch(f"/{plural}/{key_param}", name=f"update_{kind.KIND}")
     async def update_record(
-        key: str, body: Fields, caller: Principal = may_write
+        key: str, body: Fields, service: Service, caller: Principal = may_write
     ) -> dict[str, Any]:
-        old = lookup(key, caller)
-        seen_bed(registry.data, caller, body.get("bed"))
+        old = lookup(service.registry, key, caller)
+        seen_bed(service.registry.data, caller, body.get("bed"))
         record = await service.update(kind, old.key, body, _actor(caller), scope_check(caller))
         return shown(caller, service, record, True)
 
 
-def _binding_routes(router: APIRouter, service: RegistryService) -> None:
-    registry = service.registry
+def _kind_routes() -> None:
+    for plural, kind in PLURALS.items():
+        if kind is Resident:
+            reading = require("health.read", "residents.write", doing="see residents")
+            writing = require("residents.write")
+        else:
+            reading, writing = require("registry.read"), require("registry.write")
+        _record_routes(plural, kind, reading, writing)
 
-    def reachable(code: str, caller: Principal) -> None:
-        if registry.data.find(Resident, (code,)) is None or not resident_reachable(
-            caller, registry.data, code
-        ):
-            raise missing(Resident, (code,))
 
-    def resident(code: str) -> dict[str, Any]:
-        return service.describe(registry.data.get(Resident, (code,)), history=True)
+_kind_routes()
 
-    @router.post("/residents/{code}/admit")
-    async def admit(code: str, body: BindRequest, caller: ResidentWriter) -> dict[str, Any]:
-        reachable(code, caller)
-        seen_bed(registry.data, caller, body.bed)
-        await service.admit(code, body.bed, body.at, _actor(caller), scope_check(caller))
-        return resident(code)
 
-    @router.post("/residents/{code}/transfer")
-    async def transfer(code: str, body: BindRequest, caller: ResidentWriter) -> dict[str, Any]:
-        reachable(code, caller)
-        seen_bed(registry.data, caller, body.bed)
-        await service.transfer(code, body.bed, body.at, _actor(caller), scope_check(caller))
-        return resident(code)
+def reachable(registry: Registry, code: str, caller: Principal) -> None:
+    if registry.data.find(Resident, (code,)) is None or not resident_reachable(
+        caller, registry.data, code
+    ):
+        raise missing(Resident, (code,))
 
-    @router.post("/residents/{code}/discharge")
-    async def discharge(
-        code: str, caller: ResidentWriter, body: DischargeRequest | None = None
-    ) -> dict[str, Any]:
-        reachable(code, caller)
-        at = (body or DischargeRequest()).at
-        await service.discharge(code, at, _actor(caller), scope_check(caller))
-        return resident(code)
+
+def resident(service: RegistryService, code: str) -> dict[str, Any]:
+    return service.describe(service.registry.data.get(Resident, (code,)), history=True)
+
+
+@router.post("/residents/{code}/admit")
+async def admit(
+    code: str, body: BindRequest, caller: ResidentWriter, service: Service
+) -> dict[str, Any]:
+    reachable(service.registry, code, caller)
+    seen_bed(service.registry.data, caller, body.bed)
+    await service.admit(code, body.bed, body.at, _actor(caller), scope_check(caller))
+    return resident(service, code)
+
+
+@router.post("/residents/{code}/transfer")
+async def transfer(
+    code: str, body: BindRequest, caller: ResidentWriter, service: Service
+) -> dict[str, Any]:
+    reachable(service.registry, code, caller)
+    seen_bed(service.registry.data, caller, body.bed)
+    await service.transfer(code, body.bed, body.at, _actor(caller), scope_check(caller))
+    return resident(service, code)
+
+
+@router.post("/residents/{code}/discharge")
+async def discharge(
+    code: str, caller: ResidentWriter, service: Service, body: DischargeRequest | None = None
+) -> dict[str, Any]:
+    reachable(service.registry, code, caller)
+    at = (body or DischargeRequest()).at
+    await service.discharge(code, at, _actor(caller), scope_check(caller))
+    return resident(service, code)
+
+
+@router.post("/registry/import/{what}")
+async def import_csv(
+    what: str, request: Request, caller: Importer, service: Service
+) -> dict[str, Any]:
+    needed: Permission = "residents.write" if what == "residents" else "registry.write"
+    if not caller.can(needed):
+        raise HTTPException(403, refusal(caller.role, [needed]))
+    text = (await request.body()).decode("utf-8-sig", errors="replace")
+    if not caller.all_sites:
+        unseen_rows(caller, service.registry, what, text)
+    counts = await service.import_csv(what, text, _actor(caller), scope_check(caller))
+    return {"imported": counts}
+
+
+@router.get("/registry/coverage")
+async def rule_coverage(
+    caller: PlaceReader,
+    service: Service,
+    site: str | None = None,
+    zone: str | None = None,
+    bed: str | None = None,
+    gateway: str | None = None,
+) -> dict[str, Any]:
+    """Which rules the devices of each bed the caller sees can drive (`beds`, each rule
+    `driven`, `off` or `cannot`), and the `warnings` for rules on that they cannot drive,
+    of beds, bathrooms and zones; narrowed to a site, zone, bed or gateway."""
+    data = service.registry.data
+    if site is not None and not caller.touches_site(site):
+        raise missing(Site, (site,))
+    if bed is not None:
+        found = data.find(Bed, (bed,))
+        if found is None or not readable(caller, service.registry, found):
+            raise missing(Bed, (bed,))
+    # A whole site of thousands of beds takes a while: off the event loop.
+    covered = await asyncio.to_thread(
+        service.coverage,
+        site=site,
+        zone=zone,
+        bed=bed,
+        gateway=gateway,
+        visible=caller.sees_place,
+    )
+    return covered.as_dict()
+
+
+@router.get("/devices")
+async def list_devices(
+    caller: DeviceReader,
+    store: Annotated[Store, Depends(part(Store))],
+    service: Service,
+) -> dict[str, list[dict[str, Any]]]:
+    """The devices the caller may see, where they are, and their health as last reported."""
+    health = await store.device_health()
+    devices = [
+        {**_device_view(place, caller), "health": health.get(place.device)}
+        for place in service.registry.devices()
+        if caller.sees_place(place.site, place.zone)
+    ]
+    return {"devices": devices}
+
+
+def _device_view(place: Placement, caller: Principal) -> dict[str, Any]:
+    """Where a device is; who it watches only for those who may read health data."""
+    view = asdict(place)
+    if not caller.can("health.read"):
+        view.update(resident_code=None, resident_name=None)
+    return view

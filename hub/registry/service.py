@@ -81,10 +81,11 @@ class RegistryService:
         self._lock = asyncio.Lock()
         self._listeners: list[Callable[[], Awaitable[None]]] = []
 
-    def on_change(self, listener: Callable[[], Awaitable[None]]) -> None:
+    def on_change(self, listener: Callable[[], Awaitable[None]]) -> Callable[[], None]:
         """Call `listener` after every change is in place (the watch gives new devices,
-        gateways and beds their standing timers)."""
+        gateways and beds their standing timers); answers the call that stops it."""
         self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     @classmethod
     async def open(

@@ -17,7 +17,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from device_profiles import DeviceProfile, load_profile
 from hub.alerts.lifecycle import AlertService, Priority, Trigger
@@ -28,9 +28,7 @@ from hub.registry.data import RegistryData
 from hub.registry.index import Placement, Registry
 from hub.registry.models import Device
 from hub.watch.settings import WatchPolicy, WatchSettings
-
-if TYPE_CHECKING:
-    from hub.ingest.mqtt_link import Takeovers
+from hub.watch.takeovers import Takeovers
 
 log = logging.getLogger("carewatch.hub.watch")
 
@@ -113,7 +111,10 @@ class Watch:
         timers: Timers,
         policy: WatchPolicy,
         clock: Clock,
+        under_test: UnderTest,
     ) -> None:
+        """`under_test`: whether a site's (or one gateway's) alerts are walk-test alerts now
+        (hub/commissioning/walktest.py)."""
         self._registry = registry
         self._alerts = alerts
         self._timers = timers
@@ -122,10 +123,8 @@ class Watch:
         self._memory = _Memory()
         self._fitted: _Fitted | None = None
         self._started_at = clock.now()
-        # walk test hooks (hub/commissioning/walktest.py): item observers, and alerts marked test in
-        # scope
-        self.item_observers: list[ItemObserver] = []
-        self.under_test: UnderTest = lambda site, gateway: False
+        self._under_test = under_test
+        self._observers: list[ItemObserver] = []
         for kind, handler in (
             ("bed_exit", self._bed_exit_due),
             ("inactivity", self._inactivity_due),
@@ -156,6 +155,12 @@ class Watch:
                 )
         await self._timers.flush()
 
+    def observe(self, observer: ItemObserver) -> Callable[[], None]:
+        """Call `observer` with every item after the rules saw it (the bed states, the walk
+        test); answers the call that stops it."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
     def settings(self, place: Placement) -> WatchSettings:
         return self._policy.settings(place.site, place.zone, place.resident_code)
 
@@ -167,7 +172,7 @@ class Watch:
             await self._on_event(item, place)
         else:
             await self._on_reading(item, place)
-        for observer in self.item_observers:  # walk test
+        for observer in self._observers:
             await observer(item, place)
 
     async def _on_event(self, item: StoredItem, place: Placement) -> None:
@@ -564,7 +569,7 @@ class Watch:
     async def _trigger(self, trigger: Trigger) -> None:
         """Every alert goes out here; a walk test in its scope makes it a test alert."""
         gateway = trigger.gateway or (trigger.placement.gateway if trigger.placement else None)
-        if not trigger.test and self.under_test(trigger.site, gateway):
+        if not trigger.test and self._under_test(trigger.site, gateway):
             trigger = replace(trigger, test=True)
         await self._alerts.trigger(trigger)
 
