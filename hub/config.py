@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -10,30 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from contract.yaml_documents import ConfigError, check_ca_file, validate_document
 from hub.access.permissions import GrantFields
 from hub.access.users import USERNAME_PATTERN, ConfigToken, ConfigUser
-from hub.core.outbound import OutboundPolicy, ip_literal
+from hub.core.outbound import OutboundSettings
 from hub.escalation.policy import EscalationConfig
 from hub.escalation.roster import RosterConfig
+from hub.ingest.settings import BrokerSettings
+from hub.notify.settings import PushSettings
 from hub.registry.index import Registry, RegistryError, SiteSpec
 from hub.watch.settings import WatchConfig
-
-
-class BrokerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None  # CA that signed the broker's certificate; None: system trust
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file_exists(cls, value: str | None) -> str | None:
-        return check_ca_file(value)
-
-    client_id: str = "carewatch-hub"
-    keepalive: int = Field(default=30, ge=5)
 
 
 class RequestLimitSettings(BaseModel):
@@ -105,72 +87,6 @@ class ProvisioningSettings(BaseModel):
     @classmethod
     def _ca_file_exists(cls, value: str | None) -> str | None:
         return check_ca_file(value)
-
-
-# What push services accept as a VAPID contact: a mailto: address, or an https origin.
-VAPID_SUBJECT = (
-    r"^(mailto:[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
-    r"|https://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$"
-)
-
-
-class PushSettings(BaseModel):
-    """Web Push (hub/notify/push.py): who the hub says it is, how long pushes wait, where it may
-    POST."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # The VAPID contact push services use when something goes wrong; default derived from
-    # `organisation` (set a real address in production).
-    subject: str | None = Field(default=None, pattern=VAPID_SUBJECT)
-    ttl_s: int = Field(default=3600, ge=0, le=28 * 86400)
-    emergency_ttl_s: int = Field(default=300, ge=0, le=86400)
-    # Push services the hub may send to: exact hosts, or "*.domain" for any host under it.
-    # Endpoints must be https; plain http only to a loopback host listed exactly (tests).
-    allowed_hosts: list[str] = Field(
-        default_factory=lambda: [
-            "fcm.googleapis.com",
-            "updates.push.services.mozilla.com",
-            "*.notify.windows.com",
-            "web.push.apple.com",
-            "*.push.apple.com",
-        ],
-        max_length=100,
-    )
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _host_names(cls, hosts: list[str]) -> list[str]:
-        for host in hosts:
-            if not re.fullmatch(r"(\*\.)?[a-z0-9]([a-z0-9.:-]*[a-z0-9])?", host):
-                raise ValueError(f"{host!r} is not a host name (lower case) or *.domain")
-        return hosts
-
-
-# A host name, or "*.domain" for every host under it.
-HOST_NAME = r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
-
-
-class OutboundSettings(BaseModel):
-    """Internal hosts the hub may send to after all (hub/core/outbound.py,
-    docs/configuration.md)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # Apprise services and push endpoints at loopback, private, link-local … addresses are
-    # refused unless their host is listed here: exact names or addresses, or "*.domain".
-    allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _host_names(cls, hosts: list[str]) -> list[str]:
-        for host in hosts:
-            if ip_literal(host) is None and not re.fullmatch(HOST_NAME, host):
-                raise ValueError(f"{host!r} is not a host name, an IP address or *.domain")
-        return hosts
-
-    def policy(self) -> OutboundPolicy:
-        return OutboundPolicy.of(self.allowed_hosts)
 
 
 class HubConfig(BaseModel):

@@ -55,7 +55,7 @@ from edge.config import BrokerConfig
 from edge.outbox import Outbox
 from edge.publisher import Backoff, Publisher
 from hub.app import Hub
-from hub.config import BrokerSettings
+from hub.ingest.settings import BrokerSettings
 from tests.conftest import hub_config
 from tests.support.mosquitto import MosquittoBroker, mosquitto
 from tests.support.paths import REPO

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from carewatch.demo.broker import EmbeddedBroker
-from hub.config import HubConfig, PushSettings
+from hub.config import HubConfig
+from hub.notify.settings import PushSettings
 
 
 def local_hub_config(

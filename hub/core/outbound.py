@@ -6,7 +6,8 @@ at 169.254.169.254, Redis on 127.0.0.1, a router's admin page), and the hub woul
 to it: server-side request forgery. So outbound deliveries (Apprise, push) refuse loopback,
 link-local, private, unique-local, multicast, unspecified and reserved addresses, IPv4 and IPv6
 (an IPv4 address mapped into IPv6, 6to4 or NAT64 is judged by the IPv4 address it carries),
-unless an administrator lists the host in `outbound.allowed_hosts` (hub/config.py).
+unless an administrator lists the host in `outbound.allowed_hosts` (`OutboundSettings`, the
+hub configuration's `outbound:` section).
 
 There are three checks, all made with this module:
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import contextvars
 import errno
 import ipaddress
+import re
 import socket
 import sys
 import threading
@@ -38,6 +40,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -247,3 +251,29 @@ def _install_hook() -> None:
         if not _hook_installed:
             sys.addaudithook(_audit)
             _hook_installed = True
+
+
+# A host name, or "*.domain" for every host under it.
+HOST_NAME = r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
+
+
+class OutboundSettings(BaseModel):
+    """The `outbound:` section of the hub configuration: internal hosts the hub may send to
+    after all (docs/configuration.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Apprise services and push endpoints at loopback, private, link-local … addresses are
+    # refused unless their host is listed here: exact names or addresses, or "*.domain".
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if ip_literal(host) is None and not re.fullmatch(HOST_NAME, host):
+                raise ValueError(f"{host!r} is not a host name, an IP address or *.domain")
+        return hosts
+
+    def policy(self) -> OutboundPolicy:
+        return OutboundPolicy.of(self.allowed_hosts)

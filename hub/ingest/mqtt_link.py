@@ -40,9 +40,9 @@ from contract.wire import (
     HUB_STATUS_TOPIC,
     STATUS_SUBSCRIPTION,
 )
-from hub.config import BrokerSettings
 from hub.core.clock import Clock
 from hub.ingest.pipeline import Arrivals, Ingest
+from hub.ingest.settings import BrokerSettings
 from hub.watch.takeovers import Takeovers
 
 log = logging.getLogger("carewatch.hub.mqtt")

@@ -44,12 +44,12 @@ from pywebpush import WebPushException, webpush
 
 from hub.access.permissions import Grant, Principal
 from hub.access.users import User
-from hub.config import HubConfig, PushSettings
 from hub.core.clock import Clock
 from hub.core.errors import DomainError
 from hub.core.outbound import OutboundPolicy, private_refusal
 from hub.core.store import AuditEntry, Store
 from hub.notify.base import DeliveryResult, Notification, Recipient
+from hub.notify.settings import PushConfig, PushSettings
 
 log = logging.getLogger("carewatch.hub.push")
 
@@ -237,7 +237,7 @@ def push_account(recipient: Recipient) -> str | None:
     return recipient.user or (recipient.id if recipient.kind == "user" else None)
 
 
-def vapid_subject(config: HubConfig) -> str:
+def vapid_subject(config: PushConfig) -> str:
     """`push.subject`, or an address made from the organisation's name."""
     if config.push.subject:
         return config.push.subject
@@ -322,7 +322,7 @@ class PushService:
 
     @classmethod
     async def open(
-        cls, store: Store, clock: Clock, config: HubConfig, secret_key: str
+        cls, store: Store, clock: Clock, config: PushConfig, secret_key: str
     ) -> PushService:
         await store.add_schema(SCHEMA)
         vapid = await _vapid_keys(store, clock)
