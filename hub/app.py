@@ -41,7 +41,7 @@ from hub.escalation.roster_watch import RosterWatch
 from hub.family import routes as family_routes
 from hub.family.view import FamilyView
 from hub.http.app import create_app
-from hub.http.deps import CLOCK, HIDE_ALERT, NAME_OF, Key
+from hub.http.deps import CLOCK, HIDE_ALERT, NAME_OF, Parts
 from hub.ingest.mqtt_link import MqttLink
 from hub.ingest.pipeline import Ingest
 from hub.notify import routes as push_routes
@@ -237,36 +237,37 @@ class Hub:
         _freeze_what_start_built()
         return hub
 
-    def _parts(self, auth: Authenticator) -> dict[Key, object]:
-        """What the routes ask for (hub/http/deps.py): each part by its class, or its slot."""
+    def _parts(self, auth: Authenticator) -> Parts:
+        """What the routes ask for (hub/http/deps.py): each part under its class, or a slot."""
         policy = WatchPolicy(self.config.watch)
         escalation = self.escalation
-        return {
-            CLOCK: self.clock,
-            HIDE_ALERT: self.walktests.hides,
-            NAME_OF: self.users.name_of,
-            Store: self.store,
-            Registry: self.registry,
-            RegistryService: self.registry_admin,
-            Authenticator: auth,
-            UserStore: self.users,
-            AlertBus: self.bus,
-            AlertService: self.alerts,
-            WatchPolicy: policy,
-            BedStates: self.beds,
+        parts = Parts()
+        parts.fill(CLOCK, self.clock)
+        parts.fill(HIDE_ALERT, self.walktests.hides)
+        parts.fill(NAME_OF, self.users.name_of)
+        parts.fill(push_routes.RESPONSES, escalation)
+        parts.fill(family_routes.HELPDESK, escalation)
+        parts.add(
+            self.store,
+            self.registry,
+            self.registry_admin,
+            auth,
+            self.users,
+            self.bus,
+            self.alerts,
+            policy,
+            self.beds,
             # the board keeps each zone's tiles encoded, never a walk test's alert
-            BedBoard: BedBoard(self.beds, self.walktests.hides),
-            PushService: self.push,
-            push_routes.RESPONSES: escalation,
-            family_routes.HELPDESK: escalation,
-            Escalation: escalation,
-            Roster: escalation.roster,
-            RosterView: RosterView(
+            BedBoard(self.beds, self.walktests.hides),
+            self.push,
+            escalation,
+            escalation.roster,
+            RosterView(
                 escalation.roster, self.registry, self.store, self.bus, self.users, self.clock
             ),
-            ConsoleWatch: self.console_watch,
-            WalkTests: self.walktests,
-            FamilyView: FamilyView(
+            self.console_watch,
+            self.walktests,
+            FamilyView(
                 self.registry,
                 self.store,
                 self.clock,
@@ -275,15 +276,16 @@ class Hub:
                 self.users.responders,
                 self.beds,
             ),
-            Sources: Sources(
+            Sources(
                 store=self.store,
                 registry=self.registry,
                 roster=escalation.roster,
                 escalation=EscalationPolicies(self.config.escalation),
                 watch=policy,
             ),
-            Provisioner: Provisioner(self.registry_admin, self.store, self.config),
-        }
+            Provisioner(self.registry_admin, self.store, self.config),
+        )
+        return parts
 
     def _serve(self, sock: socket.socket, auth: Authenticator) -> None:
         app = create_app(

@@ -4,7 +4,7 @@ health check and the console's files."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -13,7 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from hub.access.auth import Authenticator
 from hub.config import RequestLimitSettings
-from hub.http.deps import Key, provide
+from hub.http.deps import Parts
 from hub.http.errors import answer_domain_errors
 from hub.http.request_limits import RequestLimits
 from hub.http.web_files import listed_file, web_file
@@ -24,7 +24,7 @@ CONSOLE_FILES = frozenset({"common.js", "console.js", "console.css", "alarm.wav"
 def create_app(
     *,
     routers: Iterable[APIRouter],
-    parts: Mapping[Key, object],
+    parts: Parts,
     auth: Authenticator,
     secret_key: str,
     secure_cookies: bool,
@@ -44,8 +44,7 @@ def create_app(
     )
     app.add_middleware(RequestLimits, settings=limits)  # outermost: before any body is read
     app.state.auth = auth
-    for key, value in parts.items():
-        provide(app, key, value)
+    parts.provide(app)
     answer_domain_errors(app)
 
     @app.get("/", response_class=HTMLResponse)

@@ -1,5 +1,5 @@
-"""Typed lookups of the hub's parts for route handlers: the wiring place (hub/app.py) provides
-each part to the app once, and a handler asks for it by class, or by `Slot` for a part that is
+"""Typed lookups of the hub's parts for route handlers: the wiring place (hub/app.py) gives the
+app its `Parts` once, and a handler asks for it by class, or by `Slot` for a part that is
 a protocol or a function: `Alerts = Annotated[AlertService, Depends(part(AlertService))]`."""
 
 from __future__ import annotations
@@ -31,13 +31,23 @@ HIDE_ALERT: Slot[Callable[[dict[str, Any]], bool]] = Slot("hide_alert")
 # A user's name for people to read (hub/access/users.py `UserStore.name_of`).
 NAME_OF: Slot[Callable[[str], str]] = Slot("name_of")
 
-Key = type[Any] | Slot[Any]
 
+class Parts:
+    """The parts the routes may ask for: each under its own class (`add`), or under a slot its
+    type is checked against (`fill`), so a route gets what its annotation says."""
 
-def provide(app: FastAPI, key: type[T] | Slot[T], value: T) -> None:
-    if not hasattr(app.state, "parts"):
-        app.state.parts = {}
-    app.state.parts[key] = value
+    def __init__(self) -> None:
+        self._by_key: dict[type[Any] | Slot[Any], object] = {}
+
+    def add(self, *parts: object) -> None:
+        for found in parts:
+            self._by_key[type(found)] = found
+
+    def fill(self, slot: Slot[T], value: T) -> None:
+        self._by_key[slot] = value
+
+    def provide(self, app: FastAPI) -> None:
+        app.state.parts = dict(self._by_key)
 
 
 @cache
