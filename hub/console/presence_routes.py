@@ -129,7 +129,7 @@ async def stream(
     armed: bool = False,
 ) -> StreamingResponse:
     """The live alerts. A console page names itself (`console`) and says whether it can
-    sound (`armed`): it counts as connected while this stream is open (console_watch.py)."""
+    sound (`armed`): it counts as connected while this stream is open (hub/console/presence.py)."""
     queue = bus.subscribe(
         caller.username, lambda alert: not hidden(alert) and caller.sees_alert(alert)
     )
