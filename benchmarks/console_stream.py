@@ -70,6 +70,8 @@ from hub.core.clock import ScaledClock, SystemClock
 from hub.core.store import Store
 from hub.registry.models import SiteSpec
 from hub.registry.service import RegistryService
+from hub.watch.coverage import PolicyCoverage
+from hub.watch.settings import WatchConfig, WatchPolicy
 from tests.support.mosquitto import mosquitto
 
 REPO: Final = Path(__file__).resolve().parent.parent
@@ -298,7 +300,8 @@ async def seed_registry(database: Path, beds: int, alerts: int, zone_beds: int) 
     )
     store = await Store.open(database)
     try:
-        await RegistryService.open(store, SystemClock(), [spec])
+        coverage = PolicyCoverage(WatchPolicy(WatchConfig()))
+        await RegistryService.open(store, SystemClock(), [spec], rule_coverage=coverage)
     finally:
         await store.close()
 

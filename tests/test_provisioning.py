@@ -37,6 +37,8 @@ from hub.core.clock import SystemClock
 from hub.core.store import Store
 from hub.registry.labels import installer_url, qr_png, site_labels, site_pdf
 from hub.registry.service import RegistryService
+from hub.watch.coverage import PolicyCoverage
+from hub.watch.settings import WatchConfig, WatchPolicy
 from simulators.mr60fda1 import MR60FDA1Simulator
 from tests.conftest import INSTALLER, HubFactory
 from tests.support.hub import login
@@ -410,7 +412,10 @@ async def _uncompressed_sheet(config_path: Path) -> bytes:
     config = load_hub_config(config_path)
     store = await Store.open(config.database)
     try:
-        registry = (await RegistryService.open(store, SystemClock())).registry
+        coverage = PolicyCoverage(WatchPolicy(WatchConfig()))
+        registry = (
+            await RegistryService.open(store, SystemClock(), rule_coverage=coverage)
+        ).registry
         labels = site_labels(registry, "sunrise", "https://hub.example")
         data: bytes = site_pdf(labels, compress=False)
         return data

@@ -38,6 +38,7 @@ from hub.core.store import Store
 from hub.registry.csv_import import LAYOUTS, ImportRejected, RowProblem
 from hub.registry.models import RECORD_KINDS, RegistryError
 from hub.registry.service import Actor, RegistryService
+from hub.watch.coverage import PolicyCoverage
 from hub.watch.settings import WatchPolicy
 
 PLURALS: Final = {f"{kind}s": record for kind, record in RECORD_KINDS.items()}
@@ -108,7 +109,7 @@ async def open_hub_registry(
             config.sites,
             config.organisation,
             config.outbound.policy(),
-            WatchPolicy(config.watch),
+            rule_coverage=PolicyCoverage(WatchPolicy(config.watch)),
         )
         yield service, store, config
     finally:

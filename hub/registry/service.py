@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from hub.core.clock import Clock
 from hub.core.outbound import OutboundPolicy
@@ -38,8 +38,6 @@ from hub.registry.models import (
     record_fields,
 )
 from hub.registry.store import RegistryStore
-from hub.watch.coverage import Coverage, Visible, coverage
-from hub.watch.settings import WatchConfig, WatchPolicy
 
 log = logging.getLogger("carewatch.hub.registry")
 
@@ -60,6 +58,30 @@ SYSTEM = Actor("system", "config")
 # A last check of a change before it is stored: (data before, data after, the changes); it
 # raises a RegistryError to refuse the change whole (the API's scope check, hub/registry/routes.py).
 ChangeCheck = Callable[[RegistryData, RegistryData, list[Change]], None]
+Visible = Callable[[str, str], bool]  # (site, zone): whether the caller sees that place
+
+
+class CoverageAnswer(Protocol):
+    """Which rules each bed's devices can drive (`beds`, each with its `rules`) and the
+    `warnings` for rules switched on that they cannot."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+class RuleCoverage(Protocol):
+    """Which rules the devices of each bed in scope can drive, over the registry's data: the
+    watch knows its rules and their settings (`PolicyCoverage`, hub/watch/coverage.py)."""
+
+    def __call__(
+        self,
+        data: RegistryData,
+        *,
+        site: str | None = None,
+        zone: str | None = None,
+        bed: str | None = None,
+        gateway: str | None = None,
+        visible: Visible | None = None,
+    ) -> CoverageAnswer: ...
 
 
 class RegistryService:
@@ -68,12 +90,11 @@ class RegistryService:
         registry: Registry,
         store: RegistryStore,
         clock: Clock,
+        rule_coverage: RuleCoverage,
         outbound: OutboundPolicy | None = None,
-        policy: WatchPolicy | None = None,
     ) -> None:
         self.registry = registry
-        # The watch settings, to tell which rules are on for a bed (hub/watch/coverage.py).
-        self.policy = policy or WatchPolicy(WatchConfig())
+        self._rule_coverage = rule_coverage
         self._store = store
         self._clock = clock
         # Which internal hosts contacts' Apprise URLs may name (`outbound.allowed_hosts`).
@@ -95,12 +116,13 @@ class RegistryService:
         seed: list[SiteSpec] | None = None,
         organisation: str = "carewatch",
         outbound: OutboundPolicy | None = None,
-        policy: WatchPolicy | None = None,
+        *,
+        rule_coverage: RuleCoverage,
     ) -> RegistryService:
         """Load the registry from the database, seeding it from `seed` if it holds none."""
         registry_store = await RegistryStore.open(store)
         data = await registry_store.load()
-        service = cls(Registry(data, organisation), registry_store, clock, outbound, policy)
+        service = cls(Registry(data, organisation), registry_store, clock, rule_coverage, outbound)
         if data.is_empty() and seed:
             await service._seed(seed)
         elif seed:
@@ -258,9 +280,9 @@ class RegistryService:
                     self._binding(b) for b in data.bed_history.get(record.code, [])
                 ]
                 fields["devices"] = [d.id for d in data.devices_of_bed(record.code)]
-                found = self.coverage(bed=record.code)
-                fields["rules"] = found.beds[0].rules if found.beds else {}
-                fields["warnings"] = found.as_dict()["warnings"]
+                found = self.coverage(bed=record.code).as_dict()
+                fields["rules"] = found["beds"][0]["rules"] if found["beds"] else {}
+                fields["warnings"] = found["warnings"]
         elif isinstance(record, Resident):
             fields["binding"] = self._binding(data.current_binding(record.code))
             if history:
@@ -279,12 +301,11 @@ class RegistryService:
         bed: str | None = None,
         gateway: str | None = None,
         visible: Visible | None = None,
-    ) -> Coverage:
+    ) -> CoverageAnswer:
         """Which rules the devices of each bed in scope can drive, and a warning for each rule
         switched on that they cannot (hub/watch/coverage.py)."""
-        return coverage(
+        return self._rule_coverage(
             self.registry.data,
-            self.policy,
             site=site,
             zone=zone,
             bed=bed,

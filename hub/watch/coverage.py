@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
@@ -35,6 +34,7 @@ from device_profiles import DeviceProfile, load_profile
 from hub.registry.data import RegistryData
 from hub.registry.labels import bed_words, room_words, site_name
 from hub.registry.models import Bed, Device, Room, Zone
+from hub.registry.service import Visible
 from hub.watch.settings import WatchPolicy, WatchSettings
 
 BED_RULES: Final = (
@@ -49,7 +49,6 @@ BED_RULES: Final = (
     "door_at_night",
 )
 State = Literal["driven", "off", "cannot"]
-Visible = Callable[[str, str], bool]  # (site, zone): whether the caller sees that place
 
 IN_BED_ADVICE: Final = (
     "fit a bed radar such as the MR60BHA1 or MR60BHA2 over the bed, or a pressure mat such as "
@@ -227,6 +226,28 @@ def coverage(
         result.warnings.extend(_bathroom_warnings(fleet, policy, room))
     result.warnings.sort(key=lambda w: (w.site, w.zone))  # place by place: zone, beds, bathrooms
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyCoverage:
+    """`coverage` under one watch policy: how the registry answers rule coverage
+    (`RuleCoverage`, hub/registry/service.py)."""
+
+    policy: WatchPolicy
+
+    def __call__(
+        self,
+        data: RegistryData,
+        *,
+        site: str | None = None,
+        zone: str | None = None,
+        bed: str | None = None,
+        gateway: str | None = None,
+        visible: Visible | None = None,
+    ) -> Coverage:
+        return coverage(
+            data, self.policy, site=site, zone=zone, bed=bed, gateway=gateway, visible=visible
+        )
 
 
 # --- beds ---------------------------------------------------------------------------------
