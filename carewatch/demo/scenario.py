@@ -77,7 +77,7 @@ class Scenario:
         ]
         heartbeats = asyncio.create_task(self._heartbeats(stop))
         try:
-            if await sleep_until(stop, time.monotonic() + 1):
+            if await _sleep_until(stop, time.monotonic() + 1):
                 return
             self._everyone_present()
             why = await night_begins()
@@ -86,17 +86,17 @@ class Scenario:
             log.info("scenario: the night begins (%s)", why)
             started = time.monotonic()
             for at, action in script:
-                if await sleep_until(stop, started + at):
+                if await _sleep_until(stop, started + at):
                     return
                 action()
-            while not await sleep_until(stop, time.monotonic() + self._rng.uniform(45, 120)):
+            while not await _sleep_until(stop, time.monotonic() + self._rng.uniform(45, 120)):
                 self._random_event()
         finally:
             await heartbeats
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
         """The radars' own heartbeat frames, which keep them online between events."""
-        while not await sleep_until(stop, time.monotonic() + RADAR_HEARTBEAT_S):
+        while not await _sleep_until(stop, time.monotonic() + RADAR_HEARTBEAT_S):
             for bed in self._home.beds:
                 if bed.radar is not None:
                     bed.radar.send("heartbeat")
@@ -117,7 +117,7 @@ class Scenario:
             sender.close()
 
 
-async def sleep_until(stop: asyncio.Event, deadline: float) -> bool:
+async def _sleep_until(stop: asyncio.Event, deadline: float) -> bool:
     """Wait until `deadline` (monotonic); True if stopped first."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), max(0.0, deadline - time.monotonic()))
