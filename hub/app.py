@@ -54,6 +54,7 @@ from hub.registry.service import RegistryService
 from hub.supervisor import routes as supervisor_routes
 from hub.supervisor.overview import Sources
 from hub.watch.bed_state import BedStates
+from hub.watch.coverage import PolicyCoverage
 from hub.watch.rules import Watch
 from hub.watch.settings import WatchPolicy
 
@@ -121,7 +122,7 @@ class Hub:
             config.sites,
             config.organisation,
             config.outbound.policy(),
-            policy,
+            rule_coverage=PolicyCoverage(policy),  # rule coverage answered under the watch policy
         )
         registry = registry_admin.registry
         # alerts: the live consoles' bus, and the alert lifecycle that publishes to it
@@ -131,7 +132,7 @@ class Hub:
         timers = Timers(store, clock)
         await timers.load()
         # walk tests turn a site's (or gateway's) alerts into test alerts (commissioning/)
-        walktests = await WalkTests.open(store, registry, alerts, clock, registry_admin.policy)
+        walktests = await WalkTests.open(store, registry, alerts, clock, policy)
         # the rules: the watch raises alerts from items and timers, asking the walk tests
         # whether an alert is a test
         watch = Watch(registry, alerts, timers, policy, clock, walktests.under_test)
