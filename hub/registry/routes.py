@@ -1,7 +1,8 @@
 """The registry's HTTP API: sites, zones, rooms, beds, residents, gateways and devices.
 
 Every kind has list (`GET /api/<kind>s`, `?site=` to filter), get, create (`POST`) and update
-(`PATCH`, only the fields given). Keys scoped to a site are addressed `/<site>/<id>`:
+(`PATCH`, only the fields given); the device list (`GET /api/devices`, `devices.read`) carries
+each device's health as last reported. Keys scoped to a site are addressed `/<site>/<id>`:
 `/api/zones/sunrise/east`. Residents are admitted, transferred and discharged with
 `POST /api/residents/<code>/admit|transfer|discharge`; a CSV document is imported with
 `POST /api/registry/import/<residents|beds|devices>`. Every change is written to the audit log
