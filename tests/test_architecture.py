@@ -37,31 +37,18 @@ RANK: Final = {
     "http": 6,
     "app": 7,
 }
-# Any routes module may use these: who may call it, bounded parameters and the pages' files.
+# Any routes module may use these: who may call it and what their scope reaches, the hub's parts
+# it asks for, bounded parameters, the live streams' timing and the pages' files.
 ROUTE_HELPERS: Final = frozenset(
-    {"hub.access.permissions", "hub.http.params", "hub.http.web_files"}
+    {
+        "hub.access.permissions",
+        "hub.access.scope",
+        "hub.http.deps",
+        "hub.http.params",
+        "hub.http.streams",
+        "hub.http.web_files",
+    }
 )
-# Imports against the rules that the rest of issue 13 removes (module, imported module): each
-# is listed with why it is there. One that is no longer made fails the test too, so the list
-# only shrinks.
-KNOWN: Final = {
-    ("hub.registry.models", "hub.notify.apprise_channel"): "contacts' Apprise URLs checked",
-    ("hub.registry.service", "hub.notify.apprise_channel"): "contacts' URLs masked",
-    ("hub.registry.service", "hub.notify.outbound"): "contacts' URLs checked for private hosts",
-    ("hub.registry.routes", "hub.notify.apprise_channel"): "contacts' URLs masked",
-    ("hub.registry.service", "hub.watch.coverage"): "rule coverage answered by the registry",
-    ("hub.registry.service", "hub.watch.settings"): "zone and resident watch overrides checked",
-    ("hub.watch.rules", "hub.ingest.mqtt_link"): "type only: Takeovers (hub_takeover rule)",
-    ("hub.notify.push", "hub.config"): "PushSettings from the hub configuration",
-    ("hub.escalation.engine", "hub.config"): "HubConfig read by start_escalation",
-    ("hub.ingest.mqtt_link", "hub.config"): "BrokerSettings from the hub configuration",
-    ("hub.notify.routes", "hub.http.app"): "Caller: a dependency that belongs in http/deps",
-    ("hub.commissioning.walktest_routes", "hub.http.app"): "KEEPALIVE_S of the live streams",
-}
-# Routes modules that import another folder's routes (the same rule: the list only shrinks).
-KNOWN_ROUTES: Final = {
-    ("hub.commissioning.provision_routes", "hub.registry.routes"): "missing, readable, shown",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +117,8 @@ def test_every_hub_module_opens_with_a_docstring() -> None:
 
 def test_hub_folders_import_only_downwards() -> None:
     found = [i for path in hub_modules() for i in imports_of(path) if i.target.startswith("hub.")]
-    broken = [
-        f"{i.module} (line {i.line}) imports {i.target}"
-        for i in found
-        if not allowed(i) and (i.module, i.target) not in KNOWN
-    ]
+    broken = [f"{i.module} (line {i.line}) imports {i.target}" for i in found if not allowed(i)]
     assert broken == [], "imports against docs/architecture.md's rules:\n" + "\n".join(broken)
-    made = {(i.module, i.target) for i in found if not allowed(i)}
-    assert sorted(set(KNOWN) - made) == [], "no longer made: take them off KNOWN"
 
 
 # What each package outside the hub may import of carewatch's own packages.
@@ -180,4 +161,4 @@ def test_a_routes_module_never_imports_another_folders_routes() -> None:
         and found.target.endswith("routes")
         and folder_of(found.module) not in (folder_of(found.target), "app", "http")
     }
-    assert made == set(KNOWN_ROUTES)
+    assert made == set()
