@@ -169,6 +169,8 @@ class Hub:
                 PushNotifier(push, users, lambda alert: escalation.family_may_handle(alert)),
             ],
         )
+        # every change of an alert reaches the escalation, from before its first timers are set
+        escalates = alerts.add_listener(escalation.on_alert)
         await escalation.start()
         await escalation.deliver_leftovers()
         # a zone nobody covers is a trouble alert at shift start (hub/escalation/roster_watch.py)
@@ -184,6 +186,7 @@ class Hub:
         ingest = Ingest(registry, store, watch, clock)
         mqtt = MqttLink(config.broker, ingest, clock, on_takeover=watch.on_hub_takeover)
         unsubscribe = [
+            escalates,
             # the watch hands every item on to the bed states and the walk tests
             watch.observe(beds.observe),
             watch.observe(walktests.observe),

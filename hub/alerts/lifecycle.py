@@ -151,9 +151,11 @@ class AlertService:
     def is_active(self, rule: str, subject: str) -> bool:
         return (rule, subject) in self._active
 
-    def add_listener(self, listener: AlertListener) -> None:
-        """Call `listener` with the alert after every change (escalation, notification)."""
+    def add_listener(self, listener: AlertListener) -> Callable[[], None]:
+        """Call `listener` with the alert after every change (escalation, notification); the
+        call that stops it."""
         self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     async def load(self) -> None:
         for alert in await self._store.alerts(ACTIVE_STATES, limit=None):

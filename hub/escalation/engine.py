@@ -199,7 +199,6 @@ class Escalation:
         self._notifiers: list[Notifier] = list(notifiers)
         # One change at a time: an acknowledgement must not race a step that is firing.
         self._lock = asyncio.Lock()
-        alerts.add_listener(self._on_alert)
         timers.on(KIND, self._fire)
 
     def add_notifier(self, notifier: Notifier) -> None:
@@ -227,7 +226,8 @@ class Escalation:
 
     # --- the timer ------------------------------------------------------------------------
 
-    async def _on_alert(self, alert: dict[str, Any]) -> None:
+    async def on_alert(self, alert: dict[str, Any]) -> None:
+        """An alert changed (hub/app.py subscribes this to the alert service)."""
         async with self._lock:
             await self._reconcile(alert)
 
