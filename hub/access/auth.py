@@ -25,8 +25,9 @@ from fastapi import HTTPException, Request
 from hub.access.permissions import Principal
 from hub.access.sessions import Sessions
 from hub.access.users import User, UserStore, hash_password, token_digest
+from hub.core.audit import AuditEntry
 from hub.core.clock import Clock
-from hub.core.store import AuditEntry, Store
+from hub.core.store import Store
 
 __all__ = ["Authenticator", "LoginLimiter", "hash_password", "token_digest"]
 
@@ -110,7 +111,7 @@ class Authenticator:
     async def record(self, actor: str, action: str, detail: dict[str, str]) -> None:
         """An entry in the audit log about signing in or out."""
         async with self._store.transaction():
-            await self._store.insert_audit(
+            await self._store.audit.record(
                 [AuditEntry(self._clock.now(), actor, action, "web", detail)]
             )
 

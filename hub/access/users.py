@@ -24,7 +24,8 @@ import aiosqlite
 from argon2 import PasswordHasher
 
 from hub.access.permissions import ROLE_PERMISSIONS, Grant
-from hub.core.store import AuditEntry, Store
+from hub.core.audit import AuditEntry
+from hub.core.store import Store
 
 Source = Literal["config", "cli", "api"]
 USERNAME_PATTERN: Final = r"^[A-Za-z0-9._@-]{1,64}$"
@@ -363,7 +364,7 @@ class UserStore:
         self._snapshot = None
 
     async def _audit(self, at: float, actor: str, action: str, detail: dict[str, Any]) -> None:
-        await self._store.insert_audit([AuditEntry(at, actor, action, "admin", detail)])
+        await self._store.audit.record([AuditEntry(at, actor, action, "admin", detail)])
 
 
 def _check_grant(grant: Grant) -> None:

@@ -13,9 +13,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from hub.alerts.records import AlertRecords
+from hub.core.audit import AuditEntry
 from hub.core.clock import Clock
 from hub.core.errors import DomainError
-from hub.core.store import AuditEntry, Store, TimerKey
+from hub.core.store import Store
+from hub.core.timers import TimerKey
 from hub.registry.index import Placement
 
 log = logging.getLogger("carewatch.hub.alerts")
@@ -139,7 +142,7 @@ class AlertBus:
 
 class AlertService:
     def __init__(self, store: Store, bus: AlertBus, clock: Clock) -> None:
-        self._store = store
+        self.records = AlertRecords(store)
         self._bus = bus
         self._clock = clock
         # (rule, subject) of every active alert, so that "the condition cleared", which most
@@ -158,7 +161,8 @@ class AlertService:
         return lambda: self._listeners.remove(listener)
 
     async def load(self) -> None:
-        for alert in await self._store.alerts(ACTIVE_STATES, limit=None):
+        await self.records.create()
+        for alert in await self.records.page(ACTIVE_STATES, limit=None):
             self._active.add((alert["rule"], alert["subject"]))
 
     async def trigger(self, trigger: Trigger) -> dict[str, Any]:
@@ -176,7 +180,7 @@ class AlertService:
     async def _open_or_repeat(self, trigger: Trigger) -> dict[str, Any]:
         # The set of active alerts is kept here: a new alarm asks the database nothing first.
         if (trigger.rule, trigger.subject) in self._active:
-            active = await self._store.active_alert(trigger.rule, trigger.subject)
+            active = await self.records.active(trigger.rule, trigger.subject)
             if active is not None:
                 return await self._repeat(active, trigger)
         now = self._clock.now()
@@ -197,7 +201,7 @@ class AlertService:
             "last_triggered_at": trigger.sensed_at,
         }
         entry = AuditEntry(now, "system", "opened", None, trigger.detail)
-        alert = await self._store.insert_alert(fields, entry, trigger.consumes)
+        alert = await self.records.insert(fields, entry, trigger.consumes)
         alert_id = alert["id"]
         log.warning(
             "alert opened: %s",
@@ -215,7 +219,7 @@ class AlertService:
 
     async def _repeat(self, active: dict[str, Any], trigger: Trigger) -> dict[str, Any]:
         entry = AuditEntry(self._clock.now(), "system", "repeated", None, trigger.detail)
-        await self._store.update_alert(
+        await self.records.update(
             active["id"],
             {
                 "count": active["count"] + 1,
@@ -226,7 +230,7 @@ class AlertService:
             entry,
             trigger.consumes,
         )
-        alert = await self._store.alert(active["id"])
+        alert = await self.records.get(active["id"])
         if alert is None:
             raise AlertError(404, f"no alert {active['id']}")
         return alert
@@ -236,7 +240,7 @@ class AlertService:
         emergency or routine alert still needs a person to close it."""
         if (rule, subject) not in self._active:
             return
-        active = await self._store.active_alert(rule, subject)
+        active = await self.records.active(rule, subject)
         if active is None or sensed_at < active["last_triggered_at"]:
             return  # sensed before the latest trigger: stale (a replay, or a late clearing)
         now = self._clock.now()
@@ -254,13 +258,13 @@ class AlertService:
             fields = {"cleared_at": sensed_at}
         else:
             return
-        await self._store.update_alert(active["id"], fields, ACTIVE_STATES, entry)
+        await self.records.update(active["id"], fields, ACTIVE_STATES, entry)
         await self._announce(active["id"])
 
     async def acknowledge(self, alert_id: int, user: str, channel: str) -> dict[str, Any]:
         now = self._clock.now()
         entry = AuditEntry(now, user, "acknowledged", channel, {})
-        changed = await self._store.update_alert(
+        changed = await self.records.update(
             alert_id,
             {
                 "state": "acknowledged",
@@ -280,7 +284,7 @@ class AlertService:
     ) -> dict[str, Any]:
         if outcome not in OUTCOMES:
             raise AlertError(422, f"unknown outcome {outcome!r}; use one of {sorted(OUTCOMES)}")
-        current = await self._store.alert(alert_id)
+        current = await self.records.get(alert_id)
         if current is None:
             raise AlertError(404, f"no alert {alert_id}")
         now = self._clock.now()
@@ -294,7 +298,7 @@ class AlertService:
         if current["acknowledged_at"] is None:
             fields |= {"acknowledged_by": user, "acknowledged_at": now, "acknowledged_via": channel}
         entry = AuditEntry(now, user, "resolved", channel, {"outcome": outcome, "note": note})
-        if not await self._store.update_alert(alert_id, fields, ACTIVE_STATES, entry):
+        if not await self.records.update(alert_id, fields, ACTIVE_STATES, entry):
             await self._refuse(alert_id, "resolved")
         return await self._announce(alert_id)
 
@@ -306,25 +310,25 @@ class AlertService:
         change of state: the alert's listeners (escalation) are not called. AlertError 404 for
         no such alert, 409 for a resolved one."""
         now_fields = fields or {"id": alert_id}
-        if not await self._store.update_alert(alert_id, now_fields, ACTIVE_STATES, entry):
-            current = await self._store.alert(alert_id)
+        if not await self.records.update(alert_id, now_fields, ACTIVE_STATES, entry):
+            current = await self.records.get(alert_id)
             if current is None:
                 raise AlertError(404, f"no alert {alert_id}")
             raise AlertError(409, f"alert {alert_id} is resolved already")
-        alert = await self._store.alert(alert_id)
+        alert = await self.records.get(alert_id)
         if alert is None:
             raise AlertError(404, f"no alert {alert_id}")
         self._bus.publish(alert)
         return alert
 
     async def _refuse(self, alert_id: int, wanted: str) -> None:
-        current = await self._store.alert(alert_id)
+        current = await self.records.get(alert_id)
         if current is None:
             raise AlertError(404, f"no alert {alert_id}")
         raise AlertError(409, f"alert {alert_id} is {current['state']} and cannot be {wanted} now")
 
     async def _announce(self, alert_id: int) -> dict[str, Any]:
-        alert = await self._store.alert(alert_id)
+        alert = await self.records.get(alert_id)
         if alert is None:
             raise AlertError(404, f"no alert {alert_id}")
         return await self._publish(alert)

@@ -32,16 +32,12 @@ from pydantic import ValidationError
 from contract.wire import HUB_STATUS_TOPIC, command_topic, data_topic, devices_topic, status_topic
 from device_profiles import ProfileError, available_profiles, load_profile
 from edge.config import DeviceConfig, EdgeConfig
+from hub.commissioning.records import ProvisionRecords
 from hub.config import HubConfig
 from hub.core.store import Store
 from hub.registry.models import Conflict, Device, Gateway, NotFound, RegistryError
 from hub.registry.service import Actor, RegistryService
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS provision_device (
-    id TEXT PRIMARY KEY, address TEXT UNIQUE, key TEXT, port TEXT
-);
-"""
 HUB_USER: Final = "carewatch-hub"
 INSTALL_DIR: Final = "/etc/carewatch"
 OUTBOX_PATH: Final = "/var/lib/carewatch/outbox.db"
@@ -208,21 +204,15 @@ def readme(username: str, devices: list[str], missing: list[str], with_ca: bool)
 class Provisioner:
     def __init__(self, service: RegistryService, store: Store, config: HubConfig) -> None:
         self.service = service
-        self._store = store
+        self._records = ProvisionRecords(store)
         self._config = config
         self._settings = config.provisioning
-        self._schema_ready = False
 
     @classmethod
     async def open(cls, service: RegistryService, store: Store, config: HubConfig) -> Provisioner:
         provisioner = cls(service, store, config)
-        await provisioner._schema()
+        await provisioner._records.create()
         return provisioner
-
-    async def _schema(self) -> None:
-        if not self._schema_ready:
-            await self._store.add_schema(SCHEMA)
-            self._schema_ready = True
 
     @property
     def public_url(self) -> str:
@@ -322,7 +312,6 @@ class Provisioner:
         with any other is refused without naming it. None: every device (the command line).
         """
         address = _checked_address(request)
-        await self._schema()
         await self._check_unique(request.id, address, visible)
         self._check_bed_free(request)
         fields = {
@@ -335,12 +324,7 @@ class Provisioner:
             "role": request.role,
         }
         device = await self.service.create(Device, fields, actor)
-        async with self._store.transaction() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO provision_device (id, address, key, port) "
-                "VALUES (?, ?, ?, ?)",
-                (device.id, address.address, address.key, address.port),
-            )
+        await self._records.save(device.id, address.address, address.key, address.port)
         return device
 
     async def _check_unique(
@@ -376,12 +360,9 @@ class Provisioner:
                 )
 
     async def _addresses(self) -> dict[str, Address]:
-        await self._schema()
-        async with self._store.db.execute(
-            "SELECT id, address, key, port FROM provision_device"
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return {row[0]: Address(row[1], row[2], row[3]) for row in rows}
+        return {
+            device: Address(*known) for device, known in (await self._records.addresses()).items()
+        }
 
     # Bulk import.
 

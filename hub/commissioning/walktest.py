@@ -25,38 +25,20 @@ from typing import Any, Final, TypeVar
 
 from device_profiles import ProfileError, load_profile
 from hub.alerts.lifecycle import ACTIVE_STATES, AlertBus, AlertService
+from hub.commissioning.records import ResultRow, WalkTestRecords
 from hub.core.clock import Clock
 from hub.core.errors import DomainError
 from hub.core.store import Store, StoredItem
 from hub.registry.data import RegistryData
 from hub.registry.index import Placement, Registry
 from hub.registry.labels import device_name, gateway_where
+from hub.telemetry.records import TelemetryRecords
 from hub.watch.coverage import CoverageWarning, coverage
 from hub.watch.settings import WatchPolicy
 
 log = logging.getLogger("carewatch.hub.walktest")
 T = TypeVar("T")
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS walktests (
-    id INTEGER PRIMARY KEY,
-    site TEXT NOT NULL,
-    gateway TEXT,
-    started_by TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    ended_by TEXT,
-    ended_at REAL
-);
-CREATE TABLE IF NOT EXISTS walktest_results (
-    test_id INTEGER NOT NULL REFERENCES walktests (id),
-    device TEXT NOT NULL,
-    passed_at REAL NOT NULL,
-    rssi INTEGER,
-    battery REAL,
-    trigger TEXT NOT NULL,
-    PRIMARY KEY (test_id, device)
-);
-"""
 # What counts as a device being triggered: an event (button press, fall, test button) ...
 TRIGGER_EVENTS: Final = frozenset({"call_button", "fall", "device_test"})
 # ... or one of these readings turning true (radar presence or motion, someone lying on the
@@ -131,7 +113,9 @@ class WalkTests:
         clock: Clock,
         policy: WatchPolicy,
     ) -> None:
-        self._store = store
+        self._records = WalkTestRecords(store)
+        # the devices' health, for each device's last signal and battery
+        self._telemetry = TelemetryRecords(store)
         self._registry = registry
         self._alerts = alerts
         self._clock = clock
@@ -152,15 +136,14 @@ class WalkTests:
         policy: WatchPolicy,
     ) -> WalkTests:
         tests = cls(store, registry, alerts, clock, policy)
-        await store.add_schema(SCHEMA)
+        await tests._records.create()
         await tests._load()
         return tests
 
     async def _load(self) -> None:
-        async with self._store.db.execute("SELECT * FROM walktests ORDER BY id") as cur:
-            for row in await cur.fetchall():
-                test = WalkTest(**dict(row))
-                self._tests[test.id] = test
+        for row in await self._records.tests():
+            test = WalkTest(**row)
+            self._tests[test.id] = test
         for test in self.running():
             self._results[test.id] = await self._stored_results(test.id)
 
@@ -208,7 +191,7 @@ class WalkTests:
 
     async def device_health(self) -> dict[str, dict[str, Any]]:
         """The gateways' last report on each device (signal, battery, last seen)."""
-        return await self._store.device_health()
+        return await self._telemetry.device_health()
 
     def devices(self, test: WalkTest) -> list[Placement]:
         places = [p for p in self._registry.devices() if test.covers(p.site, p.gateway)]
@@ -225,13 +208,8 @@ class WalkTests:
         return await self._stored_results(test_id)
 
     async def _stored_results(self, test_id: int) -> dict[str, DeviceResult]:
-        async with self._store.db.execute(
-            "SELECT device, passed_at, trigger, rssi, battery FROM walktest_results "
-            "WHERE test_id = ?",
-            (test_id,),
-        ) as cur:
-            rows = await cur.fetchall()
-        return {row["device"]: DeviceResult(**dict(row)) for row in rows}
+        rows = await self._records.results(test_id)
+        return {row["device"]: DeviceResult(**row) for row in rows}
 
     async def status(self, test_id: int) -> dict[str, Any]:
         """The walk test and its checklist: every device, passed or not yet."""
@@ -269,7 +247,7 @@ class WalkTests:
     async def alerts(self, test_id: int) -> list[dict[str, Any]]:
         """The test alerts raised during the walk test from its devices."""
         test = self.get(test_id)
-        listed = await self._store.alerts(ALL_STATES, ALERTS_SHOWN)
+        listed = await self._alerts.records.page(ALL_STATES, ALERTS_SHOWN)
         return [
             alert
             for alert in listed
@@ -283,14 +261,9 @@ class WalkTests:
     async def start(self, site: str, gateway: str | None, user: str) -> WalkTest:
         self._check_scope(site, gateway)
         now = self._clock.now()
-        async with self._store.transaction() as db:
-            cur = await db.execute(
-                "INSERT INTO walktests (site, gateway, started_by, started_at) VALUES (?, ?, ?, ?)",
-                (site, gateway, user, now),
-            )
-        if cur.lastrowid is None:
-            raise RuntimeError("walk test insert returned no id")
-        test = WalkTest(cur.lastrowid, site, gateway, user, now)
+        test = WalkTest(
+            await self._records.start(site, gateway, user, now), site, gateway, user, now
+        )
         self._tests[test.id] = test
         self._results[test.id] = {}
         log.info("walk test %d started on %s by %s", test.id, test.scope, user)
@@ -313,13 +286,10 @@ class WalkTests:
         test = self.get(test_id)
         if not test.running:
             raise WalkTestError(409, f"Walk test {test_id} has already ended.")
-        ended = replace(test, ended_by=user, ended_at=self._clock.now())
+        now = self._clock.now()
+        ended = replace(test, ended_by=user, ended_at=now)
         await self._fill_signal(test_id)
-        async with self._store.transaction() as db:
-            await db.execute(
-                "UPDATE walktests SET ended_by = ?, ended_at = ? WHERE id = ?",
-                (user, ended.ended_at, test_id),
-            )
+        await self._records.stop(test_id, user, now)
         self._tests[test_id] = ended
         self._results.pop(test_id, None)
         await self._resolve_test_alerts(ended, user)
@@ -330,7 +300,7 @@ class WalkTests:
     async def _with_signal(self, results: dict[str, DeviceResult]) -> dict[str, DeviceResult]:
         """Results whose signal or battery was not known when the device passed, completed
         with the last values from its items or from its gateway's device report."""
-        health = await self._store.device_health()
+        health = await self._telemetry.device_health()
         return {device: self._completed(result, health) for device, result in results.items()}
 
     def _completed(self, result: DeviceResult, health: dict[str, dict[str, Any]]) -> DeviceResult:
@@ -349,15 +319,10 @@ class WalkTests:
         self._results[test_id] = filled
 
     async def _save_signal(self, test_id: int, results: list[DeviceResult]) -> None:
-        async with self._store.transaction() as db:
-            await db.executemany(
-                "UPDATE walktest_results SET rssi = ?, battery = ? "
-                "WHERE test_id = ? AND device = ?",
-                [(r.rssi, r.battery, test_id, r.device) for r in results],
-            )
+        await self._records.save_signal(test_id, [(r.device, r.rssi, r.battery) for r in results])
 
     async def _resolve_test_alerts(self, test: WalkTest, user: str) -> None:
-        for alert in await self._store.alerts(ACTIVE_STATES, None):
+        for alert in await self._alerts.records.page(ACTIVE_STATES, None):
             if self.hides(alert):
                 await self._alerts.resolve(alert["id"], user, "api", END_OUTCOME, END_NOTE)
 
@@ -403,16 +368,11 @@ class WalkTests:
         results = self._results[test.id]
         if item.device in results:
             return
-        health = await self._store.device_health()
+        health = await self._telemetry.device_health()
         passed = DeviceResult(item.device, item.sensed_at, describe_trigger(item), None, None)
         result = self._completed(passed, health)
         results[item.device] = result
-        async with self._store.transaction() as db:
-            await db.execute(
-                "INSERT OR IGNORE INTO walktest_results "
-                "(test_id, device, passed_at, rssi, battery, trigger) VALUES (?, ?, ?, ?, ?, ?)",
-                (test.id, *_result_row(result)),
-            )
+        await self._records.passed(test.id, _result_row(result))
         log.info("walk test %d: %s passed (%s)", test.id, item.device, result.trigger)
         await self._announce(test.id)
 
@@ -420,7 +380,7 @@ class WalkTests:
         self.progress.publish(await self.status(test_id))
 
 
-def _result_row(result: DeviceResult) -> tuple[Any, ...]:
+def _result_row(result: DeviceResult) -> ResultRow:
     return (result.device, result.passed_at, result.rssi, result.battery, result.trigger)
 
 

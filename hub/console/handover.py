@@ -10,9 +10,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from hub.core.store import ALERT_COLUMNS, Store
+from hub.access.records import people_names
+from hub.console.records import handover_alerts
+from hub.core.store import Store
 from hub.escalation.roster import Roster, Shift
-from hub.registry.labels import people_names
 from hub.watch.settings import WatchPolicy
 
 DEFAULT_HOURS: Final = 12.0
@@ -47,14 +48,8 @@ async def handover(store: Store, since: float, until: float, shown: AlertFilter)
 
     `shown(alert)` keeps the alerts the caller may see (scope, site, no test alerts).
     """
-    async with store.db.execute(
-        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state != 'resolved' "
-        "OR (opened_at >= ? AND opened_at < ?) "
-        "OR (acknowledged_at >= ? AND acknowledged_at < ?) "
-        "OR (resolved_at >= ? AND resolved_at < ?) ORDER BY opened_at DESC, id DESC LIMIT ?",
-        (since, until, since, until, since, until, HANDOVER_LIMIT),
-    ) as cur:
-        alerts = [dict(row) for row in await cur.fetchall() if shown(dict(row))]
+    listed = await handover_alerts(store, since, until, HANDOVER_LIMIT)
+    alerts = [alert for alert in listed if shown(alert)]
     names = await people_names(
         store, [a[key] for a in alerts for key in ("acknowledged_by", "resolved_by") if a[key]]
     )

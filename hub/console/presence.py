@@ -250,7 +250,7 @@ class ConsoleWatch:
     async def _clear_gone(self, now: float) -> None:
         """Clear the alerts of zones that are no longer in the registry."""
         known = {(zone.site, zone.id) for zones in self._zones().values() for zone in zones}
-        for alert in await self._store.alerts(ACTIVE_STATES, limit=None):
+        for alert in await self._alerts.records.page(ACTIVE_STATES, limit=None):
             place = zone_of(str(alert["subject"]))
             if alert["rule"] == RULE and place is not None and place not in known:
                 await self._alerts.condition_cleared(RULE, alert["subject"], now)

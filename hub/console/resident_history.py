@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hub.core.store import ALERT_COLUMNS, Store
+from hub.access.records import people_names
+from hub.console import records
+from hub.core.store import Store
 from hub.escalation.engine import RESULT_WORDS, target_words
 from hub.registry.index import Registry
-from hub.registry.labels import alert_place, bed_words, channel_words, device_name, people_names
+from hub.registry.labels import alert_place, bed_words, channel_words, device_name
 from hub.registry.models import Bed, Binding, Device, Resident
 from hub.watch.bed_state import OCCUPANCY_READINGS, BedStates
 
@@ -30,17 +32,6 @@ BINDING_WORDS: Final = {
     "transfer": ("Moved to bed {bed}", "Moved out of bed {bed}"),
     "discharge": ("In bed {bed}", "Discharged from bed {bed}"),
 }
-
-BUCKET_QUERY = """
-SELECT name, CAST((sensed_at - ?) / ? AS INTEGER) AS slot, count(*) AS n,
-    sum(CASE value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 ELSE CAST(value AS REAL) END) AS total
-FROM readings
-WHERE device IN ({devices}) AND name IN ('heart_rate', 'respiration_rate', 'occupancy', 'presence')
-    AND sensed_at >= ? AND sensed_at < ?
-    -- a vital-signs radar says 0 when it has no reading: not a value to average
-    AND NOT (name IN ('heart_rate', 'respiration_rate') AND CAST(value AS REAL) = 0)
-GROUP BY name, slot
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +100,13 @@ async def chart(
     for stay in visited:
         if not stay.devices:
             continue
-        marks = ", ".join("?" for _ in stay.devices)
-        query = BUCKET_QUERY.format(devices=marks)
-        args = (start, bucket_s, *stay.devices, stay.start, stay.end)
-        async with store.db.execute(query, args) as cur:
-            for row in await cur.fetchall():
-                slot = int(row["slot"])
-                if 0 <= slot < slots:
-                    total, n = sums[row["name"]][slot]
-                    sums[row["name"]][slot] = (total + float(row["total"]), n + int(row["n"]))
+        for row in await records.vital_buckets(
+            store, stay.devices, start, bucket_s, stay.start, stay.end
+        ):
+            slot = int(row["slot"])
+            if 0 <= slot < slots:
+                total, n = sums[row["name"]][slot]
+                sums[row["name"]][slot] = (total + float(row["total"]), n + int(row["n"]))
     # The pressure pad's word if the resident's beds have one, else the radar's presence.
     source = next((n for n in OCCUPANCY_READINGS if any(c for _, c in sums[n])), "occupancy")
     points = [
@@ -211,13 +200,7 @@ def _binding_entries(
 async def _event_entries(store: Store, stay: Stay) -> list[dict[str, Any]]:
     if not stay.devices:
         return []
-    marks = ", ".join("?" for _ in stay.devices)
-    async with store.db.execute(
-        f"SELECT device, name, value, sensed_at FROM events WHERE device IN ({marks}) "
-        "AND sensed_at >= ? AND sensed_at < ? ORDER BY sensed_at DESC LIMIT ?",
-        (*stay.devices, stay.start, stay.end, TIMELINE_LIMIT),
-    ) as cur:
-        rows = await cur.fetchall()
+    rows = await records.events_of(store, stay.devices, stay.start, stay.end, TIMELINE_LIMIT)
     return [
         {
             "at": row["sensed_at"],
@@ -232,13 +215,7 @@ async def _event_entries(store: Store, stay: Stay) -> list[dict[str, Any]]:
 
 
 async def _alerts_of(store: Store, code: str, start: float, end: float) -> list[dict[str, Any]]:
-    async with store.db.execute(
-        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE resident_code = ? "
-        "AND opened_at < ? AND (opened_at >= ? OR resolved_at IS NULL OR resolved_at >= ?) "
-        "AND test = 0 ORDER BY opened_at DESC LIMIT ?",
-        (code, end, start, start, TIMELINE_LIMIT),
-    ) as cur:
-        return [dict(row) for row in await cur.fetchall()]
+    return await records.resident_alerts(store, code, start, end, TIMELINE_LIMIT)
 
 
 async def _action_entries(
@@ -246,13 +223,7 @@ async def _action_entries(
 ) -> list[dict[str, Any]]:
     if not alert_ids:
         return []
-    marks = ", ".join("?" for _ in alert_ids)
-    async with store.db.execute(
-        f"SELECT at, actor, action, alert_id, channel, detail FROM audit "
-        f"WHERE alert_id IN ({marks}) AND at >= ? AND at < ? ORDER BY id",
-        (*alert_ids, start, end),
-    ) as cur:
-        rows = await cur.fetchall()
+    rows = await records.actions(store, alert_ids, start, end)
     return [
         {
             "at": row["at"],

@@ -1,161 +1,35 @@
-"""SQLite storage (WAL) for readings, events, live device state, alerts and the audit log."""
+"""The hub's database: one SQLite connection (WAL), its migrations, its transactions.
+
+Each folder owns its tables and keeps all their SQL in its `records.py` (the audit log in
+`core/audit.py`, the timers' table in `core/timers.py`); this module holds no table's SQL. It
+opens the database and carries it forward (`hub/core/migrations.py`), runs whole transactions,
+and commits the batch companions' writes (the timers) with every batch that ingest stores.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import contextvars
-import json
-import math
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 
+# delegation until the routes use the owner's records (lead): notify/routes.py imports it here
+from hub.core.audit import AuditEntry as AuditEntry
+from hub.core.audit import AuditLog
 from hub.core.migrations import migrate
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS readings (
-    id INTEGER PRIMARY KEY,
-    device TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    sensed_at REAL NOT NULL,
-    received_at REAL NOT NULL,
-    historical INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS readings_device_time ON readings (device, name, sensed_at);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    device TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    sensed_at REAL NOT NULL,
-    received_at REAL NOT NULL,
-    historical INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_device_time ON events (device, sensed_at);
-CREATE TABLE IF NOT EXISTS device_state (
-    device TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    sensed_at REAL NOT NULL,
-    PRIMARY KEY (device, name)
-);
-CREATE TABLE IF NOT EXISTS gateway_sequence (
-    site TEXT NOT NULL,
-    gateway TEXT NOT NULL,
-    epoch TEXT NOT NULL,
-    last_seq INTEGER NOT NULL,
-    PRIMARY KEY (site, gateway)
-);
-CREATE TABLE IF NOT EXISTS gateway_status (
-    site TEXT NOT NULL,
-    gateway TEXT NOT NULL,
-    state TEXT NOT NULL,
-    bdseq INTEGER NOT NULL,
-    changed_at REAL NOT NULL,
-    PRIMARY KEY (site, gateway)
-);
-CREATE TABLE IF NOT EXISTS device_health (
-    device TEXT PRIMARY KEY,
-    online INTEGER NOT NULL,
-    last_seen REAL,
-    battery REAL,
-    rssi INTEGER,
-    reported_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY,
-    rule TEXT NOT NULL,
-    priority TEXT NOT NULL,
-    state TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    site TEXT NOT NULL,
-    zone TEXT,
-    zone_name TEXT,
-    room TEXT,
-    room_name TEXT,
-    bed TEXT,
-    resident_code TEXT,
-    resident_name TEXT,
-    device TEXT,
-    gateway TEXT,
-    test INTEGER NOT NULL DEFAULT 0,
-    sensed_at REAL NOT NULL,
-    opened_at REAL NOT NULL,
-    late_s REAL,
-    count INTEGER NOT NULL DEFAULT 1,
-    last_triggered_at REAL NOT NULL,
-    cleared_at REAL,
-    acknowledged_by TEXT,
-    acknowledged_at REAL,
-    acknowledged_via TEXT,
-    resolved_by TEXT,
-    resolved_at REAL,
-    outcome TEXT,
-    note TEXT,
-    nobody_reached_at REAL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active
-    ON alerts (rule, subject) WHERE state != 'resolved';
-CREATE TABLE IF NOT EXISTS timers (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    due_at REAL NOT NULL,
-    payload TEXT NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY,
-    at REAL NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    alert_id INTEGER,
-    channel TEXT,
-    detail TEXT NOT NULL
-);
-"""
-
-INSERT_READING = (
-    "INSERT INTO readings (device, name, value, sensed_at, received_at, historical) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-INSERT_EVENT = (
-    "INSERT INTO events (device, name, value, sensed_at, received_at, historical) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-UPSERT_DEVICE_STATE = (
-    "INSERT INTO device_state (device, name, value, sensed_at) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (device, name) DO UPDATE SET value = excluded.value, "
-    "sensed_at = excluded.sensed_at WHERE excluded.sensed_at >= device_state.sensed_at"
-)
-
-UPSERT_SEQUENCE = (
-    "INSERT INTO gateway_sequence (site, gateway, epoch, last_seq) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (site, gateway) DO UPDATE SET epoch = excluded.epoch, "
-    "last_seq = excluded.last_seq"
-)
-
-ALERT_COLUMNS = (
-    "id, rule, priority, state, subject, site, zone, zone_name, room, room_name, bed, "
-    "resident_code, resident_name, device, gateway, test, sensed_at, opened_at, late_s, count, "
-    "last_triggered_at, cleared_at, acknowledged_by, acknowledged_at, acknowledged_via, "
-    "resolved_by, resolved_at, outcome, note, nobody_reached_at"
-)
-
 
 CACHE_KIB = 64 * 1024
 CHECKPOINT_PAGES = 10_000  # about 40 MB of WAL at the default 4 KiB page
 
-TimerKey = tuple[str, str]
-# site, gateway, outbox epoch, last sequence number, items
-BatchToSave = tuple[str, str, str, int, Iterable["StoredItem"]]
 # One statement and the parameter rows it is run with (executemany).
 Statement = tuple[str, Sequence[tuple[Any, ...]]]
+Result = TypeVar("Result")
 
 
 class BatchCompanion(Protocol):
@@ -168,6 +42,23 @@ class BatchCompanion(Protocol):
     def writes_lost(self) -> None:
         """The batch was rolled back: what `take_writes` handed over must be written again."""
         ...
+
+
+class AlertReads(Protocol):
+    """What the routes still read of the alerts through the store (hub/alerts/records.py)."""
+
+    async def get(self, alert_id: int) -> dict[str, Any] | None: ...
+
+    async def page(
+        self, states: tuple[str, ...], limit: int | None, offset: int = 0
+    ) -> list[dict[str, Any]]: ...
+
+
+class HealthReads(Protocol):
+    """What the routes still read of the devices' health through the store
+    (hub/telemetry/records.py)."""
+
+    async def device_health(self) -> dict[str, dict[str, Any]]: ...
 
 
 @dataclass(slots=True)
@@ -183,26 +74,9 @@ _JOINING: contextvars.ContextVar[_Joining | None] = contextvars.ContextVar(
 
 
 @dataclass(frozen=True, slots=True)
-class AuditEntry:
-    at: float
-    actor: str
-    action: str
-    channel: str | None
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceHealth:
-    device: str
-    online: bool
-    last_seen: float | None
-    battery: float | None
-    rssi: int | None
-    reported_at: float
-
-
-@dataclass(frozen=True, slots=True)
 class StoredItem:
+    """A reading or an event as ingest stores it and hands it on (the watch, the bed states)."""
+
     device: str
     kind: str
     name: str
@@ -215,8 +89,8 @@ class StoredItem:
 class Store:
     """One connection, one writer: every statement runs on aiosqlite's own thread.
 
-    The hot write paths (`save_batches`, `write_now`) hand a whole transaction to that thread in
-    one call, not one round trip per statement.
+    The hot write paths (`save_batch`, `write_now`, `run`) hand a whole transaction to that
+    thread in one call, not one round trip per statement.
     """
 
     def __init__(self, db: aiosqlite.Connection) -> None:
@@ -224,9 +98,16 @@ class Store:
         # Coroutines share the connection; the lock keeps each write transaction whole.
         self._write = asyncio.Lock()
         self._companions: list[BatchCompanion] = []
+        self._schemas: set[str] = set()
+        self.audit = AuditLog(db)
+        # delegation until the routes use the owner's records (lead): set by AlertRecords and
+        # TelemetryRecords when they are built, as core may not import them
+        self.alert_reads: AlertReads | None = None
+        self.health_reads: HealthReads | None = None
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
+        """Open the database, with the audit log, migrated to this version's schema."""
         db = await aiosqlite.connect(str(path))
         db.row_factory = aiosqlite.Row
         await db.execute("PRAGMA journal_mode=WAL")
@@ -239,28 +120,34 @@ class Store:
         # CHECKPOINT_PAGES (default 1,000) copies a page rewritten by many commits only once.
         await db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         await db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
-        await db.executescript(SCHEMA)
+        store = cls(db)
+        # Every folder writes the audit log, from the first start-up step on.
+        await store.audit.create()
         await db.commit()
         try:
             await migrate(db, str(path))
         except BaseException:
             await db.close()
             raise
-        return cls(db)
+        return store
 
     async def close(self) -> None:
         await self._db.close()
 
     @property
     def db(self) -> aiosqlite.Connection:
-        """The shared connection, for reads by modules that keep their own tables."""
+        """The shared connection, for the records modules' reads."""
         return self._db
 
     async def add_schema(self, schema: str) -> None:
-        """Create a module's own tables (idempotent `CREATE ... IF NOT EXISTS` statements)."""
+        """Create a folder's own tables (idempotent `CREATE ... IF NOT EXISTS` statements); a
+        schema already created on this store is not run again."""
+        if schema in self._schemas:
+            return
         async with self._write:
             await self._db.executescript(schema)
             await self._db.commit()
+        self._schemas.add(schema)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -273,6 +160,16 @@ class Store:
                 raise
             await self._db.commit()
 
+    async def run(self, work: Callable[[sqlite3.Connection], Result]) -> Result:
+        """Run `work` as one transaction in one call to the database thread: committed when it
+        returns, rolled back if it raises. For a write that must not wait behind a queue of the
+        hub's other queries (an alarm's alert), only for the transaction being written."""
+        async with self._write:
+            result: Result = await self._db._execute(  # type: ignore[no-untyped-call]
+                _transaction, self._db._conn, work
+            )
+        return result
+
     async def write_now(self, companion: BatchCompanion) -> None:
         """Commit `companion`'s pending changes in a transaction of their own, in one call to
         the database thread (taken under the write lock, so no batch can slip in between)."""
@@ -280,7 +177,7 @@ class Store:
             await self._commit_with(companion.take_writes(), [companion])
 
     def join_batches(self, companion: BatchCompanion) -> None:
-        """Have `companion`'s pending changes committed with every batch `save_batches` stores."""
+        """Have `companion`'s pending changes committed with every batch `save_batch` stores."""
         self._companions.append(companion)
 
     @contextlib.contextmanager
@@ -300,48 +197,9 @@ class Store:
         joining = _JOINING.get()
         return joining is not None and joining.open and joining.store is self
 
-    async def sequence_mark(self, site: str, gateway: str) -> tuple[str, int] | None:
-        async with self._db.execute(
-            "SELECT epoch, last_seq FROM gateway_sequence WHERE site = ? AND gateway = ?",
-            (site, gateway),
-        ) as cur:
-            row = await cur.fetchone()
-        return (str(row["epoch"]), int(row["last_seq"])) if row else None
-
-    async def save_batch(
-        self, site: str, gateway: str, epoch: str, last_seq: int, items: Iterable[StoredItem]
-    ) -> None:
-        """Store accepted items and the new de-duplication mark in one transaction."""
-        await self.save_batches([(site, gateway, epoch, last_seq, items)])
-
-    async def save_batches(self, batches: list[BatchToSave]) -> None:
-        """Store several gateways' batches, their marks and the companions' pending changes in
-        one transaction."""
-        readings: list[tuple[Any, ...]] = []
-        events: list[tuple[Any, ...]] = []
-        live: list[tuple[Any, ...]] = []
-        marks: list[tuple[str, str, str, int]] = []
-        for site, gateway, epoch, last_seq, items in batches:
-            marks.append((site, gateway, epoch, last_seq))
-            for item in items:
-                value = _json_value(item.value)
-                row = (
-                    item.device,
-                    item.name,
-                    value,
-                    item.sensed_at,
-                    item.received_at,
-                    int(item.historical),
-                )
-                (readings if item.kind == "reading" else events).append(row)
-                if item.kind == "reading":  # a replay too, unless something newer is known
-                    live.append((item.device, item.name, value, item.sensed_at))
-        statements: list[Statement] = [
-            (INSERT_READING, readings),
-            (INSERT_EVENT, events),
-            (UPSERT_DEVICE_STATE, live),
-            (UPSERT_SEQUENCE, marks),
-        ]
+    async def save_batch(self, statements: list[Statement]) -> None:
+        """Commit a batch's statements and the companions' pending changes in one transaction,
+        in one call to the database thread."""
         async with self._write:
             for companion in self._companions:
                 statements.extend(companion.take_writes())
@@ -358,155 +216,50 @@ class Store:
                 companion.writes_lost()
             raise
 
-    async def device_state(self, device: str, name: str) -> object | None:
-        async with self._db.execute(
-            "SELECT value FROM device_state WHERE device = ? AND name = ?", (device, name)
-        ) as cur:
-            row = await cur.fetchone()
-        return json.loads(row["value"]) if row else None
-
-    async def count_rows(self, table: str) -> int:
-        if table not in {"readings", "events", "alerts", "audit"}:
-            raise ValueError(f"no table {table!r}")
-        async with self._db.execute(f"SELECT count(*) FROM {table}") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
-    async def gateway_status(self, site: str, gateway: str) -> tuple[str, int] | None:
-        async with self._db.execute(
-            "SELECT state, bdseq FROM gateway_status WHERE site = ? AND gateway = ?",
-            (site, gateway),
-        ) as cur:
-            row = await cur.fetchone()
-        return (str(row["state"]), int(row["bdseq"])) if row else None
-
-    async def set_gateway_status(
-        self, site: str, gateway: str, state: str, bdseq: int, at: float
-    ) -> None:
-        async with self.transaction() as db:
-            await db.execute(
-                "INSERT INTO gateway_status (site, gateway, state, bdseq, changed_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, gateway) DO UPDATE SET "
-                "state = excluded.state, bdseq = excluded.bdseq, changed_at = excluded.changed_at",
-                (site, gateway, state, bdseq, at),
-            )
-
-    async def save_device_health(self, reports: Iterable[DeviceHealth]) -> None:
-        async with self.transaction() as db:
-            await db.executemany(
-                "INSERT INTO device_health (device, online, last_seen, battery, rssi, "
-                "reported_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET "
-                "online = excluded.online, last_seen = excluded.last_seen, "
-                "battery = excluded.battery, rssi = excluded.rssi, "
-                "reported_at = excluded.reported_at "
-                "WHERE excluded.reported_at >= device_health.reported_at",
-                [
-                    (h.device, int(h.online), h.last_seen, h.battery, h.rssi, h.reported_at)
-                    for h in reports
-                ],
-            )
-
-    async def device_health(self) -> dict[str, dict[str, Any]]:
-        async with self._db.execute(
-            "SELECT device, online, last_seen, battery, rssi, reported_at FROM device_health"
-        ) as cur:
-            rows = await cur.fetchall()
-        return {str(row["device"]): {**dict(row), "online": bool(row["online"])} for row in rows}
-
-    async def active_alert(self, rule: str, subject: str) -> dict[str, Any] | None:
-        async with self._db.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE rule = ? AND subject = ? "
-            "AND state != 'resolved'",
-            (rule, subject),
-        ) as cur:
-            row = await cur.fetchone()
-        return dict(row) if row else None
-
+    # delegation until the routes use the owner's records (lead)
     async def alert(self, alert_id: int) -> dict[str, Any] | None:
-        async with self._db.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)
-        ) as cur:
-            row = await cur.fetchone()
-        return dict(row) if row else None
+        return await _reads(self.alert_reads).get(alert_id)
 
+    # delegation until the routes use the owner's records (lead)
     async def alerts(
         self, states: tuple[str, ...], limit: int | None, offset: int = 0
     ) -> list[dict[str, Any]]:
-        """Alerts in these states, emergency first, newest first; `offset` pages through them."""
-        marks = ", ".join("?" for _ in states)
-        async with self._db.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state IN ({marks}) "
-            "ORDER BY CASE priority WHEN 'emergency' THEN 0 WHEN 'routine' THEN 1 ELSE 2 END, "
-            "opened_at DESC, id DESC LIMIT ? OFFSET ?",
-            (*states, -1 if limit is None else limit, offset),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [dict(row) for row in rows]
+        return await _reads(self.alert_reads).page(states, limit, offset)
 
-    async def insert_alert(
-        self, fields: dict[str, Any], audit: AuditEntry, consumes: TimerKey | None = None
-    ) -> dict[str, Any]:
-        """Open an alert and record who or what opened it, in one transaction; the alert as
-        stored. One call to the database thread, so that an alarm waits at most for the
-        transaction being written, not behind a queue of the hub's other queries."""
-        async with self._write:
-            connection = self._db._conn
-            row: dict[str, Any] = await self._db._execute(  # type: ignore[no-untyped-call]
-                _insert_alert_transaction, connection, fields, audit, consumes
-            )
-        return row
-
-    async def update_alert(
-        self,
-        alert_id: int,
-        fields: dict[str, Any],
-        expect_states: tuple[str, ...],
-        audit: AuditEntry,
-        consumes: TimerKey | None = None,
-    ) -> bool:
-        """Change an alert still in one of `expect_states`, with its audit record; else False."""
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        marks = ", ".join("?" for _ in expect_states)
-        async with self.transaction() as db:
-            cur = await db.execute(
-                f"UPDATE alerts SET {assignments} WHERE id = ? AND state IN ({marks})",
-                (*fields.values(), alert_id, *expect_states),
-            )
-            changed = cur.rowcount == 1
-            if changed:
-                await self._insert_audit(alert_id, audit)
-            await self._consume(db, consumes)
-        return changed
-
-    async def _consume(self, db: aiosqlite.Connection, timer: TimerKey | None) -> None:
-        """Delete the durable timer whose firing caused this change, in the same transaction."""
-        if timer is not None:
-            await db.execute("DELETE FROM timers WHERE kind = ? AND key = ?", timer)
-
-    async def _insert_audit(self, alert_id: int | None, entry: AuditEntry) -> None:
-        await self._db.execute(AUDIT_INSERT, _audit_row(alert_id, entry))
-
-    async def insert_audit(self, entries: Iterable[AuditEntry]) -> None:
-        """Record actions that concern no alert (alert_id NULL); call it inside `transaction()`."""
-        await self._db.executemany(AUDIT_INSERT, [_audit_row(None, entry) for entry in entries])
-
+    # delegation until the routes use the owner's records (lead)
     async def audit_for_alert(self, alert_id: int) -> list[dict[str, Any]]:
-        async with self._db.execute(
-            "SELECT at, actor, action, channel, detail FROM audit WHERE alert_id = ? ORDER BY id",
-            (alert_id,),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
+        return await self.audit.for_alert(alert_id)
+
+    # delegation until the routes use the owner's records (lead)
+    async def insert_audit(self, entries: Iterable[AuditEntry]) -> None:
+        await self.audit.record(entries)
+
+    # delegation until the routes use the owner's records (lead)
+    async def device_health(self) -> dict[str, dict[str, Any]]:
+        return await _reads(self.health_reads).device_health()
 
 
-AUDIT_INSERT = (
-    "INSERT INTO audit (at, actor, action, alert_id, channel, detail) VALUES (?, ?, ?, ?, ?, ?)"
-)
+Reads = TypeVar("Reads")
 
 
-def _audit_row(alert_id: int | None, entry: AuditEntry) -> tuple[Any, ...]:
-    detail = json.dumps(entry.detail)
-    return (entry.at, entry.actor, entry.action, alert_id, entry.channel, detail)
+def _reads(reads: Reads | None) -> Reads:
+    """delegation until the routes use the owner's records (lead): the owner's reads, once built"""
+    if reads is None:
+        raise RuntimeError("the owner of these records has not been built on this store")
+    return reads
+
+
+def _transaction(
+    connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], Result]
+) -> Result:
+    """On the database thread: `work`, then commit; nothing of it on an error."""
+    try:
+        result = work(connection)
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    return result
 
 
 def _write_transaction(connection: sqlite3.Connection, statements: Sequence[Statement]) -> None:
@@ -521,53 +274,12 @@ def _write_transaction(connection: sqlite3.Connection, statements: Sequence[Stat
         raise
 
 
-def _insert_alert_transaction(
-    connection: sqlite3.Connection,
-    fields: dict[str, Any],
-    audit: AuditEntry,
-    consumes: TimerKey | None,
-) -> dict[str, Any]:
-    """On the database thread: insert the alert, its audit record and the consumed timer's
-    deletion, commit, and read the alert back."""
-    names = ", ".join(fields)
-    marks = ", ".join("?" for _ in fields)
-    try:
-        cur = connection.execute(
-            f"INSERT INTO alerts ({names}) VALUES ({marks})", tuple(fields.values())
-        )
-        alert_id = cur.lastrowid
-        if alert_id is None:
-            raise RuntimeError("alert insert returned no id")
-        connection.execute(AUDIT_INSERT, _audit_row(alert_id, audit))
-        if consumes is not None:
-            connection.execute("DELETE FROM timers WHERE kind = ? AND key = ?", consumes)
-        connection.commit()
-    except BaseException:
-        connection.rollback()
-        raise
-    row = connection.execute(
-        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)
-    ).fetchone()
-    return dict(row)
-
-
 async def _commit_on_db_thread(db: aiosqlite.Connection, statements: Sequence[Statement]) -> None:
     """Queue `_write_transaction` on the connection's own thread and wait for it.
 
     aiosqlite runs every call on one thread, in order, but offers no public way to queue a
     function of our own; `_execute`, the queue behind all its public methods (checked against
-    aiosqlite 0.22.1), is used here and in `Store.insert_alert` only.
+    aiosqlite 0.22.1), is used here and in `Store.run` only.
     """
     connection = db._conn
     await db._execute(_write_transaction, connection, statements)  # type: ignore[no-untyped-call]
-
-
-def _json_value(value: object) -> str:
-    """`json.dumps(value)`, without its general machinery for the scalars readings carry."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return float.__repr__(value)
-    return json.dumps(value)

@@ -15,15 +15,27 @@ import contextlib
 import heapq
 import json
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import aiosqlite
 
 from hub.core.clock import Clock
-from hub.core.store import Statement, Store, TimerKey
+from hub.core.store import Statement, Store
 
 log = logging.getLogger("carewatch.hub.timers")
 
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS timers (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    due_at REAL NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+"""
 UPSERT = (
     "INSERT INTO timers (kind, key, due_at, payload) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (kind, key) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload"
@@ -32,6 +44,9 @@ DELETE = "DELETE FROM timers WHERE kind = ? AND key = ?"
 FLUSH_EVERY_S = 1.0
 # How long the loop sleeps at most before looking again; bounds the cost of a clock jump.
 MAX_NAP_S = 60.0
+
+# A timer's kind and key.
+TimerKey = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +75,7 @@ class Timers:
         store.join_batches(self)
 
     async def load(self) -> None:
+        await self._store.add_schema(SCHEMA)
         async with self._store.db.execute("SELECT kind, key, due_at, payload FROM timers") as cur:
             rows = list(await cur.fetchall())
         for kind, key, due_at, payload in rows:
@@ -189,3 +205,15 @@ class Timers:
 
 def _row(timer: Timer) -> tuple[str, str, float, str]:
     return (timer.kind, timer.key, timer.due_at, json.dumps(timer.payload))
+
+
+async def consume(db: aiosqlite.Connection, timer: TimerKey | None) -> None:
+    """Delete the durable timer whose firing caused a change, in that change's transaction."""
+    if timer is not None:
+        await db.execute(DELETE, timer)
+
+
+def consume_on_db_thread(connection: sqlite3.Connection, timer: TimerKey | None) -> None:
+    """`consume`, from a transaction run on the database thread (`Store.run`)."""
+    if timer is not None:
+        connection.execute(DELETE, timer)

@@ -39,8 +39,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, Protocol
 
 from hub.alerts.lifecycle import AlertError, AlertService
+from hub.core.audit import AuditEntry
 from hub.core.clock import Clock
-from hub.core.store import AuditEntry, Store
+from hub.core.store import Store
 from hub.core.timers import Timer, Timers
 from hub.escalation.policy import EscalationPolicies, Period, Policy
 from hub.escalation.roster import Roster
@@ -220,7 +221,7 @@ class Escalation:
         """Create the tables and give every active alert its timer. Once every notifier is
         added, `deliver_leftovers` delivers what a crash left pending."""
         await self._store.add_schema(SCHEMA)
-        for alert in await self._store.alerts(("open", "acknowledged"), limit=None):
+        for alert in await self._alerts.records.page(("open", "acknowledged"), limit=None):
             async with self._lock:
                 await self._reconcile(alert)
 
@@ -261,7 +262,7 @@ class Escalation:
 
     async def _fire(self, timer: Timer) -> None:
         async with self._lock:
-            alert = await self._store.alert(int(timer.key))
+            alert = await self._alerts.records.get(int(timer.key))
             if alert is None or alert["test"]:
                 return
             phase, n = timer.payload.get("phase"), int(timer.payload.get("n", 0))
@@ -283,7 +284,7 @@ class Escalation:
         or a test alert, which is never escalated).
         """
         async with self._lock:
-            alert = await self._store.alert(alert_id)
+            alert = await self._alerts.records.get(alert_id)
             if alert is None:
                 raise AlertError(404, f"no alert {alert_id}")
             if alert["state"] == "resolved":
@@ -378,7 +379,7 @@ class Escalation:
         return not alert["test"] and self._policy(alert).family_responder
 
     async def _active(self, alert_id: int, wanted: str) -> dict[str, Any]:
-        alert = await self._store.alert(alert_id)
+        alert = await self._alerts.records.get(alert_id)
         if alert is None:
             raise AlertError(404, f"no alert {alert_id}")
         if alert["state"] == "resolved":
@@ -493,7 +494,7 @@ class Escalation:
 
     async def _all_on_duty(self, alert: dict[str, Any]) -> bool:
         """Smoke: the watch marks the alert for everyone on duty when it opens it."""
-        history = await self._store.audit_for_alert(alert["id"])
+        history = await self._store.audit.for_alert(alert["id"])
         opened = next((entry for entry in history if entry["action"] == "opened"), None)
         return alert["rule"] == "smoke" or bool(opened and opened["detail"].get("all_on_duty"))
 
@@ -626,7 +627,7 @@ class Escalation:
 
     async def _audit(self, alert_id: int, entry: AuditEntry) -> None:
         # Inside the caller's transaction, on the shared connection.
-        await self._store._insert_audit(alert_id, entry)
+        await self._store.audit.record([entry], alert_id)
 
     async def _audit_attempt(self, alert_id: int, attempt: int, plan: Planned, at: float) -> None:
         person = plan.recipient
@@ -701,7 +702,7 @@ class Escalation:
         raise the nobody-reached alarms a crash cut off."""
         leftovers = await self._attempts("result = 'pending'")
         for alert_id in dict.fromkeys(row["alert_id"] for row in leftovers):
-            alert = await self._store.alert(alert_id)
+            alert = await self._alerts.records.get(alert_id)
             rows = [row for row in leftovers if row["alert_id"] == alert_id]
             if alert is not None and alert["state"] != "resolved":
                 await self._deliver(alert, rows)
@@ -722,7 +723,7 @@ class Escalation:
             "AND n.result IN ('delivered', 'pending')) ORDER BY s.id"
         )
         for step_id, alert_id in rows:
-            alert = await self._store.alert(int(alert_id))
+            alert = await self._alerts.records.get(int(alert_id))
             if alert is not None:
                 await self._deliver_step(alert, int(step_id))
 
@@ -746,7 +747,7 @@ class Escalation:
             row = await cur.fetchone()
         reached = await self._attempts("alert_id = ? AND result = 'delivered'", alert_id)
         pending = self._timers.pending(KIND, str(alert_id))
-        alert = await self._store.alert(alert_id)
+        alert = await self._alerts.records.get(alert_id)
         nobody = await self._store.db.execute_fetchall(
             "SELECT at, detail FROM audit WHERE alert_id = ? AND action = 'nobody_reached' "
             "ORDER BY id",
@@ -799,7 +800,7 @@ class Escalation:
             {**a, "channel_name": channel_words(a["channel"]), "text": _attempt_words(a)}
             for a in await self._attempts("alert_id = ?", alert_id)
         ]
-        alert = await self._store.alert(alert_id) or {}
+        alert = await self._alerts.records.get(alert_id) or {}
         for step in steps:
             step["targets"] = json.loads(step["targets"])
             step["targets_text"] = [target_words(t, alert, self._names) for t in step["targets"]]

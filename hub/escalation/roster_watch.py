@@ -130,7 +130,7 @@ class RosterWatch:
                 await self._open(site, zone, subject, now)
 
     async def _active(self) -> list[dict[str, Any]]:
-        listed = await self._store.alerts(ACTIVE_STATES, limit=None)
+        listed = await self._alerts.records.page(ACTIVE_STATES, limit=None)
         return [alert for alert in listed if alert["rule"] == RULE]
 
     async def _open(self, site: str, zone: Zone, subject: str, now: float) -> None:

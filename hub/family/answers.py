@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hub.core.store import Store
+from hub.family.records import FamilyRecords
 
 # How a family member would say the channel that reached a staff member.
 CHANNEL_WORDS: Final[dict[str, str]] = {
@@ -39,38 +39,26 @@ class Answers:
 
 
 async def answers(
-    store: Store, alert_ids: Sequence[int], responders: set[str]
+    records: FamilyRecords, alert_ids: Sequence[int], responders: set[str]
 ) -> dict[int, Answers]:
     """Each alert's deliveries to `responders` (the staff) and family answers, from the
     record. A relative named in a step is a user too, but never "the staff was alerted"."""
     found: dict[int, Answers] = {alert_id: Answers() for alert_id in alert_ids}
     if not alert_ids:
         return found
-    marks = ", ".join("?" for _ in alert_ids)
-    async with store.db.execute(
-        f"SELECT alert_id, recipient_user, recipient, channel, at FROM notifications "
-        f"WHERE alert_id IN ({marks}) AND result = 'delivered' AND recipient_kind = 'user' "
-        "ORDER BY id",
-        tuple(alert_ids),
-    ) as cur:
-        for row in await cur.fetchall():
-            user = str(row["recipient_user"] or row["recipient"])
-            if user in responders:
-                found[int(row["alert_id"])].reached.append((user, str(row["channel"]), row["at"]))
-    async with store.db.execute(
-        f"SELECT alert_id, actor, action, at FROM audit WHERE alert_id IN ({marks}) "
-        "AND action IN ('help_requested', 'family_seen', 'family_handling') ORDER BY id",
-        tuple(alert_ids),
-    ) as cur:
-        for row in await cur.fetchall():
-            record = found[int(row["alert_id"])]
-            actor = str(row["actor"])
-            if row["action"] == "help_requested":
-                record.asked.append(actor)
-            elif row["action"] == "family_seen":
-                record.seen.append(actor)
-            elif record.handling is None:
-                record.handling = (actor, float(row["at"]))
+    for row in await records.deliveries(alert_ids):
+        user = str(row["recipient_user"] or row["recipient"])
+        if user in responders:
+            found[int(row["alert_id"])].reached.append((user, str(row["channel"]), row["at"]))
+    for row in await records.answers(alert_ids):
+        record = found[int(row["alert_id"])]
+        actor = str(row["actor"])
+        if row["action"] == "help_requested":
+            record.asked.append(actor)
+        elif row["action"] == "family_seen":
+            record.seen.append(actor)
+        elif record.handling is None:
+            record.handling = (actor, float(row["at"]))
     return found
 
 

@@ -16,8 +16,9 @@ from typing import Any, Final
 
 from hub.alerts.lifecycle import ACTIVE_STATES, OUTCOMES
 from hub.core.clock import Clock
-from hub.core.store import ALERT_COLUMNS, Store
+from hub.core.store import Store
 from hub.family.answers import answers, family_answers, staff_response
+from hub.family.records import FamilyRecords
 from hub.registry.index import Registry
 from hub.registry.labels import bed_words
 from hub.registry.models import Bed, Resident, Room
@@ -37,7 +38,6 @@ VIA_LABELS: Final[dict[str, str]] = {
     "push": "from a notification",
     "family_app": "in the family app",
 }
-SCHEMA: Final = "CREATE INDEX IF NOT EXISTS alerts_resident ON alerts (resident_code, opened_at);\n"
 
 Names = Callable[[], Awaitable[dict[str, str]]]
 
@@ -56,12 +56,11 @@ class FamilyView:
         beds: BedStates,
     ) -> None:
         self._registry = registry
-        self._store = store
+        self._records = FamilyRecords(store)
         self._clock = clock
         self._names = names
         self._may_handle = may_handle
         self._responders = responders
-        self._indexed = False
         self._beds = beds  # the board's and resident page's too
 
     def known(self, code: str) -> bool:
@@ -82,7 +81,7 @@ class FamilyView:
         now = self._clock.now()
         alerts = await self._alerts(code, now - RECENT_DAYS * 86400)
         ids = [alert["id"] for alert in alerts]
-        records = await answers(self._store, ids, await self._responders())
+        records = await answers(self._records, ids, await self._responders())
         service = self._care_service(code)
         call = service["phone"] if service else None
         views = [
@@ -143,16 +142,7 @@ class FamilyView:
 
     async def _alerts(self, code: str, since: float) -> list[dict[str, Any]]:
         """The resident's alerts opened since `since`, and any older ones still active."""
-        if not self._indexed:
-            await self._store.add_schema(SCHEMA)
-            self._indexed = True
-        async with self._store.db.execute(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE resident_code = ? AND test = 0 "
-            "AND (opened_at >= ? OR state != 'resolved') ORDER BY opened_at DESC, id DESC "
-            "LIMIT ?",
-            (code, since, RECENT_LIMIT),
-        ) as cur:
-            return [dict(row) for row in await cur.fetchall()]
+        return await self._records.resident_alerts(code, since, RECENT_LIMIT)
 
 
 def _alert_view(alert: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:

@@ -39,8 +39,9 @@ from contract.wire import (
     parse_topic,
 )
 from hub.core.clock import Clock
-from hub.core.store import DeviceHealth, Store, StoredItem
+from hub.core.store import Store, StoredItem
 from hub.registry.index import Placement, Registry
+from hub.telemetry.records import DeviceHealth, TelemetryRecords
 from hub.watch.rules import INSTANT_EVENTS, Watch
 
 log = logging.getLogger("carewatch.hub.ingest")
@@ -229,6 +230,8 @@ class Ingest:
     def __init__(self, registry: Registry, store: Store, watch: Watch, clock: Clock) -> None:
         self._registry = registry
         self._store = store
+        # the telemetry tables, which only ingest writes
+        self.records = TelemetryRecords(store)
         self._watch = watch
         self._clock = clock
         self._marks: dict[tuple[str, str], tuple[str, int] | None] = {}
@@ -357,12 +360,12 @@ class Ingest:
         except ValidationError as exc:
             self._reject("malformed", topic, _first_error(exc))
             return
-        known = await self._store.gateway_status(address.site, address.gateway)
+        known = await self.records.gateway_status(address.site, address.gateway)
         if status.state == "offline" and known is not None and status.bdseq < known[1]:
             log.info("stale death message ignored", extra=_where(address))
             return
         now = self._clock.now()
-        await self._store.set_gateway_status(
+        await self.records.set_gateway_status(
             address.site, address.gateway, status.state, status.bdseq, now
         )
         await self._watch.on_gateway_status(
@@ -383,7 +386,7 @@ class Ingest:
             for device in report.devices
             if (place := self._owned(address, device.dev, topic, now)) is not None
         ]
-        await self._store.save_device_health(
+        await self.records.save_device_health(
             DeviceHealth(d.dev, d.online, d.last_seen, d.battery, d.rssi, report.at)
             for d, _ in owned
         )
@@ -484,7 +487,7 @@ class Ingest:
 
     async def _save_together(self, pending: list[_Prepared]) -> None:
         try:
-            await self._store.save_batches(
+            await self.records.save_batches(
                 [(p.site, p.gateway, *p.mark, [a.item for a in p.fresh]) for p in pending]
             )
         except BaseException:
@@ -519,7 +522,7 @@ class Ingest:
         after the first read instead of being queried for every batch."""
         key = (address.site, address.gateway)
         if key not in self._marks:
-            self._marks[key] = await self._store.sequence_mark(*key)
+            self._marks[key] = await self.records.sequence_mark(*key)
         return self._marks[key]
 
     async def _drop_repeats(

@@ -44,10 +44,11 @@ from pywebpush import WebPushException, webpush
 
 from hub.access.permissions import Grant, Principal
 from hub.access.users import User
+from hub.core.audit import AuditEntry
 from hub.core.clock import Clock
 from hub.core.errors import DomainError
 from hub.core.outbound import OutboundPolicy, private_refusal
-from hub.core.store import AuditEntry, Store
+from hub.core.store import Store
 from hub.notify.base import DeliveryResult, Notification, Recipient
 from hub.notify.settings import PushConfig, PushSettings
 
@@ -390,7 +391,7 @@ class PushService:
             )
             host = urlsplit(endpoint).hostname
             detail = {"host": host, "user_agent": user_agent[:300], "dropped_oldest": len(dropped)}
-            await self._store.insert_audit(
+            await self._store.audit.record(
                 [AuditEntry(now, username, "push_subscribed", CHANNEL, detail)]
             )
         await self._load_counts()
@@ -409,7 +410,7 @@ class PushService:
             if cur.rowcount != 1:
                 return False
             detail = {"host": urlsplit(endpoint).hostname}
-            await self._store.insert_audit(
+            await self._store.audit.record(
                 [AuditEntry(now, username, "push_unsubscribed", CHANNEL, detail)]
             )
         await self._load_counts()
@@ -558,7 +559,7 @@ async def _vapid_keys(store: Store, clock: Clock) -> Vapid02:
         # Browsers bound their subscriptions to the old key; they must subscribe again.
         cur = await db.execute("DELETE FROM push_subscriptions")
         detail = {"public_key": public, "subscriptions_dropped": cur.rowcount}
-        await store.insert_audit([AuditEntry(now, "system", "push_keys_created", CHANNEL, detail)])
+        await store.audit.record([AuditEntry(now, "system", "push_keys_created", CHANNEL, detail)])
     log.info("new VAPID key pair made for Web Push")
     return vapid
 

@@ -17,7 +17,8 @@ the bed board (hub/console/board.py, and from it the console's alert cards), the
   sensor", "call button");
 - a channel is said as people say it ("family app", "phone notification"): `channel_words`,
   and a person reached through it as "Okafor family (family app)": `reached_words`;
-- a user is their display name, never their user name: `people_names` reads them.
+- a user is their display name, never their user name: `people_names` of
+  `hub/access/records.py` reads them.
 
 **Printable bed labels**: a QR code that opens the bed in the installer's page, and the bed code.
 Each label shows the QR code, the bed code in large print, and the room and site names. The QR
@@ -41,7 +42,6 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
 from device_profiles import load_profile
-from hub.core.store import Store
 from hub.registry.data import RegistryData
 from hub.registry.index import Registry
 from hub.registry.models import Bed, Device, Gateway, Room, Site, Zone
@@ -158,20 +158,6 @@ def reached_words(name: str, channel: str | None) -> str:
     (family app)"."""
     via = channel_words(channel)
     return f"{name} ({via})" if via else name
-
-
-async def people_names(store: Store, usernames: Iterable[str]) -> dict[str, str]:
-    """The display names of users (a user without one, or no such user: their user name);
-    "system" is left out: what the hub did itself is said without a person."""
-    wanted = sorted({name for name in usernames if name and name != "system"})
-    if not wanted:
-        return {}
-    marks = ", ".join("?" for _ in wanted)
-    async with store.db.execute(
-        f"SELECT username, display_name FROM users WHERE username IN ({marks})", wanted
-    ) as cur:
-        found = {str(r["username"]): r["display_name"] for r in await cur.fetchall()}
-    return {name: str(found.get(name) or name) for name in wanted}
 
 
 def device_kind(profile: str) -> str:

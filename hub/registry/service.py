@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Protocol, TypeVar
 
+from hub.core.audit import AuditEntry
 from hub.core.clock import Clock
 from hub.core.outbound import OutboundPolicy
-from hub.core.store import AuditEntry, Store
+from hub.core.store import Store
 from hub.registry.contact_urls import masked_contacts, private_url_problem
 from hub.registry.csv_import import import_csv
 from hub.registry.data import Change, RegistryData, data_from_specs, when
@@ -37,7 +38,7 @@ from hub.registry.models import (
     parse_record,
     record_fields,
 )
-from hub.registry.store import RegistryStore
+from hub.registry.records import RegistryRecords
 
 log = logging.getLogger("carewatch.hub.registry")
 
@@ -88,7 +89,7 @@ class RegistryService:
     def __init__(
         self,
         registry: Registry,
-        store: RegistryStore,
+        store: RegistryRecords,
         clock: Clock,
         rule_coverage: RuleCoverage,
         outbound: OutboundPolicy | None = None,
@@ -120,7 +121,7 @@ class RegistryService:
         rule_coverage: RuleCoverage,
     ) -> RegistryService:
         """Load the registry from the database, seeding it from `seed` if it holds none."""
-        registry_store = await RegistryStore.open(store)
+        registry_store = await RegistryRecords.open(store)
         data = await registry_store.load()
         service = cls(Registry(data, organisation), registry_store, clock, rule_coverage, outbound)
         if data.is_empty() and seed:

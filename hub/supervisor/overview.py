@@ -29,13 +29,14 @@ exports.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
 from device_profiles import DeviceProfile, ProfileError, load_profile
+from hub.access.records import people_names
 from hub.alerts.lifecycle import ACTIVE_STATES
+from hub.alerts.records import AlertRecords
 from hub.core.store import Store
 from hub.escalation.figures import (
     DEFAULT_PRIORITIES,
@@ -52,8 +53,9 @@ from hub.escalation.figures import (
 from hub.escalation.policy import EscalationPolicies, Period, Policy
 from hub.escalation.roster import Roster
 from hub.registry.index import Registry
-from hub.registry.labels import device_name, gateway_where, people_names
+from hub.registry.labels import device_name, gateway_where
 from hub.registry.models import Bed, Device, Room, Zone
+from hub.telemetry.records import TelemetryRecords
 from hub.watch.settings import WatchPolicy
 
 ACK_LIMIT_S: Final[Mapping[str, float]] = {"emergency": 60.0, "routine": 180.0}
@@ -186,7 +188,7 @@ async def active_alerts(
     sources: Sources, sites: frozenset[str] | None, now: float
 ) -> list[dict[str, Any]]:
     """Open and acknowledged alerts (test alerts left out), overdue first, then oldest first."""
-    listed = await sources.store.alerts(ACTIVE_STATES, limit=None)
+    listed = await AlertRecords(sources.store).page(ACTIVE_STATES, limit=None)
     rows: list[dict[str, Any]] = []
     for alert in listed:
         if alert["test"] or not in_sites(alert["site"], sites):
@@ -216,28 +218,23 @@ def _profile(name: str) -> DeviceProfile | None:
         return None
 
 
-async def _latest_batteries(store: Store) -> dict[str, tuple[float, float]]:
+async def _latest_batteries(telemetry: TelemetryRecords) -> dict[str, tuple[float, float]]:
     """Each device's last battery reading as (level, sensed_at)."""
-    async with store.db.execute(
-        "SELECT device, value, sensed_at FROM device_state WHERE name = 'battery'"
-    ) as cur:
-        rows = await cur.fetchall()
     levels = {}
-    for device, value, sensed_at in rows:
-        level = json.loads(value)
+    for device, (level, sensed_at) in (await telemetry.latest("battery")).items():
         if isinstance(level, int | float) and not isinstance(level, bool):
-            levels[str(device)] = (float(level), float(sensed_at))
+            levels[device] = (float(level), sensed_at)
     return levels
 
 
-async def _gateways_down(store: Store, active: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+async def _gateways_down(
+    telemetry: TelemetryRecords, active: Iterable[Mapping[str, Any]]
+) -> dict[str, float]:
     """Offline gateways ("site/gateway") and since when: a death message or an active alert."""
-    down: dict[str, float] = {}
-    async with store.db.execute(
-        "SELECT site, gateway, changed_at FROM gateway_status WHERE state = 'offline'"
-    ) as cur:
-        for site, gateway, changed_at in await cur.fetchall():
-            down[f"{site}/{gateway}"] = float(changed_at)
+    down = {
+        f"{site}/{gateway}": changed_at
+        for (site, gateway), changed_at in (await telemetry.offline_gateways()).items()
+    }
     for alert in active:
         if alert["rule"] == "gateway_offline" and not alert["test"]:
             key = str(alert["subject"]).removeprefix("gateway:")
@@ -258,12 +255,13 @@ async def devices(
     sources: Sources, sites: frozenset[str] | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """(devices in trouble, offline gateways, devices counted) for `sites`."""
-    store = sources.store
-    active = [a for a in await store.alerts(ACTIVE_STATES, limit=None) if not a["test"]]
+    telemetry = TelemetryRecords(sources.store)
+    listed = await AlertRecords(sources.store).page(ACTIVE_STATES, limit=None)
+    active = [a for a in listed if not a["test"]]
     trouble = {(a["rule"], str(a["subject"])) for a in active}
-    health = await store.device_health()
-    batteries = await _latest_batteries(store)
-    down = await _gateways_down(store, active)
+    health = await telemetry.device_health()
+    batteries = await _latest_batteries(telemetry)
+    down = await _gateways_down(telemetry, active)
     rows = []
     counted = 0
     for place in sorted(sources.registry.devices(), key=lambda p: (p.site, p.device)):

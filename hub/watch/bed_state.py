@@ -57,12 +57,14 @@ from typing import Any, Final, Literal, TypeVar
 
 from device_profiles import load_profile
 from hub.alerts.lifecycle import ACTIVE_STATES
+from hub.alerts.records import AlertRecords
 from hub.core.store import Store, StoredItem
 from hub.registry.data import RegistryData
 from hub.registry.index import Placement, Registry
 from hub.registry.labels import BedWords, bed_words, device_type, room_words
 from hub.registry.labels import device_kind as device_kind  # walk tests' words come from here
 from hub.registry.models import Bed, Device, Resident, Room, Zone
+from hub.telemetry.records import TelemetryRecords
 
 StateCode = Literal["in_bed", "up", "away", "device_trouble", "unknown", "empty", "no_bed"]
 Activity = Literal["in_bed", "up", "away", "unknown"]
@@ -96,27 +98,6 @@ GATEWAY_WORDS: Final = "The gateway beside the bed has lost its connection"
 PlaceKey = tuple[str, str]  # (site, zone)
 PlaceFilter = Callable[[str, str | None], bool]
 K = TypeVar("K")
-
-SEED_QUERY = """
-WITH recent AS (
-    SELECT device, name, value, sensed_at FROM readings
-    WHERE name IN ('occupancy', 'presence') AND sensed_at >= ?
-),
-last AS (
-    SELECT device, name, value, max(sensed_at) AS at FROM recent GROUP BY device, name
-),
-flip AS (
-    SELECT l.device, l.name, l.value, l.at,
-        (SELECT max(r.sensed_at) FROM recent r
-         WHERE r.device = l.device AND r.name = l.name AND r.value != l.value) AS other_at
-    FROM last l
-)
-SELECT f.device, f.name, f.value, f.at, f.other_at,
-    (SELECT min(r.sensed_at) FROM recent r
-     WHERE r.device = f.device AND r.name = f.name
-       AND r.sensed_at > coalesce(f.other_at, -1)) AS changed_at
-FROM flip f
-"""
 
 
 @dataclass(slots=True)
@@ -269,7 +250,8 @@ class BedStates:
     """The state of every bed of one hub (one per hub: every page asks the same one)."""
 
     def __init__(self, store: Store, registry: Registry) -> None:
-        self._store = store
+        self._alerts = AlertRecords(store)
+        self._telemetry = TelemetryRecords(store)
         self._registry = registry
         self._seen: dict[tuple[str, str], Seen] = {}
         self._seeded = False
@@ -322,9 +304,7 @@ class BedStates:
         async with self._seed_lock:
             if self._seeded:
                 return
-            async with self._store.db.execute(SEED_QUERY, (now - SEED_WINDOW_S,)) as cur:
-                rows = await cur.fetchall()
-            for row in rows:
+            for row in await self._telemetry.presence_since(now - SEED_WINDOW_S):
                 key = (str(row["device"]), str(row["name"]))
                 value = json.loads(row["value"])
                 if key in self._seen or not isinstance(value, bool):
@@ -464,18 +444,12 @@ class BedStates:
             return self._live
 
     async def _read_live(self) -> _Live:
-        async with self._store.db.execute(
-            "SELECT site, gateway, changed_at FROM gateway_status WHERE state = 'offline'"
-        ) as cur:
-            gateways = {
-                (str(r["site"]), str(r["gateway"])): float(r["changed_at"])
-                for r in await cur.fetchall()
-            }
+        gateways = await self._telemetry.offline_gateways()
         bed_alerts: dict[str, list[dict[str, Any]]] = {}
         room_alerts: dict[tuple[str, str], list[dict[str, Any]]] = {}
         device_alerts: dict[str, dict[str, float]] = {}
         silent_gateways: dict[tuple[str, str], float] = {}
-        for alert in await self._store.alerts(ACTIVE_STATES, None):
+        for alert in await self._alerts.page(ACTIVE_STATES, None):
             if alert["test"]:
                 continue  # walk tests and maintenance: not the state of anyone's bed
             if alert["rule"] in DEVICE_TROUBLE and alert["device"] is not None:
@@ -491,7 +465,7 @@ class BedStates:
                 room_alerts.setdefault((alert["site"], alert["room"]), []).append(alert)
         offline = {
             device: float(health["last_seen"] or health["reported_at"])
-            for device, health in (await self._store.device_health()).items()
+            for device, health in (await self._telemetry.device_health()).items()
             if not health["online"]
         }
         return _Live(offline, gateways, silent_gateways, device_alerts, bed_alerts, room_alerts)

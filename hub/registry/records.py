@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Final, get_origin
 
-from hub.core.store import AuditEntry, Store
+from hub.core.audit import AuditEntry
+from hub.core.store import Store
 from hub.registry.data import Change, RegistryData
 from hub.registry.models import RECORD_KINDS, Binding, Record, RecordBase, record_fields
 
@@ -85,12 +86,12 @@ def _row(record: RecordBase) -> tuple[Any, ...]:
     )
 
 
-class RegistryStore:
+class RegistryRecords:
     def __init__(self, store: Store) -> None:
         self.store = store
 
     @classmethod
-    async def open(cls, store: Store) -> RegistryStore:
+    async def open(cls, store: Store) -> RegistryRecords:
         await store.add_schema(SCHEMA)
         return cls(store)
 
@@ -125,4 +126,4 @@ class RegistryStore:
         async with self.store.transaction() as db:
             for kind, rows in by_kind.items():
                 await db.executemany(_upsert_sql(kind), rows)
-            await self.store.insert_audit(audit)
+            await self.store.audit.record(audit)
