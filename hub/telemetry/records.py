@@ -143,13 +143,17 @@ class TelemetryRecords:
     """The telemetry tables on the hub's store.
 
     Its writer (ingest) and readers (walk tests, bed states, supervisor) are built with no
-    asynchronous step, so the tables are made the first time one of them asks.
+    asynchronous step: the tables are made by `create`, which the walk tests' opening awaits
+    during the hub's start, or else the first time one of them asks.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._created = False
         store.health_reads = self  # delegation until the routes use the owner's records (lead)
+
+    async def create(self) -> None:
+        await self._tables()
 
     async def _tables(self) -> None:
         if not self._created:
