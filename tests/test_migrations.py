@@ -5,6 +5,12 @@ tests/data/hub-0eb87ea.sql is a real database of main at 0eb87ea (the last main 
 sessions), dumped after that hub had seeded the small site, stored a reading and a fall, opened
 and escalated an alert, and a nurse had signed in and acknowledged it. Its throwaway VAPID key
 was left out (a hub makes one when there is none).
+
+tests/data/hub-929223a.sql is a real database of main at 929223a (the last main before the hub's
+modules moved into feature folders and the store's SQL went to the folders that own it), made by
+scripts/make-upgrade-database: readings and events, a device health report, a fall acknowledged
+and a call resolved with their audit, escalation steps and notifications, pending timers, a
+nurse's web session and push subscription, an installer's walk test.
 """
 
 from __future__ import annotations
@@ -18,19 +24,22 @@ import pytest
 
 from hub.core.migrations import LATEST, MIGRATIONS, MigrationError, migrate, schema_version
 from hub.core.store import Store
-from tests.conftest import NURSE, HubFactory
+from tests.conftest import NURSE, HubFactory, small_site_users
 from tests.support.clock import FakeClock
+from tests.support.paths import DATA
 
-OLD_MAIN = Path(__file__).parent / "data" / "hub-0eb87ea.sql"
+OLD_MAIN = DATA / "hub-0eb87ea.sql"
+BEFORE_FOLDERS = DATA / "hub-929223a.sql"
 # Just after the nurse acknowledged the fall in that database (2026-12-04 09:42:20 UTC). The hub
 # reads it on this clock: on the wall clock its silence and escalation timers would come due.
 DUMPED_AT = 1796377340.0
+BEFORE_FOLDERS_DUMPED_AT = 1796417222.0  # 2026-12-04 20:47:02 UTC
 
 
-def old_database(path: Path) -> dict[str, set[tuple[object, ...]]]:
-    """Write the old main's database to `path`; its rows, by table."""
+def old_database(path: Path, dump: Path = OLD_MAIN) -> dict[str, set[tuple[object, ...]]]:
+    """Write an earlier main's database to `path`; its rows, by table."""
     with sqlite3.connect(path) as db:
-        db.executescript(OLD_MAIN.read_text())
+        db.executescript(dump.read_text())
     return rows_by_table(path)
 
 
@@ -81,6 +90,43 @@ async def test_the_previous_mains_database_upgrades_in_place_with_every_record(
     assert [(a["rule"], a["state"], a["acknowledged_by"]) for a in alerts] == [
         ("fall", "acknowledged", NURSE[0])
     ]
+
+
+async def test_the_database_of_the_main_before_the_feature_folders_opens_with_every_row(
+    hub_factory: HubFactory, tmp_path: Path
+) -> None:
+    database = tmp_path / "hub.db"  # where hub_factory's hub keeps its database
+    before = old_database(database, BEFORE_FOLDERS)
+    kinds = ("alerts", "audit", "timers", "push_subscriptions", "readings", "events")
+    assert all(before[table] for table in (*kinds, "registry_device", "walktests", "web_sessions"))
+
+    # The same people with the password hashes that main wrote: an unchanged configuration file
+    # (a new hash would count as a password change and sign them out, as it should).
+    hashes = dict(sqlite3.connect(database).execute("SELECT username, password_hash FROM users"))
+    people = [{**user, "password_hash": hashes[user["username"]]} for user in small_site_users()]
+    hub = await hub_factory(FakeClock(BEFORE_FOLDERS_DUMPED_AT), users=people)
+
+    after = rows_by_table(database, table_columns(database))
+    assert set(after) >= set(before), "tables lost"
+    changed = [table for table, rows in before.items() if not rows <= after[table]]
+    # Starting, the hub writes the configuration file's users again (their `updated_at`), and
+    # the timers of the alert still open move on as it runs (a step fires at its time).
+    assert changed in (["users"], ["timers", "users"]), f"rows lost or changed: {changed}"
+    assert {row[:-1] for row in before["users"]} == {row[:-1] for row in after["users"]}
+    assert {row[:2] for row in before["timers"]} <= {row[:2] for row in after["timers"]}
+    assert await schema_version(hub.store.db) == LATEST
+    async with httpx.AsyncClient(base_url=hub.url, timeout=20) as nurse:
+        credentials = {"username": NURSE[0], "password": NURSE[1]}
+        signed_in = await nurse.post("/api/login", json=credentials)
+        assert signed_in.status_code == 200, signed_in.text
+        alerts = (await nurse.get("/api/alerts", params={"state": "all"})).json()["alerts"]
+        devices = (await nurse.get("/api/devices")).json()["devices"]
+    assert sorted((a["rule"], a["state"]) for a in alerts) == [
+        ("call_button", "resolved"),
+        ("fall", "acknowledged"),
+    ]
+    radar = next(device for device in devices if device["device"] == "radar-101")
+    assert radar["health"]["battery"] == 88.0
 
 
 async def test_a_database_from_before_push_gets_its_notification_column_back(
