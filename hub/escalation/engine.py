@@ -44,6 +44,7 @@ from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.core.timers import Timer, Timers
 from hub.escalation.policy import EscalationPolicies, Period, Policy
+from hub.escalation.records import EscalationRecords
 from hub.escalation.roster import Roster
 from hub.notify.base import (
     DeliveryResult,
@@ -83,45 +84,6 @@ RESULT_WORDS: Final[dict[str, str]] = {
     "failed": "not delivered",
     "no_channel": "cannot be reached",
 }
-
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS escalation_steps (
-    id INTEGER PRIMARY KEY,
-    alert_id INTEGER NOT NULL,
-    phase TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    step INTEGER NOT NULL,
-    policy TEXT NOT NULL,
-    targets TEXT NOT NULL,
-    due_at REAL NOT NULL,
-    at REAL NOT NULL,
-    UNIQUE (alert_id, phase, n)
-);
-CREATE TABLE IF NOT EXISTS notifications (
-    id INTEGER PRIMARY KEY,
-    alert_id INTEGER NOT NULL,
-    step_id INTEGER NOT NULL,
-    step INTEGER NOT NULL,
-    phase TEXT NOT NULL,
-    target TEXT NOT NULL,
-    channel TEXT,
-    recipient_kind TEXT,
-    recipient TEXT,
-    recipient_name TEXT,
-    phone TEXT,
-    email TEXT,
-    recipient_user TEXT,
-    at REAL NOT NULL,
-    result TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS notifications_alert ON notifications (alert_id, id);
-CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (result) WHERE result = 'pending';
-"""
-ATTEMPT_COLUMNS: Final = (
-    "id, alert_id, step_id, step, phase, target, channel, recipient_kind, recipient, "
-    "recipient_name, phone, email, recipient_user, at, result, detail"
-)
 
 
 class ContactLike(Protocol):
@@ -188,6 +150,7 @@ class Escalation:
         notifiers: Sequence[Notifier] = (),
     ) -> None:
         self._store = store
+        self.records = EscalationRecords(store)
         self._alerts = alerts
         self._managers = managers
         self._timers = timers
@@ -220,7 +183,7 @@ class Escalation:
     async def start(self) -> None:
         """Create the tables and give every active alert its timer. Once every notifier is
         added, `deliver_leftovers` delivers what a crash left pending."""
-        await self._store.add_schema(SCHEMA)
+        await self.records.create()
         for alert in await self._alerts.records.page(("open", "acknowledged"), limit=None):
             async with self._lock:
                 await self._reconcile(alert)
@@ -242,7 +205,7 @@ class Escalation:
             await self._timers.cancel(KIND, str(alert["id"]))
         elif pending is not None and pending.payload.get("phase") == phase:
             return
-        elif phase == "realert" or not await self._has_steps(alert["id"]):
+        elif phase == "realert" or not await self.records.has_steps(alert["id"]):
             await self._schedule(alert, phase, 0)
 
     async def _schedule(self, alert: dict[str, Any], phase: Phase, n: int) -> None:
@@ -291,7 +254,7 @@ class Escalation:
                 raise AlertError(409, f"alert {alert_id} is resolved; no one needs to be sent")
             if alert["test"]:
                 raise AlertError(409, f"alert {alert_id} is a test alert and is not escalated")
-            n = await self._count_steps(alert_id, "help")
+            n = await self.records.count_steps(alert_id, "help")
             now = self._clock.now()
             asked = AuditEntry(now, by, "help_requested", channel, {"n": n})
             step_id = await self._record_step(alert, "help", n, now, asked=asked)
@@ -304,14 +267,6 @@ class Escalation:
         )
         await self._deliver_step(alert, step_id)
         return await self.summary(alert_id)
-
-    async def _count_steps(self, alert_id: int, phase: Phase) -> int:
-        async with self._store.db.execute(
-            "SELECT count(*) FROM escalation_steps WHERE alert_id = ? AND phase = ?",
-            (alert_id, phase),
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
 
     # --- answers: staff "I can't", the family's "I've seen it" and "I'm handling it" ----------
 
@@ -331,7 +286,7 @@ class Escalation:
             if pending is not None and pending.payload.get("phase") == "escalate":
                 n = int(pending.payload.get("n", 0))
             else:
-                n = await self._count_steps(alert_id, "escalate")
+                n = await self.records.count_steps(alert_id, "escalate")
             step_id = await self._record_step(alert, "escalate", n, now)
             await self._schedule(alert, "escalate", n + 1)
         log.info(
@@ -388,27 +343,18 @@ class Escalation:
             raise AlertError(409, f"alert {alert_id} is a test alert and is not escalated")
         return alert
 
-    async def _answers(self, alert_id: int, action: str) -> list[dict[str, Any]]:
-        async with self._store.db.execute(
-            "SELECT at, actor FROM audit WHERE alert_id = ? AND action = ? ORDER BY id",
-            (alert_id, action),
-        ) as cur:
-            return [dict(row) for row in await cur.fetchall()]
-
     # --- nobody reached ---------------------------------------------------------------------
 
     async def _deliver_step(self, alert: dict[str, Any], step_id: int) -> None:
         """Deliver a recorded step's attempts; if it reached nobody, raise that alarm."""
         await self._deliver(
             alert,
-            await self._attempts(
-                "alert_id = ? AND step_id = ? AND result = 'pending'", alert["id"], step_id
-            ),
+            await self.records.attempts(alert["id"], step_id=step_id, result="pending"),
         )
-        attempts = await self._attempts("alert_id = ? AND step_id = ?", alert["id"], step_id)
+        attempts = await self.records.attempts(alert["id"], step_id=step_id)
         if not attempts or any(a["result"] == "delivered" for a in attempts):
             return  # reached someone, or had nobody to reach (the family is handling it)
-        if await self._told_nobody_reached(alert["id"], step_id):
+        if await self.records.told_nobody_reached(alert["id"], step_id):
             return  # a firing repeated after a restart: its alarm went out already
         if attempts[0]["phase"] == "fallback":
             log.error(
@@ -419,14 +365,6 @@ class Escalation:
             )
             return
         await self._nobody_reached(alert, attempts)
-
-    async def _told_nobody_reached(self, alert_id: int, step_id: int) -> bool:
-        async with self._store.db.execute(
-            "SELECT 1 FROM audit WHERE alert_id = ? AND action = 'nobody_reached' "
-            "AND json_extract(detail, '$.step_id') = ? LIMIT 1",
-            (alert_id, step_id),
-        ) as cur:
-            return await cur.fetchone() is not None
 
     async def _nobody_reached(self, alert: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
         now = self._clock.now()
@@ -445,7 +383,7 @@ class Escalation:
                 )
             except AlertError:
                 return  # resolved in the meantime: someone did answer
-            n = await self._count_steps(alert["id"], "fallback")
+            n = await self.records.count_steps(alert["id"], "fallback")
             step_id = await self._record_step(alert, "fallback", n, now)
         log.error(
             "NOBODY REACHED for alert %s (%s): %s; telling the fallback people",
@@ -481,7 +419,7 @@ class Escalation:
         targets = self._policy(alert).steps[self._policy(alert).step(n)].notify
         if n == 0 and await self._all_on_duty(alert):
             targets = ("all_on_duty", *targets)
-        if await self._answers(alert["id"], "family_handling"):
+        if await self.records.answers(alert["id"], "family_handling"):
             targets = tuple(t for t in targets if t != "family_contacts")
         return targets
 
@@ -529,7 +467,7 @@ class Escalation:
         allowed: tuple[str, ...] | None,
     ) -> list[Planned]:
         notifiers = [n for n in self._notifiers if allowed is None or n.channel in allowed]
-        declined = {row["actor"] for row in await self._answers(alert["id"], "declined")}
+        declined = {row["actor"] for row in await self.records.answers(alert["id"], "declined")}
         planned: list[Planned] = []
         seen: set[tuple[str, str]] = set()
         for target in targets:
@@ -550,13 +488,6 @@ class Escalation:
 
     # --- the record -------------------------------------------------------------------------
 
-    async def _has_steps(self, alert_id: int) -> bool:
-        async with self._store.db.execute(
-            "SELECT 1 FROM escalation_steps WHERE alert_id = ? AND phase = 'escalate' LIMIT 1",
-            (alert_id,),
-        ) as cur:
-            return await cur.fetchone() is not None
-
     async def _record_step(
         self,
         alert: dict[str, Any],
@@ -573,14 +504,12 @@ class Escalation:
         step = self._policy(alert).step(n) if phase == "escalate" else n
         kind = "repeat" if phase == "escalate" and n != step else phase
         async with self._store.transaction() as db:
-            cur = await db.execute(
-                "INSERT INTO escalation_steps (alert_id, phase, n, step, policy, targets, due_at, "
-                "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id, phase, n) DO NOTHING",
+            step_id = await self.records.insert_step(
+                db,
                 (alert["id"], phase, n, step, self._period(alert), json.dumps(targets), due, now),
             )
-            if cur.rowcount != 1:
-                return await self._step_id(alert["id"], phase, n)
-            step_id = int(cur.lastrowid or 0)
+            if step_id is None:
+                return await self.records.step_id(alert["id"], phase, n)
             if asked is not None:
                 await self._audit(alert["id"], asked)
             detail = {"phase": kind, "n": n, "step": step, "targets": list(targets)}
@@ -588,10 +517,8 @@ class Escalation:
                 alert["id"], AuditEntry(now, "system", "escalation_step", None, detail)
             )
             for plan in planned:
-                row = await db.execute(
-                    "INSERT INTO notifications (alert_id, step_id, step, phase, target, channel, "
-                    "recipient_kind, recipient, recipient_name, phone, email, recipient_user, at, "
-                    "result, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                attempt_id = await self.records.insert_attempt(
+                    db,
                     (
                         alert["id"],
                         step_id,
@@ -606,7 +533,7 @@ class Escalation:
                     ),
                 )
                 if plan.result != "pending":
-                    await self._audit_attempt(alert["id"], int(row.lastrowid or 0), plan, now)
+                    await self._audit_attempt(alert["id"], attempt_id, plan, now)
         log.info(
             "escalation %s %d of alert %s: %d attempt(s)",
             kind,
@@ -616,14 +543,6 @@ class Escalation:
             extra={"site": alert["site"], "rule": alert["rule"], "alert_id": alert["id"]},
         )
         return step_id
-
-    async def _step_id(self, alert_id: int, phase: str, n: int) -> int:
-        async with self._store.db.execute(
-            "SELECT id FROM escalation_steps WHERE alert_id = ? AND phase = ? AND n = ?",
-            (alert_id, phase, n),
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row["id"]) if row else 0
 
     async def _audit(self, alert_id: int, entry: AuditEntry) -> None:
         # Inside the caller's transaction, on the shared connection.
@@ -641,12 +560,6 @@ class Escalation:
         }
         await self._audit(alert_id, AuditEntry(at, "system", "notification", plan.channel, detail))
 
-    async def _attempts(self, where: str, *args: Any) -> list[dict[str, Any]]:
-        async with self._store.db.execute(
-            f"SELECT {ATTEMPT_COLUMNS} FROM notifications WHERE {where} ORDER BY id", args
-        ) as cur:
-            return [dict(row) for row in await cur.fetchall()]
-
     # --- delivery ---------------------------------------------------------------------------
 
     async def _deliver(self, alert: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
@@ -657,10 +570,7 @@ class Escalation:
         async with self._store.transaction() as db:
             for row, result in zip(attempts, results, strict=True):
                 outcome = "delivered" if result.delivered else "failed"
-                await db.execute(
-                    "UPDATE notifications SET result = ?, detail = ?, at = ? WHERE id = ?",
-                    (outcome, result.detail, now, row["id"]),
-                )
+                await self.records.set_result(db, row["id"], outcome, result.detail, now)
                 plan = Planned(
                     row["target"], _recipient(row), row["channel"], outcome, result.detail
                 )
@@ -700,7 +610,7 @@ class Escalation:
     async def deliver_leftovers(self) -> None:
         """Attempts a crash left pending: deliver them if their alert is still active; then
         raise the nobody-reached alarms a crash cut off."""
-        leftovers = await self._attempts("result = 'pending'")
+        leftovers = await self.records.attempts(result="pending")
         for alert_id in dict.fromkeys(row["alert_id"] for row in leftovers):
             alert = await self._alerts.records.get(alert_id)
             rows = [row for row in leftovers if row["alert_id"] == alert_id]
@@ -713,49 +623,27 @@ class Escalation:
     async def _missed_alarms(self) -> None:
         """Steps of active alerts that reached nobody but whose alarm was never raised (the
         hub stopped between a step's delivery and its alarm): raise it now, once."""
-        rows = await self._store.db.execute_fetchall(
-            "SELECT s.id, s.alert_id FROM escalation_steps s JOIN alerts a ON a.id = s.alert_id "
-            "WHERE a.state != 'resolved' AND s.phase != 'fallback' "
-            "AND EXISTS (SELECT 1 FROM notifications n "
-            "WHERE n.alert_id = s.alert_id AND n.step_id = s.id) "
-            "AND NOT EXISTS (SELECT 1 FROM notifications n "
-            "WHERE n.alert_id = s.alert_id AND n.step_id = s.id "
-            "AND n.result IN ('delivered', 'pending')) ORDER BY s.id"
-        )
-        for step_id, alert_id in rows:
-            alert = await self._alerts.records.get(int(alert_id))
+        for step_id, alert_id in await self.records.missed_steps():
+            alert = await self._alerts.records.get(alert_id)
             if alert is not None:
-                await self._deliver_step(alert, int(step_id))
+                await self._deliver_step(alert, step_id)
 
     async def _skip(self, rows: list[dict[str, Any]]) -> None:
-        async with self._store.transaction() as db:
-            await db.executemany(
-                "UPDATE notifications SET result = 'skipped', "
-                "detail = 'alert closed before delivery' WHERE id = ?",
-                [(row["id"],) for row in rows],
-            )
+        await self.records.skip([row["id"] for row in rows])
 
     # --- what the console and the API show ----------------------------------------------------
 
     async def summary(self, alert_id: int) -> dict[str, Any]:
         """`escalation_step` (1-based, the last step reached), `notified` (names reached),
         `next_escalation_at`, `help_requested_by` (who asked for someone to be sent)."""
-        async with self._store.db.execute(
-            "SELECT max(step) AS step FROM escalation_steps WHERE alert_id = ? AND phase = ?",
-            (alert_id, "escalate"),
-        ) as cur:
-            row = await cur.fetchone()
-        reached = await self._attempts("alert_id = ? AND result = 'delivered'", alert_id)
+        last_step = await self.records.last_step(alert_id)
+        reached = await self.records.attempts(alert_id, result="delivered")
         pending = self._timers.pending(KIND, str(alert_id))
         alert = await self._alerts.records.get(alert_id)
-        nobody = await self._store.db.execute_fetchall(
-            "SELECT at, detail FROM audit WHERE alert_id = ? AND action = 'nobody_reached' "
-            "ORDER BY id",
-            (alert_id,),
-        )
-        handling = await self._answers(alert_id, "family_handling")
+        nobody = await self.records.nobody_reached(alert_id)
+        handling = await self.records.answers(alert_id, "family_handling")
         return {
-            "escalation_step": None if row is None or row["step"] is None else row["step"] + 1,
+            "escalation_step": None if last_step is None else last_step + 1,
             "notified": list(dict.fromkeys(r["recipient_name"] for r in reached)),
             "reached": [
                 {
@@ -785,20 +673,15 @@ class Escalation:
         }
 
     async def _answerers(self, alert_id: int, action: str) -> list[str]:
-        rows = await self._answers(alert_id, action)
+        rows = await self.records.answers(alert_id, action)
         return list(dict.fromkeys(self._names(row["actor"]) for row in rows))
 
     async def history(self, alert_id: int) -> dict[str, Any]:
         """Every step reached, with its attempts and their results, and the next one due."""
-        async with self._store.db.execute(
-            "SELECT id, phase, n, step, policy, targets, due_at, at FROM escalation_steps "
-            "WHERE alert_id = ? ORDER BY id",
-            (alert_id,),
-        ) as cur:
-            steps = [dict(row) for row in await cur.fetchall()]
+        steps = await self.records.steps(alert_id)
         attempts = [
             {**a, "channel_name": channel_words(a["channel"]), "text": _attempt_words(a)}
-            for a in await self._attempts("alert_id = ?", alert_id)
+            for a in await self.records.attempts(alert_id)
         ]
         alert = await self._alerts.records.get(alert_id) or {}
         for step in steps:
