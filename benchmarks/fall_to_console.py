@@ -175,7 +175,7 @@ async def wait_connected(hub: Hub, gateways: int) -> None:
     while time.monotonic() < deadline:
         online = 0
         for g in range(gateways):
-            status = await hub.store.gateway_status(SITE, f"gw-{g:03d}")
+            status = await hub.ingest.records.gateway_status(SITE, f"gw-{g:03d}")
             online += status is not None and status[0] == "online"
         if online == gateways:
             return

@@ -57,7 +57,9 @@ async def fill_outbox(path: Path, observations: Sequence[Observation]) -> tuple[
 
 
 async def stored(hub: Hub) -> int:
-    return await hub.store.count_rows("readings") + await hub.store.count_rows("events")
+    return await hub.ingest.records.count_rows("readings") + await hub.ingest.records.count_rows(
+        "events"
+    )
 
 
 async def distinct_rows(hub: Hub) -> int:

@@ -126,8 +126,8 @@ class Stopwatch:
     def attach(self, hub: Hub) -> None:
         for owner, method in (
             (hub.ingest, "handle_many"),
-            (hub.store, "sequence_mark"),
-            (hub.store, "save_batches"),
+            (hub.ingest.records, "sequence_mark"),
+            (hub.ingest.records, "save_batches"),
             (hub.watch, "on_item"),
             (hub.watch, "on_gateway_heard"),
             (hub.timers, "set"),
@@ -159,7 +159,7 @@ class Probes:
             "timers_set": timers_set,
             "timers_cancelled": timers_cancelled,
             "timers_fired": hub.timers.fired,
-            "alerts_opened": await hub.store.count_rows("alerts"),
+            "alerts_opened": await hub.alerts.records.count(),
             "calls": calls,
             "call_seconds": seconds,
             "at": time.perf_counter(),
@@ -312,7 +312,7 @@ async def hub_phase(broker: MosquittoBroker, database: Path, args: argparse.Name
         feeder.cancel()
         publisher.terminate()
         publisher.communicate(timeout=30)
-        stored = await hub.store.count_rows("readings")
+        stored = await hub.ingest.records.count_rows("readings")
         await hub.stop()
     result.start_s, result.stored_readings = start_s, stored
     return result

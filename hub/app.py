@@ -253,6 +253,9 @@ class Hub:
         parts.fill(family_routes.HELPDESK, escalation)
         parts.add(
             self.store,
+            self.store.audit,
+            self.alerts.records,
+            self.ingest.records,
             self.registry,
             self.registry_admin,
             auth,

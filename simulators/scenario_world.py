@@ -339,7 +339,9 @@ class ScenarioWorld:
     async def _acknowledge(self, rule: str, user: str) -> None:
         """`user` acknowledges the newest open alert of `rule`, from the console."""
         hub = self.hub
-        open_alerts = [a for a in await hub.store.alerts(("open",), None) if a["rule"] == rule]
+        open_alerts = [
+            a for a in await hub.alerts.records.page(("open",), None) if a["rule"] == rule
+        ]
         if not open_alerts:
             log.warning("%s found no open %s alert to acknowledge", user, rule)
             return
@@ -353,14 +355,14 @@ class ScenarioWorld:
         world shuts down), whom their escalation reached, and the bed's live state now."""
         hub, end = self.hub, self.scenario.end_at()
         seen = []
-        for alert in await hub.store.alerts(ALL_STATES, None):
+        for alert in await hub.alerts.records.page(ALL_STATES, None):
             if alert["sensed_at"] > end:
                 continue
             told: tuple[tuple[str | None, str], ...] = ()
             if hub.escalation is not None:
                 reached = (await hub.escalation.summary(alert["id"]))["reached"]
                 told = tuple((r["user"], r["channel"]) for r in reached)
-            audit = await hub.store.audit_for_alert(alert["id"])
+            audit = await hub.store.audit.for_alert(alert["id"])
             opening: Any = next((e["detail"] for e in audit if e["action"] == "opened"), {})
             seen.append(
                 SeenAlert(

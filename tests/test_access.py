@@ -275,7 +275,9 @@ async def raise_alert(
     await publish(site, gateway, [fall(device)], seq=seq)
 
     async def opened() -> list[int]:
-        return [a["id"] for a in await hub.store.alerts(("open",), 50) if a["device"] == device]
+        return [
+            a["id"] for a in await hub.alerts.records.page(("open",), 50) if a["device"] == device
+        ]
 
     await eventually(opened)
     (alert_id,) = await opened()
@@ -368,7 +370,7 @@ async def test_another_sites_wings_or_familys_alert_is_missing_everywhere(
             assert own in ids and not ids & set(hidden), who
         assert wrong == []
         for alert_id in (harbour, west, li_wei):
-            assert (await hub.store.alert(alert_id) or {})["state"] == "open"
+            assert (await hub.alerts.records.get(alert_id) or {})["state"] == "open"
 
 
 # --- another family's resident, another site's residents, places and devices ---------------

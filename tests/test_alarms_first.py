@@ -90,13 +90,13 @@ class Order:
         self.live = hub.bus.subscribe()
         self.announced: list[dict[str, Any]] = []
         self.writes: list[int] = []  # alerts announced before each save_batches call
-        save_batches = hub.store.save_batches
+        save_batches = hub.ingest.records.save_batches
 
         async def recording(batches: list[Any]) -> None:
             self.writes.append(self._announced())
             await save_batches(batches)
 
-        monkeypatch.setattr(hub.store, "save_batches", recording)
+        monkeypatch.setattr(hub.ingest.records, "save_batches", recording)
 
     def _announced(self) -> int:
         while not self.live.empty():
@@ -206,8 +206,8 @@ async def test_alarms_in_a_10000_bed_burst_reach_the_console_before_any_telemetr
     )
     expected, readings, events = fleet.expected()
     assert await stored_per_device(hub) == split_by_kind(expected)
-    assert await hub.store.count_rows("readings") == readings
-    assert await hub.store.count_rows("events") == events
+    assert await hub.ingest.records.count_rows("readings") == readings
+    assert await hub.ingest.records.count_rows("events") == events
     counters = hub.ingest.counters()
     duplicates = sum(len(orjson.loads(p)["items"]) for _, p in (first[100], second[0]))
     assert counters["duplicates"] == duplicates
@@ -216,10 +216,10 @@ async def test_alarms_in_a_10000_bed_burst_reach_the_console_before_any_telemetr
     assert counters["gaps"] == 0
     assert "rejected_internal_error" not in counters
     for g in (0, 100, 125, 250, 499):
-        mark = await hub.store.sequence_mark(SITE, f"gw-{g:04d}")
+        mark = await hub.ingest.records.sequence_mark(SITE, f"gw-{g:04d}")
         assert mark is not None and mark[1] == fleet.last_seq(g)
     # One alert per alarm: the redelivered fall is not a second one.
-    alerts = await hub.store.alerts(("open",), 100)
+    alerts = await hub.alerts.records.page(("open",), 100)
     assert sorted(a["rule"] for a in alerts if a["rule"] in ALARM_RULES) == [
         "call_button",
         "fall",
@@ -266,7 +266,7 @@ async def test_an_alarm_arriving_during_a_burst_is_handled_in_front_of_the_rest_
     counters = hub.ingest.counters()
     assert counters["accepted"] == readings + events
     assert (counters["duplicates"], counters["gaps"]) == (0, 0)
-    assert await hub.store.sequence_mark(SITE, "gw-0003") == (
+    assert await hub.ingest.records.sequence_mark(SITE, "gw-0003") == (
         fleet.gateways[3].outbox.epoch,
         fleet.last_seq(3),
     )
@@ -349,7 +349,7 @@ async def test_a_flood_queued_on_mosquitto_with_falls_inside_is_stored_once_and_
     assert counters["duplicates"] == len(orjson.loads(flood[3][1])["items"])
     assert counters["gaps"] == 0
     assert not [name for name in counters if name.startswith("rejected_")]
-    alerts = await hub.store.alerts(("open",), 100)
+    alerts = await hub.alerts.records.page(("open",), 100)
     assert sorted((a["rule"], a["room_name"]) for a in alerts if a["rule"] in ALARM_RULES) == [
         ("call_button", "Room 630"),
         ("fall", "Room 150"),

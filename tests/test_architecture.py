@@ -23,6 +23,7 @@ HUB = REPO / "hub"
 RANK: Final = {
     "core": 0,
     "registry": 1,
+    "telemetry": 0.5,
     "access": 2,
     "alerts": 2,
     "notify": 3,

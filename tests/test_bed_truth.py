@@ -301,7 +301,7 @@ async def test_room_and_gateway_alerts_name_the_room_the_gateway_and_the_beds_it
     )
     await eventually(lambda: beds.hub.alerts.is_active("smoke", "room:sunrise/west-lounge"))
     data = beds.hub.registry.data
-    active = {a["rule"]: a for a in await beds.hub.store.alerts(("open",), 100)}
+    active = {a["rule"]: a for a in await beds.hub.alerts.records.page(("open",), 100)}
 
     lounge = alert_place(data, active["smoke"])
     assert (lounge["headline"], lounge["room"], lounge["zone"]) == (

@@ -196,7 +196,7 @@ def fall_batch(device: str, epoch: str, seq: int = 1) -> bytes:
 
 
 async def alerts(hub: Hub, rule: str, **fields: Any) -> list[dict[str, Any]]:
-    active = await hub.store.alerts(("open", "acknowledged"), 100)
+    active = await hub.alerts.records.page(("open", "acknowledged"), 100)
     return [a for a in active if a["rule"] == rule and all(a[k] == v for k, v in fields.items())]
 
 
@@ -296,7 +296,7 @@ async def test_a_gateway_with_another_gateways_client_id_does_not_drop_it(
         gateway(tmp_path, west_settings, "gw-west") as (publisher, outbox, _),
     ):
         await eventually(lambda: publisher.connected and publisher.hub_online is True, WAIT_S)
-        status = await polled(lambda: hub.store.gateway_status(SITE, "gw-west"), "birth")
+        status = await polled(lambda: hub.ingest.records.gateway_status(SITE, "gw-west"), "birth")
         assert status[0] == "online"
         # gw-east's credentials with gw-west's client id: the one the agent uses now (its user
         # name) and the one it used before
@@ -307,7 +307,9 @@ async def test_a_gateway_with_another_gateways_client_id_does_not_drop_it(
         # the fall came after the attempts: anything they caused has reached the hub by now
         await alert_for(hub, "fall", bed="SR-W-201")
         assert publisher.connected
-        assert await hub.store.gateway_status(SITE, "gw-west") == status  # same birth, bdseq
+        assert (
+            await hub.ingest.records.gateway_status(SITE, "gw-west") == status
+        )  # same birth, bdseq
         assert await alerts(hub, "gateway_offline") == []
     assert takeovers_logged(pinned_broker) == []
     assert connections_as(pinned_broker, generated.west[0]) == 1
@@ -371,7 +373,7 @@ async def test_repeated_takeovers_of_the_hubs_session_raise_a_trouble_alert(
         alert = await alert_for(hub, "hub_takeover", subject=f"hub:{SITE}")
         assert (alert["priority"], alert["site"], alert["bed"]) == ("trouble", SITE, None)
         (opened,) = [
-            e for e in await hub.store.audit_for_alert(alert["id"]) if e["action"] == "opened"
+            e for e in await hub.store.audit.for_alert(alert["id"]) if e["action"] == "opened"
         ]
         assert opened["detail"]["drops"] == 3
         assert opened["detail"]["client_id"] == HUB_USER

@@ -355,7 +355,7 @@ def fall(device: str) -> dict[str, object]:
 
 
 async def open_alerts(hub: Hub) -> list[dict[str, Any]]:
-    return await hub.store.alerts(("open", "acknowledged"), 100)
+    return await hub.alerts.records.page(("open", "acknowledged"), 100)
 
 
 async def alerts_for(hub: Hub, bed: str, within: float = 10.0) -> list[dict[str, Any]]:
@@ -403,7 +403,7 @@ async def test_gateway_over_tls_reaches_the_hub_and_raises_an_alert(
         (alert,) = await alerts_for(hub, "SR-E-101")
         assert (alert["rule"], alert["resident_name"]) == ("fall", "Mary Jones")
         assert alert["late_s"] is None
-        assert await hub.store.gateway_status(SITE, "gw-east") is not None  # birth arrived
+        assert await hub.ingest.records.gateway_status(SITE, "gw-east") is not None  # birth arrived
 
 
 @pytest.mark.parametrize("acl_name", ACLS)
@@ -456,7 +456,7 @@ async def test_a_gateway_cannot_publish_under_another_gateways_topic(
     assert len(await alerts_for(hub, "SR-E-101")) == 1
     await asyncio.sleep(0.3)  # anything the broker had let through has arrived by now
     assert await alerts_for(hub, "SR-W-201", within=0) == []
-    assert await hub.store.count_rows("events") == 1
+    assert await hub.ingest.records.count_rows("events") == 1
     counters = hub.ingest.counters()
     assert counters["accepted"] == 1, counters
     assert not any(key.startswith("rejected") and n for key, n in counters.items()), counters

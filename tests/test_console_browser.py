@@ -42,7 +42,7 @@ class Console:
 
     async def wait_for_active_alerts(self, n: int) -> None:
         deadline = time.monotonic() + 10
-        while len(await self.hub.store.alerts(("open", "acknowledged"), 100)) != n:
+        while len(await self.hub.alerts.records.page(("open", "acknowledged"), 100)) != n:
             assert time.monotonic() < deadline, f"the hub never had {n} active alerts"
             await asyncio.sleep(0.05)
 

@@ -29,7 +29,7 @@ async def test_a_fall_that_reaches_nobody_is_a_banner_on_the_console_until_ackno
     await expect(missed).to_have_text("Step 1: nobody reached — no one on duty in East wing")
     # The fallback reached this console: the record says so, and so does the card.
     await expect(card.get_by_test_id("alert-escalation-step")).to_contain_text("Escalation step 1")
-    (alert,) = await console.hub.store.alerts(("open",), 10)
+    (alert,) = await console.hub.alerts.records.page(("open",), 10)
     assert alert["nobody_reached_at"] is not None
 
     await card.get_by_role("button", name="Acknowledge").click()

@@ -72,7 +72,7 @@ async def start(hub_factory: HubFactory, clock: FakeClock) -> Hub:
 
 async def unwatched(hub: Hub, states: tuple[str, ...] = ACTIVE_STATES) -> dict[str, int]:
     """The zone_unwatched alerts: subject → id."""
-    listed = await hub.store.alerts(states, limit=None)
+    listed = await hub.alerts.records.page(states, limit=None)
     return {a["subject"]: a["id"] for a in listed if a["rule"] == RULE}
 
 
@@ -146,7 +146,7 @@ async def test_a_staffed_zone_no_armed_console_watches_is_an_alarm_until_one_doe
     await eventually(lambda: _count(hub, 2))
     alarms = await unwatched(hub)
     assert set(alarms) == {EAST, WEST}
-    west = await hub.store.alert(alarms[WEST])
+    west = await hub.alerts.records.get(alarms[WEST])
     assert west is not None
     assert (west["priority"], west["state"], west["site"], west["zone_name"]) == (
         "trouble",
@@ -154,7 +154,7 @@ async def test_a_staffed_zone_no_armed_console_watches_is_an_alarm_until_one_doe
         "sunrise",
         "West wing",
     )
-    (opened,) = [e for e in await hub.store.audit_for_alert(west["id"]) if e["action"] == "opened"]
+    (opened,) = [e for e in await hub.store.audit.for_alert(west["id"]) if e["action"] == "opened"]
     assert opened["detail"]["why"] == "No console is watching West wing"
     assert opened["detail"]["unwatched_since"] == SHIFT_START
     async with httpx.AsyncClient(base_url=hub.url) as client:
@@ -310,7 +310,7 @@ async def _count(hub: Hub, n: int) -> bool:
 
 
 async def _resolved(hub: Hub, alert_id: int) -> bool:
-    alert = await hub.store.alert(alert_id)
+    alert = await hub.alerts.records.get(alert_id)
     assert alert is not None
     return bool(alert["state"] == "resolved" and alert["outcome"] == "self_cleared")
 

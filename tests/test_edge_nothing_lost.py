@@ -176,7 +176,9 @@ async def poll_until(
 
 async def hub_has(hub: Hub, readings: int, events: int, within: float = 15.0) -> None:
     async def counts() -> tuple[int, int]:
-        return await hub.store.count_rows("readings"), await hub.store.count_rows("events")
+        return await hub.ingest.records.count_rows("readings"), await hub.ingest.records.count_rows(
+            "events"
+        )
 
     what = f"hub (readings, events), expected {(readings, events)}"
     try:
@@ -191,7 +193,7 @@ async def observed(agent: EdgeAgent, count: int) -> None:
 
 
 async def alerts_of(hub: Hub, rule: str) -> list[dict[str, Any]]:
-    every = await hub.store.alerts(("open", "acknowledged", "resolved"), 100)
+    every = await hub.alerts.records.page(("open", "acknowledged", "resolved"), 100)
     return [alert for alert in every if alert["rule"] == rule]
 
 
@@ -257,7 +259,9 @@ async def test_broker_outage_backlog_arrives_once_historical_and_the_fall_alerts
     ]
     # "absent", sensed during the outage and replayed, is the newest presence known (the frames
     # after it only say motion): the replay made the present true.
-    assert await hub.store.device_state("radar-101", "presence") is False, "replay not live"
+    assert await hub.ingest.records.device_state("radar-101", "presence") is False, (
+        "replay not live"
+    )
 
     (fall,) = await stored(hub, "events")
     assert (fall.device, fall.name, fall.historical) == ("radar-102", "fall", True)

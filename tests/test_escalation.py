@@ -116,10 +116,10 @@ class Night:
         await self._publish("sunrise", "gw-east", [{**item, "at": self.clock.now()}], seq=self._seq)
 
         async def opened() -> bool:
-            return bool(await self.hub.store.alerts(("open",), 10))
+            return bool(await self.hub.alerts.records.page(("open",), 10))
 
         await eventually(opened)
-        (alert,) = await self.hub.store.alerts(("open",), 10)
+        (alert,) = await self.hub.alerts.records.page(("open",), 10)
         if not alert["test"]:
             await self.first_step(int(alert["id"]))
         return int(alert["id"])
@@ -265,7 +265,7 @@ async def test_nobody_answers_so_each_step_reaches_further_then_the_last_repeats
     assert record["escalation_step"] == 3
     assert record["next"] == {"due_at": NIGHT_0300 + 900, "phase": "escalate", "n": 4}
     assert record["notified"] == ["Carer-East", "Sister", "Anna Jones"]
-    history = [entry["action"] for entry in await ward.hub.store.audit_for_alert(alert_id)]
+    history = [entry["action"] for entry in await ward.hub.store.audit.for_alert(alert_id)]
     assert history.count("escalation_step") == 4
     assert history.count("notification") == 4 + 2  # recording ×4, console ×2 (staff only)
 
@@ -314,7 +314,7 @@ async def test_a_test_alert_is_never_escalated(night: Any) -> None:
     )
     alert_id = await ward.send(FALL)
     await ward.pass_time(30 * 60)
-    alert = await ward.hub.store.alert(alert_id)
+    alert = await ward.hub.alerts.records.get(alert_id)
     assert alert is not None and alert["test"] == 1
     assert ward.hub.escalation is not None
     assert (await ward.hub.escalation.history(alert_id))["steps"] == []
@@ -584,7 +584,7 @@ async def test_when_nobody_answers_the_apprise_fallback_fires_and_every_attempt_
     assert not any("json://" in str(value) for row in stored for value in row.values())
     results = [
         (entry["channel"], entry["detail"]["recipient"], entry["detail"]["result"])
-        for entry in await ward.hub.store.audit_for_alert(alert_id)
+        for entry in await ward.hub.store.audit.for_alert(alert_id)
         if entry["action"] == "notification" and entry["channel"] == "apprise"
     ]
     assert results == [("apprise", "Anna Jones", "delivered"), ("apprise", "Ben Jones", "failed")]
@@ -630,11 +630,11 @@ async def test_a_family_request_for_help_tells_the_staff_on_duty_at_once(night: 
     assert record["steps"][1]["targets"] == ["on_duty_zone", "charge_nurse"]
     asked = [
         (entry["actor"], entry["channel"], entry["at"] - NIGHT_0300)
-        for entry in await ward.hub.store.audit_for_alert(alert_id)
+        for entry in await ward.hub.store.audit.for_alert(alert_id)
         if entry["action"] == "help_requested"
     ]
     assert asked == [("daughter", "push", 0.0), ("daughter", "family_app", 60.0)]
-    alert = await ward.hub.store.alert(alert_id)
+    alert = await ward.hub.alerts.records.get(alert_id)
     assert alert is not None and alert["state"] == "open"  # staff still acknowledge it
 
 
@@ -653,7 +653,7 @@ async def test_help_is_refused_for_a_resolved_or_unknown_alert(night: Any) -> No
 
     assert (resolved.value.status, unknown.value.status) == (409, 404)
     assert [r[0] for r in await ward.reached(alert_id)] == ["escalate"]
-    history = await ward.hub.store.audit_for_alert(alert_id)
+    history = await ward.hub.store.audit.for_alert(alert_id)
     assert "help_requested" not in [entry["action"] for entry in history]
 
 
@@ -752,7 +752,7 @@ async def test_an_empty_roster_makes_each_step_an_alarm_for_the_fallback_people(
             "text": "manager (recording)",
         },
     ]
-    alert = await ward.hub.store.alert(alert_id)
+    alert = await ward.hub.alerts.records.get(alert_id)
     assert alert is not None and alert["state"] == "open"  # still waits for a person
 
 
@@ -767,7 +767,7 @@ async def test_when_the_fallback_reaches_nobody_either_it_is_recorded_and_not_re
 
     assert [(s["phase"], s["n"]) for s in record["steps"]] == [("escalate", 0), ("fallback", 0)]
     assert len(record["nobody_reached"]) == 1 and record["reached"] == []
-    alert = await ward.hub.store.alert(alert_id)
+    alert = await ward.hub.alerts.records.get(alert_id)
     assert alert is not None and alert["nobody_reached_at"] == NIGHT_0300
 
 
@@ -789,7 +789,7 @@ async def test_i_cannot_moves_the_ladder_at_once_and_leaves_the_decliner_out(nig
     timer = ward.hub.timers.pending("escalate", str(alert_id))
     assert timer is not None and (timer.due_at, timer.payload["n"]) == (NIGHT_0300 + 300, 2)
     declined = [
-        e for e in await ward.hub.store.audit_for_alert(alert_id) if e["action"] == "declined"
+        e for e in await ward.hub.store.audit.for_alert(alert_id) if e["action"] == "declined"
     ]
     assert [(e["actor"], e["channel"], e["at"]) for e in declined] == [
         ("carer-east", "push", NIGHT_0300 + 30)
@@ -845,7 +845,7 @@ async def test_a_family_responder_handling_it_stops_their_reminders_and_the_poli
         assert "Anne Jones" not in ward.recorder.recipients()
     else:
         assert fired == [("escalate", 0, ["on_duty_zone"])]
-    alert = await ward.hub.store.alert(alert_id)
+    alert = await ward.hub.alerts.records.get(alert_id)
     assert alert is not None and alert["state"] == "open"  # staff still acknowledge it
 
 
@@ -858,5 +858,5 @@ async def test_a_care_home_bed_refuses_i_am_handling_it(night: Any) -> None:
         await engine.family_handling(alert_id, "daughter", "family_app")
     assert refused.value.status == 409
     assert "family_handling" not in {
-        e["action"] for e in await ward.hub.store.audit_for_alert(alert_id)
+        e["action"] for e in await ward.hub.store.audit.for_alert(alert_id)
     }

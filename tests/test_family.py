@@ -105,14 +105,14 @@ class Home:
         return seen
 
     async def open_alert(self, item: dict[str, Any]) -> int:
-        before = {a["id"] for a in await self.hub.store.alerts(("open",), 100)}
+        before = {a["id"] for a in await self.hub.alerts.records.page(("open",), 100)}
         await self.send(item)
 
         async def opened() -> bool:
-            return len(await self.hub.store.alerts(("open",), 100)) > len(before)
+            return len(await self.hub.alerts.records.page(("open",), 100)) > len(before)
 
         await eventually(opened)
-        (alert_id,) = {a["id"] for a in await self.hub.store.alerts(("open",), 100)} - before
+        (alert_id,) = {a["id"] for a in await self.hub.alerts.records.page(("open",), 100)} - before
         return int(alert_id)
 
 

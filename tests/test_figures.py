@@ -17,7 +17,9 @@ from carewatch.cli import build_parser
 from carewatch.commands.report import run_report
 from hub.access.permissions import Grant
 from hub.access.users import UserStore
-from hub.core.store import AuditEntry, Store
+from hub.alerts.records import AlertRecords
+from hub.core.audit import AuditEntry
+from hub.core.store import Store
 from hub.escalation.figures import load_nobody_reached, nobody_reached_counts, percentile, report
 from hub.escalation.roster import Roster, RosterConfig
 from hub.watch.settings import WatchConfig, WatchPolicy
@@ -65,10 +67,10 @@ async def add(
         "acknowledged_at": acknowledged,
         "resolved_at": resolved,
     }
+    alerts = AlertRecords(store)
+    await alerts.create()
     alert_id = int(
-        (await store.insert_alert(fields, AuditEntry(opened_at, "system", "opened", None, {})))[
-            "id"
-        ]
+        (await alerts.insert(fields, AuditEntry(opened_at, "system", "opened", None, {})))["id"]
     )
     if acknowledged is not None and resolved is not None:
         await record(

@@ -75,17 +75,17 @@ async def test_small_fleet_is_accepted_by_the_hub(
     counters = hub.ingest.counters()
     assert not {k: n for k, n in counters.items() if k.startswith("rejected_")}, counters
     assert counters["accepted"] == fleet.stats.items
-    alerts = {a["rule"]: a for a in await hub.store.alerts(("open", "acknowledged"), None)}
+    alerts = {a["rule"]: a for a in await hub.alerts.records.page(("open", "acknowledged"), None)}
     assert alerts["call_button"]["bed"] == "FL-00042"
     assert alerts["fall"]["room"] == "r-00007"
 
     # A clean stop: each gateway says it is offline; those messages reach the hub in turn.
     async def all_offline() -> bool:
-        statuses = [await hub.store.gateway_status("fleet", g.id) for g in plan.gateways]
+        statuses = [await hub.ingest.records.gateway_status("fleet", g.id) for g in plan.gateways]
         return all(s is not None and s[0] == "offline" for s in statuses)
 
     await _until(all_offline, "not every gateway of the stopped fleet is stored as offline")
-    health = await hub.store.device_health()
+    health = await hub.ingest.records.device_health()
     assert len(health) == 60 * 4
 
 
@@ -99,7 +99,7 @@ async def test_gateways_are_online_while_the_fleet_runs(
     running = asyncio.create_task(fleet.run(stop))
 
     async def online() -> bool:
-        states = [await hub.store.gateway_status("fleet", g.id) for g in plan.gateways]
+        states = [await hub.ingest.records.gateway_status("fleet", g.id) for g in plan.gateways]
         return all(s is not None and s[0] == "online" for s in states)
 
     await _until(online, "the fleet's gateways did not come online at the hub")
@@ -143,4 +143,6 @@ async def _accepted(hub: Hub, at_least: int) -> bool:
 
 
 async def _alerts_for(hub: Hub, rules: set[str]) -> bool:
-    return rules <= {a["rule"] for a in await hub.store.alerts(("open", "acknowledged"), None)}
+    return rules <= {
+        a["rule"] for a in await hub.alerts.records.page(("open", "acknowledged"), None)
+    }

@@ -22,10 +22,10 @@ async def open_fall(hub: Hub, publish_batch: PublishBatch, device: str = "radar-
     await publish_batch("sunrise", "gw-east", [fall(device)], seq=1)
 
     async def opened() -> bool:
-        return len(await hub.store.alerts(("open",), 10)) == 1
+        return len(await hub.alerts.records.page(("open",), 10)) == 1
 
     await eventually(opened)
-    (alert,) = await hub.store.alerts(("open",), 10)
+    (alert,) = await hub.alerts.records.page(("open",), 10)
     return int(alert["id"])
 
 
@@ -184,7 +184,7 @@ async def test_device_health_reports_are_stored_and_listed(
     await publish_raw(broker, devices_topic("sunrise", "gw-east"), report)
 
     async def stored() -> bool:
-        return len(await hub.store.device_health()) == 2
+        return len(await hub.ingest.records.device_health()) == 2
 
     await eventually(stored)
     assert hub.ingest.counters()["rejected_foreign_device"] == 1

@@ -52,7 +52,7 @@ async def test_redelivered_batch_raises_one_alert_not_two(
     assert sorted(a["bed"] for a in alerts) == ["SR-E-101", "SR-E-102"]
     assert all(a["count"] == 1 for a in alerts)
     assert hub.ingest.duplicates == 1
-    assert await hub.store.count_rows("events") == 2
+    assert await hub.ingest.records.count_rows("events") == 2
 
 
 async def test_repeat_trigger_adds_to_the_open_alert(
@@ -184,12 +184,12 @@ async def test_stale_death_message_does_not_mark_a_live_gateway_offline(
     )
 
     async def recorded() -> bool:
-        return await hub.store.gateway_status("sunrise", "gw-east") == ("online", 5)
+        return await hub.ingest.records.gateway_status("sunrise", "gw-east") == ("online", 5)
 
     await eventually(recorded)
     await publish_raw(broker, topic, json.dumps({"state": "offline", "bdseq": 5}).encode())
 
     async def offline() -> bool:
-        return await hub.store.gateway_status("sunrise", "gw-east") == ("offline", 5)
+        return await hub.ingest.records.gateway_status("sunrise", "gw-east") == ("offline", 5)
 
     await eventually(offline)

@@ -263,7 +263,7 @@ def test_wire_models_refuse_non_finite_numbers_in_json_too() -> None:
 
 async def fall_alerts(hub: Hub, bed: str) -> int:
     """How many falls the active fall alerts of `bed` have counted."""
-    alerts = await hub.store.alerts(("open", "acknowledged"), 100)
+    alerts = await hub.alerts.records.page(("open", "acknowledged"), 100)
     return sum(a["count"] for a in alerts if a["rule"] == "fall" and a["bed"] == bed)
 
 
@@ -290,7 +290,7 @@ async def test_each_poison_is_rejected_and_counted_and_stored_data_stays(
     ingest = hub.ingest
     await ingest.handle_many([(EAST, fall_batch("radar-101", 1))])
     assert await fall_alerts(hub, "SR-E-101") == 1
-    assert await hub.store.count_rows("events") == 1
+    assert await hub.ingest.records.count_rows("events") == 1
 
     for what, topic, payload, reason in POISONS:
         before = ingest.counters()
@@ -298,11 +298,11 @@ async def test_each_poison_is_rejected_and_counted_and_stored_data_stays(
         assert changed(before, ingest.counters()) == {f"rejected_{reason}": 1}, what
 
     # Nothing of them got in, and what was there before is as it was.
-    assert await hub.store.count_rows("events") == 1
-    assert await hub.store.count_rows("readings") == 0
-    assert await hub.store.sequence_mark("sunrise", "gw-east") == (EPOCH, 1)
-    assert await hub.store.gateway_status("sunrise", "gw-east") is None
-    assert await hub.store.device_health() == {}
+    assert await hub.ingest.records.count_rows("events") == 1
+    assert await hub.ingest.records.count_rows("readings") == 0
+    assert await hub.ingest.records.sequence_mark("sunrise", "gw-east") == (EPOCH, 1)
+    assert await hub.ingest.records.gateway_status("sunrise", "gw-east") is None
+    assert await hub.ingest.records.device_health() == {}
     assert await fall_alerts(hub, "SR-E-101") == 1
     # The gateway's next real batch is taken as the next one: no duplicate, no gap.
     await ingest.handle_many([(EAST, fall_batch("radar-102", 2))])
@@ -323,8 +323,8 @@ async def test_every_poison_and_a_fall_from_another_gateway_in_one_burst(
     await hub.ingest.handle_many(burst)
 
     assert await fall_alerts(hub, "SR-W-201") == 1
-    assert await hub.store.count_rows("events") == 1
-    assert await hub.store.sequence_mark("sunrise", "gw-west") == (EPOCH, 1)
+    assert await hub.ingest.records.count_rows("events") == 1
+    assert await hub.ingest.records.sequence_mark("sunrise", "gw-west") == (EPOCH, 1)
     counters = hub.ingest.counters()
     assert counters["accepted"] == 1
     rejected = sum(n for name, n in counters.items() if name.startswith("rejected_"))
@@ -371,7 +371,7 @@ async def test_poison_and_a_fall_queued_together_on_mosquitto_the_fall_alerts(
     counters = hub.ingest.counters()
     assert counters["rejected_malformed"] == 4
     assert counters["accepted"] == 1
-    assert await hub.store.count_rows("events") == 1
+    assert await hub.ingest.records.count_rows("events") == 1
 
 
 async def test_retained_poison_is_counted_per_delivery_and_never_stops_a_fall(
@@ -433,37 +433,39 @@ async def test_the_watch_failing_on_one_message_rejects_that_message_alone(
     assert await fall_alerts(hub, "SR-W-201") == 1
     counters = hub.ingest.counters()
     assert (counters["rejected_internal_error"], counters["accepted"]) == (1, 1)
-    assert await hub.store.count_rows("events") == 1  # gw-west's fall; gw-east's are rejected
+    assert (
+        await hub.ingest.records.count_rows("events") == 1
+    )  # gw-west's fall; gw-east's are rejected
     # gw-east's numbers were used: its next batch is neither a repeat nor after a gap.
-    assert await hub.store.sequence_mark("sunrise", "gw-east") == (EPOCH, 2)
+    assert await hub.ingest.records.sequence_mark("sunrise", "gw-east") == (EPOCH, 2)
 
 
 async def test_the_store_failing_on_one_batch_loses_that_batch_alone(
     hub_factory: HubFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hub = await hub_factory(FakeClock(NOW))
-    save_batches = hub.store.save_batches
+    save_batches = hub.ingest.records.save_batches
 
     async def failing(batches: list[Any]) -> None:
         if any(gateway == "gw-east" for _, gateway, *_ in batches):
             raise sqlite3.OperationalError("cannot store this")
         await save_batches(batches)
 
-    monkeypatch.setattr(hub.store, "save_batches", failing)
+    monkeypatch.setattr(hub.ingest.records, "save_batches", failing)
     await hub.ingest.handle_many(
         [(EAST, fall_batch("radar-101", 1)), (WEST, fall_batch("radar-201", 1))]
     )
 
     assert await fall_alerts(hub, "SR-W-201") == 1  # watched before storing
-    assert await hub.store.count_rows("events") == 1
-    assert await hub.store.sequence_mark("sunrise", "gw-west") == (EPOCH, 1)
-    assert await hub.store.sequence_mark("sunrise", "gw-east") is None
+    assert await hub.ingest.records.count_rows("events") == 1
+    assert await hub.ingest.records.sequence_mark("sunrise", "gw-west") == (EPOCH, 1)
+    assert await hub.ingest.records.sequence_mark("sunrise", "gw-east") is None
     counters = hub.ingest.counters()
     assert (counters["rejected_internal_error"], counters["accepted"]) == (1, 1)
     # Not stored, so not taken as received: a redelivery is stored.
-    monkeypatch.setattr(hub.store, "save_batches", save_batches)
+    monkeypatch.setattr(hub.ingest.records, "save_batches", save_batches)
     await hub.ingest.handle_many([(EAST, fall_batch("radar-101", 1))])
-    assert await hub.store.count_rows("events") == 2
+    assert await hub.ingest.records.count_rows("events") == 2
     assert hub.ingest.duplicates == 0
 
 
@@ -482,7 +484,7 @@ async def test_a_fault_reading_or_handling_one_message_spares_the_rest_of_its_bu
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(hub.registry, "placement", failing_placement)
-    monkeypatch.setattr(hub.store, "set_gateway_status", failing_status)
+    monkeypatch.setattr(hub.ingest.records, "set_gateway_status", failing_status)
     await hub.ingest.handle_many(
         [
             (EAST, fall_batch("radar-101", 1)),
@@ -497,7 +499,7 @@ async def test_a_fault_reading_or_handling_one_message_spares_the_rest_of_its_bu
     assert await fall_alerts(hub, "SR-W-201") == 1
     counters = hub.ingest.counters()
     assert (counters["rejected_internal_error"], counters["accepted"]) == (2, 2)
-    assert await hub.store.count_rows("events") == 2
+    assert await hub.ingest.records.count_rows("events") == 2
 
 
 # --- the board stays JSON with a bad time stored before these checks ------------------------

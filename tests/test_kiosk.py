@@ -140,7 +140,7 @@ async def consoles(office: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def alarms(hub: Hub) -> list[str]:
-    listed = await hub.store.alerts(("open", "acknowledged"), limit=None)
+    listed = await hub.alerts.records.page(("open", "acknowledged"), limit=None)
     return sorted(a["subject"] for a in listed if a["rule"] == RULE)
 
 

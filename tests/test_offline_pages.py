@@ -73,7 +73,7 @@ async def test_the_family_app_and_installer_page_without_the_hub(
             await gateway.send("radar-101", "fall")
 
             async def fallen() -> bool:
-                return len(await hub.store.alerts(("open",), 10)) == 1
+                return len(await hub.alerts.records.page(("open",), 10)) == 1
 
             await eventually(fallen)
             await family.get_by_test_id("login-username").fill(FAMILY[0])

@@ -147,10 +147,10 @@ async def raise_fall(hub: Hub, publish_batch: PublishBatch) -> int:
     await publish_batch("sunrise", "gw-east", [fall("radar-101")], seq=1)
 
     async def opened() -> bool:
-        return bool(await hub.store.alerts(("open",), 10))
+        return bool(await hub.alerts.records.page(("open",), 10))
 
     await eventually(opened)
-    (alert,) = await hub.store.alerts(("open",), 10)
+    (alert,) = await hub.alerts.records.page(("open",), 10)
     return int(alert["id"])
 
 
@@ -424,7 +424,7 @@ async def test_supervisor_exports_neutralise_formulas_in_names(
     await publish_batch("sunrise", "gw-east", items, seq=1)
 
     async def both_open() -> bool:
-        return len(await hub.store.alerts(("open",), 10)) >= 2
+        return len(await hub.alerts.records.page(("open",), 10)) >= 2
 
     await eventually(both_open)
     async with httpx.AsyncClient(base_url=hub.url, timeout=30) as client:

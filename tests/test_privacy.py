@@ -64,7 +64,7 @@ async def test_a_scoped_nurse_gets_her_alerts_even_behind_many_of_another_wing(
     await publish_batch("sunrise", "gw-west", [fall("radar-201")], seq=1)
 
     async def both_open() -> bool:
-        return len(await hub.store.alerts(("open",), None)) == 2
+        return len(await hub.alerts.records.page(("open",), None)) == 2
 
     await eventually(both_open)
     async with httpx.AsyncClient(base_url=hub.url, timeout=20) as client:

@@ -117,7 +117,7 @@ def fall(device: str) -> dict[str, object]:
 async def bed_alerts(hub: Hub, bed: str, within: float = 10.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + within
     while True:
-        found = [a for a in await hub.store.alerts(("open",), 100) if a["bed"] == bed]
+        found = [a for a in await hub.alerts.records.page(("open",), 100) if a["bed"] == bed]
         if found or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.05)
@@ -209,7 +209,9 @@ async def _west_cannot_publish_as_east(hub: Hub, host: str, port: int, west: Any
     (alert,) = await bed_alerts(hub, "SR-E-102")
     assert alert["device"] == "button-102"
     await asyncio.sleep(0.3)
-    assert await hub.store.count_rows("events") == 2  # the east fall and west's own; no forgery
+    assert (
+        await hub.ingest.records.count_rows("events") == 2
+    )  # the east fall and west's own; no forgery
 
 
 # --- validation: each refusal says what to do ------------------------------------------------

@@ -94,14 +94,14 @@ class Ward:
     async def trigger(self, item: dict[str, Any]) -> int:
         """Publish one item from gw-east; the id of the alert it opens."""
         self._seq += 1
-        before = {a["id"] for a in await self.hub.store.alerts(("open",), 100)}
+        before = {a["id"] for a in await self.hub.alerts.records.page(("open",), 100)}
         await self._publish("sunrise", "gw-east", [{**item, "at": time.time()}], seq=self._seq)
 
         async def opened() -> bool:
-            return len(await self.hub.store.alerts(("open",), 100)) > len(before)
+            return len(await self.hub.alerts.records.page(("open",), 100)) > len(before)
 
         await eventually(opened)
-        (alert_id,) = {a["id"] for a in await self.hub.store.alerts(("open",), 100)} - before
+        (alert_id,) = {a["id"] for a in await self.hub.alerts.records.page(("open",), 100)} - before
         return int(alert_id)
 
     async def push_attempts(self, alert_id: int) -> list[dict[str, Any]]:
@@ -472,7 +472,7 @@ async def test_a_contact_with_an_account_is_pushed_and_can_ask_for_someone(
     # No roster here: the help step reaches nobody, and says so with a fallback at once.
     assert [step["phase"] for step in steps] == ["escalate", "help", "fallback"]
     assert asked.json()["nobody_reached"][0]["phase"] == "help"
-    history = await hub.store.audit_for_alert(alert_id)
+    history = await hub.store.audit.for_alert(alert_id)
     asked_by = [(h["actor"], h["channel"]) for h in history if h["action"] == "help_requested"]
     assert asked_by == [("anna", "push")]
 

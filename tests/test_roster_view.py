@@ -131,12 +131,12 @@ async def start(
 
 
 async def zone_alerts(hub: Hub, states: tuple[str, ...] = ACTIVE_STATES) -> list[dict[str, Any]]:
-    listed = await hub.store.alerts(states, limit=None)
+    listed = await hub.alerts.records.page(states, limit=None)
     return sorted((a for a in listed if a["rule"] == RULE), key=lambda a: a["id"])
 
 
 async def opened_detail(hub: Hub, alert_id: int) -> dict[str, Any]:
-    (opened,) = [e for e in await hub.store.audit_for_alert(alert_id) if e["action"] == "opened"]
+    (opened,) = [e for e in await hub.store.audit.for_alert(alert_id) if e["action"] == "opened"]
     return dict(opened["detail"])
 
 
@@ -212,7 +212,7 @@ async def test_a_zone_nobody_covers_is_a_trouble_alert_at_shift_start_until_a_sh
         return not await zone_alerts(hub)
 
     await eventually(cleared)
-    closed = await hub.store.alert(alert["id"])
+    closed = await hub.alerts.records.get(alert["id"])
     assert closed is not None
     assert (closed["state"], closed["outcome"], closed["resolved_by"]) == (
         "resolved",
@@ -240,7 +240,7 @@ async def test_a_hub_started_mid_shift_raises_it_at_once_and_a_changed_roster_cl
     whole_site = [{"user": "carer-night"}]
     second = await start(hub_factory, clock, night=whole_site)  # the roster was corrected
     assert await zone_alerts(second) == []
-    closed = await second.store.alert(alert["id"])
+    closed = await second.alerts.records.get(alert["id"])
     assert closed is not None and (closed["state"], closed["outcome"]) == (
         "resolved",
         "self_cleared",

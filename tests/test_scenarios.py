@@ -459,7 +459,7 @@ async def play(
 
 
 async def alerts(hub: Hub, rule: str) -> list[dict[str, Any]]:
-    return [a for a in await hub.store.alerts(ALL_STATES, None) if a["rule"] == rule]
+    return [a for a in await hub.alerts.records.page(ALL_STATES, None) if a["rule"] == rule]
 
 
 async def raised_once(hub: Hub, rule: str) -> dict[str, Any]:

@@ -254,9 +254,9 @@ async def test_a_notification_token_acts_only_as_the_user_is_now(
         assert (refused.status_code, refused.json()) == (404, {"detail": f"no alert {mary}"})
     missing = await press(tokens.issue(999_999, "anna"), "acknowledge")
     assert (missing.status_code, missing.json()) == (404, {"detail": "no alert 999999"})
-    mary_now = await hub.store.alert(mary)
+    mary_now = await hub.alerts.records.get(mary)
     assert mary_now is not None and mary_now["state"] == "open"
-    assert "help_requested" not in {h["action"] for h in await hub.store.audit_for_alert(mary)}
+    assert "help_requested" not in {h["action"] for h in await hub.store.audit.for_alert(mary)}
 
     asked = await press(li_token, "send_someone")  # still in scope: still works
     assert asked.status_code == 200, asked.text
@@ -276,9 +276,9 @@ async def test_a_notification_token_acts_only_as_the_user_is_now(
     await users.set_disabled("anna", False, actor="t", at=time.time())
     done = await press(li_token, "seen")
     assert done.status_code == 200, done.text
-    li_now = await hub.store.alert(li)
+    li_now = await hub.alerts.records.get(li)
     assert li_now is not None
     # A relative's answer is recorded as theirs and acknowledges nothing for the staff.
     assert (li_now["state"], li_now["acknowledged_by"]) == ("open", None)
-    seen = [(h["action"], h["actor"]) for h in await hub.store.audit_for_alert(li)]
+    seen = [(h["action"], h["actor"]) for h in await hub.store.audit.for_alert(li)]
     assert ("family_seen", "anna") in seen

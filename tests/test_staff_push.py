@@ -283,10 +283,10 @@ async def test_decline_from_the_api_is_for_staff_in_scope_and_open_alerts(
     await publish_batch("sunrise", "gw-east", [{**FALL, "at": time.time()}], seq=1)
 
     async def opened() -> bool:
-        return bool(await hub.store.alerts(("open",), 10))
+        return bool(await hub.alerts.records.page(("open",), 10))
 
     await eventually(opened)
-    (alert,) = await hub.store.alerts(("open",), 10)
+    (alert,) = await hub.alerts.records.page(("open",), 10)
     fall = int(alert["id"])
     path = f"/api/alerts/{fall}/decline"
     answers = {}
@@ -305,7 +305,7 @@ async def test_decline_from_the_api_is_for_staff_in_scope_and_open_alerts(
     mine = await post_as(hub, EAST_NURSE, path, {"channel": "phone"})
     assert mine.status_code == 200, mine.text
     assert mine.json()["declined_by"] == ["supervisor", "east-nurse"]
-    history = await hub.store.audit_for_alert(fall)
+    history = await hub.store.audit.for_alert(fall)
     declined = [(h["actor"], h["channel"]) for h in history if h["action"] == "declined"]
     assert declined == [("supervisor", "console"), ("east-nurse", "phone")]
     assert hub.escalation is not None

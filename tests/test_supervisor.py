@@ -192,7 +192,7 @@ class Record:
                 (alert_id,),
             ) as cur:
                 row = await cur.fetchone()
-            alert = await self.hub.store.alert(alert_id)
+            alert = await self.hub.alerts.records.get(alert_id)
             if row is None or not row[0] or row[2] or alert is None:
                 return False
             return bool(row[1]) or alert["nobody_reached_at"] is not None
@@ -200,7 +200,9 @@ class Record:
         await eventually(settled)
 
     async def active_ids(self) -> list[int]:
-        return [int(a["id"]) for a in await self.hub.store.alerts(("open", "acknowledged"), None)]
+        return [
+            int(a["id"]) for a in await self.hub.alerts.records.page(("open", "acknowledged"), None)
+        ]
 
     async def act(self, label: str, action: str) -> None:
         body = {"outcome": "assisted_no_injury"} if action == "resolve" else {}
@@ -216,7 +218,7 @@ class Record:
             await client.publish(topic, payload, qos=1)
 
     async def alert_by_rule(self, rule: str) -> dict[str, Any] | None:
-        listed = await self.hub.store.alerts(("open", "acknowledged"), None)
+        listed = await self.hub.alerts.records.page(("open", "acknowledged"), None)
         return next((a for a in listed if a["rule"] == rule), None)
 
     async def build(self) -> None:

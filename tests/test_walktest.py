@@ -109,7 +109,7 @@ async def test_a_simulated_walk_test_passes_every_device_and_reports_it(
         assert device.encode() in plain
 
     # every alert of the walk test is a test alert, and none is left open
-    alerts = await hub.store.alerts(ALL_STATES, None)
+    alerts = await hub.alerts.records.page(ALL_STATES, None)
     during = [a for a in alerts if a["opened_at"] <= status["ended_at"]]
     assert {a["rule"] for a in during} >= {"fall", "call_button", "smoke"}
     assert all(a["test"] == 1 and a["state"] == "resolved" for a in during)
@@ -214,7 +214,7 @@ async def test_walk_test_alerts_stay_off_the_staff_console_and_the_figures(
         worker = await staff.get("/staff-sw.js")
         assert worker.headers["content-type"].startswith("text/javascript")
         assert worker.headers["cache-control"] == "no-cache" and '"/installer"' in worker.text
-        assert (await hub.store.alert(alert["id"]) or {})["state"] == "resolved"
+        assert (await hub.alerts.records.get(alert["id"]) or {})["state"] == "resolved"
         await gateway.send("button-101", "call_button", "press")  # a real call again
         seen = await asyncio.wait_for(stream, 10)
     assert [(a["rule"], a["test"]) for a in seen] == [("call_button", 0)]

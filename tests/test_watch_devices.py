@@ -305,7 +305,7 @@ async def test_a_replayed_reading_becomes_live_state_unless_something_newer_is_k
         return state is not None and state.in_bed is False
 
     await eventually(out_of_bed)
-    assert await hub.store.device_state("bha2-101", "presence") is False
+    assert await hub.ingest.records.device_state("bha2-101", "presence") is False
     (fall,) = await _raised(ward, "fall")
     assert fall["late_s"] == pytest.approx(25 * 60 - 120, abs=10)  # marked late
     # Out of bed since 03:01 by the replay: not back within 30 minutes is a bed exit at 03:31.
@@ -316,7 +316,7 @@ async def test_a_replayed_reading_becomes_live_state_unless_something_newer_is_k
     older = {"dev": "bha2-101", "reading": "presence", "value": True, "at": NIGHT_0300 + 30}
     await publish_batch("sunrise", "gw-east", [{**older, "hist": True}], seq=4)
     await eventually(lambda: hub.ingest.accepted >= 4)
-    assert await hub.store.device_state("bha2-101", "presence") is False
+    assert await hub.ingest.records.device_state("bha2-101", "presence") is False
     clock.advance(1.5)
     state = await hub.beds.bed("SR-E-101", clock.now())
     assert state is not None and state.in_bed is False

@@ -135,7 +135,7 @@ class Ward:
     async def alerts(self, rule: str) -> list[dict[str, Any]]:
         return [
             a
-            for a in await self.hub.store.alerts(("open", "acknowledged", "resolved"), None)
+            for a in await self.hub.alerts.records.page(("open", "acknowledged", "resolved"), None)
             if a["rule"] == rule
         ]
 

@@ -68,7 +68,6 @@ class AlertRecords:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        store.alert_reads = self  # delegation until the routes use the owner's records (lead)
 
     async def create(self) -> None:
         await self._store.add_schema(SCHEMA)

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.access.permissions import Principal, require
 from hub.alerts.lifecycle import ACTIVE_STATES, OUTCOMES, AlertService
 from hub.alerts.placed import placed
-from hub.core.store import Store
+from hub.alerts.records import AlertRecords
+from hub.core.audit import AuditLog
 from hub.http.deps import HIDE_ALERT, NAME_OF, part
 from hub.http.params import RecordId
 from hub.registry.index import Registry
@@ -48,7 +49,8 @@ class ResolveRequest(BaseModel):
 AlertReader = Annotated[Principal, Depends(require("alerts.read"))]
 AlertActor = Annotated[Principal, Depends(require("alerts.act"))]
 Alerts = Annotated[AlertService, Depends(part(AlertService))]
-Stores = Annotated[Store, Depends(part(Store))]
+Records = Annotated[AlertRecords, Depends(part(AlertRecords))]
+Audit = Annotated[AuditLog, Depends(part(AuditLog))]
 Hidden = Annotated[Callable[[dict[str, Any]], bool], Depends(part(HIDE_ALERT))]
 
 
@@ -72,9 +74,12 @@ router = APIRouter()
 
 
 async def visible_alert(
-    store: Store, hidden: Callable[[dict[str, Any]], bool], alert_id: int, caller: Principal
+    records: AlertRecords,
+    hidden: Callable[[dict[str, Any]], bool],
+    alert_id: int,
+    caller: Principal,
 ) -> dict[str, Any]:
-    alert = await store.alert(alert_id)
+    alert = await records.get(alert_id)
     if alert is None or hidden(alert) or not caller.sees_alert(alert):
         raise HTTPException(404, f"no alert {alert_id}")
     return alert
@@ -88,7 +93,7 @@ async def outcomes(_: AlertReader) -> dict[str, str]:
 @router.get("/api/alerts")
 async def list_alerts(
     caller: AlertReader,
-    store: Stores,
+    records: Records,
     hidden: Hidden,
     place: Placed,
     state: str = "active",
@@ -103,7 +108,7 @@ async def list_alerts(
     # reading the whole history.
     page, offset = max(limit, ALERT_PAGE), 0
     while True:
-        listed = await store.alerts(STATE_FILTERS[state], page, offset)
+        listed = await records.page(STATE_FILTERS[state], page, offset)
         found += caller.visible_alerts(alert for alert in listed if not hidden(alert))
         if len(found) >= limit or len(listed) < page:
             return {"alerts": [place(alert) for alert in found[:limit]]}
@@ -112,23 +117,28 @@ async def list_alerts(
 
 @router.get("/api/alerts/{alert_id}")
 async def get_alert(
-    alert_id: RecordId, caller: AlertReader, store: Stores, hidden: Hidden, place: Placed
+    alert_id: RecordId,
+    caller: AlertReader,
+    records: Records,
+    audit: Audit,
+    hidden: Hidden,
+    place: Placed,
 ) -> dict[str, Any]:
-    alert = await visible_alert(store, hidden, alert_id, caller)
-    return {**place(alert), "history": await store.audit_for_alert(alert_id)}
+    alert = await visible_alert(records, hidden, alert_id, caller)
+    return {**place(alert), "history": await audit.for_alert(alert_id)}
 
 
 @router.post("/api/alerts/{alert_id}/acknowledge")
 async def acknowledge(
     alert_id: RecordId,
     caller: AlertActor,
-    store: Stores,
+    records: Records,
     alerts: Alerts,
     hidden: Hidden,
     place: Placed,
     body: AcknowledgeRequest | None = None,
 ) -> dict[str, Any]:
-    await visible_alert(store, hidden, alert_id, caller)
+    await visible_alert(records, hidden, alert_id, caller)
     channel = "api" if caller.via == "api" else (body or AcknowledgeRequest()).channel
     return place(await alerts.acknowledge(alert_id, caller.username, channel))
 
@@ -138,11 +148,11 @@ async def resolve(
     alert_id: RecordId,
     body: ResolveRequest,
     caller: AlertActor,
-    store: Stores,
+    records: Records,
     alerts: Alerts,
     hidden: Hidden,
     place: Placed,
 ) -> dict[str, Any]:
-    await visible_alert(store, hidden, alert_id, caller)
+    await visible_alert(records, hidden, alert_id, caller)
     channel = "api" if caller.via == "api" else body.channel
     return place(await alerts.resolve(alert_id, caller.username, channel, body.outcome, body.note))

@@ -12,15 +12,13 @@ import asyncio
 import contextlib
 import contextvars
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 
-# delegation until the routes use the owner's records (lead): notify/routes.py imports it here
-from hub.core.audit import AuditEntry as AuditEntry
 from hub.core.audit import AuditLog
 from hub.core.migrations import migrate
 
@@ -42,23 +40,6 @@ class BatchCompanion(Protocol):
     def writes_lost(self) -> None:
         """The batch was rolled back: what `take_writes` handed over must be written again."""
         ...
-
-
-class AlertReads(Protocol):
-    """What the routes still read of the alerts through the store (hub/alerts/records.py)."""
-
-    async def get(self, alert_id: int) -> dict[str, Any] | None: ...
-
-    async def page(
-        self, states: tuple[str, ...], limit: int | None, offset: int = 0
-    ) -> list[dict[str, Any]]: ...
-
-
-class HealthReads(Protocol):
-    """What the routes still read of the devices' health through the store
-    (hub/telemetry/records.py)."""
-
-    async def device_health(self) -> dict[str, dict[str, Any]]: ...
 
 
 @dataclass(slots=True)
@@ -100,10 +81,6 @@ class Store:
         self._companions: list[BatchCompanion] = []
         self._schemas: set[str] = set()
         self.audit = AuditLog(db)
-        # delegation until the routes use the owner's records (lead): set by AlertRecords and
-        # TelemetryRecords when they are built, as core may not import them
-        self.alert_reads: AlertReads | None = None
-        self.health_reads: HealthReads | None = None
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -215,38 +192,6 @@ class Store:
             for companion in companions:
                 companion.writes_lost()
             raise
-
-    # delegation until the routes use the owner's records (lead)
-    async def alert(self, alert_id: int) -> dict[str, Any] | None:
-        return await _reads(self.alert_reads).get(alert_id)
-
-    # delegation until the routes use the owner's records (lead)
-    async def alerts(
-        self, states: tuple[str, ...], limit: int | None, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        return await _reads(self.alert_reads).page(states, limit, offset)
-
-    # delegation until the routes use the owner's records (lead)
-    async def audit_for_alert(self, alert_id: int) -> list[dict[str, Any]]:
-        return await self.audit.for_alert(alert_id)
-
-    # delegation until the routes use the owner's records (lead)
-    async def insert_audit(self, entries: Iterable[AuditEntry]) -> None:
-        await self.audit.record(entries)
-
-    # delegation until the routes use the owner's records (lead)
-    async def device_health(self) -> dict[str, dict[str, Any]]:
-        return await _reads(self.health_reads).device_health()
-
-
-Reads = TypeVar("Reads")
-
-
-def _reads(reads: Reads | None) -> Reads:
-    """delegation until the routes use the owner's records (lead): the owner's reads, once built"""
-    if reads is None:
-        raise RuntimeError("the owner of these records has not been built on this store")
-    return reads
 
 
 def _transaction(

@@ -16,14 +16,14 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from hub.access.permissions import Principal, not_found, require
-from hub.core.store import Store
+from hub.alerts.records import AlertRecords
 from hub.escalation.engine import Escalation
 from hub.http.deps import HIDE_ALERT, part
 from hub.http.params import RecordId
 
 AlertActor = Annotated[Principal, Depends(require("alerts.act"))]
 Escalations = Annotated[Escalation, Depends(part(Escalation))]
-Stores = Annotated[Store, Depends(part(Store))]
+Records = Annotated[AlertRecords, Depends(part(AlertRecords))]
 # Alerts that are not staff's to answer (walk-test alerts): 404 here.
 Hidden = Annotated[Callable[[dict[str, Any]], bool], Depends(part(HIDE_ALERT))]
 
@@ -41,14 +41,14 @@ router = APIRouter()
 async def decline(
     alert_id: RecordId,
     caller: AlertActor,
-    store: Stores,
+    records: Records,
     escalation: Escalations,
     hidden: Hidden,
     body: DeclineRequest | None = None,
 ) -> dict[str, Any]:
     """The caller cannot go: the next escalation step fires now. Answers the alert's
     escalation summary (`declined_by`, `reached`, ...); 409 if the alert is not open."""
-    alert = await store.alert(alert_id)
+    alert = await records.get(alert_id)
     if alert is None or hidden(alert) or not caller.sees_alert(alert):
         raise not_found(f"alert {alert_id}")
     channel = "api" if caller.via == "api" else (body or DeclineRequest()).channel

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException
 
 from hub.access.permissions import Principal, require
+from hub.alerts.records import AlertRecords
 from hub.core.clock import Clock
 from hub.core.store import Store
 from hub.escalation.engine import Escalation
@@ -26,6 +27,7 @@ FiguresReader = Annotated[Principal, Depends(require("figures.read"))]
 Escalations = Annotated[Escalation, Depends(part(Escalation))]
 Rosters = Annotated[Roster, Depends(part(Roster))]
 Stores = Annotated[Store, Depends(part(Store))]
+Records = Annotated[AlertRecords, Depends(part(AlertRecords))]
 Clocks = Annotated[Clock, Depends(part(CLOCK))]
 
 router = APIRouter()
@@ -33,9 +35,9 @@ router = APIRouter()
 
 @router.get("/api/alerts/{alert_id}/escalation")
 async def alert_escalation(
-    alert_id: RecordId, caller: AlertReader, store: Stores, escalation: Escalations
+    alert_id: RecordId, caller: AlertReader, records: Records, escalation: Escalations
 ) -> dict[str, Any]:
-    alert = await store.alert(alert_id)
+    alert = await records.get(alert_id)
     # Walk-test alerts are the installer's, through the walk test's own routes.
     if alert is None or alert.get("test") or not caller.sees_alert(alert):
         raise HTTPException(404, f"no alert {alert_id}")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
 from hub.access.permissions import Principal, not_found, require
-from hub.core.store import Store
+from hub.alerts.records import AlertRecords
 from hub.family.view import FamilyView
 from hub.http.deps import Slot, part
 from hub.http.params import RecordId
@@ -41,14 +41,14 @@ class FamilyDesk(Protocol):
 HELPDESK: Slot[FamilyDesk] = Slot("family_desk")
 Desk = Annotated[FamilyDesk, Depends(part(HELPDESK))]
 View = Annotated[FamilyView, Depends(part(FamilyView))]
-Stores = Annotated[Store, Depends(part(Store))]
+Records = Annotated[AlertRecords, Depends(part(AlertRecords))]
 
 
 router = APIRouter()
 
 
-async def own_alert(store: Store, alert_id: int, caller: Principal) -> dict[str, Any]:
-    alert = await store.alert(alert_id)
+async def own_alert(records: AlertRecords, alert_id: int, caller: Principal) -> dict[str, Any]:
+    alert = await records.get(alert_id)
     if alert is None or not caller.sees_alert(alert):
         raise not_found(f"alert {alert_id}")
     return alert
@@ -105,29 +105,29 @@ async def resident(code: str, caller: Family, view: View) -> dict[str, Any]:
 
 @router.post("/api/family/alerts/{alert_id}/seen")
 async def seen(
-    alert_id: RecordId, caller: Family, store: Stores, view: View, helpdesk: Desk
+    alert_id: RecordId, caller: Family, records: Records, view: View, helpdesk: Desk
 ) -> dict[str, Any]:
     """ "I've seen it": recorded and shown to staff; the alert stays as it is."""
-    alert = await own_alert(store, alert_id, caller)
+    alert = await own_alert(records, alert_id, caller)
     await helpdesk.family_seen(alert_id, caller.username, CHANNEL)
     return await answer(view, alert)
 
 
 @router.post("/api/family/alerts/{alert_id}/handling")
 async def handling(
-    alert_id: RecordId, caller: Family, store: Stores, view: View, helpdesk: Desk
+    alert_id: RecordId, caller: Family, records: Records, view: View, helpdesk: Desk
 ) -> dict[str, Any]:
     """ "I'm handling it", where the bed's policy makes the family a responder (else 409)."""
-    alert = await own_alert(store, alert_id, caller)
+    alert = await own_alert(records, alert_id, caller)
     await helpdesk.family_handling(alert_id, caller.username, CHANNEL)
     return await answer(view, alert)
 
 
 @router.post("/api/family/alerts/{alert_id}/send-someone")
 async def send_someone(
-    alert_id: RecordId, caller: Family, store: Stores, view: View, helpdesk: Desk
+    alert_id: RecordId, caller: Family, records: Records, view: View, helpdesk: Desk
 ) -> dict[str, Any]:
     """Tell the staff on duty now; the answer says what the record shows came of it."""
-    alert = await own_alert(store, alert_id, caller)
+    alert = await own_alert(records, alert_id, caller)
     await helpdesk.request_help(alert_id, caller.username, CHANNEL)
     return await answer(view, alert)

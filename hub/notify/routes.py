@@ -28,8 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.access.permissions import Permission, Principal, authenticated, not_found, refusal
 from hub.access.users import UserStore
 from hub.alerts.lifecycle import AlertService
+from hub.alerts.records import AlertRecords
+from hub.core.audit import AuditEntry, AuditLog
 from hub.core.clock import Clock
-from hub.core.store import AuditEntry, Store
+from hub.core.store import Store
 from hub.http.deps import CLOCK, Slot, part
 from hub.notify.push import CHANNEL, ActionClaim, PushService
 
@@ -135,7 +137,7 @@ async def unsubscribe(body: UnsubscribeRequest, caller: Caller, push: Push) -> d
     return {"endpoint": body.endpoint}
 
 
-async def acting_now(claim: ActionClaim, users: UserStore, store: Store) -> Principal:
+async def acting_now(claim: ActionClaim, users: UserStore, records: AlertRecords) -> Principal:
     """The token's user as they are now, if they may still act on its alert: 403 for a
     disabled or removed user or a role that may not act, 404 (like a missing alert) for an
     alert outside their scope now (a family member who no longer follows the resident)."""
@@ -145,7 +147,7 @@ async def acting_now(claim: ActionClaim, users: UserStore, store: Store) -> Prin
     caller = Principal(user.username, user.name, user.grant, "push")
     if not any(caller.can(permission) for permission in ACTING):
         raise HTTPException(403, refusal(caller.role, ACTING, "answer this notification"))
-    alert = await store.alert(claim.alert_id)
+    alert = await records.get(claim.alert_id)
     if alert is None or not caller.sees_alert(alert):
         raise not_found(f"alert {claim.alert_id}")
     return caller
@@ -156,6 +158,8 @@ async def act(
     body: ActionRequest,
     push: Push,
     store: Stores,
+    records: Annotated[AlertRecords, Depends(part(AlertRecords))],
+    audit: Annotated[AuditLog, Depends(part(AuditLog))],
     alerts: Annotated[AlertService, Depends(part(AlertService))],
     helpdesk: Annotated[Responses, Depends(part(RESPONSES))],
     users: Annotated[UserStore, Depends(part(UserStore))],
@@ -165,7 +169,7 @@ async def act(
     if body.action == "received":  # the service worker's receipt, not a person's act
         confirmed = await push.confirm(claim, body.endpoint)
         return {"action": "received", "confirmed_at": confirmed.confirmed_at}
-    caller = await acting_now(claim, users, store)
+    caller = await acting_now(claim, users, records)
     action = body.action
     if caller.role == "family":
         if action == "acknowledge":
@@ -195,5 +199,5 @@ async def act(
         result = await helpdesk.request_help(alert_id, who, CHANNEL)
     async with store.transaction():
         detail = {"alert_id": alert_id, "action": action}
-        await store.insert_audit([AuditEntry(clock.now(), who, "push_action", CHANNEL, detail)])
+        await audit.record([AuditEntry(clock.now(), who, "push_action", CHANNEL, detail)])
     return {**result, "action": action}

@@ -43,7 +43,6 @@ from hub.access.scope import (
     seen_bed,
     shown_record,
 )
-from hub.core.store import Store
 from hub.http.deps import part
 from hub.registry.contact_urls import masked_contacts
 from hub.registry.csv_import import ImportRejected, RowProblem
@@ -63,6 +62,7 @@ from hub.registry.models import (
     Zone,
 )
 from hub.registry.service import Actor, RegistryService
+from hub.telemetry.records import TelemetryRecords
 
 PLURALS = {f"{kind}s": record for kind, record in RECORD_KINDS.items()}
 Fields = Annotated[dict[str, Any], Body()]
@@ -339,11 +339,11 @@ async def rule_coverage(
 @router.get("/devices")
 async def list_devices(
     caller: DeviceReader,
-    store: Annotated[Store, Depends(part(Store))],
+    telemetry: Annotated[TelemetryRecords, Depends(part(TelemetryRecords))],
     service: Service,
 ) -> dict[str, list[dict[str, Any]]]:
     """The devices the caller may see, where they are, and their health as last reported."""
-    health = await store.device_health()
+    health = await telemetry.device_health()
     devices = [
         {**_device_view(place, caller), "health": health.get(place.device)}
         for place in service.registry.devices()

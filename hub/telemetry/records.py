@@ -150,7 +150,6 @@ class TelemetryRecords:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._created = False
-        store.health_reads = self  # delegation until the routes use the owner's records (lead)
 
     async def create(self) -> None:
         await self._tables()

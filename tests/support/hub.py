@@ -19,7 +19,7 @@ def fall(device: str, value: bool = True, **extra: Any) -> dict[str, Any]:
 
 
 async def active_alerts(hub: Hub) -> list[dict[str, Any]]:
-    return await hub.store.alerts(("open", "acknowledged"), 100)
+    return await hub.alerts.records.page(("open", "acknowledged"), 100)
 
 
 async def publish_raw(broker: MosquittoBroker, topic: str, payload: bytes) -> None:
