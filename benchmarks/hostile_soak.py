@@ -19,7 +19,7 @@ broker passed on, the hub's RSS over time, and the hub's ingest against what the
     .venv/bin/python -m benchmarks.hostile_soak                 # 10 minutes, 10,000 beds
     .venv/bin/python -m benchmarks.hostile_soak --minutes 1 --beds 500
 
-tests/test_hostile_soak.py runs the same soak for half a minute.
+tests/system/test_hostile_soak.py runs the same soak for half a minute.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import yaml
 from contract.wire import HUB_STATUS_TOPIC, data_topic
 from simulators.fleet import Fleet, FleetOptions, FleetPlan, plan_fleet, site_spec
 from tests.support.mosquitto import MosquittoBroker, free_port, mosquitto
-from tests.test_broker_security import make_password_file
+from tests.system.test_broker_security import make_password_file
 
 SITE: Final = "soak"
 HOSTILE: Final = "gw-hostile"

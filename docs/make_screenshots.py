@@ -6,14 +6,14 @@
 Each picture is taken of a real hub on loopback (its own database in a temporary folder) with a
 real Mosquitto, in Debian's headless Chromium, after the same scene the browser tests set up:
 the small site of tests/conftest.py, fed through the broker as its gateways would. The scenes
-are built with the tests' own helpers (tests/support/mosquitto.py, tests/test_*_browser.py,
-tests/test_supervisor.py), so this runs from a checkout with the dev extra installed, and
-needs /usr/sbin/mosquitto and /usr/bin/chromium as the tests do.
+are built with the tests' own helpers (tests/support/, the browser tests of tests/hub/,
+tests/hub/supervisor/test_supervisor.py), so this runs from a checkout with the dev extra
+installed, and needs /usr/sbin/mosquitto and /usr/bin/chromium as the tests do.
 
 Times on the console, resident page, family app and installer's page are the real clock's, so
 those pictures differ from run to run in their clock times only; the supervisor view's night is
 on a fixed date. The tests themselves write no pictures (tests write only to temporary
-folders); tests/test_screenshots_script.py runs this script into a temporary folder.
+folders); tests/cli/test_screenshots.py runs this script into a temporary folder.
 """
 
 from __future__ import annotations
@@ -45,19 +45,19 @@ from contract.wire import data_topic
 from hub.app import Hub
 from hub.core.clock import Clock
 from tests.conftest import FAMILY, INSTALLER, NURSE, SUPERVISOR, hub_config
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, sign_in
-from tests.support.mosquitto import MosquittoBroker, mosquitto
-from tests.support.webpush_receiver import PushReceiver
-from tests.test_console_browser import Console, a_day_of_readings
-from tests.test_family_browser import (
+from tests.hub.commissioning.test_walktest import Gateway
+from tests.hub.console.test_browser import Console, a_day_of_readings
+from tests.hub.family.test_browser import (
     CARE_SERVICE_PHONE,
     family_hub,
     phone_browser,
     pushed_to_daughter,
     subscribe_for,
 )
-from tests.test_supervisor import start_record
-from tests.test_walktest import Gateway
+from tests.hub.supervisor.test_supervisor import start_record
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, sign_in
+from tests.support.mosquitto import MosquittoBroker, mosquitto
+from tests.support.webpush_receiver import PushReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "docs" / "screenshots"
@@ -136,7 +136,7 @@ async def console_page(stage: Stage, hub: Hub) -> AsyncIterator[Console]:
 
 async def console_scene(stage: Stage) -> list[Path]:
     """An open fall above an acknowledged call, a false smoke alarm resolved, the bed board
-    (tests/test_console_browser.py)."""
+    (tests/hub/console/test_browser.py)."""
     hub = await stage.start_hub()
     async with console_page(stage, hub) as console:
         page = console.page
@@ -191,7 +191,7 @@ async def console_scene(stage: Stage) -> list[Path]:
 
 async def resident_scene(stage: Stage) -> list[Path]:
     """Mary Jones's page: her last 24 hours and a call button answered
-    (tests/test_console_browser.py)."""
+    (tests/hub/console/test_browser.py)."""
     hub = await stage.start_hub()
     async with console_page(stage, hub) as console:
         page = console.page
@@ -218,7 +218,7 @@ async def resident_scene(stage: Stage) -> list[Path]:
 
 async def family_scene(stage: Stage) -> list[Path]:
     """The daughter's phone: Mary in bed, a fall a nurse acknowledged and she has seen, a call
-    button for which nobody could be reached (tests/test_family_browser.py)."""
+    button for which nobody could be reached (tests/hub/family/test_browser.py)."""
     async with PushReceiver() as receiver:
         hub = await family_hub(stage.start_hub)
         async with phone_browser(hub, receiver, stage.publish_batch) as phone:
@@ -262,7 +262,7 @@ async def family_scene(stage: Stage) -> list[Path]:
 
 async def supervisor_scene(stage: Stage) -> list[Path]:
     """A night at Sunrise on a fixed date: figures, overdue alerts, alerts that reached nobody,
-    device trouble (tests/test_supervisor.py, tests/test_supervisor_browser.py)."""
+    device trouble (tests/hub/supervisor/: test_supervisor.py, test_browser.py)."""
     async with (
         start_record(stage.start_hub, stage.publish_batch, stage.broker) as record,
         async_playwright() as playwright,
@@ -283,7 +283,7 @@ async def supervisor_scene(stage: Stage) -> list[Path]:
 
 async def installer_scene(stage: Stage) -> list[Path]:
     """The installer's page for bed SR-E-101 on a phone during a walk test, the call button
-    just passed (tests/test_walktest.py)."""
+    just passed (tests/hub/commissioning/test_walktest.py)."""
     hub = await stage.start_hub()
     gateway = Gateway(stage.publish_batch)
     async with async_playwright() as playwright, chromium(playwright) as browser:
