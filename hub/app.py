@@ -174,11 +174,11 @@ class Hub:
         await escalation.start()
         await escalation.deliver_leftovers()
         # a zone nobody covers is a trouble alert at shift start (hub/escalation/roster_watch.py)
-        roster_watch = RosterWatch(roster, registry, alerts, store, timers, policy, clock)
+        roster_watch = RosterWatch(roster, registry, alerts, timers, policy, clock)
         await roster_watch.check_all()
         # a staffed zone with no armed console is a trouble alert (hub/console/presence.py)
         console_watch = ConsoleWatch(
-            Consoles(clock), roster, registry, alerts, store, timers, policy, clock
+            Consoles(clock), roster, registry, alerts, timers, policy, clock
         )
         await console_watch.start()
         # items: ingest stores them and hands them to the watch; the MQTT link feeds ingest

@@ -40,7 +40,6 @@ from typing import Any, Final
 from hub.access.permissions import Principal
 from hub.alerts.lifecycle import ACTIVE_STATES, AlertService, Trigger
 from hub.core.clock import Clock
-from hub.core.store import Store
 from hub.core.timers import Timer, Timers
 from hub.escalation.roster import Roster
 from hub.escalation.roster_watch import subject_of, zone_of
@@ -154,7 +153,6 @@ class ConsoleWatch:
         roster: Roster,
         registry: Registry,
         alerts: AlertService,
-        store: Store,
         timers: Timers,
         policy: WatchPolicy,
         clock: Clock,
@@ -164,7 +162,6 @@ class ConsoleWatch:
         self.clock = clock
         self._roster = roster
         self._alerts = alerts
-        self._store = store
         self._timers = timers
         self._policy = policy
         self._lock = asyncio.Lock()

@@ -24,7 +24,6 @@ from typing import Any, Final
 
 from hub.alerts.lifecycle import ACTIVE_STATES, AlertService, Trigger
 from hub.core.clock import Clock
-from hub.core.store import Store
 from hub.core.timers import Timer, Timers
 from hub.escalation.roster import Roster
 from hub.registry.index import Registry
@@ -75,7 +74,6 @@ class RosterWatch:
         roster: Roster,
         registry: Registry,
         alerts: AlertService,
-        store: Store,
         timers: Timers,
         policy: WatchPolicy,
         clock: Clock,
@@ -83,7 +81,6 @@ class RosterWatch:
         self._roster = roster
         self._registry = registry
         self._alerts = alerts
-        self._store = store
         self._timers = timers
         self._policy = policy
         self._clock = clock
