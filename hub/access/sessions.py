@@ -14,7 +14,7 @@ when the session began and was last used. So every copy of one cookie is the sam
 
 The table is made by migration 2 (`hub/core/migrations.py`), which runs whenever the store is
 opened, so `carewatch users` can end sessions on a database the hub has not opened since it
-was upgraded.
+was upgraded; its SQL is in `hub/access/records.py`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hub.access import records
 from hub.core.clock import Clock
 from hub.core.store import Store
 
@@ -51,7 +52,7 @@ class WebSession:
 
 
 class Sessions:
-    """The `web_sessions` table (made by migration 2, hub/core/migrations.py)."""
+    """The web sessions kept in the `web_sessions` table (`hub/access/records.py`)."""
 
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
@@ -63,25 +64,18 @@ class Sessions:
         """A new session for the user; its id (for the cookie only: just its digest is kept)."""
         session_id = secrets.token_urlsafe(32)
         now = self._clock.now()
-        async with self._store.transaction() as db:
-            await db.execute(  # ended sessions nobody came back with
-                "DELETE FROM web_sessions WHERE last_seen <= ? OR created_at <= ?",
-                (now - IDLE_S, now - MAX_AGE_S),
-            )
-            await db.execute(
-                "INSERT INTO web_sessions (id_sha256, username, session_gen, client, created_at, "
-                "last_seen) VALUES (?, ?, ?, ?, ?, ?)",
-                (session_digest(session_id), username, session_gen, client[:100], now, now),
-            )
+        await records.start_session(
+            self._store,
+            (session_digest(session_id), username, session_gen, client[:100], now, now),
+            idle_before=now - IDLE_S,
+            begun_before=now - MAX_AGE_S,
+        )
         return session_id
 
     async def find(self, session_id: str) -> WebSession | None:
         """The session while it lives; an idle or too old one is deleted and None."""
         digest = session_digest(session_id)
-        async with self._store.db.execute(
-            "SELECT * FROM web_sessions WHERE id_sha256 = ?", (digest,)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await records.session(self._store, digest)
         if row is None:
             return None
         found = _session(row)
@@ -90,10 +84,7 @@ class Sessions:
             await self.end(session_id)
             return None
         if now - found.last_seen >= TOUCH_S:
-            async with self._store.transaction() as db:
-                await db.execute(
-                    "UPDATE web_sessions SET last_seen = ? WHERE id_sha256 = ?", (now, digest)
-                )
+            await records.touch_session(self._store, digest, now)
         return found
 
     def ended_here(self, session_id: str) -> bool:
@@ -106,14 +97,10 @@ class Sessions:
         self._ended_here[digest] = None
         if len(self._ended_here) > ENDED_KEPT:
             del self._ended_here[next(iter(self._ended_here))]
-        async with self._store.transaction() as db:
-            cur = await db.execute(
-                "DELETE FROM web_sessions WHERE id_sha256 = ?", (session_digest(session_id),)
-            )
-            return cur.rowcount > 0
+        return await records.delete_session(self._store, digest)
 
 
-def _session(row: Any) -> WebSession:
+def _session(row: dict[str, Any]) -> WebSession:
     return WebSession(
         digest=row["id_sha256"],
         username=row["username"],

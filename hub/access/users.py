@@ -1,4 +1,4 @@
-"""Hub users and API tokens, kept in the database.
+"""Hub users and API tokens, kept in the database (their SQL: `hub/access/records.py`).
 
 Users declared in the config file (`users:`, `tokens:`) are written into the database at every
 start and are managed there only; `carewatch users` manages the others. Only argon2 hashes of
@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-import aiosqlite
 from argon2 import PasswordHasher
 
+from hub.access import records
 from hub.access.permissions import ROLE_PERMISSIONS, Grant
 from hub.core.audit import AuditEntry
 from hub.core.store import Store
@@ -31,29 +31,6 @@ Source = Literal["config", "cli", "api"]
 USERNAME_PATTERN: Final = r"^[A-Za-z0-9._@-]{1,64}$"
 CACHE_S: Final = 2.0  # how long a read of the users table is trusted (the CLI may change it)
 _hasher = PasswordHasher()
-
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS users (
-    username TEXT PRIMARY KEY,
-    display_name TEXT,
-    grant_json TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    source TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0,
-    session_gen INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS api_tokens (
-    name TEXT PRIMARY KEY,
-    sha256 TEXT NOT NULL UNIQUE,
-    username TEXT,
-    grant_json TEXT,
-    source TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-"""
 
 
 class UserError(ValueError):
@@ -131,7 +108,7 @@ class UserStore:
 
     @classmethod
     async def open(cls, store: Store) -> UserStore:
-        await store.add_schema(SCHEMA)
+        await records.create(store)
         return cls(store)
 
     # --- reads ------------------------------------------------------------------------------
@@ -143,11 +120,8 @@ class UserStore:
         return snap
 
     async def _read(self) -> _Snapshot:
-        db = self._store.db
-        async with db.execute("SELECT * FROM users") as cur:
-            users = {row["username"]: _user(row) for row in await cur.fetchall()}
-        async with db.execute("SELECT * FROM api_tokens") as cur:
-            tokens = {row["sha256"]: _token(row) for row in await cur.fetchall()}
+        users = {row["username"]: _user(row) for row in await records.users(self._store)}
+        tokens = {row["sha256"]: _token(row) for row in await records.tokens(self._store)}
         return _Snapshot(users, tokens, time.monotonic())
 
     async def get(self, username: str) -> User | None:
@@ -218,15 +192,8 @@ class UserStore:
                         f"user {spec.username!r} in the config file already exists in the "
                         "database (made with `carewatch users`); rename one of them"
                     )
-                await db.execute(
-                    "INSERT INTO users (username, display_name, grant_json, password_hash, "
-                    "source, disabled, session_gen, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, 'config', 0, 0, ?, ?) ON CONFLICT (username) DO UPDATE "
-                    "SET display_name = excluded.display_name, grant_json = excluded.grant_json, "
-                    "password_hash = excluded.password_hash, disabled = 0, "
-                    "session_gen = session_gen + (grant_json != excluded.grant_json "
-                    "OR password_hash != excluded.password_hash OR disabled != 0), "
-                    "updated_at = excluded.updated_at",
+                await records.put_config_user(
+                    db,
                     (
                         spec.username,
                         spec.display_name,
@@ -237,17 +204,11 @@ class UserStore:
                     ),
                 )
             kept = {spec.username for spec in users}
-            await db.executemany(
-                "UPDATE users SET disabled = 1, session_gen = session_gen + 1, updated_at = ? "
-                "WHERE username = ?",
-                [(at, name) for name, old in existing.items() if _dropped(old, kept)],
-            )
-            await _end_stale_sessions(db)
-            await db.execute("DELETE FROM api_tokens WHERE source = 'config'")
-            await db.executemany(
-                "INSERT INTO api_tokens (name, sha256, username, grant_json, source, created_at) "
-                "VALUES (?, ?, NULL, ?, 'config', ?)",
-                [(t.name, t.sha256, _grant_json(t.grant), at) for t in tokens],
+            dropped = [name for name, old in existing.items() if _dropped(old, kept)]
+            await records.disable_users(db, dropped, at)
+            await records.end_stale_sessions(db)
+            await records.replace_config_tokens(
+                db, [(t.name, t.sha256, _grant_json(t.grant), at) for t in tokens]
             )
         self._snapshot = await self._read()
 
@@ -266,9 +227,8 @@ class UserStore:
         if await self.get(username) is not None:
             raise UserError(f"user {username!r} already exists; use `reset-password` or `update`")
         async with self._store.transaction() as db:
-            await db.execute(
-                "INSERT INTO users (username, display_name, grant_json, password_hash, source, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            await records.insert_user(
+                db,
                 (
                     username,
                     display_name,
@@ -285,20 +245,20 @@ class UserStore:
     async def set_password(self, username: str, password: str, *, actor: str, at: float) -> None:
         await self._changeable(username)
         await self._update(
-            username, "password_hash = ?", (hash_password(password),), actor, at, "password_reset"
+            username, "password_hash", hash_password(password), actor, at, "password_reset"
         )
 
     async def set_grant(self, username: str, grant: Grant, *, actor: str, at: float) -> None:
         _check_grant(grant)
         await self._changeable(username)
         await self._update(
-            username, "grant_json = ?", (_grant_json(grant),), actor, at, "user_scope_changed"
+            username, "grant_json", _grant_json(grant), actor, at, "user_scope_changed"
         )
 
     async def set_disabled(self, username: str, disabled: bool, *, actor: str, at: float) -> None:
         await self._changeable(username)
         action = "user_disabled" if disabled else "user_enabled"
-        await self._update(username, "disabled = ?", (int(disabled),), actor, at, action)
+        await self._update(username, "disabled", int(disabled), actor, at, action)
 
     async def issue_token(self, username: str, name: str, *, actor: str, at: float) -> str:
         """A new API token acting as `username`; only its digest is kept, so show it once."""
@@ -309,11 +269,7 @@ class UserStore:
             raise UserError(f"a token named {name!r} exists; revoke it or choose another name")
         token = secrets.token_urlsafe(32)
         async with self._store.transaction() as db:
-            await db.execute(
-                "INSERT INTO api_tokens (name, sha256, username, source, created_at) "
-                "VALUES (?, ?, ?, 'cli', ?)",
-                (name, token_digest(token), username, at),
-            )
+            await records.insert_token(db, name, token_digest(token), username, at)
             await self._audit(at, actor, "token_issued", {"token": name, "user": username})
         self._snapshot = None
         return token
@@ -325,7 +281,7 @@ class UserStore:
         if found.source == "config":
             raise UserError(f"token {name!r} is in the config file (tokens:); remove it there")
         async with self._store.transaction() as db:
-            await db.execute("UPDATE api_tokens SET revoked_at = ? WHERE name = ?", (at, name))
+            await records.revoke_token(db, name, at)
             await self._audit(at, actor, "token_revoked", {"token": name})
         self._snapshot = None
 
@@ -347,19 +303,15 @@ class UserStore:
     async def _update(
         self,
         username: str,
-        assignment: str,
-        values: tuple[Any, ...],
+        column: records.UserColumn,
+        value: Any,
         actor: str,
         at: float,
         action: str,
     ) -> None:
         async with self._store.transaction() as db:
-            await db.execute(
-                f"UPDATE users SET {assignment}, session_gen = session_gen + 1, updated_at = ? "
-                "WHERE username = ?",
-                (*values, at, username),
-            )
-            await _end_stale_sessions(db, username)
+            await records.change_user(db, username, column, value, at)
+            await records.end_stale_sessions(db, username)
             await self._audit(at, actor, action, {"user": username})
         self._snapshot = None
 
@@ -377,22 +329,11 @@ def _grant_json(grant: Grant) -> str:
     return json.dumps(grant.model_dump(), sort_keys=True)
 
 
-async def _end_stale_sessions(db: aiosqlite.Connection, username: str | None = None) -> None:
-    """Delete the web sessions of users who are gone or disabled or whose `session_gen` moved
-    on (of one user, or of all); a cookie naming one is refused from its next request."""
-    await db.execute(
-        "DELETE FROM web_sessions WHERE (?1 IS NULL OR username = ?1) AND NOT EXISTS ("
-        "SELECT 1 FROM users WHERE users.username = web_sessions.username "
-        "AND users.session_gen = web_sessions.session_gen AND users.disabled = 0)",
-        (username,),
-    )
-
-
 def _dropped(user: User, kept: set[str]) -> bool:
     return user.source == "config" and not user.disabled and user.username not in kept
 
 
-def _user(row: Any) -> User:
+def _user(row: dict[str, Any]) -> User:
     return User(
         username=row["username"],
         display_name=row["display_name"],
@@ -404,7 +345,7 @@ def _user(row: Any) -> User:
     )
 
 
-def _token(row: Any) -> Token:
+def _token(row: dict[str, Any]) -> Token:
     grant = row["grant_json"]
     return Token(
         name=row["name"],

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sqlite3
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,8 @@ from typing import Any, Final, TextIO
 
 import aiosqlite
 
+from hub.access.records import family_users
+from hub.escalation import records
 from hub.escalation.roster import Roster
 
 TARGETS: Final = {60: 0.975, 180: 0.99}
@@ -182,32 +183,6 @@ def compute(timings: Sequence[Timing], now: float) -> list[Figures]:
     ]
 
 
-def _alert_filter(
-    since: float, until: float, site: str | None, priorities: Sequence[str] | None
-) -> tuple[str, list[Any]]:
-    """The WHERE clause (on table `alerts`) for the alerts opened in [since, until)."""
-    where = "alerts.test = 0 AND alerts.opened_at >= ? AND alerts.opened_at < ?"
-    args: list[Any] = [since, until]
-    if priorities is not None:
-        where += f" AND alerts.priority IN ({', '.join('?' for _ in priorities)})"
-        args += list(priorities)
-    if site is not None:
-        where += " AND alerts.site = ?"
-        args.append(site)
-    return where, args
-
-
-async def family_users(db: aiosqlite.Connection) -> set[str]:
-    """The hub users whose role is family (none when the users table is not there)."""
-    try:
-        async with db.execute(
-            "SELECT username FROM users WHERE json_extract(grant_json, '$.role') = 'family'"
-        ) as cur:
-            return {str(row[0]) for row in await cur.fetchall()}
-    except sqlite3.OperationalError:
-        return set()
-
-
 @dataclass
 class _Answers:
     """What an alert's audit record says about who answered it and whether anyone was reached."""
@@ -220,21 +195,20 @@ class _Answers:
 
 
 async def _answers(
-    db: aiosqlite.Connection, where: str, args: Sequence[Any]
+    db: aiosqlite.Connection,
+    since: float,
+    until: float,
+    site: str | None,
+    priorities: Sequence[str] | None,
 ) -> dict[int, _Answers]:
-    """Staff and family answers and nobody-reached entries of the alerts `where` selects."""
+    """Staff and family answers and nobody-reached entries of the alerts opened in
+    [since, until) (`records.opened_alerts`)."""
     family = await family_users(db)
-    marks = ", ".join("?" for _ in RECORD_ACTIONS)
     found: dict[int, _Answers] = {}
-    async with db.execute(
-        "SELECT alert_id, action, actor, at, detail FROM audit "
-        f"WHERE action IN ({marks}) AND alert_id IN (SELECT id FROM alerts WHERE {where}) "
-        "ORDER BY at, id",
-        [*RECORD_ACTIONS, *args],
-    ) as cur:
-        rows = await cur.fetchall()
-    for alert_id, action, actor, at, detail in rows:
-        answers = found.setdefault(int(alert_id), _Answers())
+    entries = await records.opened_alerts_record(db, RECORD_ACTIONS, since, until, site, priorities)
+    for entry in entries:
+        action, actor, at = entry["action"], entry["actor"], entry["at"]
+        answers = found.setdefault(int(entry["alert_id"]), _Answers())
         if action in STAFF_RESPONSES:
             if actor != "system" and actor not in family and answers.staff_at is None:
                 answers.staff_at, answers.staff_by = float(at), str(actor)
@@ -243,7 +217,7 @@ async def _answers(
         elif action == "family_handling" and answers.family_handling_at is None:
             answers.family_handling_at = float(at)
         elif action == "nobody_reached":
-            answers.nobody.append((float(at), _detail(detail)))
+            answers.nobody.append((float(at), _detail(entry["detail"])))
     return found
 
 
@@ -255,18 +229,6 @@ def _detail(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-async def _has_column(db: aiosqlite.Connection, table: str, column: str) -> bool:
-    async with db.execute(f"PRAGMA table_info({table})") as cur:
-        return any(row[1] == column for row in await cur.fetchall())
-
-
-async def _nobody_column(db: aiosqlite.Connection) -> str:
-    """`alerts.nobody_reached_at`, or NULL for a database from before it (read-only reports)."""
-    if await _has_column(db, "alerts", "nobody_reached_at"):
-        return "alerts.nobody_reached_at"
-    return "NULL"
-
-
 async def load_timings(
     db: aiosqlite.Connection,
     roster: Roster,
@@ -276,28 +238,22 @@ async def load_timings(
     priorities: Sequence[str] = DEFAULT_PRIORITIES,
 ) -> list[Timing]:
     """The alerts opened in [since, until), test alerts left out."""
-    where, args = _alert_filter(since, until, site, priorities)
-    nobody = await _nobody_column(db)
-    async with db.execute(
-        f"SELECT id, site, zone, opened_at, resolved_at, {nobody} FROM alerts "
-        f"WHERE {where} ORDER BY opened_at, id",
-        args,
-    ) as cur:
-        rows = await cur.fetchall()
-    answers = await _answers(db, where, args)
+    rows = await records.opened_alerts(db, since, until, site, priorities)
+    answers = await _answers(db, since, until, site, priorities)
     timings = []
-    for alert_id, alert_site, zone, opened_at, resolved_at, nobody_at in rows:
-        said = answers.get(int(alert_id), _Answers())
+    for row in rows:
+        said = answers.get(int(row["id"]), _Answers())
+        nobody_at = row["nobody_reached_at"]
         if nobody_at is None and said.nobody:
             nobody_at = said.nobody[0][0]
         timings.append(
             Timing(
-                site=alert_site,
-                zone=zone or SITE_WIDE,
-                shift=roster.shift_name(alert_site, opened_at) or NO_SHIFT,
-                opened_at=opened_at,
+                site=row["site"],
+                zone=row["zone"] or SITE_WIDE,
+                shift=roster.shift_name(row["site"], row["opened_at"]) or NO_SHIFT,
+                opened_at=row["opened_at"],
                 acknowledged_at=said.staff_at,
-                resolved_at=resolved_at,
+                resolved_at=row["resolved_at"],
                 family_seen_at=said.family_seen_at,
                 family_handling_at=said.family_handling_at,
                 nobody_reached_at=nobody_at,
@@ -316,21 +272,12 @@ async def load_nobody_reached(
     """Every alert opened in [since, until), of any priority, whose escalation reached nobody at
     least once (test alerts left out), oldest first: where it was, its shift, how many times and
     why nobody was reached, and whether and when staff answered it."""
-    where, args = _alert_filter(since, until, site, None)
-    nobody = await _nobody_column(db)
-    answers = await _answers(db, where, args)
-    async with db.execute(
-        "SELECT id, rule, priority, state, site, zone, zone_name, room_name, bed, resident_code, "
-        f"resident_name, subject, opened_at, resolved_at, {nobody} "
-        f"FROM alerts WHERE {where} ORDER BY opened_at, id",
-        args,
-    ) as cur:
-        columns = [d[0] for d in cur.description]
-        rows = [dict(zip(columns, row, strict=True)) for row in await cur.fetchall()]
+    answers = await _answers(db, since, until, site, None)
+    rows = await records.opened_alerts(db, since, until, site, None)
     listed = []
     for row in rows:
         said = answers.get(int(row["id"]), _Answers())
-        reached_nobody_at = row.pop(nobody.removeprefix("alerts."), None)
+        reached_nobody_at = row.pop("nobody_reached_at")
         if reached_nobody_at is None and said.nobody:
             reached_nobody_at = said.nobody[0][0]
         if reached_nobody_at is None:

@@ -1,6 +1,8 @@
 """The escalation's tables and all their SQL: escalation_steps (each firing of a step) and
 notifications (each attempt to reach someone, and its result), and the escalation's reads of an
-alert's record (the alerts and the audit log, which the alerts folder and core write).
+alert's record (the alerts and the audit log, which the alerts folder and core write), and the
+response-time figures' reads of alerts and their audit record (free functions over a connection:
+`carewatch report` opens the database itself, read-only, perhaps from an older hub).
 
 Only the escalation writes its tables; a step, its attempts and their audit entries are written
 in one transaction, the caller's (`Store.transaction()`), so the writes here take its connection.
@@ -8,6 +10,7 @@ in one transaction, the caller's (`Store.transaction()`), so the writes here tak
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 import aiosqlite
@@ -51,6 +54,11 @@ CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (result) WHERE
 ATTEMPT_COLUMNS: Final = (
     "id, alert_id, step_id, step, phase, target, channel, recipient_kind, recipient, "
     "recipient_name, phone, email, recipient_user, at, result, detail"
+)
+# What the figures read of an alert opened in their period (`opened_alerts`).
+OPENED_COLUMNS: Final = (
+    "id, rule, priority, state, site, zone, zone_name, room_name, bed, resident_code, "
+    "resident_name, subject, opened_at, resolved_at"
 )
 
 
@@ -208,3 +216,76 @@ class EscalationRecords:
             (alert_id,),
         )
         return [{"at": row["at"], "detail": row["detail"]} for row in rows]
+
+
+# --- the figures: alerts opened in a period and their audit record ----------------------------
+
+
+async def opened_alerts(
+    db: aiosqlite.Connection,
+    since: float,
+    until: float,
+    site: str | None,
+    priorities: Sequence[str] | None,
+) -> list[dict[str, Any]]:
+    """The alerts opened in [since, until) (of `site`, of `priorities`; None: all),
+    test alerts left out, oldest first; with `nobody_reached_at` (None for a database from
+    before that column)."""
+    where, args = _opened_filter(since, until, site, priorities)
+    nobody = await _nobody_column(db)
+    async with db.execute(
+        f"SELECT {OPENED_COLUMNS}, {nobody} AS nobody_reached_at FROM alerts "
+        f"WHERE {where} ORDER BY opened_at, id",
+        args,
+    ) as cur:
+        return await _dicts(cur)
+
+
+async def opened_alerts_record(
+    db: aiosqlite.Connection,
+    actions: Sequence[str],
+    since: float,
+    until: float,
+    site: str | None,
+    priorities: Sequence[str] | None,
+) -> list[dict[str, Any]]:
+    """The audit entries (alert_id, action, actor, at, detail) with one of `actions` of the
+    alerts `opened_alerts` selects, in the order they were made."""
+    where, args = _opened_filter(since, until, site, priorities)
+    marks = ", ".join("?" for _ in actions)
+    async with db.execute(
+        "SELECT alert_id, action, actor, at, detail FROM audit "
+        f"WHERE action IN ({marks}) AND alert_id IN (SELECT id FROM alerts WHERE {where}) "
+        "ORDER BY at, id",
+        [*actions, *args],
+    ) as cur:
+        return await _dicts(cur)
+
+
+async def _dicts(cur: aiosqlite.Cursor) -> list[dict[str, Any]]:
+    """The rows as dicts by column name, whatever the connection's row factory (the report's
+    connection has none)."""
+    columns = [d[0] for d in cur.description]
+    return [dict(zip(columns, row, strict=True)) for row in await cur.fetchall()]
+
+
+def _opened_filter(
+    since: float, until: float, site: str | None, priorities: Sequence[str] | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (on table `alerts`) for the alerts opened in [since, until)."""
+    where = "alerts.test = 0 AND alerts.opened_at >= ? AND alerts.opened_at < ?"
+    args: list[Any] = [since, until]
+    if priorities is not None:
+        where += f" AND alerts.priority IN ({', '.join('?' for _ in priorities)})"
+        args += list(priorities)
+    if site is not None:
+        where += " AND alerts.site = ?"
+        args.append(site)
+    return where, args
+
+
+async def _nobody_column(db: aiosqlite.Connection) -> str:
+    """`alerts.nobody_reached_at`, or NULL for a database from before it (read-only reports)."""
+    async with db.execute("PRAGMA table_info(alerts)") as cur:
+        found = any(row[1] == "nobody_reached_at" for row in await cur.fetchall())
+    return "alerts.nobody_reached_at" if found else "NULL"

@@ -5,7 +5,8 @@ gives the hub a push subscription: an endpoint URL at its push service (FCM, Moz
 Windows) and the keys to encrypt for it. The hub encrypts each message for the browser
 (RFC 8291, aes128gcm), signs a VAPID token (RFC 8292) and POSTs it to the endpoint (RFC 8030).
 
-- The key pair is made once, on the first start, and kept in the database (`push_vapid`).
+- The key pair is made once, on the first start, and kept in the database (`push_vapid`; the
+  SQL of the push tables is in `hub/notify/records.py`).
 - Endpoints must be at an allowed push service (`push.allowed_hosts`): the hub must not be
   made to POST to arbitrary, perhaps internal, URLs. Nor to an internal address at all
   (hub/notify/outbound.py) unless `outbound.allowed_hosts` allows its host: checked when a browser
@@ -49,6 +50,7 @@ from hub.core.clock import Clock
 from hub.core.errors import DomainError
 from hub.core.outbound import OutboundPolicy, private_refusal
 from hub.core.store import Store
+from hub.notify import records
 from hub.notify.base import DeliveryResult, Notification, Recipient
 from hub.notify.settings import PushConfig, PushSettings
 
@@ -63,32 +65,6 @@ ACCEPTED: Final = frozenset({200, 201, 202})
 GONE: Final = frozenset({404, 410})  # the browser unsubscribed, or the subscription expired
 URGENT: Final = frozenset({"emergency", "urgent"})
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS push_vapid (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    private_pem TEXT NOT NULL,
-    public_key TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS push_subscriptions (
-    id INTEGER PRIMARY KEY,
-    username TEXT NOT NULL,
-    endpoint TEXT NOT NULL UNIQUE,
-    p256dh TEXT NOT NULL,
-    auth TEXT NOT NULL,
-    user_agent TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    last_result TEXT,
-    last_at REAL,
-    failures INTEGER NOT NULL DEFAULT 0,
-    confirmed_at REAL
-);
-CREATE INDEX IF NOT EXISTS push_subscriptions_user ON push_subscriptions (username, id);
-"""
-SUBSCRIPTION_COLUMNS: Final = (
-    "id, username, endpoint, p256dh, auth, user_agent, created_at, last_result, last_at, "
-    "failures, confirmed_at"
-)
 # The buttons of a pushed notification, most important first (Chrome shows two).
 Audience = Literal["staff", "family"]
 STAFF_ACTIONS: Final = (
@@ -325,7 +301,7 @@ class PushService:
     async def open(
         cls, store: Store, clock: Clock, config: PushConfig, secret_key: str
     ) -> PushService:
-        await store.add_schema(SCHEMA)
+        await records.create(store)
         vapid = await _vapid_keys(store, clock)
         tokens = ActionTokens(secret_key, clock)
         service = cls(
@@ -346,10 +322,7 @@ class PushService:
         self._http.close()
 
     async def _load_counts(self) -> None:
-        async with self._store.db.execute(
-            "SELECT username, count(*) AS n FROM push_subscriptions GROUP BY username"
-        ) as cur:
-            self._per_user = Counter({row["username"]: row["n"] for row in await cur.fetchall()})
+        self._per_user = Counter(await records.subscription_counts(self._store))
 
     def has_subscription(self, username: str) -> bool:
         return self._per_user[username] > 0
@@ -370,24 +343,10 @@ class PushService:
         auth = decode_key(auth, 16, "keys.auth")
         now = self._clock.now()
         async with self._store.transaction() as db:
-            await db.execute(
-                "INSERT INTO push_subscriptions (username, endpoint, p256dh, auth, user_agent, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint) DO UPDATE SET "
-                "username = excluded.username, p256dh = excluded.p256dh, auth = excluded.auth, "
-                "user_agent = excluded.user_agent, created_at = excluded.created_at, "
-                "last_result = NULL, last_at = NULL, failures = 0",
+            dropped = await records.put_subscription(
+                db,
                 (username, endpoint, p256dh, auth, user_agent[:300], now),
-            )
-            dropped = list(
-                await db.execute_fetchall(
-                    "SELECT id FROM push_subscriptions WHERE username = ? "
-                    "ORDER BY created_at DESC, id DESC "
-                    "LIMIT -1 OFFSET ?",
-                    (username, MAX_SUBSCRIPTIONS_PER_USER),
-                )
-            )
-            await db.executemany(
-                "DELETE FROM push_subscriptions WHERE id = ?", [(row[0],) for row in dropped]
+                MAX_SUBSCRIPTIONS_PER_USER,
             )
             host = urlsplit(endpoint).hostname
             detail = {"host": host, "user_agent": user_agent[:300], "dropped_oldest": len(dropped)}
@@ -395,7 +354,7 @@ class PushService:
                 [AuditEntry(now, username, "push_subscribed", CHANNEL, detail)]
             )
         await self._load_counts()
-        (stored,) = await self._select("endpoint = ?", endpoint)
+        (stored,) = await self._select(endpoint=endpoint)
         log.info("push subscription %d for %s at %s", stored.id, username, host)
         return stored
 
@@ -403,11 +362,7 @@ class PushService:
         """Forget the caller's own subscription; False when they have none at that endpoint."""
         now = self._clock.now()
         async with self._store.transaction() as db:
-            cur = await db.execute(
-                "DELETE FROM push_subscriptions WHERE username = ? AND endpoint = ?",
-                (username, endpoint),
-            )
-            if cur.rowcount != 1:
+            if not await records.delete_users_subscription(db, username, endpoint):
                 return False
             detail = {"host": urlsplit(endpoint).hostname}
             await self._store.audit.record(
@@ -417,7 +372,7 @@ class PushService:
         return True
 
     async def subscriptions(self, username: str) -> list[Subscription]:
-        return await self._select("username = ?", username)
+        return await self._select(username=username)
 
     async def confirm(self, claim: ActionClaim, endpoint: str | None = None) -> Subscription:
         """The service worker received a push: note it on the subscription it went to.
@@ -425,21 +380,19 @@ class PushService:
         The subscription is the one the token names (or, for a token from before tokens named
         it, the token user's subscription at `endpoint`). PushError 404 when there is none:
         it was removed, or moved to another user, since the push was sent."""
-        key: int | str
         if claim.subscription is not None:
-            where, key = "id = ? AND username = ?", claim.subscription
-        elif endpoint:
-            where, key = "endpoint = ? AND username = ?", endpoint
-        else:
+            endpoint = None
+        elif not endpoint:
             raise PushError(422, "the receipt names no subscription (give its endpoint)")
-        async with self._store.transaction() as db:
-            cur = await db.execute(
-                f"UPDATE push_subscriptions SET confirmed_at = ? WHERE {where}",
-                (self._clock.now(), key, claim.username),
-            )
-            if cur.rowcount != 1:
-                raise PushError(404, "no such push subscription")
-        found = await self._select(where, key, claim.username)
+        now, username, subscription_id = self._clock.now(), claim.username, claim.subscription
+        confirmed = await records.confirm(
+            self._store, now, username, subscription_id=subscription_id, endpoint=endpoint
+        )
+        if not confirmed:
+            raise PushError(404, "no such push subscription")
+        found = await self._select(
+            username=username, subscription_id=subscription_id, endpoint=endpoint
+        )
         if not found:
             raise PushError(404, "no such push subscription")
         return found[0]
@@ -448,18 +401,19 @@ class PushService:
         """When a browser of `username` last confirmed receiving a push; None if none ever did
         (or they have no subscription left). The roster shows a phone silent for long as not
         reachable."""
-        async with self._store.db.execute(
-            "SELECT max(confirmed_at) FROM push_subscriptions WHERE username = ?", (username,)
-        ) as cur:
-            row = await cur.fetchone()
-        return float(row[0]) if row is not None and row[0] is not None else None
+        return await records.last_confirmed(self._store, username)
 
-    async def _select(self, where: str, *args: Any) -> list[Subscription]:
-        async with self._store.db.execute(
-            f"SELECT {SUBSCRIPTION_COLUMNS} FROM push_subscriptions WHERE {where} ORDER BY id",
-            args,
-        ) as cur:
-            return [Subscription(**dict(row)) for row in await cur.fetchall()]
+    async def _select(
+        self,
+        *,
+        username: str | None = None,
+        endpoint: str | None = None,
+        subscription_id: int | None = None,
+    ) -> list[Subscription]:
+        rows = await records.subscriptions(
+            self._store, username=username, endpoint=endpoint, subscription_id=subscription_id
+        )
+        return [Subscription(**row) for row in rows]
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -517,16 +471,12 @@ class PushService:
         return PushOutcome(int(response.status_code))
 
     async def _note(self, subscription: Subscription, outcome: PushOutcome) -> None:
-        async with self._store.transaction() as db:
-            await db.execute(
-                "UPDATE push_subscriptions SET last_result = ?, last_at = ?, failures = "
-                "CASE WHEN ? THEN 0 ELSE failures + 1 END WHERE id = ?",
-                (str(outcome), self._clock.now(), outcome.accepted, subscription.id),
-            )
+        await records.note_result(
+            self._store, subscription.id, str(outcome), self._clock.now(), outcome.accepted
+        )
 
     async def _forget(self, subscription: Subscription, outcome: PushOutcome) -> None:
-        async with self._store.transaction() as db:
-            await db.execute("DELETE FROM push_subscriptions WHERE id = ?", (subscription.id,))
+        await records.delete_subscription(self._store, subscription.id)
         await self._load_counts()
         log.info(
             "push subscription %d of %s removed: the push service answered %s",
@@ -539,10 +489,9 @@ class PushService:
 
 async def _vapid_keys(store: Store, clock: Clock) -> Vapid02:
     """The hub's key pair; made on the first start (or after it was deleted, to rotate it)."""
-    async with store.db.execute("SELECT private_pem FROM push_vapid WHERE id = 1") as cur:
-        row = await cur.fetchone()
-    if row is not None:
-        return Vapid02.from_pem(row["private_pem"].encode())
+    pem = await records.vapid_pem(store)
+    if pem is not None:
+        return Vapid02.from_pem(pem.encode())
     vapid = Vapid02()
     vapid.generate_keys()
     public = b64urlencode(
@@ -552,13 +501,9 @@ async def _vapid_keys(store: Store, clock: Clock) -> Vapid02:
     )
     now = clock.now()
     async with store.transaction() as db:
-        await db.execute(
-            "INSERT INTO push_vapid (id, private_pem, public_key, created_at) VALUES (1, ?, ?, ?)",
-            (vapid.private_pem().decode(), public, now),
-        )
         # Browsers bound their subscriptions to the old key; they must subscribe again.
-        cur = await db.execute("DELETE FROM push_subscriptions")
-        detail = {"public_key": public, "subscriptions_dropped": cur.rowcount}
+        dropped = await records.put_vapid(db, vapid.private_pem().decode(), public, now)
+        detail = {"public_key": public, "subscriptions_dropped": dropped}
         await store.audit.record([AuditEntry(now, "system", "push_keys_created", CHANNEL, detail)])
     log.info("new VAPID key pair made for Web Push")
     return vapid
