@@ -22,7 +22,6 @@ Any other site is answered 404, like one that does not exist. The page is `/rost
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Literal, Protocol
@@ -38,6 +37,7 @@ from hub.escalation.roster import Roster, Run
 from hub.escalation.roster_watch import site_zones
 from hub.http.deps import part
 from hub.http.web_files import listed_file, web_file
+from hub.notify import records as push_records
 from hub.registry.index import Registry
 
 PAGE_FILES: Final = frozenset({"roster.js"})
@@ -288,15 +288,7 @@ class RosterView:
         }
 
     async def _push_rows(self, username: str) -> list[PushRow]:
-        try:
-            async with self.store.db.execute(
-                "SELECT created_at, last_result, last_at, failures, confirmed_at "
-                "FROM push_subscriptions WHERE username = ? ORDER BY id",
-                (username,),
-            ) as cur:
-                rows = await cur.fetchall()
-        except sqlite3.OperationalError:  # no push service on this hub: no phones
-            return []
+        rows = await push_records.phones_of(self.store, username)
         return [
             PushRow(
                 created_at=float(row[0]),

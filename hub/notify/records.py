@@ -8,6 +8,7 @@ connection.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any, Final
 
 import aiosqlite
@@ -102,6 +103,20 @@ async def last_confirmed(store: Store, username: str) -> float | None:
 
 
 # --- subscriptions: writes ------------------------------------------------------------------
+
+
+async def phones_of(store: Store, username: str) -> list[tuple[Any, ...]]:
+    """Each of the user's subscriptions, oldest first: (created_at, last_result, last_at,
+    failures, confirmed_at); none on a hub whose push service never made its tables."""
+    try:
+        async with store.db.execute(
+            "SELECT created_at, last_result, last_at, failures, confirmed_at "
+            "FROM push_subscriptions WHERE username = ? ORDER BY id",
+            (username,),
+        ) as cur:
+            return [tuple(row) for row in await cur.fetchall()]
+    except sqlite3.OperationalError:
+        return []
 
 
 async def put_subscription(
