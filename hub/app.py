@@ -53,6 +53,7 @@ from hub.registry.index import Registry
 from hub.registry.service import RegistryService
 from hub.supervisor import routes as supervisor_routes
 from hub.supervisor.overview import Sources
+from hub.telemetry.records import TelemetryRecords
 from hub.watch.bed_state import BedStates
 from hub.watch.coverage import PolicyCoverage
 from hub.watch.rules import Watch
@@ -113,6 +114,8 @@ class Hub:
         clock = clock or SystemClock()
         policy = WatchPolicy(config.watch)
         store = await Store.open(config.database)
+        # the time series' tables, there before anything reads or writes them (hub/telemetry)
+        await TelemetryRecords(store).create()
         # the users table, with the config file's users and tokens (hub/access/users.py)
         users = await _open_users(store, config, clock)
         # the registry and its one write path (hub/registry/service.py)

@@ -137,7 +137,6 @@ class WalkTests:
     ) -> WalkTests:
         tests = cls(store, registry, alerts, clock, policy)
         await tests._records.create()
-        await tests._telemetry.create()  # so that every table is there once the hub has started
         await tests._load()
         return tests
 
