@@ -9,7 +9,7 @@ Windows) and the keys to encrypt for it. The hub encrypts each message for the b
   SQL of the push tables is in `hub/notify/records.py`).
 - Endpoints must be at an allowed push service (`push.allowed_hosts`): the hub must not be
   made to POST to arbitrary, perhaps internal, URLs. Nor to an internal address at all
-  (hub/notify/outbound.py) unless `outbound.allowed_hosts` allows its host: checked when a browser
+  (hub/core/outbound.py) unless `outbound.allowed_hosts` allows its host: checked when a browser
   subscribes, and again, with the name resolved and every connection watched, at each push.
 - A push carries an action token so that the notification's own buttons reach the hub
   without a session: the token is the credential. Staff get "I'm going" (acknowledge) and
@@ -435,7 +435,7 @@ class PushService:
         self, subscription: Subscription, data: str, ttl: int, headers: dict[str, str]
     ) -> PushOutcome:
         """Check the endpoint again (the settings and DNS may have changed since it was
-        stored), then POST with every connection checked (hub/notify/outbound.py)."""
+        stored), then POST with every connection checked (hub/core/outbound.py)."""
         endpoint = subscription.endpoint
         problem = endpoint_problem(endpoint, self.settings.allowed_hosts)
         host = urlsplit(endpoint).hostname or ""

@@ -1,6 +1,6 @@
 """Who and what is where: the in-memory registry that ingest and the rules read on every item.
 
-The registry lives in the hub's database (`hub.registry.store`) and is changed through
+The registry lives in the hub's database (`hub.registry.records`) and is changed through
 `hub.registry.service`; this module is the read side. `Registry.load` swaps in a new index built
 from the data after each change, so `placement(device, at)` stays a dictionary lookup plus, for a
 bed's device, a bisect over that bed's binding history.
