@@ -85,6 +85,8 @@ class Hub:
 
     config: HubConfig
     clock: Clock
+    policy: WatchPolicy
+    escalation_policies: EscalationPolicies
     store: Store
     users: UserStore
     registry_admin: RegistryService
@@ -113,6 +115,7 @@ class Hub:
         subscription between parts made here."""
         clock = clock or SystemClock()
         policy = WatchPolicy(config.watch)
+        escalation_policies = EscalationPolicies(config.escalation)
         store = await Store.open(config.database)
         # the time series' tables, there before anything reads or writes them (hub/telemetry)
         await TelemetryRecords(store).create()
@@ -153,7 +156,7 @@ class Hub:
             alerts=alerts,
             timers=timers,
             roster=roster,
-            policies=EscalationPolicies(config.escalation),
+            policies=escalation_policies,
             watch=policy,
             contacts=RegistryContacts(registry),
             names=users.name_of,
@@ -206,6 +209,8 @@ class Hub:
         hub = cls(
             config,
             clock,
+            policy,
+            escalation_policies,
             store,
             users,
             registry_admin,
@@ -246,7 +251,7 @@ class Hub:
 
     def _parts(self, auth: Authenticator) -> Parts:
         """What the routes ask for (hub/http/deps.py): each part under its class, or a slot."""
-        policy = WatchPolicy(self.config.watch)
+        policy = self.policy
         escalation = self.escalation
         parts = Parts()
         parts.fill(CLOCK, self.clock)
@@ -290,7 +295,7 @@ class Hub:
                 store=self.store,
                 registry=self.registry,
                 roster=escalation.roster,
-                escalation=EscalationPolicies(self.config.escalation),
+                escalation=self.escalation_policies,
                 watch=policy,
             ),
             Provisioner(self.registry_admin, self.store, self.config),

@@ -142,26 +142,19 @@ class DeviceHealth:
 class TelemetryRecords:
     """The telemetry tables on the hub's store.
 
-    Its writer (ingest) and readers (walk tests, bed states, supervisor) are built with no
-    asynchronous step: the tables are made by `create`, which the walk tests' opening awaits
-    during the hub's start, or else the first time one of them asks.
+    Its writer (ingest) and readers (walk tests, bed states, supervisor) share the tables that
+    `create` makes once, as the hub starts (hub/app.py).
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._created = False
 
     async def create(self) -> None:
-        await self._tables()
-
-    async def _tables(self) -> None:
-        if not self._created:
-            await self._store.add_schema(SCHEMA)
-            self._created = True
+        """Make the tables (the hub does, as it starts)."""
+        await self._store.add_schema(SCHEMA)
 
     async def sequence_mark(self, site: str, gateway: str) -> tuple[str, int] | None:
         """The gateway's outbox epoch and the last sequence number stored of it."""
-        await self._tables()
         async with self._store.db.execute(
             "SELECT epoch, last_seq FROM gateway_sequence WHERE site = ? AND gateway = ?",
             (site, gateway),
@@ -172,7 +165,6 @@ class TelemetryRecords:
     async def save_batches(self, batches: list[BatchToSave]) -> None:
         """Store several gateways' batches, their marks and the store's companions' pending
         changes in one transaction."""
-        await self._tables()
         readings: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
         live: list[tuple[Any, ...]] = []
@@ -202,7 +194,6 @@ class TelemetryRecords:
 
     async def device_state(self, device: str, name: str) -> object | None:
         """The device's latest value of `name`, or None."""
-        await self._tables()
         async with self._store.db.execute(
             "SELECT value FROM device_state WHERE device = ? AND name = ?", (device, name)
         ) as cur:
@@ -212,13 +203,11 @@ class TelemetryRecords:
     async def presence_since(self, since: float) -> list[dict[str, Any]]:
         """Each device's last occupancy and presence readings sensed since `since`: device,
         name, value (JSON), at (last heard), changed_at (since when it has had that value)."""
-        await self._tables()
         async with self._store.db.execute(PRESENCE_SINCE, (since,)) as cur:
             return [dict(row) for row in await cur.fetchall()]
 
     async def latest(self, name: str) -> dict[str, tuple[object, float]]:
         """Every device's latest value of `name` and when it was sensed, by device id."""
-        await self._tables()
         async with self._store.db.execute(
             "SELECT device, value, sensed_at FROM device_state WHERE name = ?", (name,)
         ) as cur:
@@ -227,7 +216,6 @@ class TelemetryRecords:
 
     async def offline_gateways(self) -> dict[tuple[str, str], float]:
         """When each gateway whose session is offline went so, by (site, gateway)."""
-        await self._tables()
         async with self._store.db.execute(
             "SELECT site, gateway, changed_at FROM gateway_status WHERE state = 'offline'"
         ) as cur:
@@ -240,14 +228,12 @@ class TelemetryRecords:
         """How many readings or events are stored."""
         if table not in COUNTED:
             raise ValueError(f"no table {table!r}")
-        await self._tables()
         async with self._store.db.execute(f"SELECT count(*) FROM {table}") as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
     async def gateway_status(self, site: str, gateway: str) -> tuple[str, int] | None:
         """The gateway's last session state and its birth/death sequence number."""
-        await self._tables()
         async with self._store.db.execute(
             "SELECT state, bdseq FROM gateway_status WHERE site = ? AND gateway = ?",
             (site, gateway),
@@ -258,13 +244,11 @@ class TelemetryRecords:
     async def set_gateway_status(
         self, site: str, gateway: str, state: str, bdseq: int, at: float
     ) -> None:
-        await self._tables()
         async with self._store.transaction() as db:
             await db.execute(UPSERT_GATEWAY_STATUS, (site, gateway, state, bdseq, at))
 
     async def save_device_health(self, reports: Iterable[DeviceHealth]) -> None:
         """Keep each device's newest report; an older one arriving late changes nothing."""
-        await self._tables()
         async with self._store.transaction() as db:
             await db.executemany(
                 UPSERT_DEVICE_HEALTH,
@@ -276,7 +260,6 @@ class TelemetryRecords:
 
     async def device_health(self) -> dict[str, dict[str, Any]]:
         """Every device's latest health report, by device id."""
-        await self._tables()
         async with self._store.db.execute(
             "SELECT device, online, last_seen, battery, rssi, reported_at FROM device_health"
         ) as cur:
