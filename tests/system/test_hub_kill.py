@@ -216,6 +216,11 @@ def test_pending_bed_exit_and_escalation_survive_kill_9(
 def test_sigusr1_logs_where_every_task_of_the_hub_waits(hub_process: HubProcess) -> None:
     """For a hub that seems stuck: its ingest handler and reader are there, and where."""
     hub_process.start()
+
+    def connected() -> bool | None:  # the MQTT reader runs once the broker session is up
+        return httpx.get(f"{hub_process.url}/api/health").json()["broker_connected"] or None
+
+    until(connected, 10)
     hub_process.signal(signal.SIGUSR1)
 
     def logged() -> str | None:
