@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from contract.yaml_documents import ConfigError, check_ca_file, validate_document
 from hub.access.permissions import GrantFields
 from hub.access.users import USERNAME_PATTERN, ConfigToken, ConfigUser
+from hub.core.database import is_postgres
 from hub.core.outbound import OutboundSettings
 from hub.escalation.policy import EscalationConfig
 from hub.escalation.roster import RosterConfig
@@ -92,8 +93,19 @@ class ProvisioningSettings(BaseModel):
 class HubConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database_path_or_url(cls, value: object) -> Path | str:
+        text = str(value)
+        if is_postgres(text):
+            return text
+        if "://" in text:
+            raise ValueError(f"{text!r} is neither a SQLite file nor a postgresql:// URL")
+        return Path(text)
+
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
-    database: Path = Path("carewatch.db")
+    # A SQLite file, or a PostgreSQL server's URL (postgresql://user:password@host/database).
+    database: Path | str = Path("carewatch.db")
     web: WebSettings
     users: list[UserSpec] = Field(default_factory=list)
     tokens: list[TokenSpec] = Field(default_factory=list)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -21,9 +20,8 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 from zoneinfo import ZoneInfo
 
-import aiosqlite
-
 from hub.config import HubConfig, HubConfigError, load_hub_config
+from hub.core.database import DATABASE_ERRORS, is_postgres, open_database
 from hub.escalation.figures import DEFAULT_PRIORITIES, parse_when, period, report, write_csv
 from hub.escalation.roster import Roster
 from hub.watch.settings import WatchPolicy
@@ -91,7 +89,8 @@ async def run_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(f"carewatch report: reading {database}", file=err)
     policy = WatchPolicy(config.watch)
     try:
-        async with aiosqlite.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True) as db:
+        db = await open_database(database, read_only=True)
+        try:
             document = await report(
                 db,
                 Roster(config.roster, policy),
@@ -101,7 +100,9 @@ async def run_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 site=args.site,
                 priorities=priorities,
             )
-    except sqlite3.Error as exc:
+        finally:
+            await db.close()
+    except DATABASE_ERRORS as exc:
         print(f"carewatch report: cannot read {database}: {exc}", file=err)
         return FAILED
     total = document["figures"][0]["alerts"]
@@ -127,8 +128,10 @@ def _window(args: argparse.Namespace, config: HubConfig) -> tuple[float, float, 
     return start, end, priorities
 
 
-def _database(config: HubConfig) -> Path:
-    if not config.database.is_file():
+def _database(config: HubConfig) -> Path | str:
+    if is_postgres(config.database):
+        return config.database
+    if not Path(config.database).is_file():
         raise UsageError(
             f"no database at {config.database} (relative paths are read from the current "
             "directory; run the report where the hub runs, or has the hub not started yet?)"

@@ -20,7 +20,6 @@ import getpass
 import json
 import re
 import secrets
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from hub.access.permissions import ALL_SITES, ROLES, Grant, Role
 from hub.access.users import USERNAME_PATTERN, Token, User, UserError, UserStore, hash_password
 from hub.config import HubConfig
 from hub.core.clock import SystemClock
+from hub.core.database import DATABASE_ERRORS
 from hub.registry.data import RegistryData
 from hub.registry.models import Resident, Site, Zone
 
@@ -71,7 +71,7 @@ def run_users(args: argparse.Namespace) -> int:
     except UserError as exc:
         print(f"carewatch users: refused: {exc}", file=sys.stderr)
         return 1
-    except (sqlite3.Error, OSError) as exc:
+    except (*DATABASE_ERRORS, OSError) as exc:
         print(f"carewatch users: the hub's database cannot be used: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -10,12 +10,10 @@ family (`family_users`).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any, Final, Literal
 
-import aiosqlite
-
+from hub.core.database import Database
 from hub.core.store import Store
 
 SCHEMA: Final = """
@@ -75,21 +73,20 @@ async def people_names(store: Store, usernames: Iterable[str]) -> dict[str, str]
     return {name: str(found.get(name) or name) for name in wanted}
 
 
-async def family_users(db: aiosqlite.Connection) -> set[str]:
+async def family_users(db: Database) -> set[str]:
     """The hub users whose role is family (none when the users table is not there)."""
-    try:
-        async with db.execute(
-            "SELECT username FROM users WHERE json_extract(grant_json, '$.role') = 'family'"
-        ) as cur:
-            return {str(row[0]) for row in await cur.fetchall()}
-    except sqlite3.OperationalError:
+    if not await db.has_table("users"):
         return set()
+    async with db.execute(
+        "SELECT username FROM users WHERE json_extract(grant_json, '$.role') = 'family'"
+    ) as cur:
+        return {str(row[0]) for row in await cur.fetchall()}
 
 
 # --- users and tokens: writes, in the caller's transaction ------------------------------------
 
 
-async def put_config_user(db: aiosqlite.Connection, values: tuple[Any, ...]) -> None:
+async def put_config_user(db: Database, values: tuple[Any, ...]) -> None:
     """A user of the config file (username, display_name, grant_json, password_hash,
     created_at, updated_at), made or updated; a new grant or password, or enabling, moves their
     `session_gen` on."""
@@ -106,7 +103,7 @@ async def put_config_user(db: aiosqlite.Connection, values: tuple[Any, ...]) -> 
     )
 
 
-async def disable_users(db: aiosqlite.Connection, usernames: Iterable[str], at: float) -> None:
+async def disable_users(db: Database, usernames: Iterable[str], at: float) -> None:
     await db.executemany(
         "UPDATE users SET disabled = 1, session_gen = session_gen + 1, updated_at = ? "
         "WHERE username = ?",
@@ -114,9 +111,7 @@ async def disable_users(db: aiosqlite.Connection, usernames: Iterable[str], at: 
     )
 
 
-async def replace_config_tokens(
-    db: aiosqlite.Connection, rows: Iterable[tuple[str, str, str, float]]
-) -> None:
+async def replace_config_tokens(db: Database, rows: Iterable[tuple[str, str, str, float]]) -> None:
     """The config file's tokens (name, sha256, grant_json, created_at) in place of the old."""
     await db.execute("DELETE FROM api_tokens WHERE source = 'config'")
     await db.executemany(
@@ -126,7 +121,7 @@ async def replace_config_tokens(
     )
 
 
-async def insert_user(db: aiosqlite.Connection, values: tuple[Any, ...]) -> None:
+async def insert_user(db: Database, values: tuple[Any, ...]) -> None:
     """A new user (username, display_name, grant_json, password_hash, source, created_at,
     updated_at)."""
     await db.execute(
@@ -137,7 +132,7 @@ async def insert_user(db: aiosqlite.Connection, values: tuple[Any, ...]) -> None
 
 
 async def change_user(
-    db: aiosqlite.Connection, username: str, column: UserColumn, value: Any, at: float
+    db: Database, username: str, column: UserColumn, value: Any, at: float
 ) -> None:
     """Set one column of the user and move their `session_gen` on."""
     await db.execute(
@@ -147,9 +142,7 @@ async def change_user(
     )
 
 
-async def insert_token(
-    db: aiosqlite.Connection, name: str, digest: str, username: str, at: float
-) -> None:
+async def insert_token(db: Database, name: str, digest: str, username: str, at: float) -> None:
     await db.execute(
         "INSERT INTO api_tokens (name, sha256, username, source, created_at) "
         "VALUES (?, ?, ?, 'cli', ?)",
@@ -157,11 +150,11 @@ async def insert_token(
     )
 
 
-async def revoke_token(db: aiosqlite.Connection, name: str, at: float) -> None:
+async def revoke_token(db: Database, name: str, at: float) -> None:
     await db.execute("UPDATE api_tokens SET revoked_at = ? WHERE name = ?", (at, name))
 
 
-async def end_stale_sessions(db: aiosqlite.Connection, username: str | None = None) -> None:
+async def end_stale_sessions(db: Database, username: str | None = None) -> None:
     """Delete the web sessions of users who are gone or disabled or whose `session_gen` moved
     on (of one user, or of all); a cookie naming one is refused from its next request."""
     await db.execute(

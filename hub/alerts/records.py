@@ -8,11 +8,11 @@ their own records modules, with `ALERT_COLUMNS`.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Final
 
 from hub.core import audit
 from hub.core.audit import AuditEntry
+from hub.core.database import SyncConnection
 from hub.core.store import Store
 from hub.core.timers import TimerKey, consume, consume_on_db_thread
 
@@ -142,7 +142,7 @@ class AlertRecords:
 
 
 def _insert(
-    connection: sqlite3.Connection,
+    connection: SyncConnection,
     fields: dict[str, Any],
     entry: AuditEntry,
     consumes: TimerKey | None,
@@ -151,12 +151,11 @@ def _insert(
     deletion, and read the alert back (the store commits them together)."""
     names = ", ".join(fields)
     marks = ", ".join("?" for _ in fields)
-    cur = connection.execute(
-        f"INSERT INTO alerts ({names}) VALUES ({marks})", tuple(fields.values())
+    alert_id = int(
+        connection.execute(
+            f"INSERT INTO alerts ({names}) VALUES ({marks}) RETURNING id", tuple(fields.values())
+        ).fetchone()[0]
     )
-    alert_id = cur.lastrowid
-    if alert_id is None:
-        raise RuntimeError("alert insert returned no id")
     audit.write(connection, alert_id, entry)
     consume_on_db_thread(connection, consumes)
     row = connection.execute(

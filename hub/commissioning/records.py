@@ -65,12 +65,12 @@ class WalkTestRecords:
         """Record a walk test started; its id."""
         async with self._store.transaction() as db:
             cur = await db.execute(
-                "INSERT INTO walktests (site, gateway, started_by, started_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO walktests (site, gateway, started_by, started_at) "
+                "VALUES (?, ?, ?, ?) RETURNING id",
                 (site, gateway, user, at),
             )
-        if cur.lastrowid is None:
-            raise RuntimeError("walk test insert returned no id")
-        return cur.lastrowid
+            row = await cur.fetchone()
+        return int(row[0])
 
     async def stop(self, test_id: int, user: str, at: float) -> None:
         async with self._store.transaction() as db:
@@ -83,8 +83,9 @@ class WalkTestRecords:
         """Record a device passed; the first time counts."""
         async with self._store.transaction() as db:
             await db.execute(
-                "INSERT OR IGNORE INTO walktest_results "
-                "(test_id, device, passed_at, rssi, battery, trigger) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO walktest_results "
+                "(test_id, device, passed_at, rssi, battery, trigger) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (test_id, device) DO NOTHING",
                 (test_id, *result),
             )
 
@@ -121,9 +122,12 @@ class ProvisionRecords:
     ) -> None:
         await self.create()
         async with self._store.transaction() as db:
+            # The device's earlier entry goes, and so does another's with the same address.
             await db.execute(
-                "INSERT OR REPLACE INTO provision_device (id, address, key, port) "
-                "VALUES (?, ?, ?, ?)",
+                "DELETE FROM provision_device WHERE id = ? OR address = ?", (device, address)
+            )
+            await db.execute(
+                "INSERT INTO provision_device (id, address, key, port) VALUES (?, ?, ?, ?)",
                 (device, address, key, port),
             )
 

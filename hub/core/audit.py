@@ -9,12 +9,11 @@ family, figures) read this table in their own records modules.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import aiosqlite
+from hub.core.database import Database, SyncConnection
 
 # The index on (alert_id, action) is migration 5 (hub/core/migrations.py).
 SCHEMA: Final = """
@@ -45,7 +44,7 @@ class AuditEntry:
 class AuditLog:
     """The audit table on the hub's one connection."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def create(self) -> None:
@@ -71,6 +70,6 @@ def row(alert_id: int | None, entry: AuditEntry) -> tuple[Any, ...]:
     return (entry.at, entry.actor, entry.action, alert_id, entry.channel, json.dumps(entry.detail))
 
 
-def write(connection: sqlite3.Connection, alert_id: int | None, entry: AuditEntry) -> None:
+def write(connection: SyncConnection, alert_id: int | None, entry: AuditEntry) -> None:
     """Record an entry from a transaction run on the database thread (see `Store.run`)."""
     connection.execute(INSERT, row(alert_id, entry))

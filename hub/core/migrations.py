@@ -2,9 +2,11 @@
 
 Each module creates its tables with `CREATE TABLE IF NOT EXISTS`, in the shape they had at the
 first release. Every change to a table after that is a numbered step here, run once, in order,
-each in its own transaction, and recorded in SQLite's `user_version`. A step must work on a new
-database too, where a module's tables may not exist yet (the module then creates them as they
-are now), so a step that alters a table checks that the table is there and lacks the change.
+each in its own transaction, and recorded: in SQLite's `user_version`, in PostgreSQL's
+`schema_version` table (the steps run alike on both: hub/core/postgres.py translates them).
+A step must work on a new database too, where a module's tables may not exist yet (the module
+then creates them as they are now), so a step that alters a table checks that the table is there
+and lacks the change.
 
 A database that a newer carewatch has already migrated further is refused: this code does not
 know its shape.
@@ -17,11 +19,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-import aiosqlite
+from hub.core.database import Database, table_columns
 
 log = logging.getLogger("carewatch.hub.migrations")
 
-Step = Callable[[aiosqlite.Connection], Awaitable[None]]
+Step = Callable[[Database], Awaitable[None]]
 
 
 class MigrationError(Exception):
@@ -35,24 +37,17 @@ class Migration:
     step: Step
 
 
-async def _columns(db: aiosqlite.Connection, table: str) -> set[str] | None:
-    """The table's columns, or None if there is no such table."""
-    async with db.execute(f"PRAGMA table_info({table})") as cursor:
-        rows = await cursor.fetchall()
-    return {row[1] for row in rows} or None
-
-
-async def _add_column(db: aiosqlite.Connection, table: str, column: str, kind: str) -> None:
-    columns = await _columns(db, table)
+async def _add_column(db: Database, table: str, column: str, kind: str) -> None:
+    columns = await table_columns(db, table)
     if columns is not None and column not in columns:
         await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
-async def _notification_recipient_user(db: aiosqlite.Connection) -> None:
+async def _notification_recipient_user(db: Database) -> None:
     await _add_column(db, "notifications", "recipient_user", "TEXT")
 
 
-async def _web_sessions(db: aiosqlite.Connection) -> None:
+async def _web_sessions(db: Database) -> None:
     await db.execute(
         """
         CREATE TABLE IF NOT EXISTS web_sessions (
@@ -68,16 +63,16 @@ async def _web_sessions(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (username)")
 
 
-async def _nobody_reached_and_care_service_phone(db: aiosqlite.Connection) -> None:
+async def _nobody_reached_and_care_service_phone(db: Database) -> None:
     await _add_column(db, "alerts", "nobody_reached_at", "REAL")
     await _add_column(db, "registry_site", "phone", "TEXT")
 
 
-async def _push_confirmed_at(db: aiosqlite.Connection) -> None:
+async def _push_confirmed_at(db: Database) -> None:
     await _add_column(db, "push_subscriptions", "confirmed_at", "REAL")
 
 
-async def _audit_by_alert(db: aiosqlite.Connection) -> None:
+async def _audit_by_alert(db: Database) -> None:
     await db.execute("CREATE INDEX IF NOT EXISTS audit_alert ON audit (alert_id, action)")
 
 
@@ -107,21 +102,35 @@ MIGRATIONS: Final = (
     ),
 )
 LATEST: Final = MIGRATIONS[-1].number
+POSTGRES_VERSION_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+)
 
 
-async def schema_version(db: aiosqlite.Connection) -> int:
-    async with db.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
-    return int(row[0]) if row is not None else 0
+async def schema_version(db: Database) -> int:
+    if db.dialect == "postgresql":
+        await db.executescript(POSTGRES_VERSION_TABLE)
+        rows = await db.execute_fetchall("SELECT version FROM schema_version")
+    else:
+        rows = await db.execute_fetchall("PRAGMA user_version")
+    return int(rows[0][0]) if rows else 0
 
 
-async def migrate(db: aiosqlite.Connection, path: str) -> list[int]:
+async def _set_version(db: Database, number: int) -> None:
+    if db.dialect == "postgresql":
+        await db.execute("DELETE FROM schema_version")
+        await db.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+    else:
+        await db.execute(f"PRAGMA user_version = {number}")
+
+
+async def migrate(db: Database) -> list[int]:
     """Run the steps the database has not had; the numbers run. Each step and its new
     version number are committed together, so an interrupted upgrade resumes where it stopped."""
     version = await schema_version(db)
     if version > LATEST:
         raise MigrationError(
-            f"the database {path} is at schema version {version}, made by a newer carewatch; "
+            f"the database {db.target} is at schema version {version}, made by a newer carewatch; "
             f"this one knows versions up to {LATEST}. Run the newer version, or restore a backup."
         )
     ran: list[int] = []
@@ -131,11 +140,13 @@ async def migrate(db: aiosqlite.Connection, path: str) -> list[int]:
         await db.execute("BEGIN IMMEDIATE")
         try:
             await migration.step(db)
-            await db.execute(f"PRAGMA user_version = {migration.number}")
+            await _set_version(db, migration.number)
             await db.commit()
         except BaseException:
             await db.rollback()
             raise
-        log.info("database %s migrated to version %d: %s", path, migration.number, migration.title)
+        log.info(
+            "database %s migrated to version %d: %s", db.target, migration.number, migration.title
+        )
         ran.append(migration.number)
     return ran

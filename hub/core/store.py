@@ -1,4 +1,5 @@
-"""The hub's database: one SQLite connection (WAL), its migrations, its transactions.
+"""The hub's database: one connection (SQLite in WAL mode, or PostgreSQL), its migrations, its
+transactions.
 
 Each folder owns its tables and keeps all their SQL in its `records.py` (the audit log in
 `core/audit.py`, the timers' table in `core/timers.py`); this module holds no table's SQL. It
@@ -11,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import aiosqlite
-
 from hub.core.audit import AuditLog
+from hub.core.database import Database, SyncConnection, open_database
 from hub.core.migrations import migrate
 
 CACHE_KIB = 64 * 1024
@@ -68,13 +67,13 @@ class StoredItem:
 
 
 class Store:
-    """One connection, one writer: every statement runs on aiosqlite's own thread.
+    """One connection, one writer: every statement runs on the database's own thread.
 
     The hot write paths (`save_batch`, `write_now`, `run`) hand a whole transaction to that
     thread in one call, not one round trip per statement.
     """
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
         # Coroutines share the connection; the lock keeps each write transaction whole.
         self._write = asyncio.Lock()
@@ -83,26 +82,18 @@ class Store:
         self.audit = AuditLog(db)
 
     @classmethod
-    async def open(cls, path: Path | str) -> Store:
-        """Open the database, with the audit log, migrated to this version's schema."""
-        db = await aiosqlite.connect(str(path))
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode keeps the database consistent across a crash; the last
-        # transactions may be lost only on a power cut, and QoS 1 redelivery covers those.
-        await db.execute("PRAGMA synchronous=NORMAL")
-        # Readings arrive in device order, not time order, so each insert lands on another leaf
-        # of the (device, name, time) index: a commit dirties hundreds of pages. More cache
-        # (default 2 MiB) keeps those leaves in memory between commits, and a checkpoint every
-        # CHECKPOINT_PAGES (default 1,000) copies a page rewritten by many commits only once.
-        await db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        await db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
-        store = cls(db)
-        # Every folder writes the audit log, from the first start-up step on.
-        await store.audit.create()
-        await db.commit()
+    async def open(cls, target: Path | str) -> Store:
+        """Open the database (a SQLite file, or a `postgresql://` URL), with the audit log,
+        migrated to this version's schema."""
+        db = await open_database(target)
         try:
-            await migrate(db, str(path))
+            if db.dialect == "sqlite":
+                await db.call(_tune_sqlite)
+            store = cls(db)
+            # Every folder writes the audit log, from the first start-up step on.
+            await store.audit.create()
+            await db.commit()
+            await migrate(db)
         except BaseException:
             await db.close()
             raise
@@ -112,7 +103,7 @@ class Store:
         await self._db.close()
 
     @property
-    def db(self) -> aiosqlite.Connection:
+    def db(self) -> Database:
         """The shared connection, for the records modules' reads."""
         return self._db
 
@@ -127,7 +118,7 @@ class Store:
         self._schemas.add(schema)
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Database]:
         """One whole write transaction: committed at the end, rolled back on an error."""
         async with self._write:
             try:
@@ -137,15 +128,12 @@ class Store:
                 raise
             await self._db.commit()
 
-    async def run(self, work: Callable[[sqlite3.Connection], Result]) -> Result:
+    async def run(self, work: Callable[[SyncConnection], Result]) -> Result:
         """Run `work` as one transaction in one call to the database thread: committed when it
         returns, rolled back if it raises. For a write that must not wait behind a queue of the
         hub's other queries (an alarm's alert), only for the transaction being written."""
         async with self._write:
-            result: Result = await self._db._execute(  # type: ignore[no-untyped-call]
-                _transaction, self._db._conn, work
-            )
-        return result
+            return await self._db.call(_transaction, work)
 
     async def write_now(self, companion: BatchCompanion) -> None:
         """Commit `companion`'s pending changes in a transaction of their own, in one call to
@@ -194,9 +182,20 @@ class Store:
             raise
 
 
-def _transaction(
-    connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], Result]
-) -> Result:
+def _tune_sqlite(connection: SyncConnection) -> None:
+    connection.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode keeps the database consistent across a crash; the last
+    # transactions may be lost only on a power cut, and QoS 1 redelivery covers those.
+    connection.execute("PRAGMA synchronous=NORMAL")
+    # Readings arrive in device order, not time order, so each insert lands on another leaf
+    # of the (device, name, time) index: a commit dirties hundreds of pages. More cache
+    # (default 2 MiB) keeps those leaves in memory between commits, and a checkpoint every
+    # CHECKPOINT_PAGES (default 1,000) copies a page rewritten by many commits only once.
+    connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    connection.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
+
+
+def _transaction(connection: SyncConnection, work: Callable[[SyncConnection], Result]) -> Result:
     """On the database thread: `work`, then commit; nothing of it on an error."""
     try:
         result = work(connection)
@@ -207,7 +206,7 @@ def _transaction(
     return result
 
 
-def _write_transaction(connection: sqlite3.Connection, statements: Sequence[Statement]) -> None:
+def _write_transaction(connection: SyncConnection, statements: Sequence[Statement]) -> None:
     """On the database thread: all the statements, then commit; nothing of them on an error."""
     try:
         for sql, rows in statements:
@@ -219,12 +218,6 @@ def _write_transaction(connection: sqlite3.Connection, statements: Sequence[Stat
         raise
 
 
-async def _commit_on_db_thread(db: aiosqlite.Connection, statements: Sequence[Statement]) -> None:
-    """Queue `_write_transaction` on the connection's own thread and wait for it.
-
-    aiosqlite runs every call on one thread, in order, but offers no public way to queue a
-    function of our own; `_execute`, the queue behind all its public methods (checked against
-    aiosqlite 0.22.1), is used here and in `Store.run` only.
-    """
-    connection = db._conn
-    await db._execute(_write_transaction, connection, statements)  # type: ignore[no-untyped-call]
+async def _commit_on_db_thread(db: Database, statements: Sequence[Statement]) -> None:
+    """Run `_write_transaction` on the connection's own thread and wait for it."""
+    await db.call(_write_transaction, statements)

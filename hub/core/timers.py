@@ -15,14 +15,12 @@ import contextlib
 import heapq
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import aiosqlite
-
 from hub.core.clock import Clock
+from hub.core.database import Database, SyncConnection
 from hub.core.store import Statement, Store
 
 log = logging.getLogger("carewatch.hub.timers")
@@ -207,13 +205,13 @@ def _row(timer: Timer) -> tuple[str, str, float, str]:
     return (timer.kind, timer.key, timer.due_at, json.dumps(timer.payload))
 
 
-async def consume(db: aiosqlite.Connection, timer: TimerKey | None) -> None:
+async def consume(db: Database, timer: TimerKey | None) -> None:
     """Delete the durable timer whose firing caused a change, in that change's transaction."""
     if timer is not None:
         await db.execute(DELETE, timer)
 
 
-def consume_on_db_thread(connection: sqlite3.Connection, timer: TimerKey | None) -> None:
+def consume_on_db_thread(connection: SyncConnection, timer: TimerKey | None) -> None:
     """`consume`, from a transaction run on the database thread (`Store.run`)."""
     if timer is not None:
         connection.execute(DELETE, timer)

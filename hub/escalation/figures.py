@@ -27,9 +27,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final, TextIO
 
-import aiosqlite
-
 from hub.access.records import family_users
+from hub.core.database import Database
 from hub.escalation import records
 from hub.escalation.roster import Roster
 
@@ -195,7 +194,7 @@ class _Answers:
 
 
 async def _answers(
-    db: aiosqlite.Connection,
+    db: Database,
     since: float,
     until: float,
     site: str | None,
@@ -230,7 +229,7 @@ def _detail(text: str) -> dict[str, Any]:
 
 
 async def load_timings(
-    db: aiosqlite.Connection,
+    db: Database,
     roster: Roster,
     since: float,
     until: float,
@@ -263,7 +262,7 @@ async def load_timings(
 
 
 async def load_nobody_reached(
-    db: aiosqlite.Connection,
+    db: Database,
     roster: Roster,
     since: float,
     until: float,
@@ -338,7 +337,7 @@ def nobody_reached_counts(listed: Sequence[Mapping[str, Any]]) -> list[dict[str,
 
 
 async def report(
-    db: aiosqlite.Connection,
+    db: Database,
     roster: Roster,
     *,
     since: float,

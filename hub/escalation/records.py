@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-import aiosqlite
-
+from hub.core.database import Database, Rows, table_columns
 from hub.core.store import Store
 
 SCHEMA: Final = """
@@ -128,15 +127,17 @@ class EscalationRecords:
         return [(int(step_id), int(alert_id)) for step_id, alert_id in rows]
 
     @staticmethod
-    async def insert_step(db: aiosqlite.Connection, values: tuple[Any, ...]) -> int | None:
+    async def insert_step(db: Database, values: tuple[Any, ...]) -> int | None:
         """In the caller's transaction: record a firing (alert_id, phase, n, step, policy,
         targets, due_at, at) once; its id, or None if it was recorded already."""
         cur = await db.execute(
             "INSERT INTO escalation_steps (alert_id, phase, n, step, policy, targets, due_at, "
-            "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id, phase, n) DO NOTHING",
+            "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id, phase, n) DO NOTHING "
+            "RETURNING id",
             values,
         )
-        return int(cur.lastrowid or 0) if cur.rowcount == 1 else None
+        row = await cur.fetchone()
+        return int(row[0]) if row is not None else None
 
     # --- attempts ---------------------------------------------------------------------------
 
@@ -152,7 +153,7 @@ class EscalationRecords:
         # Only the filters given, literally, so that the indexes (by alert; pending) are used.
         filters = {"alert_id": alert_id, "step_id": step_id, "result": result}
         given = {column: value for column, value in filters.items() if value is not None}
-        where = " AND ".join(f"{column} = ?" for column in given) or "1"
+        where = " AND ".join(f"{column} = ?" for column in given) or "1 = 1"
         async with self._store.db.execute(
             f"SELECT {ATTEMPT_COLUMNS} FROM notifications WHERE {where} ORDER BY id",
             tuple(given.values()),
@@ -160,20 +161,21 @@ class EscalationRecords:
             return [dict(row) for row in await cur.fetchall()]
 
     @staticmethod
-    async def insert_attempt(db: aiosqlite.Connection, values: tuple[Any, ...]) -> int:
+    async def insert_attempt(db: Database, values: tuple[Any, ...]) -> int:
         """In the caller's transaction: record an attempt (the columns of ATTEMPT_COLUMNS but
         its id); its id."""
         cur = await db.execute(
             "INSERT INTO notifications (alert_id, step_id, step, phase, target, channel, "
             "recipient_kind, recipient, recipient_name, phone, email, recipient_user, at, "
-            "result, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "result, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             values,
         )
-        return int(cur.lastrowid or 0)
+        row = await cur.fetchone()
+        return int(row[0])
 
     @staticmethod
     async def set_result(
-        db: aiosqlite.Connection, attempt_id: int, result: str, detail: str, at: float
+        db: Database, attempt_id: int, result: str, detail: str, at: float
     ) -> None:
         """In the caller's transaction: an attempt's result."""
         await db.execute(
@@ -203,7 +205,7 @@ class EscalationRecords:
     async def told_nobody_reached(self, alert_id: int, step_id: int) -> bool:
         async with self._store.db.execute(
             "SELECT 1 FROM audit WHERE alert_id = ? AND action = 'nobody_reached' "
-            "AND json_extract(detail, '$.step_id') = ? LIMIT 1",
+            "AND CAST(json_extract(detail, '$.step_id') AS INTEGER) = ? LIMIT 1",
             (alert_id, step_id),
         ) as cur:
             return await cur.fetchone() is not None
@@ -222,7 +224,7 @@ class EscalationRecords:
 
 
 async def opened_alerts(
-    db: aiosqlite.Connection,
+    db: Database,
     since: float,
     until: float,
     site: str | None,
@@ -242,7 +244,7 @@ async def opened_alerts(
 
 
 async def opened_alerts_record(
-    db: aiosqlite.Connection,
+    db: Database,
     actions: Sequence[str],
     since: float,
     until: float,
@@ -262,11 +264,8 @@ async def opened_alerts_record(
         return await _dicts(cur)
 
 
-async def _dicts(cur: aiosqlite.Cursor) -> list[dict[str, Any]]:
-    """The rows as dicts by column name, whatever the connection's row factory (the report's
-    connection has none)."""
-    columns = [d[0] for d in cur.description]
-    return [dict(zip(columns, row, strict=True)) for row in await cur.fetchall()]
+async def _dicts(cur: Rows) -> list[dict[str, Any]]:
+    return [dict(row) for row in await cur.fetchall()]
 
 
 def _opened_filter(
@@ -284,8 +283,7 @@ def _opened_filter(
     return where, args
 
 
-async def _nobody_column(db: aiosqlite.Connection) -> str:
+async def _nobody_column(db: Database) -> str:
     """`alerts.nobody_reached_at`, or NULL for a database from before it (read-only reports)."""
-    async with db.execute("PRAGMA table_info(alerts)") as cur:
-        found = any(row[1] == "nobody_reached_at" for row in await cur.fetchall())
+    found = "nobody_reached_at" in (await table_columns(db, "alerts") or set())
     return "alerts.nobody_reached_at" if found else "NULL"

@@ -8,11 +8,9 @@ connection.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Final
 
-import aiosqlite
-
+from hub.core.database import Database
 from hub.core.store import Store
 
 SCHEMA: Final = """
@@ -57,7 +55,7 @@ async def vapid_pem(store: Store) -> str | None:
     return None if row is None else str(row["private_pem"])
 
 
-async def put_vapid(db: aiosqlite.Connection, private_pem: str, public_key: str, at: float) -> int:
+async def put_vapid(db: Database, private_pem: str, public_key: str, at: float) -> int:
     """In the caller's transaction: keep a new key pair and drop every subscription (browsers
     bound theirs to the old key); how many were dropped."""
     await db.execute(
@@ -108,20 +106,17 @@ async def last_confirmed(store: Store, username: str) -> float | None:
 async def phones_of(store: Store, username: str) -> list[tuple[Any, ...]]:
     """Each of the user's subscriptions, oldest first: (created_at, last_result, last_at,
     failures, confirmed_at); none on a hub whose push service never made its tables."""
-    try:
-        async with store.db.execute(
-            "SELECT created_at, last_result, last_at, failures, confirmed_at "
-            "FROM push_subscriptions WHERE username = ? ORDER BY id",
-            (username,),
-        ) as cur:
-            return [tuple(row) for row in await cur.fetchall()]
-    except sqlite3.OperationalError:
+    if not await store.db.has_table("push_subscriptions"):
         return []
+    async with store.db.execute(
+        "SELECT created_at, last_result, last_at, failures, confirmed_at "
+        "FROM push_subscriptions WHERE username = ? ORDER BY id",
+        (username,),
+    ) as cur:
+        return [tuple(row) for row in await cur.fetchall()]
 
 
-async def put_subscription(
-    db: aiosqlite.Connection, values: tuple[Any, ...], keep: int
-) -> list[int]:
+async def put_subscription(db: Database, values: tuple[Any, ...], keep: int) -> list[int]:
     """In the caller's transaction: a browser's subscription (username, endpoint, p256dh, auth,
     user_agent, created_at), the same endpoint moved to the user, its results cleared; then the
     user's oldest beyond `keep` deleted. The ids of those deleted."""
@@ -134,22 +129,18 @@ async def put_subscription(
         "last_result = NULL, last_at = NULL, failures = 0",
         values,
     )
-    dropped = [
-        int(row[0])
-        for row in await db.execute_fetchall(
-            "SELECT id FROM push_subscriptions WHERE username = ? "
-            "ORDER BY created_at DESC, id DESC "
-            "LIMIT -1 OFFSET ?",
-            (username, keep),
-        )
-    ]
+    newest_first = await db.execute_fetchall(
+        "SELECT id FROM push_subscriptions WHERE username = ? ORDER BY created_at DESC, id DESC",
+        (username,),
+    )
+    dropped = [int(row[0]) for row in newest_first[keep:]]
     await db.executemany(
         "DELETE FROM push_subscriptions WHERE id = ?", [(row_id,) for row_id in dropped]
     )
     return dropped
 
 
-async def delete_users_subscription(db: aiosqlite.Connection, username: str, endpoint: str) -> bool:
+async def delete_users_subscription(db: Database, username: str, endpoint: str) -> bool:
     """In the caller's transaction; False when the user has none at that endpoint."""
     cur = await db.execute(
         "DELETE FROM push_subscriptions WHERE username = ? AND endpoint = ?",

@@ -22,6 +22,7 @@ import aiosqlite
 import httpx
 import pytest
 
+from hub.core.database import open_database
 from hub.core.migrations import LATEST, MIGRATIONS, MigrationError, migrate, schema_version
 from hub.core.store import Store
 from tests.conftest import NURSE, HubFactory, small_site_users
@@ -153,7 +154,7 @@ async def test_each_step_runs_once_and_a_new_database_starts_at_the_latest(
     store = await Store.open(tmp_path / "new.db")
     try:
         assert await schema_version(store.db) == LATEST
-        assert await migrate(store.db, "new.db") == []
+        assert await migrate(store.db) == []
     finally:
         await store.close()
     assert [m.number for m in MIGRATIONS] == list(range(1, LATEST + 1))
@@ -167,8 +168,11 @@ async def test_a_database_from_a_newer_carewatch_is_refused_untouched(tmp_path: 
         await db.commit()
     with pytest.raises(MigrationError, match="newer carewatch"):
         await Store.open(database)
-    async with aiosqlite.connect(database) as db:
+    db = await open_database(database)
+    try:
         assert await schema_version(db) == LATEST + 1
+    finally:
+        await db.close()
 
 
 async def test_an_alerts_record_is_read_through_its_index(tmp_path: Path) -> None:
