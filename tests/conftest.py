@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import itertools
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -22,6 +24,7 @@ from hub.app import Hub
 from hub.config import HubConfig
 from hub.core.clock import Clock
 from tests.support.mosquitto import MosquittoBroker, mosquitto
+from tests.support.postgres import PostgresServer, postgres
 
 # Hypothesis keeps caches (Unicode tables, the constants of our sources) in .hypothesis of the
 # working directory unless told otherwise; tests write only to temporary folders.
@@ -179,3 +182,19 @@ async def _wait(awaitable: Awaitable[Any], message: str, timeout: float = 10.0) 
         return await asyncio.wait_for(awaitable, timeout)
     except TimeoutError as exc:
         raise AssertionError(message) from exc
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (tests/support/postgres.py), as `nobody` under root."""
+    with postgres() as server:
+        yield server
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the session's server, for this test alone; its URL."""
+    return postgres_server.create_database(f"t_{next(_database_numbers)}_{os.getpid()}")
