@@ -16,6 +16,7 @@ from hub.escalation.roster import RosterConfig
 from hub.ingest.settings import BrokerSettings
 from hub.notify.settings import PushSettings
 from hub.registry.index import Registry, RegistryError, SiteSpec
+from hub.telemetry.settings import RetentionSettings
 from hub.watch.settings import WatchConfig
 
 
@@ -113,6 +114,7 @@ class HubConfig(BaseModel):
     # Seeds the registry on the first start only; afterwards the database is the source of truth.
     sites: list[SiteSpec] | None = Field(default=None, min_length=1)
     watch: WatchConfig = Field(default_factory=WatchConfig)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)  # hub/telemetry
     # escalation (hub/escalation/roster.py, hub/escalation/policy.py): who is on duty, who is told
     # when
     roster: RosterConfig = Field(default_factory=RosterConfig)

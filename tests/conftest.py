@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiomqtt
 import pytest
@@ -24,6 +24,7 @@ from hub.app import Hub
 from hub.config import HubConfig
 from hub.core.clock import Clock
 from tests.support.mosquitto import MosquittoBroker, mosquitto
+from tests.support.paths import REPO
 from tests.support.postgres import PostgresServer, postgres
 
 # Hypothesis keeps caches (Unicode tables, the constants of our sources) in .hypothesis of the
@@ -109,7 +110,7 @@ SMALL_SITE: dict[str, Any] = {
 }
 
 
-def hub_config(broker: MosquittoBroker, database: Path, /, **overrides: Any) -> HubConfig:
+def hub_config(broker: MosquittoBroker, database: Path | str, /, **overrides: Any) -> HubConfig:
     raw: dict[str, Any] = {
         "broker": {"host": broker.host, "port": broker.port, "client_id": "carewatch-hub-test"},
         "database": str(database),
@@ -140,12 +141,47 @@ def mosquitto_fixture(broker: MosquittoBroker) -> MosquittoBroker:
 HubFactory = Callable[..., Awaitable[Hub]]
 
 
+# The suites that prove the hub alike on both databases: every test in them that uses
+# `hub_database` (as `hub_factory` does) runs on SQLite and on PostgreSQL.
+BOTH_DATABASES: Final = (
+    "tests/hub/core/",
+    "tests/hub/ingest/",
+    "tests/hub/watch/",
+    "tests/hub/alerts/",
+    "tests/hub/escalation/",
+    "tests/hub/registry/",
+    "tests/hub/telemetry/",
+    "tests/system/test_end_to_end.py",
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "hub_database" not in metafunc.fixturenames:
+        return
+    path = Path(str(metafunc.definition.path)).relative_to(REPO).as_posix()
+    if path.startswith(BOTH_DATABASES) and not metafunc.definition.get_closest_marker(
+        "sqlite_only"
+    ):
+        metafunc.parametrize("hub_database", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-async def hub_factory(broker: MosquittoBroker, tmp_path: Path) -> AsyncIterator[HubFactory]:
+def hub_database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """The hub's database for this test: a SQLite file, or (in BOTH_DATABASES' second run) a
+    fresh database on the session's PostgreSQL."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return tmp_path / "hub.db"
+
+
+@pytest.fixture
+async def hub_factory(
+    broker: MosquittoBroker, hub_database: Path | str
+) -> AsyncIterator[HubFactory]:
     started: list[Hub] = []
 
     async def start(clock: Clock | None = None, **overrides: Any) -> Hub:
-        config = hub_config(broker, tmp_path / "hub.db", **overrides)
+        config = hub_config(broker, hub_database, **overrides)
         hub = await Hub.start(config, clock)
         started.append(hub)
         await _wait(hub.mqtt.connected.wait(), "the hub did not connect to Mosquitto")

@@ -96,8 +96,9 @@ async def put_config_user(db: Database, values: tuple[Any, ...]) -> None:
         "VALUES (?, ?, ?, ?, 'config', 0, 0, ?, ?) ON CONFLICT (username) DO UPDATE "
         "SET display_name = excluded.display_name, grant_json = excluded.grant_json, "
         "password_hash = excluded.password_hash, disabled = 0, "
-        "session_gen = session_gen + (grant_json != excluded.grant_json "
-        "OR password_hash != excluded.password_hash OR disabled != 0), "
+        "session_gen = users.session_gen + CASE WHEN users.grant_json != excluded.grant_json "
+        "OR users.password_hash != excluded.password_hash OR users.disabled != 0 "
+        "THEN 1 ELSE 0 END, "
         "updated_at = excluded.updated_at",
         values,
     )
@@ -157,11 +158,12 @@ async def revoke_token(db: Database, name: str, at: float) -> None:
 async def end_stale_sessions(db: Database, username: str | None = None) -> None:
     """Delete the web sessions of users who are gone or disabled or whose `session_gen` moved
     on (of one user, or of all); a cookie naming one is refused from its next request."""
+    whose, args = ("username = ? AND ", (username,)) if username is not None else ("", ())
     await db.execute(
-        "DELETE FROM web_sessions WHERE (?1 IS NULL OR username = ?1) AND NOT EXISTS ("
+        f"DELETE FROM web_sessions WHERE {whose}NOT EXISTS ("
         "SELECT 1 FROM users WHERE users.username = web_sessions.username "
         "AND users.session_gen = web_sessions.session_gen AND users.disabled = 0)",
-        (username,),
+        args,
     )
 
 

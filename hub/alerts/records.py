@@ -16,6 +16,8 @@ from hub.core.database import SyncConnection
 from hub.core.store import Store
 from hub.core.timers import TimerKey, consume, consume_on_db_thread
 
+NO_LIMIT: Final = 2**62  # SQLite's LIMIT -1 is an error in PostgreSQL
+
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY,
@@ -98,7 +100,7 @@ class AlertRecords:
             f"SELECT {ALERT_COLUMNS} FROM alerts WHERE state IN ({marks}) "
             "ORDER BY CASE priority WHEN 'emergency' THEN 0 WHEN 'routine' THEN 1 ELSE 2 END, "
             "opened_at DESC, id DESC LIMIT ? OFFSET ?",
-            (*states, -1 if limit is None else limit, offset),
+            (*states, NO_LIMIT if limit is None else limit, offset),
         ) as cur:
             rows = await cur.fetchall()
         return [dict(row) for row in rows]

@@ -109,7 +109,11 @@ WITH recent AS (
     WHERE name IN ('occupancy', 'presence') AND sensed_at >= ?
 ),
 last AS (
-    SELECT device, name, value, max(sensed_at) AS at FROM recent GROUP BY device, name
+    SELECT device, name, value, sensed_at AS at FROM (
+        SELECT device, name, value, sensed_at, row_number() OVER (
+            PARTITION BY device, name ORDER BY sensed_at DESC
+        ) AS newest FROM recent
+    ) ranked WHERE newest = 1
 ),
 flip AS (
     SELECT l.device, l.name, l.value, l.at,

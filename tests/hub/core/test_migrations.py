@@ -63,6 +63,7 @@ def rows_by_table(
         }
 
 
+@pytest.mark.sqlite_only  # the database of an earlier main is a SQLite file
 async def test_the_previous_mains_database_upgrades_in_place_with_every_record(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:
@@ -93,6 +94,7 @@ async def test_the_previous_mains_database_upgrades_in_place_with_every_record(
     ]
 
 
+@pytest.mark.sqlite_only  # the database of an earlier main is a SQLite file
 async def test_the_database_of_the_main_before_the_feature_folders_opens_with_every_row(
     hub_factory: HubFactory, tmp_path: Path
 ) -> None:

@@ -657,6 +657,7 @@ async def test_help_is_refused_for_a_resolved_or_unknown_alert(night: Any) -> No
     assert "help_requested" not in [entry["action"] for entry in history]
 
 
+@pytest.mark.sqlite_only  # a SQLite file as an earlier main left it
 async def test_a_database_from_before_push_and_apprise_still_opens(
     night: Any, tmp_path: Path
 ) -> None:

@@ -36,10 +36,10 @@ async def session(hub: Hub) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, 
 
 async def registry_audit(hub: Hub, seed: bool = False) -> list[dict[str, Any]]:
     """The registry's audit records, without the seeding record unless `seed`."""
+    unless_seed = "" if seed else " AND action != 'registry.seeded'"
     async with hub.store.db.execute(
         "SELECT actor, action, channel, alert_id, detail FROM audit "
-        "WHERE action LIKE 'registry.%' AND (? OR action != 'registry.seeded') ORDER BY id",
-        (seed,),
+        f"WHERE action LIKE 'registry.%'{unless_seed} ORDER BY id"
     ) as cur:
         rows = await cur.fetchall()
     return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
