@@ -53,6 +53,7 @@ from hub.registry.index import Registry
 from hub.registry.service import RegistryService
 from hub.supervisor import routes as supervisor_routes
 from hub.supervisor.overview import Sources
+from hub.telemetry.maintenance import Maintenance
 from hub.telemetry.records import TelemetryRecords
 from hub.watch.bed_state import BedStates
 from hub.watch.coverage import PolicyCoverage
@@ -94,6 +95,7 @@ class Hub:
     bus: AlertBus
     alerts: AlertService
     timers: Timers
+    upkeep: Maintenance
     walktests: WalkTests
     watch: Watch
     beds: BedStates
@@ -218,6 +220,7 @@ class Hub:
             bus,
             alerts,
             timers,
+            Maintenance(store, config.retention, clock),
             walktests,
             watch,
             beds,
@@ -236,6 +239,9 @@ class Hub:
             asyncio.create_task(timers.run_flusher(hub._stop), name="hub-timer-writer")
         )
         hub._tasks.append(asyncio.create_task(mqtt.run(hub._stop), name="hub-mqtt"))
+        hub._tasks.append(
+            asyncio.create_task(hub.upkeep.run(hub._stop), name="hub-telemetry-upkeep")
+        )
         hub._tasks.append(
             asyncio.create_task(console_watch.run(hub._stop), name="hub-console-watch")
         )

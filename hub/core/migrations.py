@@ -76,6 +76,15 @@ async def _audit_by_alert(db: Database) -> None:
     await db.execute("CREATE INDEX IF NOT EXISTS audit_alert ON audit (alert_id, action)")
 
 
+async def _compact_readings(db: Database) -> None:
+    # The rows move to the compact layout in the background (hub/telemetry/maintenance.py):
+    # a large store would keep the hub from watching for hours if they moved here.
+    columns = await table_columns(db, "readings")
+    if columns is not None and "device" in columns:
+        await db.execute("DROP INDEX IF EXISTS readings_device_time")
+        await db.execute("ALTER TABLE readings RENAME TO readings_legacy")
+
+
 MIGRATIONS: Final = (
     Migration(
         1,
@@ -99,6 +108,12 @@ MIGRATIONS: Final = (
         "audit_alert index: an alert's record (escalation, family answers, figures) without "
         "reading the whole audit log",
         _audit_by_alert,
+    ),
+    Migration(
+        6,
+        "readings kept compactly (series numbers, REAL values: hub/telemetry/records.py); the "
+        "first layout's table becomes readings_legacy, moved over in the background",
+        _compact_readings,
     ),
 )
 LATEST: Final = MIGRATIONS[-1].number

@@ -37,6 +37,7 @@ DDL: Final = re.compile(r"\b(CREATE|ALTER)\s+TABLE\b", re.I)
 CAST_REAL: Final = re.compile(r"\bAS\s+REAL\b", re.I)
 JSON_FIELD: Final = re.compile(r"json_extract\((\w+), '\$\.(\w+)'\)")
 BEGIN_IMMEDIATE: Final = re.compile(r"^\s*BEGIN\s+IMMEDIATE\b", re.I)
+WITHOUT_ROWID: Final = re.compile(r"\)\s*WITHOUT\s+ROWID", re.I)
 
 
 class Row(tuple[Any, ...]):
@@ -75,11 +76,13 @@ class _BoolAsInteger(Dumper):
 @functools.lru_cache(maxsize=4096)
 def to_postgres(sql: str) -> str:
     """The statement in PostgreSQL's words: `%s` placeholders (and `%` doubled), PostgreSQL's
-    column types in a CREATE or ALTER TABLE, and `json_extract(column, '$.key')` as `->>`."""
+    column types in a CREATE or ALTER TABLE (and no WITHOUT ROWID), and
+    `json_extract(column, '$.key')` as `->>`."""
     text = _placeholders(sql)
     if DDL.search(text):
         for pattern, replacement in DDL_TYPES:
             text = pattern.sub(replacement, text)
+        text = WITHOUT_ROWID.sub(")", text)
     text = CAST_REAL.sub("AS DOUBLE PRECISION", text)
     text = JSON_FIELD.sub(r"(\1::jsonb ->> '\2')", text)
     return BEGIN_IMMEDIATE.sub("BEGIN", text)

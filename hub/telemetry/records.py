@@ -11,23 +11,82 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
+from hub.core.database import SyncConnection
 from hub.core.store import Statement, Store, StoredItem
+from hub.telemetry import rollups
+from hub.telemetry.settings import DAY_S
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS readings (
+# Readings are kept compactly: a series (device, name) is a number, a value a REAL (a bool as
+# 1/0, flagged), and the time index holds the series number instead of two strings. About half
+# the bytes of the first layout (docs/database.md, "Sizing"). The view `readings` shows them as
+# they were first stored (device, name, JSON value), for reports and a person at a SQL prompt.
+SERIES_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY,
     device TEXT NOT NULL,
     name TEXT NOT NULL,
-    value TEXT NOT NULL,
+    UNIQUE (device, name)
+);
+"""
+SAMPLES_SQLITE: Final = """
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY,
+    series INTEGER NOT NULL,
     sensed_at REAL NOT NULL,
     received_at REAL NOT NULL,
-    historical INTEGER NOT NULL
+    value REAL,
+    other TEXT,
+    flags INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS readings_device_time ON readings (device, name, sensed_at);
+CREATE INDEX IF NOT EXISTS samples_series_time ON samples (series, sensed_at);
+"""
+# On PostgreSQL the samples are partitioned by day of receipt: retention drops whole days
+# (hub/telemetry/maintenance.py makes each day's partition ahead of time; the default
+# partition takes what arrives outside them).
+SAMPLES_POSTGRESQL: Final = """
+CREATE TABLE IF NOT EXISTS samples (
+    id BIGSERIAL,
+    series BIGINT NOT NULL,
+    sensed_at DOUBLE PRECISION NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    value DOUBLE PRECISION,
+    other TEXT,
+    flags BIGINT NOT NULL
+) PARTITION BY RANGE (received_at);
+CREATE INDEX IF NOT EXISTS samples_series_time ON samples (series, sensed_at);
+CREATE INDEX IF NOT EXISTS samples_id ON samples (id);
+CREATE TABLE IF NOT EXISTS samples_default PARTITION OF samples DEFAULT;
+"""
+# flags of a sample
+HISTORICAL: Final = 1
+BOOLEAN: Final = 2
+WHOLE: Final = 4  # an integer, given back as one
+READINGS_VIEW: Final = """
+CREATE VIEW readings AS
+SELECT samples.id AS id, series.device AS device, series.name AS name,
+    CASE WHEN samples.other IS NOT NULL THEN samples.other
+        WHEN samples.flags & 2 = 2 THEN
+            CASE WHEN samples.value != 0 THEN 'true' ELSE 'false' END
+        WHEN samples.flags & 4 = 4 THEN CAST(CAST(samples.value AS BIGINT) AS TEXT)
+        ELSE CAST(samples.value AS TEXT) END AS value,
+    samples.sensed_at AS sensed_at, samples.received_at AS received_at,
+    samples.flags & 1 AS historical
+FROM samples JOIN series ON series.id = samples.series
+"""
+# Readings as the first layout kept them, renamed by migration 6 and moved into `samples` in the
+# background (hub/telemetry/maintenance.py); the view shows them too until they are all moved.
+LEGACY: Final = "readings_legacy"
+LEGACY_IN_VIEW: Final = (
+    f"\nUNION ALL SELECT id, device, name, value, sensed_at, received_at, historical FROM {LEGACY}"
+)
+SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     device TEXT NOT NULL,
@@ -70,8 +129,8 @@ CREATE TABLE IF NOT EXISTS device_health (
 );
 """
 
-INSERT_READING: Final = (
-    "INSERT INTO readings (device, name, value, sensed_at, received_at, historical) "
+INSERT_SAMPLE: Final = (
+    "INSERT INTO samples (series, sensed_at, received_at, value, other, flags) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 INSERT_EVENT: Final = (
@@ -128,6 +187,7 @@ SELECT f.device, f.name, f.value, f.at, f.other_at,
 FROM flip f
 """
 COUNTED: Final = frozenset({"readings", "events"})
+NO_LIMIT: Final = 2**62
 
 # site, gateway, outbox epoch, last sequence number, items
 BatchToSave = tuple[str, str, str, int, Iterable[StoredItem]]
@@ -152,10 +212,27 @@ class TelemetryRecords:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._series: dict[tuple[str, str], int] = {}
 
     async def create(self) -> None:
-        """Make the tables (the hub does, as it starts)."""
+        """Make the tables and the `readings` view (the hub does, as it starts)."""
+        db = self._store.db
+        postgres = db.dialect == "postgresql"
+        await self._store.add_schema(SERIES_SCHEMA)
+        await self._store.add_schema(SAMPLES_POSTGRESQL if postgres else SAMPLES_SQLITE)
         await self._store.add_schema(SCHEMA)
+        await self._store.add_schema(ROLLUPS_SCHEMA)
+        legacy = await db.has_table(LEGACY)
+        if legacy:
+            await self._store.run(_numbers_after_legacy)
+        view = READINGS_VIEW + (LEGACY_IN_VIEW if legacy else "")
+        async with self._store.transaction() as db:
+            await db.execute("DROP VIEW IF EXISTS readings")
+            await db.execute(view)
+
+    async def has_legacy(self) -> bool:
+        """Whether readings of the first layout are still waiting to be moved."""
+        return await self._store.db.has_table(LEGACY)
 
     async def sequence_mark(self, site: str, gateway: str) -> tuple[str, int] | None:
         """The gateway's outbox epoch and the last sequence number stored of it."""
@@ -169,7 +246,12 @@ class TelemetryRecords:
     async def save_batches(self, batches: list[BatchToSave]) -> None:
         """Store several gateways' batches, their marks and the store's companions' pending
         changes in one transaction."""
-        readings: list[tuple[Any, ...]] = []
+        batches = [(*batch[:4], list(batch[4])) for batch in batches]
+        await self._know_series(
+            {(i.device, i.name) for *_, items in batches for i in items if i.kind == "reading"}
+        )
+        series = self._series
+        samples: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
         live: list[tuple[Any, ...]] = []
         marks: list[tuple[str, str, str, int]] = []
@@ -177,24 +259,44 @@ class TelemetryRecords:
             marks.append((site, gateway, epoch, last_seq))
             for item in items:
                 value = _json_value(item.value)
-                row = (
-                    item.device,
-                    item.name,
-                    value,
-                    item.sensed_at,
-                    item.received_at,
-                    int(item.historical),
+                if item.kind != "reading":
+                    events.append(
+                        (
+                            item.device,
+                            item.name,
+                            value,
+                            item.sensed_at,
+                            item.received_at,
+                            int(item.historical),
+                        )
+                    )
+                    continue
+                number, other, flags = sample_value(item.value)
+                samples.append(
+                    (
+                        series[(item.device, item.name)],
+                        item.sensed_at,
+                        item.received_at,
+                        number,
+                        other,
+                        flags | (HISTORICAL if item.historical else 0),
+                    )
                 )
-                (readings if item.kind == "reading" else events).append(row)
-                if item.kind == "reading":  # a replay too, unless something newer is known
-                    live.append((item.device, item.name, value, item.sensed_at))
+                # a replay too, unless something newer is known
+                live.append((item.device, item.name, value, item.sensed_at))
         statements: list[Statement] = [
-            (INSERT_READING, readings),
+            (INSERT_SAMPLE, samples),
             (INSERT_EVENT, events),
             (UPSERT_DEVICE_STATE, live),
             (UPSERT_SEQUENCE, marks),
         ]
         await self._store.save_batch(statements)
+
+    async def _know_series(self, keys: set[tuple[str, str]]) -> None:
+        """Number the series not numbered yet (in a short transaction of their own)."""
+        unknown = keys - self._series.keys()
+        if unknown:
+            self._series.update(await self._store.run(lambda c: series_numbers(c, unknown)))
 
     async def device_state(self, device: str, name: str) -> object | None:
         """The device's latest value of `name`, or None."""
@@ -271,6 +373,105 @@ class TelemetryRecords:
         return {str(row["device"]): {**dict(row), "online": bool(row["online"])} for row in rows}
 
 
+def series_numbers(
+    connection: SyncConnection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """On the database thread: each (device, name)'s series number, made if new."""
+    numbers = {}
+    for device, name in keys:
+        made = connection.execute(
+            "INSERT INTO series (device, name) VALUES (?, ?) "
+            "ON CONFLICT (device, name) DO NOTHING RETURNING id",
+            (device, name),
+        ).fetchone()
+        if made is None:
+            made = connection.execute(
+                "SELECT id FROM series WHERE device = ? AND name = ?", (device, name)
+            ).fetchone()
+        numbers[(device, name)] = int(made[0])
+    return numbers
+
+
+def sample_value(value: object) -> tuple[float | None, str | None, int]:
+    """A reading's value as a sample stores it: (number, other value as JSON, flags)."""
+    if isinstance(value, bool):
+        return (1.0 if value else 0.0), None, BOOLEAN
+    if isinstance(value, int) and abs(value) <= 2**53:
+        return float(value), None, WHOLE
+    if isinstance(value, float) and math.isfinite(value):
+        return value, None, 0
+    return None, json.dumps(value), 0
+
+
+def reading_value(number: float | None, other: str | None, flags: int) -> object:
+    """`sample_value` undone."""
+    if other is not None or number is None:
+        return json.loads(other) if other is not None else None
+    if flags & BOOLEAN:
+        return number != 0
+    return int(number) if flags & WHOLE else number
+
+
+def _numbers_after_legacy(connection: SyncConnection) -> None:
+    """Samples stored from now on are numbered after every reading of the first layout, which
+    keep their numbers as they move (SQLite numbers a row after the highest present: the highest
+    moves first; PostgreSQL's sequence is set)."""
+    top = connection.execute(f"SELECT max(id) FROM {LEGACY}").fetchone()
+    if top is None or top[0] is None:
+        return
+    if isinstance(connection, sqlite3.Connection):
+        move_legacy(connection, int(top[0]) - 1, None)
+    else:
+        connection.execute(
+            "SELECT setval(pg_get_serial_sequence('samples', 'id'), "
+            "greatest(?, (SELECT coalesce(max(id), 1) FROM samples)))",
+            (int(top[0]),),
+        )
+
+
+def move_legacy(
+    connection: SyncConnection, after: int, limit: int | None
+) -> list[tuple[int, float]]:
+    """On the database thread: move readings of the first layout with ids above `after` (at most
+    `limit` of them) into `samples`, keeping their ids; the (series, sensed_at) moved."""
+    rows = connection.execute(
+        "SELECT id, device, name, value, sensed_at, received_at, historical "
+        f"FROM {LEGACY} WHERE id > ? ORDER BY id LIMIT ?",
+        (after, NO_LIMIT if limit is None else limit),
+    ).fetchall()
+    if not rows:
+        return []
+    numbers = series_numbers(connection, {(row[1], row[2]) for row in rows})
+    samples = []
+    for row_id, device, name, text, sensed_at, received_at, historical in rows:
+        number, other, flags = sample_value(_loaded(text))
+        series = numbers[(device, name)]
+        flags |= HISTORICAL if historical else 0
+        samples.append((row_id, series, sensed_at, received_at, number, other, flags))
+    connection.executemany(
+        "INSERT INTO samples (id, series, sensed_at, received_at, value, other, flags) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        samples,
+    )
+    connection.execute(f"DELETE FROM {LEGACY} WHERE id > ? AND id <= ?", (after, int(rows[-1][0])))
+    return [(sample[1], sample[2]) for sample in samples]
+
+
+def drop_legacy(connection: SyncConnection) -> None:
+    """On the database thread: the first layout's table, empty now, out of the view and gone
+    (in one transaction: a reader never finds the view missing)."""
+    connection.execute("DROP VIEW IF EXISTS readings")
+    connection.execute(f"DROP TABLE IF EXISTS {LEGACY}")
+    connection.execute(READINGS_VIEW)
+
+
+def _loaded(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # kept as it was, as a JSON string
+
+
 def _json_value(value: object) -> str:
     """`json.dumps(value)`, without its general machinery for the scalars readings carry."""
     if isinstance(value, bool):
@@ -280,3 +481,200 @@ def _json_value(value: object) -> str:
     if isinstance(value, float) and math.isfinite(value):
         return float.__repr__(value)
     return json.dumps(value)
+
+
+# --- rollups and retention (hub/telemetry/maintenance.py runs them, a small step at a time) ---
+
+ROLLUPS_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS rollups (
+    resolution INTEGER NOT NULL,
+    series INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    total REAL NOT NULL,
+    low REAL,
+    high REAL,
+    true_s REAL,
+    known_s REAL,
+    PRIMARY KEY (resolution, series, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS telemetry_marks (
+    name TEXT PRIMARY KEY,
+    value REAL NOT NULL
+);
+"""
+UPSERT_ROLLUP: Final = (
+    "INSERT INTO rollups (resolution, series, bucket, n, total, low, high, true_s, known_s) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (resolution, series, bucket) DO UPDATE SET "
+    "n = excluded.n, total = excluded.total, low = excluded.low, high = excluded.high, "
+    "true_s = excluded.true_s, known_s = excluded.known_s"
+)
+ROLLED_UP: Final = "rolled_up"  # the mark: every sample up to this id is in the rollups
+PARTITION: Final = re.compile(r"^samples_d(\d{8})$")
+
+
+def mark(connection: SyncConnection, name: str) -> float:
+    row = connection.execute("SELECT value FROM telemetry_marks WHERE name = ?", (name,)).fetchone()
+    return float(row[0]) if row else 0.0
+
+
+def set_mark(connection: SyncConnection, name: str, value: float) -> None:
+    connection.execute(
+        "INSERT INTO telemetry_marks (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (name, value),
+    )
+
+
+def roll_up_next(connection: SyncConnection, limit: int, now: float) -> int:
+    """On the database thread: roll up the next `limit` samples not rolled up yet; how many."""
+    after = int(mark(connection, ROLLED_UP))
+    rows = connection.execute(
+        "SELECT id, series, sensed_at FROM samples WHERE id > ? ORDER BY id LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    if rows:
+        roll_up(connection, [(int(r[1]), float(r[2])) for r in rows], now)
+        set_mark(connection, ROLLED_UP, float(rows[-1][0]))
+    return len(rows)
+
+
+def roll_up(connection: SyncConnection, touched: Iterable[tuple[int, float]], now: float) -> None:
+    """On the database thread: work out again every minute and hour these (series, sensed_at)
+    fall in, from the raw samples (hub/telemetry/rollups.py)."""
+    minutes: dict[int, set[int]] = {}
+    for series, sensed_at in touched:
+        if math.isfinite(sensed_at):
+            minutes.setdefault(series, set()).add(rollups.start_of(sensed_at, rollups.MINUTE))
+    names = _series_names(connection, minutes)
+    for series, wanted in minutes.items():
+        hours: set[int] = set()
+        for run in rollups.runs(wanted):
+            points, boolean = _points(connection, series, run[0] - rollups.LOOKBACK_S, run[-1])
+            done = rollups.minute_buckets(
+                points, run, boolean=boolean, name=names.get(series, ""), now=now
+            )
+            connection.executemany(
+                UPSERT_ROLLUP,
+                [(rollups.MINUTE, series, minute, *b.row()) for minute, b in done.items()],
+            )
+            hours.update(rollups.start_of(minute, rollups.HOUR) for minute in run)
+        for hour in hours:
+            _roll_up_hour(connection, series, hour)
+
+
+def _series_names(connection: SyncConnection, series: Iterable[int]) -> dict[int, str]:
+    numbers = list(series)
+    if not numbers:
+        return {}
+    marks = ", ".join("?" for _ in numbers)
+    rows = connection.execute(f"SELECT id, name FROM series WHERE id IN ({marks})", numbers)
+    return {int(row[0]): str(row[1]) for row in rows.fetchall()}
+
+
+def _points(
+    connection: SyncConnection, series: int, since: float, last_minute: int
+) -> tuple[list[rollups.Point], bool]:
+    rows = connection.execute(
+        "SELECT sensed_at, value, flags FROM samples WHERE series = ? AND sensed_at >= ? "
+        "AND sensed_at < ? ORDER BY sensed_at",
+        (series, since, last_minute + rollups.MINUTE),
+    ).fetchall()
+    boolean = any(int(row[2]) & BOOLEAN for row in rows)
+    return [(float(row[0]), None if row[1] is None else float(row[1])) for row in rows], boolean
+
+
+def _roll_up_hour(connection: SyncConnection, series: int, hour: int) -> None:
+    rows = connection.execute(
+        "SELECT n, total, low, high, true_s, known_s FROM rollups "
+        "WHERE resolution = ? AND series = ? AND bucket >= ? AND bucket < ?",
+        (rollups.MINUTE, series, hour, hour + rollups.HOUR),
+    ).fetchall()
+    total = rollups.hour_bucket(rollups.Bucket(*row) for row in rows)
+    connection.execute(UPSERT_ROLLUP, (rollups.HOUR, series, hour, *total.row()))
+
+
+def prune_samples(connection: SyncConnection, received_before: float, limit: int) -> int:
+    """On the database thread: delete up to `limit` of the oldest samples received before
+    `received_before` and already rolled up; how many. Samples are numbered in the order they
+    were received, so the old ones are the lowest numbers: the step reads one range of ids."""
+    low = connection.execute("SELECT min(id) FROM samples").fetchone()
+    if low is None or low[0] is None:
+        return 0
+    cursor = connection.execute(
+        "DELETE FROM samples WHERE id >= ? AND id < ? AND id <= ? AND received_at < ?",
+        (int(low[0]), int(low[0]) + limit, int(mark(connection, ROLLED_UP)), received_before),
+    )
+    return cursor.rowcount
+
+
+def prune_rollups(
+    connection: SyncConnection, resolution: int, before: float, after_series: int, limit: int
+) -> int | None:
+    """On the database thread: delete `resolution` rollups older than `before` for the next
+    `limit` series numbered above `after_series` (one index range each); the last series done,
+    or None when every series has been."""
+    series = [
+        int(row[0])
+        for row in connection.execute(
+            "SELECT id FROM series WHERE id > ? ORDER BY id LIMIT ?", (after_series, limit)
+        ).fetchall()
+    ]
+    connection.executemany(
+        "DELETE FROM rollups WHERE resolution = ? AND series = ? AND bucket < ?",
+        [(resolution, number, before) for number in series],
+    )
+    return series[-1] if series else None
+
+
+def day_partitions(connection: SyncConnection) -> dict[int, str]:
+    """PostgreSQL: the samples' day partitions, by the day's start (UTC)."""
+    rows = connection.execute(
+        "SELECT child.relname FROM pg_inherits "
+        "JOIN pg_class parent ON parent.oid = pg_inherits.inhparent "
+        "JOIN pg_class child ON child.oid = pg_inherits.inhrelid "
+        "WHERE parent.relname = 'samples'"
+    ).fetchall()
+    found = {}
+    for (name,) in rows:
+        matched = PARTITION.match(str(name))
+        if matched:
+            day = datetime.strptime(matched.group(1), "%Y%m%d").replace(tzinfo=UTC)
+            found[int(day.timestamp())] = str(name)
+    return found
+
+
+def make_day_partition(connection: SyncConnection, day: int) -> bool:
+    """PostgreSQL: the partition for the day starting at `day`, unless the default partition
+    already holds samples of that day (they stay there, and go by `prune_default`)."""
+    taken = connection.execute(
+        "SELECT 1 FROM samples_default WHERE received_at >= ? AND received_at < ? LIMIT 1",
+        (day, day + DAY_S),
+    ).fetchone()
+    if taken is not None:
+        return False
+    name = "samples_d" + datetime.fromtimestamp(day, UTC).strftime("%Y%m%d")
+    connection.execute(
+        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF samples "
+        f"FOR VALUES FROM ({day}) TO ({day + int(DAY_S)})"
+    )
+    return True
+
+
+def drop_day_partition(connection: SyncConnection, name: str) -> bool:
+    """PostgreSQL: drop a day's partition if every sample in it is rolled up."""
+    top = connection.execute(f"SELECT max(id) FROM {name}").fetchone()
+    if top is not None and top[0] is not None and top[0] > mark(connection, ROLLED_UP):
+        return False
+    connection.execute(f"DROP TABLE {name}")
+    return True
+
+
+def prune_default(connection: SyncConnection, received_before: float, limit: int) -> int:
+    """PostgreSQL: delete up to `limit` old, rolled-up samples from the default partition."""
+    cursor = connection.execute(
+        "DELETE FROM samples_default WHERE id IN (SELECT id FROM samples_default "
+        "WHERE received_at < ? AND id <= ? LIMIT ?)",
+        (received_before, int(mark(connection, ROLLED_UP)), limit),
+    )
+    return cursor.rowcount

@@ -4,7 +4,7 @@ it (docs/configuration.md, docs/database.md).
 Raw readings are kept for `raw_days`; before they go, they are rolled up per device and series
 into 1-minute and 1-hour buckets (hub/telemetry/rollups.py), kept for `minute_days` and
 `hour_days`. Events, alerts, the audit log and the registry are records, not time series: this
-retention never touches them, and `records_days` (default: never) is theirs alone.
+retention never touches them, and carewatch never prunes them.
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ class RetentionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     raw_days: float = Field(default=14, gt=0)
-    minute_days: float = Field(default=90, gt=0)
+    minute_days: float = Field(default=14, gt=0)
     hour_days: float = Field(default=730, gt=0)
-    # Events, alerts and the audit log; None keeps them for ever.
-    records_days: float | None = Field(default=None, gt=0)
     # How often the background maintenance (roll up, then prune) runs, and how many rows one of
     # its small steps touches: a step holds the database for a few milliseconds at most.
     every_s: float = Field(default=60, gt=0)

@@ -46,7 +46,11 @@ def old_database(path: Path, dump: Path = OLD_MAIN) -> dict[str, set[tuple[objec
 
 def table_columns(path: Path) -> dict[str, list[str]]:
     with sqlite3.connect(path) as db:
-        names = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        # `readings` is a view since migration 6: it shows the readings as they were stored
+        names = (
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite_%'"
+        )
         tables = [name for (name,) in db.execute(names)]
         return {t: [row[1] for row in db.execute(f"PRAGMA table_info({t})")] for t in tables}
 

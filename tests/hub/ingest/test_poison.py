@@ -509,12 +509,9 @@ async def test_board_stays_json_with_an_infinite_time_already_stored(
     hub_factory: HubFactory,
 ) -> None:
     hub = await hub_factory(FakeClock(NOW))
+    stored = StoredItem("radar-101", "reading", "presence", True, math.inf, NOW, False)
+    await hub.ingest.records.save_batches([("sunrise", "gw-east", "0123abcd", 1, [stored])])
     async with hub.store.transaction() as db:
-        await db.execute(
-            "INSERT INTO readings (device, name, value, sensed_at, received_at, historical) "
-            "VALUES ('radar-101', 'presence', 'true', ?, ?, 0)",
-            (math.inf, NOW),
-        )
         await db.execute(
             "INSERT INTO device_health (device, online, last_seen, reported_at) "
             "VALUES ('radar-102', 0, ?, ?)",

@@ -1,0 +1,165 @@
+"""The time series' upkeep, in the background: move readings of the first layout, roll up, and
+keep the disk flat (docs/database.md).
+
+Every `every_s` (default a minute) one pass runs, as a row of small steps, each a transaction of
+its own of at most `step_rows` rows: the alarm path and ingest wait for one step at most (a few
+milliseconds), never for a pass. A hub killed in the middle of a step loses that step only (it
+is rolled back, and done again by the next pass); nothing is deleted before it is rolled up.
+
+A pass, in order:
+1. readings of the first layout (`readings_legacy`, migration 6) move into `samples`, a chunk a
+   step, keeping their ids (below every new sample's, and above the roll-up mark, which moves
+   only once they have all moved);
+2. samples not rolled up yet are (hub/telemetry/rollups.py), until none is left;
+3. on PostgreSQL, the samples' day partitions are made for today and the next two days;
+4. raw samples received more than `raw_days` ago go: on PostgreSQL their whole day partitions are
+   dropped, on SQLite they are deleted a range of ids at a time;
+5. once an hour, minute and hour rollups older than `minute_days` and `hour_days` go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from hub.core.clock import Clock
+from hub.core.database import SyncConnection
+from hub.core.store import Store
+from hub.telemetry import records, rollups
+from hub.telemetry.records import TelemetryRecords
+from hub.telemetry.settings import DAY_S, RetentionSettings
+
+log = logging.getLogger("carewatch.hub.telemetry")
+ROLLUP_PRUNE_EVERY_S = 3_600.0
+AHEAD_DAYS = 3  # today's partition and the next two
+Result = TypeVar("Result")
+
+
+@dataclass(slots=True)
+class Pass:
+    """What one pass did."""
+
+    moved: int = 0
+    rolled_up: int = 0
+    pruned: int = 0
+    partitions_made: int = 0
+    partitions_dropped: int = 0
+    rollups_pruned: bool = False
+    steps: int = 0
+
+
+class Maintenance:
+    def __init__(self, store: Store, settings: RetentionSettings, clock: Clock) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self._telemetry = TelemetryRecords(store)
+        self._rollups_pruned_at = float("-inf")
+        self.last: Pass | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.last = await self.run_once()
+            except Exception:
+                log.exception("telemetry upkeep failed; it runs again in %.0f s", self._every())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._every())
+
+    def _every(self) -> float:
+        return self._settings.every_s
+
+    async def run_once(self) -> Pass:
+        done = Pass()
+        await self._move_legacy(done)
+        await self._roll_up(done)
+        if self._store.db.dialect == "postgresql":
+            await self._make_partitions(done)
+            await self._drop_partitions(done)
+        else:
+            await self._prune_samples(done)
+        now = self._clock.now()
+        if now - self._rollups_pruned_at >= ROLLUP_PRUNE_EVERY_S:
+            await self._prune_rollups(done)
+            self._rollups_pruned_at = now
+        if done.moved or done.pruned or done.partitions_dropped:
+            log.info(
+                "telemetry upkeep: %d moved, %d rolled up, %d pruned, %d partitions dropped",
+                done.moved,
+                done.rolled_up,
+                done.pruned,
+                done.partitions_dropped,
+            )
+        return done
+
+    async def _step(self, done: Pass, work: Callable[[SyncConnection], Result]) -> Result:
+        """One small transaction; then the others waiting for the database go first."""
+        result = await self._store.run(work)
+        done.steps += 1
+        await asyncio.sleep(0)
+        return result
+
+    async def _move_legacy(self, done: Pass) -> None:
+        if not await self._telemetry.has_legacy():
+            return
+        limit = self._settings.step_rows
+        while moved := await self._step(done, lambda c: len(records.move_legacy(c, 0, limit))):
+            done.moved += moved
+        await self._step(done, records.drop_legacy)
+        log.info("telemetry: every reading of the first layout is in the compact layout now")
+
+    async def _roll_up(self, done: Pass) -> None:
+        limit, now = self._settings.step_rows, self._clock.now()
+        while rolled := await self._step(done, lambda c: records.roll_up_next(c, limit, now)):
+            done.rolled_up += rolled
+
+    async def _prune_samples(self, done: Pass) -> None:
+        before, limit = self._raw_cutoff(), self._settings.step_rows
+        while pruned := await self._step(done, lambda c: records.prune_samples(c, before, limit)):
+            done.pruned += pruned
+
+    async def _make_partitions(self, done: Pass) -> None:
+        today = rollups.start_of(self._clock.now(), int(DAY_S))
+        have = await self._step(done, records.day_partitions)
+        for day in range(today, today + AHEAD_DAYS * int(DAY_S), int(DAY_S)):
+            if day not in have:
+                made = await self._step(done, partial(records.make_day_partition, day=day))
+                done.partitions_made += int(made)
+
+    async def _drop_partitions(self, done: Pass) -> None:
+        before, limit = self._raw_cutoff(), self._settings.step_rows
+        for day, name in sorted((await self._step(done, records.day_partitions)).items()):
+            if day + DAY_S <= before:
+                dropped = await self._step(done, partial(records.drop_day_partition, name=name))
+                done.partitions_dropped += int(dropped)
+        while pruned := await self._step(done, lambda c: records.prune_default(c, before, limit)):
+            done.pruned += pruned
+
+    async def _prune_rollups(self, done: Pass) -> None:
+        now, limit = self._clock.now(), max(1, self._settings.step_rows // 100)
+        for resolution, days in (
+            (rollups.MINUTE, self._settings.minute_days),
+            (rollups.HOUR, self._settings.hour_days),
+        ):
+            before: float = now - days * DAY_S
+            after: int | None = 0
+            while after is not None:
+                after = await self._step(
+                    done,
+                    partial(
+                        records.prune_rollups,
+                        resolution=resolution,
+                        before=before,
+                        after_series=after,
+                        limit=limit,
+                    ),
+                )
+        done.rollups_pruned = True
+
+    def _raw_cutoff(self) -> float:
+        return self._clock.now() - self._settings.raw_days * DAY_S
