@@ -26,6 +26,7 @@ COMMANDS: Final[dict[str, str]] = {
     "walktest": "walk test every device",
     "provision": "set up sites and gateways",
     "users": "users, passwords and API tokens",
+    "db": "the hub's database: status, migrate, copy, backup",
 }
 
 
