@@ -5,21 +5,10 @@ table: it reads the telemetry (readings, events), the alerts and the audit log."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 from hub.alerts.records import ALERT_COLUMNS
 from hub.core.store import Store
-
-BUCKET_QUERY: Final = """
-SELECT name, CAST((sensed_at - ?) / ? AS INTEGER) AS slot, count(*) AS n,
-    sum(CASE value WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 ELSE CAST(value AS REAL) END) AS total
-FROM readings
-WHERE device IN ({devices}) AND name IN ('heart_rate', 'respiration_rate', 'occupancy', 'presence')
-    AND sensed_at >= ? AND sensed_at < ?
-    -- a vital-signs radar says 0 when it has no reading: not a value to average
-    AND NOT (name IN ('heart_rate', 'respiration_rate') AND CAST(value AS REAL) = 0)
-GROUP BY name, slot
-"""
 
 
 async def handover_alerts(
@@ -34,16 +23,6 @@ async def handover_alerts(
         "OR (resolved_at >= ? AND resolved_at < ?) ORDER BY opened_at DESC, id DESC LIMIT ?",
         (since, until, since, until, since, until, limit),
     ) as cur:
-        return [dict(row) for row in await cur.fetchall()]
-
-
-async def vital_buckets(
-    store: Store, devices: Sequence[str], start: float, bucket_s: float, since: float, until: float
-) -> list[dict[str, Any]]:
-    """Per reading name and bucket (`slot`, counted from `start`): how many readings and their
-    sum, from `devices` in [since, until)."""
-    query = BUCKET_QUERY.format(devices=", ".join("?" for _ in devices))
-    async with store.db.execute(query, (start, bucket_s, *devices, since, until)) as cur:
         return [dict(row) for row in await cur.fetchall()]
 
 

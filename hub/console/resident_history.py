@@ -20,6 +20,8 @@ from hub.escalation.engine import RESULT_WORDS, target_words
 from hub.registry.index import Registry
 from hub.registry.labels import alert_place, bed_words, channel_words, device_name
 from hub.registry.models import Bed, Binding, Device, Resident
+from hub.telemetry.records import TelemetryRecords
+from hub.telemetry.rollups import HOUR, MINUTE, NO_READING_WHEN_ZERO
 from hub.watch.bed_state import OCCUPANCY_READINGS, BedStates
 
 VITAL_READINGS: Final = ("heart_rate", "respiration_rate")
@@ -89,24 +91,42 @@ async def resident_now(
 
 
 async def chart(
-    store: Store, registry: Registry, code: str, start: float, end: float, bucket_s: float
+    store: Store,
+    registry: Registry,
+    code: str,
+    span: tuple[float, float],
+    bucket_s: float,
 ) -> dict[str, Any]:
-    """Mean heart and breathing rate and the share of readings saying "in bed", per bucket."""
+    """Mean heart and breathing rate and the share of readings saying "in bed", per bucket:
+    from the rollups, and the raw readings they do not count yet."""
+    start, end = span
     slots = int((end - start) // bucket_s) + (1 if (end - start) % bucket_s else 0)
     sums: dict[str, list[tuple[float, int]]] = {
         name: [(0.0, 0)] * slots for name in (*VITAL_READINGS, *OCCUPANCY_READINGS)
     }
+
+    def add(name: str, at: float, total: float, n: int) -> None:
+        slot = int((at - start) // bucket_s)
+        if 0 <= slot < slots:
+            old_total, old_n = sums[name][slot]
+            sums[name][slot] = (old_total + total, old_n + n)
+
+    telemetry = TelemetryRecords(store)
+    names = (*VITAL_READINGS, *OCCUPANCY_READINGS)
+    # Hour rollups where the buckets are whole hours, else minute rollups.
+    resolution = HOUR if bucket_s % HOUR == 0 and start % HOUR == 0 else MINUTE
     visited = stays(registry, code, start, end)
     for stay in visited:
         if not stay.devices:
             continue
-        for row in await records.vital_buckets(
-            store, stay.devices, start, bucket_s, stay.start, stay.end
-        ):
-            slot = int(row["slot"])
-            if 0 <= slot < slots:
-                total, n = sums[row["name"]][slot]
-                sums[row["name"]][slot] = (total + float(row["total"]), n + int(row["n"]))
+        rolled = await telemetry.rolled_up(stay.devices, names, resolution, stay.start, stay.end)
+        for name, bucket, n, total in rolled:
+            add(name, bucket, total, n)
+        for name, at, value in await telemetry.unrolled(stay.devices, names, stay.start, stay.end):
+            if isinstance(value, bool | int | float) and not (
+                name in NO_READING_WHEN_ZERO and value == 0
+            ):
+                add(name, at, float(value), 1)
     # The pressure pad's word if the resident's beds have one, else the radar's presence.
     source = next((n for n in OCCUPANCY_READINGS if any(c for _, c in sums[n])), "occupancy")
     points = [

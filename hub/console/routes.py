@@ -134,7 +134,7 @@ async def get_chart(
     now = clock.now()
     start = math.floor((now - _hours(hours) * 3600) / bucket_s) * bucket_s
     end = math.floor(now / bucket_s) * bucket_s + bucket_s
-    return await chart(store, registry, code, start, end, bucket_s)
+    return await chart(store, registry, code, (start, end), bucket_s)
 
 
 @router.get("/api/handover")

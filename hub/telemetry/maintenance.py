@@ -1,9 +1,10 @@
 """The time series' upkeep, in the background: move readings of the first layout, roll up, and
 keep the disk flat (docs/database.md).
 
-Every `every_s` (default a minute) one pass runs, as a row of small steps, each a transaction of
-its own of at most `step_rows` rows: the alarm path and ingest wait for one step at most (a few
-milliseconds), never for a pass. A hub killed in the middle of a step loses that step only (it
+Every `every_s` (default a minute) one pass runs, and steps 1 and 2 every `rollup_every_s`
+(default 5 s), as a row of small steps, each a transaction of its own of at most `step_rows`
+rows: the alarm path and ingest wait for one step at most (a few milliseconds), never for a
+pass. A hub killed in the middle of a step loses that step only (it
 is rolled back, and done again by the next pass); nothing is deleted before it is rolled up.
 
 A pass, in order:
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -63,21 +65,30 @@ class Maintenance:
         self.last: Pass | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Roll up every `rollup_every_s`, and make the whole pass every `every_s`."""
+        last_pass = float("-inf")
         while not stop.is_set():
+            whole = time.monotonic() - last_pass >= self._settings.every_s
             try:
-                self.last = await self.run_once()
+                if whole:
+                    last_pass = time.monotonic()
+                    self.last = await self.run_once()
+                else:
+                    await self.roll_up()
             except Exception:
-                log.exception("telemetry upkeep failed; it runs again in %.0f s", self._every())
+                log.exception("telemetry upkeep failed; it is tried again")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._every())
+                await asyncio.wait_for(stop.wait(), self._settings.rollup_every_s)
 
-    def _every(self) -> float:
-        return self._settings.every_s
-
-    async def run_once(self) -> Pass:
+    async def roll_up(self) -> Pass:
+        """Steps 1 and 2 of a pass: every sample in the rollups."""
         done = Pass()
         await self._move_legacy(done)
         await self._roll_up(done)
+        return done
+
+    async def run_once(self) -> Pass:
+        done = await self.roll_up()
         if self._store.db.dialect == "postgresql":
             await self._make_partitions(done)
             await self._drop_partitions(done)

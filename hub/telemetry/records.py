@@ -13,7 +13,7 @@ import json
 import math
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -298,6 +298,65 @@ class TelemetryRecords:
         if unknown:
             self._series.update(await self._store.run(lambda c: series_numbers(c, unknown)))
 
+    async def points(
+        self, devices: Sequence[str], names: Sequence[str], since: float, until: float
+    ) -> list[tuple[str, float, object]]:
+        """The raw readings `names` of `devices` sensed in [since, until): (name, sensed_at,
+        value), oldest first."""
+        if not devices:
+            return []
+        rows = await self._store.db.execute_fetchall(
+            "SELECT series.name, samples.sensed_at, samples.value, samples.other, samples.flags "
+            "FROM samples JOIN series ON series.id = samples.series "
+            f"WHERE series.device IN ({_marks(devices)}) AND series.name IN ({_marks(names)}) "
+            "AND samples.sensed_at >= ? AND samples.sensed_at < ? ORDER BY samples.sensed_at",
+            (*devices, *names, since, until),
+        )
+        return [(str(r[0]), float(r[1]), reading_value(r[2], r[3], int(r[4]))) for r in rows]
+
+    async def unrolled(
+        self, devices: Sequence[str], names: Sequence[str], since: float, until: float
+    ) -> list[tuple[str, float, object]]:
+        """`points`, of the samples the rollups do not count yet (newer than the mark)."""
+        if not devices:
+            return []
+        db = self._store.db
+        after = await db.execute_fetchall(
+            "SELECT value FROM telemetry_marks WHERE name = ?", (ROLLED_UP,)
+        )
+        # Read by id (few samples lie above the mark), not by the series' time index: the unary
+        # plus keeps SQLite from using the index on those columns.
+        rows = await db.execute_fetchall(
+            "SELECT series.name, samples.sensed_at, samples.value, samples.other, samples.flags "
+            "FROM samples JOIN series ON series.id = +samples.series WHERE samples.id > ? "
+            f"AND series.device IN ({_marks(devices)}) AND series.name IN ({_marks(names)}) "
+            "AND +samples.sensed_at >= ? AND +samples.sensed_at < ?",
+            (int(after[0][0]) if after else 0, *devices, *names, since, until),
+        )
+        return [(str(r[0]), float(r[1]), reading_value(r[2], r[3], int(r[4]))) for r in rows]
+
+    async def rolled_up(
+        self,
+        devices: Sequence[str],
+        names: Sequence[str],
+        resolution: int,
+        since: float,
+        until: float,
+    ) -> list[tuple[str, int, int, float]]:
+        """The `resolution` rollups of those series with buckets starting in [since, until):
+        (name, bucket, n, total), summed over the devices."""
+        if not devices:
+            return []
+        rows = await self._store.db.execute_fetchall(
+            "SELECT series.name, rollups.bucket, sum(rollups.n), sum(rollups.total) "
+            "FROM rollups JOIN series ON series.id = rollups.series "
+            f"WHERE series.device IN ({_marks(devices)}) AND series.name IN ({_marks(names)}) "
+            "AND rollups.resolution = ? AND rollups.bucket >= ? AND rollups.bucket < ? "
+            "GROUP BY series.name, rollups.bucket",
+            (*devices, *names, resolution, since, until),
+        )
+        return [(str(r[0]), int(r[1]), int(r[2]), float(r[3])) for r in rows]
+
     async def device_state(self, device: str, name: str) -> object | None:
         """The device's latest value of `name`, or None."""
         async with self._store.db.execute(
@@ -465,6 +524,10 @@ def drop_legacy(connection: SyncConnection) -> None:
     connection.execute(READINGS_VIEW)
 
 
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" for _ in values)
+
+
 def _loaded(text: str) -> object:
     try:
         return json.loads(text)
@@ -509,7 +572,9 @@ UPSERT_ROLLUP: Final = (
     "n = excluded.n, total = excluded.total, low = excluded.low, high = excluded.high, "
     "true_s = excluded.true_s, known_s = excluded.known_s"
 )
-ROLLED_UP: Final = "rolled_up"  # the mark: every sample up to this id is in the rollups
+# The mark: the rollups count exactly the samples with ids up to it; a chart adds the samples
+# above it (TelemetryRecords.unrolled), so it is exact while the rollups catch up.
+ROLLED_UP: Final = "rolled_up"
 PARTITION: Final = re.compile(r"^samples_d(\d{8})$")
 
 
@@ -534,14 +599,17 @@ def roll_up_next(connection: SyncConnection, limit: int, now: float) -> int:
         (after, limit),
     ).fetchall()
     if rows:
-        roll_up(connection, [(int(r[1]), float(r[2])) for r in rows], now)
-        set_mark(connection, ROLLED_UP, float(rows[-1][0]))
+        up_to = int(rows[-1][0])
+        roll_up(connection, [(int(r[1]), float(r[2])) for r in rows], now, up_to)
+        set_mark(connection, ROLLED_UP, float(up_to))
     return len(rows)
 
 
-def roll_up(connection: SyncConnection, touched: Iterable[tuple[int, float]], now: float) -> None:
+def roll_up(
+    connection: SyncConnection, touched: Iterable[tuple[int, float]], now: float, up_to: int
+) -> None:
     """On the database thread: work out again every minute and hour these (series, sensed_at)
-    fall in, from the raw samples (hub/telemetry/rollups.py)."""
+    fall in, from the raw samples numbered up to `up_to` (hub/telemetry/rollups.py)."""
     minutes: dict[int, set[int]] = {}
     for series, sensed_at in touched:
         if math.isfinite(sensed_at):
@@ -550,7 +618,8 @@ def roll_up(connection: SyncConnection, touched: Iterable[tuple[int, float]], no
     for series, wanted in minutes.items():
         hours: set[int] = set()
         for run in rollups.runs(wanted):
-            points, boolean = _points(connection, series, run[0] - rollups.LOOKBACK_S, run[-1])
+            since = run[0] - rollups.LOOKBACK_S
+            points, boolean = _points(connection, series, since, run[-1], up_to)
             done = rollups.minute_buckets(
                 points, run, boolean=boolean, name=names.get(series, ""), now=now
             )
@@ -573,12 +642,12 @@ def _series_names(connection: SyncConnection, series: Iterable[int]) -> dict[int
 
 
 def _points(
-    connection: SyncConnection, series: int, since: float, last_minute: int
+    connection: SyncConnection, series: int, since: float, last_minute: int, up_to: int
 ) -> tuple[list[rollups.Point], bool]:
     rows = connection.execute(
         "SELECT sensed_at, value, flags FROM samples WHERE series = ? AND sensed_at >= ? "
-        "AND sensed_at < ? ORDER BY sensed_at",
-        (series, since, last_minute + rollups.MINUTE),
+        "AND sensed_at < ? AND id <= ? ORDER BY sensed_at",
+        (series, since, last_minute + rollups.MINUTE, up_to),
     ).fetchall()
     boolean = any(int(row[2]) & BOOLEAN for row in rows)
     return [(float(row[0]), None if row[1] is None else float(row[1])) for row in rows], boolean

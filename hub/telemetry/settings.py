@@ -20,8 +20,10 @@ class RetentionSettings(BaseModel):
     raw_days: float = Field(default=14, gt=0)
     minute_days: float = Field(default=14, gt=0)
     hour_days: float = Field(default=730, gt=0)
-    # How often the background maintenance (roll up, then prune) runs, and how many rows one of
-    # its small steps touches: a step holds the database for a few milliseconds at most.
+    # How often new samples are rolled up (a chart reads the samples not rolled up yet raw),
+    # how often old ones are pruned, and how many rows one small step of either touches: a step
+    # holds the database for a few milliseconds.
+    rollup_every_s: float = Field(default=5, gt=0)
     every_s: float = Field(default=60, gt=0)
     step_rows: int = Field(default=5_000, ge=100)
 
