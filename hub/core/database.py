@@ -135,8 +135,8 @@ class Database:
     async def has_table(self, name: str) -> bool:
         if self.dialect == "postgresql":
             sql = (
-                "SELECT 1 FROM information_schema.tables "
-                "WHERE table_schema = current_schema() AND table_name = ?"
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+                "AND table_name = ? AND table_type = 'BASE TABLE'"
             )
         else:
             sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"

@@ -79,8 +79,7 @@ async def _audit_by_alert(db: Database) -> None:
 async def _compact_readings(db: Database) -> None:
     # The rows move to the compact layout in the background (hub/telemetry/maintenance.py):
     # a large store would keep the hub from watching for hours if they moved here.
-    columns = await table_columns(db, "readings")
-    if columns is not None and "device" in columns:
+    if await db.has_table("readings"):  # a table: since this step, `readings` is a view
         await db.execute("DROP INDEX IF EXISTS readings_device_time")
         await db.execute("ALTER TABLE readings RENAME TO readings_legacy")
 
@@ -124,7 +123,8 @@ POSTGRES_VERSION_TABLE: Final = (
 
 async def schema_version(db: Database) -> int:
     if db.dialect == "postgresql":
-        await db.executescript(POSTGRES_VERSION_TABLE)
+        if not await db.has_table("schema_version"):
+            return 0
         rows = await db.execute_fetchall("SELECT version FROM schema_version")
     else:
         rows = await db.execute_fetchall("PRAGMA user_version")
@@ -133,6 +133,7 @@ async def schema_version(db: Database) -> int:
 
 async def _set_version(db: Database, number: int) -> None:
     if db.dialect == "postgresql":
+        await db.executescript(POSTGRES_VERSION_TABLE)
         await db.execute("DELETE FROM schema_version")
         await db.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
     else:

@@ -89,13 +89,19 @@ def to_postgres(sql: str) -> str:
 
 
 def _placeholders(sql: str) -> str:
-    """`?` outside quoted literals becomes `%s`; every `%` is doubled for psycopg."""
+    """`?` outside quoted literals and `--` comments becomes `%s`; every `%` is doubled for
+    psycopg."""
     out: list[str] = []
     quote: str | None = None
-    for char in sql:
-        if quote is not None:
+    for i, char in enumerate(sql):
+        if quote == "--":
+            if char == "\n":
+                quote = None
+        elif quote is not None:
             if char == quote:
                 quote = None
+        elif char == "-" and sql.startswith("--", i):
+            quote = "--"
         elif char in "'\"":
             quote = char
         elif char == "?":
