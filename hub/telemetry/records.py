@@ -618,16 +618,20 @@ def roll_up(
     for series, wanted in minutes.items():
         hours: set[int] = set()
         for run in rollups.runs(wanted):
-            since = run[0] - rollups.LOOKBACK_S
-            points, boolean = _points(connection, series, since, run[-1], up_to)
+            since, until = (
+                run[0] - rollups.LOOKBACK_S,
+                run[-1] + rollups.MINUTE + rollups.LOOKBACK_S,
+            )
+            points, boolean = _points(connection, series, since, until, up_to)
+            computed = rollups.held_minutes(run) if boolean else run
             done = rollups.minute_buckets(
-                points, run, boolean=boolean, name=names.get(series, ""), now=now
+                points, computed, boolean=boolean, name=names.get(series, ""), now=now
             )
             connection.executemany(
                 UPSERT_ROLLUP,
-                [(rollups.MINUTE, series, minute, *b.row()) for minute, b in done.items()],
+                [(rollups.MINUTE, series, m, *b.row()) for m, b in done.items() if not b.empty],
             )
-            hours.update(rollups.start_of(minute, rollups.HOUR) for minute in run)
+            hours.update(rollups.start_of(minute, rollups.HOUR) for minute in computed)
         for hour in hours:
             _roll_up_hour(connection, series, hour)
 
@@ -642,12 +646,12 @@ def _series_names(connection: SyncConnection, series: Iterable[int]) -> dict[int
 
 
 def _points(
-    connection: SyncConnection, series: int, since: float, last_minute: int, up_to: int
+    connection: SyncConnection, series: int, since: float, until: float, up_to: int
 ) -> tuple[list[rollups.Point], bool]:
     rows = connection.execute(
         "SELECT sensed_at, value, flags FROM samples WHERE series = ? AND sensed_at >= ? "
         "AND sensed_at < ? AND id <= ? ORDER BY sensed_at",
-        (series, since, last_minute + rollups.MINUTE, up_to),
+        (series, since, until, up_to),
     ).fetchall()
     boolean = any(int(row[2]) & BOOLEAN for row in rows)
     return [(float(row[0]), None if row[1] is None else float(row[1])) for row in rows], boolean
@@ -660,7 +664,8 @@ def _roll_up_hour(connection: SyncConnection, series: int, hour: int) -> None:
         (rollups.MINUTE, series, hour, hour + rollups.HOUR),
     ).fetchall()
     total = rollups.hour_bucket(rollups.Bucket(*row) for row in rows)
-    connection.execute(UPSERT_ROLLUP, (rollups.HOUR, series, hour, *total.row()))
+    if not total.empty:
+        connection.execute(UPSERT_ROLLUP, (rollups.HOUR, series, hour, *total.row()))
 
 
 def prune_samples(connection: SyncConnection, received_before: float, limit: int) -> int:

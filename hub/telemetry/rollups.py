@@ -21,7 +21,9 @@ from typing import Final
 
 MINUTE: Final = 60
 HOUR: Final = 3_600
-# How long before a minute a yes/no reading still tells the state at the minute's start.
+# How long a yes/no reading tells the state after it, when no other reading follows: the edge
+# repeats an unchanged value at least every minute (edge/repeats.py), so a longer silence is a
+# device not heard, not a state that held.
 LOOKBACK_S: Final = 900.0
 NO_READING_WHEN_ZERO: Final = frozenset({"heart_rate", "respiration_rate"})
 
@@ -34,6 +36,11 @@ class Bucket:
     high: float | None = None
     true_s: float | None = None
     known_s: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        """No reading and no state known: not worth a row."""
+        return self.n == 0 and not self.known_s
 
     def count(self, value: float) -> None:
         self.n += 1
@@ -77,6 +84,15 @@ def runs(minutes: Iterable[int], gap: int = HOUR) -> list[list[int]]:
     return found
 
 
+def held_minutes(touched: Iterable[int]) -> list[int]:
+    """The minutes a yes/no reading in these minutes may tell the state of: its own and the
+    LOOKBACK_S after it (a reading changes them all, until the next reading)."""
+    held = {
+        minute + step for minute in touched for step in range(0, int(LOOKBACK_S) + MINUTE, MINUTE)
+    }
+    return sorted(held)
+
+
 def minute_buckets(
     points: Sequence[Point], minutes: Iterable[int], *, boolean: bool, name: str, now: float
 ) -> dict[int, Bucket]:
@@ -103,20 +119,24 @@ def _time_in_state(
     points: Sequence[Point], first: int, last: int, start: float, end: float
 ) -> tuple[float, float]:
     """Seconds of "yes", and seconds known, in [start, end): a state holds from its reading to
-    the next (the one before `start` counts if it is at most LOOKBACK_S older)."""
+    the next, for LOOKBACK_S at most (the reading before `start` counts too)."""
     state: float | None = None
-    since = start
-    if first > 0 and start - points[first - 1][0] <= LOOKBACK_S:
-        state = points[first - 1][1]
+    held_until = since = start
+    if first > 0:
+        state, held_until = points[first - 1][1], points[first - 1][0] + LOOKBACK_S
     true_s = known_s = 0.0
-    for at, value in points[first:last]:
+
+    def hold(until: float) -> None:
+        nonlocal true_s, known_s
+        span = max(0.0, min(until, held_until) - since)
         if state is not None:
-            known_s += at - since
-            true_s += (at - since) if state else 0.0
-        state, since = value, at
-    if state is not None and end > since:
-        known_s += end - since
-        true_s += (end - since) if state else 0.0
+            known_s += span
+            true_s += span if state else 0.0
+
+    for at, value in points[first:last]:
+        hold(at)
+        state, since, held_until = value, at, at + LOOKBACK_S
+    hold(end)
     return true_s, known_s
 
 
