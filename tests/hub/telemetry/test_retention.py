@@ -71,8 +71,10 @@ async def test_sixty_days_keep_raw_readings_for_the_setting_and_exact_rollups(
     raw = await store.db.execute_fetchall("SELECT received_at FROM samples")
     kept = [i for i in written if i.received_at >= now - SETTINGS.raw_days * DAY_S]
     assert len(raw) == len(kept) and min(r[0] for r in raw) >= now - SETTINGS.raw_days * DAY_S
-    assert await rollups_of(store, 60) == expected(written, 60, now - SETTINGS.minute_days * DAY_S)
-    assert await rollups_of(store, 3600) == expected(written, 3600, now - SETTINGS.hour_days * DAY_S)
+    minutes_since = now - SETTINGS.minute_days * DAY_S
+    hours_since = now - SETTINGS.hour_days * DAY_S
+    assert await rollups_of(store, 60) == expected(written, 60, minutes_since)
+    assert await rollups_of(store, 3600) == expected(written, 3600, hours_since)
     # The events and the audit log are records: the time series' retention never touches them.
     assert await telemetry.count_rows("events") == 1
     assert len(await store.audit.for_alert(7)) == 1
