@@ -158,6 +158,10 @@ BOTH_DATABASES: Final = (
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "hub_database" not in metafunc.fixturenames:
         return
+    if os.environ.get("CAREWATCH_TEST_DATABASE") == "postgresql":
+        # Every hub of the suite on PostgreSQL (a check by hand; CI runs BOTH_DATABASES).
+        metafunc.parametrize("hub_database", ["postgresql"], indirect=True)
+        return
     path = Path(str(metafunc.definition.path)).relative_to(REPO).as_posix()
     if path.startswith(BOTH_DATABASES) and not metafunc.definition.get_closest_marker(
         "sqlite_only"
