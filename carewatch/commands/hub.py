@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hub.app import Hub
 from hub.config import HubConfigError, load_hub_config
+from hub.core.database import DATABASE_ERRORS
 from hub.core.migrations import MigrationError
 
 log = logging.getLogger("carewatch.hub")
@@ -32,6 +33,9 @@ async def run_hub(config_path: Path) -> int:
         hub = await Hub.start(config)
     except MigrationError as exc:
         print(f"carewatch hub: cannot use the database: {exc}", file=sys.stderr)
+        return 2
+    except DATABASE_ERRORS as exc:
+        print(f"carewatch hub: cannot open the database: {exc}", file=sys.stderr)
         return 2
     print(f"carewatch hub: console on {hub.url}/", flush=True)
     waiter = asyncio.create_task(hub.wait())

@@ -13,6 +13,7 @@ sqlite3 does: one writer, statements in order, a whole transaction handed over i
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
@@ -24,6 +25,7 @@ from psycopg.types.numeric import FloatLoader
 
 from hub.core.database import Database
 
+log = logging.getLogger("carewatch.hub.database")
 WRITES: Final = frozenset(
     {"INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "REPLACE", "TRUNCATE"}
 )
@@ -134,22 +136,21 @@ class PostgresCursor:
 
 
 class PostgresConnection:
-    """A psycopg connection that takes the records' SQL (see the module's docstring)."""
+    """A psycopg connection that takes the records' SQL (see the module's docstring).
 
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
-        self._connection = connection
+    A connection the server dropped (a restart, a network cut) is made again at the next
+    statement outside a transaction; the statement that found it broken fails, and so does the
+    rest of a transaction it broke (its caller sees the error, as with any failed write)."""
+
+    def __init__(self, url: str, read_only: bool = False) -> None:
+        self._url = url
+        self._read_only = read_only
+        self._connection = _connect(url, read_only)
         self._in_transaction = False
 
     @classmethod
     def connect(cls, url: str, read_only: bool = False) -> PostgresConnection:
-        options = "-c default_transaction_read_only=on" if read_only else None
-        connection: psycopg.Connection[Any] = psycopg.connect(
-            url, autocommit=True, row_factory=_rows, options=options
-        )
-        connection.adapters.register_dumper(bool, _BoolAsInteger)
-        # sum() and avg() of integers are numeric in PostgreSQL; SQLite gives numbers.
-        connection.adapters.register_loader("numeric", FloatLoader)
-        return cls(connection)
+        return cls(url, read_only)
 
     @property
     def raw(self) -> psycopg.Connection[Any]:
@@ -182,20 +183,41 @@ class PostgresConnection:
             self._connection.execute("COMMIT")
 
     def rollback(self) -> None:
+        self._in_transaction = False
+        if self._connection.broken or self._connection.closed:
+            return
         if self._connection.info.transaction_status != TransactionStatus.IDLE:
             self._connection.execute("ROLLBACK")
-        self._in_transaction = False
 
     def close(self) -> None:
         self._connection.close()
 
     def _begin_if_writing(self, sql: str) -> None:
+        if self._connection.broken or self._connection.closed:
+            self._reconnect()
         word = _first_word(sql)
         if word == "BEGIN":
             self._in_transaction = True
         elif word in WRITES and not self._in_transaction:
             self._connection.execute("BEGIN")
             self._in_transaction = True
+
+    def _reconnect(self) -> None:
+        if self._in_transaction:
+            return  # the transaction is lost: it fails until its caller rolls it back
+        log.warning("the connection to PostgreSQL was lost; connecting again")
+        self._connection = _connect(self._url, self._read_only)
+
+
+def _connect(url: str, read_only: bool) -> psycopg.Connection[Any]:
+    options = "-c default_transaction_read_only=on" if read_only else None
+    connection: psycopg.Connection[Any] = psycopg.connect(
+        url, autocommit=True, row_factory=_rows, options=options, connect_timeout=10
+    )
+    connection.adapters.register_dumper(bool, _BoolAsInteger)
+    # sum() and avg() of integers are numeric in PostgreSQL; SQLite gives numbers.
+    connection.adapters.register_loader("numeric", FloatLoader)
+    return connection
 
 
 async def open_postgres(url: str, read_only: bool = False) -> Database:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import aiosqlite
 import httpx
 import pytest
 
@@ -168,10 +167,9 @@ async def test_each_step_runs_once_and_a_new_database_starts_at_the_latest(
 
 async def test_a_database_from_a_newer_carewatch_is_refused_untouched(tmp_path: Path) -> None:
     database = tmp_path / "newer.db"
-    async with aiosqlite.connect(database) as db:
-        await db.execute(f"PRAGMA user_version = {LATEST + 1}")
-        await db.execute("CREATE TABLE kept (x)")
-        await db.commit()
+    with sqlite3.connect(database) as made:
+        made.execute(f"PRAGMA user_version = {LATEST + 1}")
+        made.execute("CREATE TABLE kept (x)")
     with pytest.raises(MigrationError, match="newer carewatch"):
         await Store.open(database)
     db = await open_database(database)
