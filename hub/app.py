@@ -121,6 +121,9 @@ class Hub:
         store = await Store.open(config.database)
         # the time series' tables, there before anything reads or writes them (hub/telemetry)
         await TelemetryRecords(store).create()
+        # their upkeep (rollups, retention); on PostgreSQL today's partitions, before any reading
+        upkeep = Maintenance(store, config.retention, clock)
+        await upkeep.prepare()
         # the users table, with the config file's users and tokens (hub/access/users.py)
         users = await _open_users(store, config, clock)
         # the registry and its one write path (hub/registry/service.py)
@@ -220,7 +223,7 @@ class Hub:
             bus,
             alerts,
             timers,
-            Maintenance(store, config.retention, clock),
+            upkeep,
             walktests,
             watch,
             beds,

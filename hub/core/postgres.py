@@ -40,6 +40,9 @@ CAST_REAL: Final = re.compile(r"\bAS\s+REAL\b", re.I)
 JSON_FIELD: Final = re.compile(r"json_extract\((\w+), '\$\.(\w+)'\)")
 BEGIN_IMMEDIATE: Final = re.compile(r"^\s*BEGIN\s+IMMEDIATE\b", re.I)
 WITHOUT_ROWID: Final = re.compile(r"\)\s*WITHOUT\s+ROWID", re.I)
+# SQLite takes `x IN ()` (false) and `x NOT IN ()` (true); PostgreSQL's words for them.
+NOT_IN_NOTHING: Final = re.compile(r"\bNOT\s+IN\s*\(\s*\)", re.I)
+IN_NOTHING: Final = re.compile(r"\bIN\s*\(\s*\)", re.I)
 
 
 class Row(tuple[Any, ...]):
@@ -78,8 +81,8 @@ class _BoolAsInteger(Dumper):
 @functools.lru_cache(maxsize=4096)
 def to_postgres(sql: str) -> str:
     """The statement in PostgreSQL's words: `%s` placeholders (and `%` doubled), PostgreSQL's
-    column types in a CREATE or ALTER TABLE (and no WITHOUT ROWID), and
-    `json_extract(column, '$.key')` as `->>`."""
+    column types in a CREATE or ALTER TABLE (and no WITHOUT ROWID), `json_extract(column,
+    '$.key')` as `->>`, and an empty `IN ()`."""
     text = _placeholders(sql)
     if DDL.search(text):
         for pattern, replacement in DDL_TYPES:
@@ -87,6 +90,8 @@ def to_postgres(sql: str) -> str:
         text = WITHOUT_ROWID.sub(")", text)
     text = CAST_REAL.sub("AS DOUBLE PRECISION", text)
     text = JSON_FIELD.sub(r"(\1::jsonb ->> '\2')", text)
+    text = NOT_IN_NOTHING.sub("<> ALL('{}')", text)
+    text = IN_NOTHING.sub("= ANY('{}')", text)
     return BEGIN_IMMEDIATE.sub("BEGIN", text)
 
 

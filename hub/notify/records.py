@@ -174,7 +174,7 @@ async def note_result(
     async with store.transaction() as db:
         await db.execute(
             "UPDATE push_subscriptions SET last_result = ?, last_at = ?, failures = "
-            "CASE WHEN ? THEN 0 ELSE failures + 1 END WHERE id = ?",
+            "CASE WHEN ? = 1 THEN 0 ELSE failures + 1 END WHERE id = ?",
             (result, at, accepted, subscription_id),
         )
 

@@ -80,6 +80,12 @@ class Maintenance:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._settings.rollup_every_s)
 
+    async def prepare(self) -> None:
+        """What must be there before the first reading is stored: on PostgreSQL, the partitions
+        of today and the next days (else today's readings would go to the default partition)."""
+        if self._store.db.dialect == "postgresql":
+            await self._make_partitions(Pass())
+
     async def roll_up(self) -> Pass:
         """Steps 1 and 2 of a pass: every sample in the rollups."""
         done = Pass()

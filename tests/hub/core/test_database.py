@@ -39,6 +39,18 @@ def test_column_types_are_translated_in_a_table_definition_only() -> None:
     )
 
 
+async def test_an_empty_list_is_in_nothing_on_both_databases(hub_database: Path | str) -> None:
+    db = await open_database(hub_database)
+    try:
+        rows = await db.execute_fetchall(
+            "SELECT (SELECT count(*) FROM (SELECT 1 AS x) t WHERE x IN ()), "
+            "(SELECT count(*) FROM (SELECT 1 AS x) t WHERE x NOT IN ())"
+        )
+        assert tuple(rows[0]) == (0, 1)
+    finally:
+        await db.close()
+
+
 async def test_rows_read_alike_on_both_databases(hub_database: Path | str) -> None:
     store = await Store.open(hub_database)
     try:

@@ -187,7 +187,8 @@ class Record:
 
         async def settled() -> bool:
             async with self.hub.store.db.execute(
-                "SELECT count(*), sum(result = 'delivered'), sum(result = 'pending') "
+                "SELECT count(*), sum(CASE WHEN result = 'delivered' THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN result = 'pending' THEN 1 ELSE 0 END) "
                 "FROM notifications WHERE alert_id = ?",
                 (alert_id,),
             ) as cur:
