@@ -264,6 +264,7 @@ async def test_an_allowed_internal_host_is_accepted_and_reached(
     assert service.received == [Hit("POST", "/anna")]
 
 
+@pytest.mark.sqlite_only  # writes the SQLite file as an older hub left it
 async def test_a_url_an_older_hub_stored_is_refused_when_used_and_nothing_is_sent(
     hub_factory: HubFactory, publish_batch: PublishBatch, tmp_path: Path
 ) -> None:
@@ -321,6 +322,7 @@ async def test_a_redirect_to_an_internal_address_is_not_followed() -> None:
     assert internal.received == [Hit("POST", "/latest/meta-data")]
 
 
+@pytest.mark.sqlite_only  # writes the SQLite file as an older hub left it
 async def test_push_to_an_internal_endpoint_is_refused_unless_allowed(
     hub_factory: HubFactory,
     publish_batch: PublishBatch,
