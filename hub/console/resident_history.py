@@ -119,10 +119,12 @@ async def chart(
     for stay in visited:
         if not stay.devices:
             continue
-        rolled = await telemetry.rolled_up(stay.devices, names, resolution, stay.start, stay.end)
+        rolled, fresh = await telemetry.chart_rows(
+            stay.devices, names, resolution, stay.start, stay.end
+        )
         for name, bucket, n, total in rolled:
             add(name, bucket, total, n)
-        for name, at, value in await telemetry.unrolled(stay.devices, names, stay.start, stay.end):
+        for name, at, value in fresh:
             if isinstance(value, bool | int | float) and not (
                 name in NO_READING_WHEN_ZERO and value == 0
             ):

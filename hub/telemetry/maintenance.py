@@ -38,6 +38,11 @@ from hub.telemetry.settings import DAY_S, RetentionSettings
 
 log = logging.getLogger("carewatch.hub.telemetry")
 ROLLUP_PRUNE_EVERY_S = 3_600.0
+# A step holds the database about this long: a fall's query waits behind one step at most.
+STEP_TARGET_S = 0.005
+MAX_PAUSE_S = 0.05
+STARTING_ROWS = 100
+MIN_ROWS = 10
 AHEAD_DAYS = 3  # today's partition and the next two
 Result = TypeVar("Result")
 
@@ -53,6 +58,7 @@ class Pass:
     partitions_dropped: int = 0
     rollups_pruned: bool = False
     steps: int = 0
+    longest_step_s: float = 0.0
 
 
 class Maintenance:
@@ -62,6 +68,8 @@ class Maintenance:
         self._clock = clock
         self._telemetry = TelemetryRecords(store)
         self._rollups_pruned_at = float("-inf")
+        self._rows: dict[str, int] = {}
+        self._took = 0.0
         self.last: Pass | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -115,29 +123,47 @@ class Maintenance:
         return done
 
     async def _step(self, done: Pass, work: Callable[[SyncConnection], Result]) -> Result:
-        """One small transaction; then the others waiting for the database go first."""
+        """One small transaction; then the database is left to the others (a fall's queries,
+        ingest) for as long as the step held it, 50 ms at most."""
+        started = time.monotonic()
         result = await self._store.run(work)
+        took = time.monotonic() - started
         done.steps += 1
-        await asyncio.sleep(0)
+        done.longest_step_s = max(done.longest_step_s, took)
+        self._took = took
+        await asyncio.sleep(min(took, MAX_PAUSE_S))
         return result
+
+    async def _rows_step(
+        self, done: Pass, kind: str, work: Callable[[SyncConnection, int], int]
+    ) -> int:
+        """A step of `work` over as many rows as keep it near STEP_TARGET_S: the number is
+        halved after a longer step and doubled after a shorter one, up to `step_rows`."""
+        rows = self._rows.get(kind, STARTING_ROWS)
+        done_rows = await self._step(done, lambda connection: work(connection, rows))
+        ceiling = self._settings.step_rows
+        if self._took > 2 * STEP_TARGET_S:
+            self._rows[kind] = max(MIN_ROWS, rows // 2)
+        elif self._took < STEP_TARGET_S / 2:
+            self._rows[kind] = min(ceiling, rows * 2)
+        return done_rows
 
     async def _move_legacy(self, done: Pass) -> None:
         if not await self._telemetry.has_legacy():
             return
-        limit = self._settings.step_rows
-        while moved := await self._step(done, lambda c: len(records.move_legacy(c, 0, limit))):
+        while moved := await self._rows_step(done, "move", _move):
             done.moved += moved
         await self._step(done, records.drop_legacy)
         log.info("telemetry: every reading of the first layout is in the compact layout now")
 
     async def _roll_up(self, done: Pass) -> None:
-        limit, now = self._settings.step_rows, self._clock.now()
-        while rolled := await self._step(done, lambda c: records.roll_up_next(c, limit, now)):
+        now = self._clock.now()
+        while rolled := await self._rows_step(done, "roll up", partial(_roll_up_next, now=now)):
             done.rolled_up += rolled
 
     async def _prune_samples(self, done: Pass) -> None:
-        before, limit = self._raw_cutoff(), self._settings.step_rows
-        while pruned := await self._step(done, lambda c: records.prune_samples(c, before, limit)):
+        before = self._raw_cutoff()
+        while pruned := await self._rows_step(done, "prune", partial(_prune, before=before)):
             done.pruned += pruned
 
     async def _make_partitions(self, done: Pass) -> None:
@@ -149,12 +175,13 @@ class Maintenance:
                 done.partitions_made += int(made)
 
     async def _drop_partitions(self, done: Pass) -> None:
-        before, limit = self._raw_cutoff(), self._settings.step_rows
+        before = self._raw_cutoff()
         for day, name in sorted((await self._step(done, records.day_partitions)).items()):
             if day + DAY_S <= before:
                 dropped = await self._step(done, partial(records.drop_day_partition, name=name))
                 done.partitions_dropped += int(dropped)
-        while pruned := await self._step(done, lambda c: records.prune_default(c, before, limit)):
+        prune = partial(_prune_default, before=before)
+        while pruned := await self._rows_step(done, "prune default", prune):
             done.pruned += pruned
 
     async def _prune_rollups(self, done: Pass) -> None:
@@ -180,3 +207,19 @@ class Maintenance:
 
     def _raw_cutoff(self) -> float:
         return self._clock.now() - self._settings.raw_days * DAY_S
+
+
+def _move(connection: SyncConnection, rows: int) -> int:
+    return len(records.move_legacy(connection, 0, rows))
+
+
+def _roll_up_next(connection: SyncConnection, rows: int, now: float) -> int:
+    return records.roll_up_next(connection, rows, now)
+
+
+def _prune(connection: SyncConnection, rows: int, before: float) -> int:
+    return records.prune_samples(connection, before, rows)
+
+
+def _prune_default(connection: SyncConnection, rows: int, before: float) -> int:
+    return records.prune_default(connection, before, rows)

@@ -298,64 +298,23 @@ class TelemetryRecords:
         if unknown:
             self._series.update(await self._store.run(lambda c: series_numbers(c, unknown)))
 
-    async def points(
-        self, devices: Sequence[str], names: Sequence[str], since: float, until: float
-    ) -> list[tuple[str, float, object]]:
-        """The raw readings `names` of `devices` sensed in [since, until): (name, sensed_at,
-        value), oldest first."""
-        if not devices:
-            return []
-        rows = await self._store.db.execute_fetchall(
-            "SELECT series.name, samples.sensed_at, samples.value, samples.other, samples.flags "
-            "FROM samples JOIN series ON series.id = samples.series "
-            f"WHERE series.device IN ({_marks(devices)}) AND series.name IN ({_marks(names)}) "
-            "AND samples.sensed_at >= ? AND samples.sensed_at < ? ORDER BY samples.sensed_at",
-            (*devices, *names, since, until),
-        )
-        return [(str(r[0]), float(r[1]), reading_value(r[2], r[3], int(r[4]))) for r in rows]
-
-    async def unrolled(
-        self, devices: Sequence[str], names: Sequence[str], since: float, until: float
-    ) -> list[tuple[str, float, object]]:
-        """`points`, of the samples the rollups do not count yet (newer than the mark)."""
-        if not devices:
-            return []
-        db = self._store.db
-        after = await db.execute_fetchall(
-            "SELECT value FROM telemetry_marks WHERE name = ?", (ROLLED_UP,)
-        )
-        # Read by id (few samples lie above the mark), not by the series' time index: the unary
-        # plus keeps SQLite from using the index on those columns.
-        rows = await db.execute_fetchall(
-            "SELECT series.name, samples.sensed_at, samples.value, samples.other, samples.flags "
-            "FROM samples JOIN series ON series.id = +samples.series WHERE samples.id > ? "
-            f"AND series.device IN ({_marks(devices)}) AND series.name IN ({_marks(names)}) "
-            "AND +samples.sensed_at >= ? AND +samples.sensed_at < ?",
-            (int(after[0][0]) if after else 0, *devices, *names, since, until),
-        )
-        return [(str(r[0]), float(r[1]), reading_value(r[2], r[3], int(r[4]))) for r in rows]
-
-    async def rolled_up(
+    async def chart_rows(
         self,
         devices: Sequence[str],
         names: Sequence[str],
         resolution: int,
         since: float,
         until: float,
-    ) -> list[tuple[str, int, int, float]]:
-        """The `resolution` rollups of those series with buckets starting in [since, until):
-        (name, bucket, n, total), summed over the devices."""
+    ) -> tuple[list[tuple[str, int, int, float]], list[tuple[str, float, object]]]:
+        """For a chart of those series over [since, until): the `resolution` rollups with
+        buckets starting in it, (name, bucket, n, total) summed over the devices; and the raw
+        readings the rollups do not count yet, (name, sensed_at, value). Read in one call to the
+        database thread, so that no roll-up falls between the two."""
         if not devices:
-            return []
-        rows = await self._store.db.execute_fetchall(
-            "SELECT series.name, rollups.bucket, sum(rollups.n), sum(rollups.total) "
-            "FROM rollups JOIN series ON series.id = rollups.series "
-            f"WHERE series.device IN ({_marks(devices)}) AND series.name IN ({_marks(names)}) "
-            "AND rollups.resolution = ? AND rollups.bucket >= ? AND rollups.bucket < ? "
-            "GROUP BY series.name, rollups.bucket",
-            (*devices, *names, resolution, since, until),
+            return [], []
+        return await self._store.db.call(
+            _chart_rows, list(devices), list(names), resolution, since, until
         )
-        return [(str(r[0]), int(r[1]), int(r[2]), float(r[3])) for r in rows]
 
     async def device_state(self, device: str, name: str) -> object | None:
         """The device's latest value of `name`, or None."""
@@ -430,6 +389,36 @@ class TelemetryRecords:
         ) as cur:
             rows = await cur.fetchall()
         return {str(row["device"]): {**dict(row), "online": bool(row["online"])} for row in rows}
+
+
+def _chart_rows(
+    connection: SyncConnection,
+    devices: list[str],
+    names: list[str],
+    resolution: int,
+    since: float,
+    until: float,
+) -> tuple[list[tuple[str, int, int, float]], list[tuple[str, float, object]]]:
+    these = f"series.device IN ({_marks(devices)}) AND series.name IN ({_marks(names)})"
+    rolled = connection.execute(
+        "SELECT series.name, rollups.bucket, sum(rollups.n), sum(rollups.total) "
+        f"FROM rollups JOIN series ON series.id = rollups.series WHERE {these} "
+        "AND rollups.resolution = ? AND rollups.bucket >= ? AND rollups.bucket < ? "
+        "GROUP BY series.name, rollups.bucket",
+        (*devices, *names, resolution, since, until),
+    ).fetchall()
+    # Read by id (few samples lie above the mark), not by the series' time index: the unary plus
+    # keeps SQLite from using the index on those columns.
+    fresh = connection.execute(
+        "SELECT series.name, samples.sensed_at, samples.value, samples.other, samples.flags "
+        "FROM samples JOIN series ON series.id = +samples.series WHERE samples.id > ? "
+        f"AND {these} AND +samples.sensed_at >= ? AND +samples.sensed_at < ?",
+        (int(mark(connection, ROLLED_UP)), *devices, *names, since, until),
+    ).fetchall()
+    return (
+        [(str(r[0]), int(r[1]), int(r[2]), float(r[3])) for r in rolled],
+        [(str(r[0]), float(r[1]), reading_value(r[2], r[3], int(r[4]))) for r in fresh],
+    )
 
 
 def series_numbers(
@@ -623,7 +612,7 @@ def roll_up(
                 run[-1] + rollups.MINUTE + rollups.LOOKBACK_S,
             )
             points, boolean = _points(connection, series, since, until, up_to)
-            computed = rollups.held_minutes(run) if boolean else run
+            computed = rollups.held_minutes(run, points) if boolean else run
             done = rollups.minute_buckets(
                 points, computed, boolean=boolean, name=names.get(series, ""), now=now
             )

@@ -84,12 +84,19 @@ def runs(minutes: Iterable[int], gap: int = HOUR) -> list[list[int]]:
     return found
 
 
-def held_minutes(touched: Iterable[int]) -> list[int]:
-    """The minutes a yes/no reading in these minutes may tell the state of: its own and the
-    LOOKBACK_S after it (a reading changes them all, until the next reading)."""
-    held = {
-        minute + step for minute in touched for step in range(0, int(LOOKBACK_S) + MINUTE, MINUTE)
-    }
+def held_minutes(touched: Iterable[int], points: Sequence[Point]) -> list[int]:
+    """The minutes a yes/no reading in these minutes tells the state of: its own, and those up
+    to the next reading's (whose state before it it sets), LOOKBACK_S at most."""
+    times = [at for at, _ in points]
+    held: set[int] = set()
+    for minute in touched:
+        last = bisect.bisect_left(times, minute + MINUTE) - 1
+        if last < 0 or times[last] < minute:
+            held.add(minute)
+            continue
+        following = times[last + 1] if last + 1 < len(times) else times[last] + LOOKBACK_S
+        until = min(following, times[last] + LOOKBACK_S)
+        held.update(range(minute, start_of(until, MINUTE) + MINUTE, MINUTE))
     return sorted(held)
 
 
