@@ -50,7 +50,8 @@ from tests.support.waiting import eventually
 BATCHES = 12  # of 500 readings each
 READINGS = BATCHES * 500
 BEFORE_FOLDERS = DATA / "hub-929223a.sql"  # a database of an earlier main, at no version yet
-Rows = dict[str, Counter[tuple[tuple[str, Any], ...]]]
+Row = tuple[tuple[str, tuple[str, Any]], ...]  # (column, (type name, value)), by column name
+Rows = dict[str, Counter[Row]]
 
 
 # -- a database that a real hub wrote ---------------------------------------------------------
@@ -166,6 +167,20 @@ def _typed(row: tuple[Any, ...]) -> tuple[tuple[str, Any], ...]:
     return tuple((type(value).__name__, value) for value in row)
 
 
+def _by_column(cursor: sqlite3.Cursor | psycopg.Cursor[Any]) -> Counter[Row]:
+    """The rows, each as its (column, typed value) pairs in column-name order: the two
+    databases may order a table's columns differently."""
+    columns = [d[0] for d in cursor.description or ()]
+    return Counter(
+        tuple(sorted(zip(columns, _typed(tuple(row)), strict=True))) for row in cursor.fetchall()
+    )
+
+
+def _column(row: Row, name: str) -> Any:
+    """The value of `name` in a row of `_by_column`."""
+    return dict(row)[name][1]
+
+
 def sqlite_rows(path: Path) -> Rows:
     with contextlib.closing(sqlite3.connect(path)) as connection:
         names = [
@@ -174,20 +189,12 @@ def sqlite_rows(path: Path) -> Rows:
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
         ]
-        return {
-            name: Counter(_typed(row) for row in connection.execute(f'SELECT * FROM "{name}"'))
-            for name in names
-        }
+        return {name: _by_column(connection.execute(f'SELECT * FROM "{name}"')) for name in names}
 
 
 def postgres_rows(url: str, tables: Iterator[str] | list[str]) -> Rows:
     with psycopg.connect(url) as connection:
-        return {
-            name: Counter(
-                _typed(tuple(row)) for row in connection.execute(f'SELECT * FROM "{name}"')
-            )
-            for name in tables
-        }
+        return {name: _by_column(connection.execute(f'SELECT * FROM "{name}"')) for name in tables}
 
 
 def postgres_tables(url: str) -> set[str]:
@@ -393,7 +400,7 @@ async def test_copy_into_postgresql_gives_every_row_and_a_hub_runs_on_the_copy(
     assert {"alerts_one_active", "audit_alert", "notifications_pending"} <= indexes
 
     # The hub configuration's one line `database:` changes; the hub starts on the copy.
-    copied_alerts = max(row[0][1] for row in source["alerts"])
+    copied_alerts = max(_column(row, "id") for row in source["alerts"])
     config = write_config(tmp_path, postgres_url, broker.port)
     hub = await Hub.start(load_hub_config(config))
     try:
