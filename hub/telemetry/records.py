@@ -9,6 +9,7 @@ thread: this is the hub's hottest write path.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -582,12 +583,17 @@ def set_mark(connection: SyncConnection, name: str, value: float) -> None:
 
 
 def roll_up_next(connection: SyncConnection, limit: int, now: float) -> int:
-    """On the database thread: roll up the next `limit` samples not rolled up yet; how many."""
+    """On the database thread: roll up the next `limit` samples not rolled up yet, of those
+    received before this minute; how many. (A minute is worked out once its readings are in,
+    not again at every roll-up while they come; the charts read the newest raw meanwhile.)"""
     after = int(mark(connection, ROLLED_UP))
+    this_minute = rollups.start_of(now, rollups.MINUTE)
     rows = connection.execute(
-        "SELECT id, series, sensed_at FROM samples WHERE id > ? ORDER BY id LIMIT ?",
+        "SELECT id, series, sensed_at, received_at FROM samples WHERE id > ? ORDER BY id LIMIT ?",
         (after, limit),
     ).fetchall()
+    # Samples are numbered in the order they were received: the first of this minute ends it.
+    rows = list(itertools.takewhile(lambda row: row[3] < this_minute, rows))
     if rows:
         up_to = int(rows[-1][0])
         roll_up(connection, [(int(r[1]), float(r[2])) for r in rows], now, up_to)
@@ -608,11 +614,9 @@ def roll_up(
     for series, wanted in minutes.items():
         hours: set[int] = set()
         for run in rollups.runs(wanted):
-            since, until = (
-                run[0] - rollups.LOOKBACK_S,
-                run[-1] + rollups.MINUTE + rollups.LOOKBACK_S,
-            )
-            points, boolean = _points(connection, series, since, until, up_to)
+            points, boolean = _points(connection, series, run[0], run[-1] + rollups.MINUTE, up_to)
+            if boolean:
+                points = _around(connection, series, points, run, up_to)
             computed = rollups.held_minutes(run, points) if boolean else run
             done = rollups.minute_buckets(
                 points, computed, boolean=boolean, name=names.get(series, ""), now=now
@@ -644,7 +648,34 @@ def _points(
         (series, since, until, up_to),
     ).fetchall()
     boolean = any(int(row[2]) & BOOLEAN for row in rows)
-    return [(float(row[0]), None if row[1] is None else float(row[1])) for row in rows], boolean
+    return [_point(row) for row in rows], boolean
+
+
+def _around(
+    connection: SyncConnection,
+    series: int,
+    points: list[rollups.Point],
+    run: list[int],
+    up_to: int,
+) -> list[rollups.Point]:
+    """A yes/no series' points with the reading before the run (its state at the start) and
+    the one after it (up to which the last state holds), each within LOOKBACK_S."""
+    start, end = run[0], run[-1] + rollups.MINUTE
+    before = connection.execute(
+        "SELECT sensed_at, value FROM samples WHERE series = ? AND sensed_at < ? "
+        "AND sensed_at >= ? AND id <= ? ORDER BY sensed_at DESC LIMIT 1",
+        (series, start, start - rollups.LOOKBACK_S, up_to),
+    ).fetchall()
+    after = connection.execute(
+        "SELECT sensed_at, value FROM samples WHERE series = ? AND sensed_at >= ? "
+        "AND sensed_at < ? AND id <= ? ORDER BY sensed_at LIMIT 1",
+        (series, end, end + rollups.LOOKBACK_S, up_to),
+    ).fetchall()
+    return [_point(row) for row in before] + points + [_point(row) for row in after]
+
+
+def _point(row: Any) -> rollups.Point:
+    return float(row[0]), None if row[1] is None else float(row[1])
 
 
 def _roll_up_hour(connection: SyncConnection, series: int, hour: int) -> None:

@@ -119,6 +119,9 @@ async def test_a_late_reading_is_counted_in_its_bucket_when_it_arrives(store: St
     late = StoredItem("radar-101", "reading", "heart_rate", 200, START + 5, clock.now(), True)
     await telemetry.save_batches([("sunrise", "gw-east", "e", 2, [late])])
     await upkeep.roll_up()
+    assert (await rollups_of(store, 60))[("radar-101", "heart_rate", int(START))][0] == 1
+    clock.advance(60)  # a sample is rolled up once the minute it was received in is over
+    await upkeep.roll_up()
     assert (await rollups_of(store, 60))[("radar-101", "heart_rate", int(START))] == (
         2,
         50.0 + 200.0,
