@@ -149,7 +149,7 @@ BOTH_DATABASES: Final = (
     "tests/hub/watch/",
     "tests/hub/alerts/",
     "tests/hub/escalation/",
-    "tests/hub/notify/",
+    "tests/hub/notify/test_push.py",
     "tests/hub/registry/",
     "tests/hub/telemetry/",
     "tests/system/test_end_to_end.py",
