@@ -16,11 +16,11 @@ DAYS = 8
 
 
 def readings(first_day: int, last_day: int) -> list[StoredItem]:
-    """Mary's radar every 2 minutes: a heart rate (0 now and then: no reading), her breathing,
-    and whether she is there, which changes every 40 minutes."""
+    """Mary's radar every 7 minutes: a heart rate (0 now and then: no reading), her breathing,
+    and whether she is there, which changes every 140 minutes."""
     items = []
-    for k in range(int(first_day * DAY_S / 120), int(last_day * DAY_S / 120)):
-        at = NOW - DAYS * DAY_S + k * 120 + 11
+    for k in range(int(first_day * DAY_S / 420), int(last_day * DAY_S / 420)):
+        at = NOW - DAYS * DAY_S + k * 420 + 11
         heart = 0 if k % 17 == 0 else 52 + k % 23
         items += [
             StoredItem("radar-101", "reading", "heart_rate", heart, at, at, True),

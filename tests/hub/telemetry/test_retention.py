@@ -21,21 +21,21 @@ from tests.support.clock import FakeClock
 START = 1_790_000_000.0 // DAY_S * DAY_S  # a UTC midnight
 DAYS = 60
 DEVICES = ("radar-101", "radar-102", "radar-201")
-SETTINGS = RetentionSettings(raw_days=14, minute_days=20, hour_days=45, step_rows=700)
+SETTINGS = RetentionSettings(raw_days=14, minute_days=20, hour_days=45)
 Key = tuple[str, str, int]  # device, name, bucket
 
 
 def a_day(day: int) -> list[StoredItem]:
-    """Every 10 minutes a heart rate (whole numbers, so sums are exact); every 30 minutes the
-    bed's occupancy, in and out by turns."""
+    """Every hour a heart rate (whole numbers, so sums are exact); every two hours the bed's
+    occupancy, in and out by turns."""
     items = []
     for device_no, device in enumerate(DEVICES):
-        for slot in range(144):
-            at = START + day * DAY_S + slot * 600 + device_no
+        for slot in range(24):
+            at = START + day * DAY_S + slot * 3600 + device_no
             rate = 50 + (slot * 7 + day * 3 + device_no) % 40
             items.append(StoredItem(device, "reading", "heart_rate", rate, at, at, False))
-            if slot % 3 == 0:
-                in_bed = (slot // 3) % 2 == 0
+            if slot % 2 == 0:
+                in_bed = (slot // 2) % 2 == 0
                 items.append(StoredItem(device, "reading", "occupancy", in_bed, at, at, False))
     return items
 
