@@ -14,7 +14,7 @@ import json
 import math
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -605,88 +605,94 @@ def roll_up(
     connection: SyncConnection, touched: Iterable[tuple[int, float]], now: float, up_to: int
 ) -> None:
     """On the database thread: work out again every minute and hour these (series, sensed_at)
-    fall in, from the raw samples numbered up to `up_to` (hub/telemetry/rollups.py)."""
+    fall in, from the raw samples numbered up to `up_to` (hub/telemetry/rollups.py).
+
+    Set-based, so that a step costs a few statements whatever the number of series it touches:
+    the series whose touched minutes make the same window are read in one query, every minute
+    is written in one batch, and the hours are summed from their minutes in the database."""
     minutes: dict[int, set[int]] = {}
     for series, sensed_at in touched:
         if math.isfinite(sensed_at):
             minutes.setdefault(series, set()).add(rollups.start_of(sensed_at, rollups.MINUTE))
-    names = _series_names(connection, minutes)
+    windows: dict[tuple[int, int], list[tuple[int, list[int]]]] = {}
     for series, wanted in minutes.items():
-        hours: set[int] = set()
         for run in rollups.runs(wanted):
-            points, boolean = _points(connection, series, run[0], run[-1] + rollups.MINUTE, up_to)
-            if boolean:
-                points = _around(connection, series, points, run, up_to)
+            windows.setdefault((run[0], run[-1] + rollups.MINUTE), []).append((series, run))
+    names = _series_names(connection, minutes)
+    rows: list[tuple[Any, ...]] = []
+    hours: dict[int, set[int]] = {}
+    for (start, end), members in windows.items():
+        found = _points_of(connection, [series for series, _ in members], start, end, up_to)
+        for series, run in members:
+            points, boolean = found.get(series, ([], False))
             computed = rollups.held_minutes(run, points) if boolean else run
             done = rollups.minute_buckets(
                 points, computed, boolean=boolean, name=names.get(series, ""), now=now
             )
-            connection.executemany(
-                UPSERT_ROLLUP,
-                [(rollups.MINUTE, series, m, *b.row()) for m, b in done.items() if not b.empty],
+            rows.extend(
+                (rollups.MINUTE, series, m, *b.row()) for m, b in done.items() if not b.empty
             )
-            hours.update(rollups.start_of(minute, rollups.HOUR) for minute in computed)
-        for hour in hours:
-            _roll_up_hour(connection, series, hour)
+            for minute in computed:
+                hours.setdefault(rollups.start_of(minute, rollups.HOUR), set()).add(series)
+    connection.executemany(UPSERT_ROLLUP, rows)
+    for hour, series_of_hour in hours.items():
+        _roll_up_hour(connection, sorted(series_of_hour), hour)
 
 
 def _series_names(connection: SyncConnection, series: Iterable[int]) -> dict[int, str]:
-    numbers = list(series)
-    if not numbers:
-        return {}
-    marks = ", ".join("?" for _ in numbers)
-    rows = connection.execute(f"SELECT id, name FROM series WHERE id IN ({marks})", numbers)
-    return {int(row[0]): str(row[1]) for row in rows.fetchall()}
+    names: dict[int, str] = {}
+    for chunk in _chunks(list(series)):
+        query = f"SELECT id, name FROM series WHERE id IN ({_marks(chunk)})"
+        rows = connection.execute(query, chunk)
+        names.update((int(row[0]), str(row[1])) for row in rows.fetchall())
+    return names
 
 
-def _points(
-    connection: SyncConnection, series: int, since: float, until: float, up_to: int
-) -> tuple[list[rollups.Point], bool]:
-    rows = connection.execute(
-        "SELECT sensed_at, value, flags FROM samples WHERE series = ? AND sensed_at >= ? "
-        "AND sensed_at < ? AND id <= ? ORDER BY sensed_at",
-        (series, since, until, up_to),
-    ).fetchall()
-    boolean = any(int(row[2]) & BOOLEAN for row in rows)
-    return [_point(row) for row in rows], boolean
+def _chunks(numbers: list[int], size: int = 500) -> Iterator[list[int]]:
+    """Lists short enough for a statement's parameters on either database."""
+    for first in range(0, len(numbers), size):
+        yield numbers[first : first + size]
 
 
-def _around(
-    connection: SyncConnection,
-    series: int,
-    points: list[rollups.Point],
-    run: list[int],
-    up_to: int,
-) -> list[rollups.Point]:
-    """A yes/no series' points with the reading before the run (its state at the start) and
-    the one after it (up to which the last state holds), each within LOOKBACK_S."""
-    start, end = run[0], run[-1] + rollups.MINUTE
-    before = connection.execute(
-        "SELECT sensed_at, value FROM samples WHERE series = ? AND sensed_at < ? "
-        "AND sensed_at >= ? AND id <= ? ORDER BY sensed_at DESC LIMIT 1",
-        (series, start, start - rollups.LOOKBACK_S, up_to),
-    ).fetchall()
-    after = connection.execute(
-        "SELECT sensed_at, value FROM samples WHERE series = ? AND sensed_at >= ? "
-        "AND sensed_at < ? AND id <= ? ORDER BY sensed_at LIMIT 1",
-        (series, end, end + rollups.LOOKBACK_S, up_to),
-    ).fetchall()
-    return [_point(row) for row in before] + points + [_point(row) for row in after]
+def _points_of(
+    connection: SyncConnection, series: list[int], start: int, end: int, up_to: int
+) -> dict[int, tuple[list[rollups.Point], bool]]:
+    """Each series' points from LOOKBACK_S before `start` to LOOKBACK_S after `end`, numbered up
+    to `up_to`, and whether it is a yes/no series. (A yes/no reading before the window tells the
+    state at its start; the next one after it ends the last state.)"""
+    found: dict[int, tuple[list[rollups.Point], bool]] = {}
+    for chunk in _chunks(series):
+        rows = connection.execute(
+            "SELECT series, sensed_at, value, flags FROM samples "
+            f"WHERE series IN ({_marks(chunk)}) AND sensed_at >= ? AND sensed_at < ? "
+            "AND id <= ? ORDER BY series, sensed_at",
+            (*chunk, start - rollups.LOOKBACK_S, end + rollups.LOOKBACK_S, up_to),
+        ).fetchall()
+        for number, group in itertools.groupby(rows, key=lambda row: int(row[0])):
+            readings = list(group)
+            boolean = any(int(row[3]) & BOOLEAN for row in readings)
+            found[number] = ([_point(row[1:3]) for row in readings], boolean)
+    return found
 
 
 def _point(row: Any) -> rollups.Point:
     return float(row[0]), None if row[1] is None else float(row[1])
 
 
-def _roll_up_hour(connection: SyncConnection, series: int, hour: int) -> None:
-    rows = connection.execute(
-        "SELECT n, total, low, high, true_s, known_s FROM rollups "
-        "WHERE resolution = ? AND series = ? AND bucket >= ? AND bucket < ?",
-        (rollups.MINUTE, series, hour, hour + rollups.HOUR),
-    ).fetchall()
-    total = rollups.hour_bucket(rollups.Bucket(*row) for row in rows)
-    if not total.empty:
-        connection.execute(UPSERT_ROLLUP, (rollups.HOUR, series, hour, *total.row()))
+def _roll_up_hour(connection: SyncConnection, series: list[int], hour: int) -> None:
+    """Sum these series' minutes of an hour into the hour's rollup."""
+    for chunk in _chunks(series):
+        connection.execute(
+            "INSERT INTO rollups "
+            "(resolution, series, bucket, n, total, low, high, true_s, known_s) "
+            "SELECT ?, series, ?, sum(n), sum(total), min(low), max(high), sum(true_s), "
+            "sum(known_s) FROM rollups WHERE resolution = ? AND bucket >= ? AND bucket < ? "
+            f"AND series IN ({_marks(chunk)}) GROUP BY series "
+            "ON CONFLICT (resolution, series, bucket) DO UPDATE SET "
+            "n = excluded.n, total = excluded.total, low = excluded.low, high = excluded.high, "
+            "true_s = excluded.true_s, known_s = excluded.known_s",
+            (rollups.HOUR, hour, rollups.MINUTE, hour, hour + rollups.HOUR, *chunk),
+        )
 
 
 def prune_samples(connection: SyncConnection, received_before: float, limit: int) -> int:

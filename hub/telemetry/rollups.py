@@ -6,7 +6,7 @@ lowest and highest; a series of yes/no readings (in bed, present, door open) als
 
 The sums are exact: a bucket is always worked out again from every raw reading it holds, so a
 reading that arrives late (a gateway's store-and-forward) is counted in its bucket as the
-bucket is redone. An hour is worked out from its minutes.
+bucket is redone. An hour is summed from its minutes (hub/telemetry/records.py).
 
 Vital-sign radars say 0 when they have no reading: a 0 heart or breathing rate is not counted,
 as the resident page's charts never counted it.
@@ -47,18 +47,6 @@ class Bucket:
         self.total += value
         self.low = value if self.low is None else min(self.low, value)
         self.high = value if self.high is None else max(self.high, value)
-
-    def add(self, other: Bucket) -> None:
-        """Fold a smaller bucket (a minute of this hour) into this one."""
-        self.n += other.n
-        self.total += other.total
-        if other.low is not None:
-            self.low = other.low if self.low is None else min(self.low, other.low)
-        if other.high is not None:
-            self.high = other.high if self.high is None else max(self.high, other.high)
-        if other.known_s is not None:
-            self.true_s = (self.true_s or 0.0) + (other.true_s or 0.0)
-            self.known_s = (self.known_s or 0.0) + other.known_s
 
     def row(self) -> tuple[int, float, float | None, float | None, float | None, float | None]:
         return (self.n, self.total, self.low, self.high, self.true_s, self.known_s)
@@ -145,10 +133,3 @@ def _time_in_state(
         state, since, held_until = value, at, at + LOOKBACK_S
     hold(end)
     return true_s, known_s
-
-
-def hour_bucket(minute_rows: Iterable[Bucket]) -> Bucket:
-    hour = Bucket()
-    for minute in minute_rows:
-        hour.add(minute)
-    return hour

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.telemetry.rollups import Bucket, hour_bucket, minute_buckets, runs
+from hub.telemetry.rollups import minute_buckets, runs
 
 NOW = 1_800_000_000.0  # far after every minute below
 
@@ -39,12 +39,6 @@ def test_a_state_older_than_the_lookback_is_not_known_at_the_minute_start() -> N
 def test_the_minute_now_is_known_only_up_to_now() -> None:
     (minute,) = minute_buckets([(0.0, 1.0)], [0], boolean=True, name="presence", now=25.0).values()
     assert (minute.true_s, minute.known_s) == (25.0, 25.0)
-
-
-def test_an_hour_is_the_sum_of_its_minutes() -> None:
-    minutes = [Bucket(2, 10.0, 4.0, 6.0, 30.0, 60.0), Bucket(1, 1.0, 1.0, 1.0, None, None)]
-    hour = hour_bucket(minutes)
-    assert hour.row() == (3, 11.0, 1.0, 6.0, 30.0, 60.0)
 
 
 def test_touched_minutes_far_apart_are_read_in_separate_runs() -> None:
