@@ -43,6 +43,16 @@ WITHOUT_ROWID: Final = re.compile(r"\)\s*WITHOUT\s+ROWID", re.I)
 # SQLite takes `x IN ()` (false) and `x NOT IN ()` (true); PostgreSQL's words for them.
 NOT_IN_NOTHING: Final = re.compile(r"\bNOT\s+IN\s*\(\s*\)", re.I)
 IN_NOTHING: Final = re.compile(r"\bIN\s*\(\s*\)", re.I)
+# A plain insert of many rows goes by COPY: about twice as fast as a statement per row, with the
+# same defaults, constraints and partition routing.
+INSERT: Final = re.compile(
+    r"^\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,\"]+)\)\s*VALUES\s*(\(\s*\?(?:\s*,\s*\?)*\s*\))\s*(.*)$",
+    re.I | re.S,
+)
+# An upsert of rows that touch each key once is sent as one statement of many rows (PostgreSQL
+# refuses a statement that updates a row twice, which a statement per row allows).
+CONFLICT_TARGET: Final = re.compile(r"^ON\s+CONFLICT\s*\(([\w\s,\"]+)\)", re.I)
+ROWS_PER_STATEMENT: Final = 1_000
 
 
 class Row(tuple[Any, ...]):
@@ -171,8 +181,23 @@ class PostgresConnection:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> PostgresCursor:
         self._begin_if_writing(sql)
         cursor = self._connection.cursor()
-        cursor.executemany(to_postgres(sql), [tuple(row) for row in rows])
+        listed = [tuple(row) for row in rows]
+        insert = INSERT.match(sql)
+        if insert and not insert.group(4):
+            self._copy(cursor, insert.group(1), insert.group(2), listed)
+        elif insert and _touch_each_key_once(insert.group(2), insert.group(4), listed):
+            _insert_many(cursor, sql, insert.group(3), listed)
+        else:
+            cursor.executemany(to_postgres(sql), listed)
         return PostgresCursor(cursor)
+
+    @staticmethod
+    def _copy(
+        cursor: psycopg.Cursor[Any], table: str, columns: str, rows: list[tuple[Any, ...]]
+    ) -> None:
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def executescript(self, script: str, /) -> None:
         """Statements without parameters, in the transaction open now or in one of their own."""
@@ -212,6 +237,31 @@ class PostgresConnection:
             return  # the transaction is lost: it fails until its caller rolls it back
         log.warning("the connection to PostgreSQL was lost; connecting again")
         self._connection = _connect(self._url, self._read_only)
+
+
+def _names(columns: str) -> list[str]:
+    return [name.strip().strip('"') for name in columns.split(",")]
+
+
+def _touch_each_key_once(columns: str, rest: str, rows: list[tuple[Any, ...]]) -> bool:
+    """Whether these rows of an `INSERT ... ON CONFLICT (key)` differ in their key."""
+    target = CONFLICT_TARGET.match(rest)
+    if not target or len(rows) < 2:
+        return False
+    names = _names(columns)
+    positions = [names.index(key) for key in _names(target.group(1)) if key in names]
+    keys = {tuple(row[position] for position in positions) for row in rows}
+    return len(positions) == len(_names(target.group(1))) and len(keys) == len(rows)
+
+
+def _insert_many(
+    cursor: psycopg.Cursor[Any], sql: str, values: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """Rows sent in statements of ROWS_PER_STATEMENT rows: `VALUES (...), (...), ...`."""
+    for first in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[first : first + ROWS_PER_STATEMENT]
+        many = sql.replace(values, ", ".join([values] * len(chunk)), 1)
+        cursor.execute(to_postgres(many), [value for row in chunk for value in row])
 
 
 def _connect(url: str, read_only: bool) -> psycopg.Connection[Any]:

@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS samples_default PARTITION OF samples DEFAULT;
 HISTORICAL: Final = 1
 BOOLEAN: Final = 2
 WHOLE: Final = 4  # an integer, given back as one
+# Values in one statement's IN (...): well within either database's limit on parameters.
+CHUNK: Final = 500
 READINGS_VIEW: Final = """
 CREATE VIEW readings AS
 SELECT samples.id AS id, series.device AS device, series.name AS name,
@@ -255,7 +257,7 @@ class TelemetryRecords:
         series = self._series
         samples: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
-        live: list[tuple[Any, ...]] = []
+        live: dict[tuple[str, str], tuple[Any, ...]] = {}
         marks: list[tuple[str, str, str, int]] = []
         for site, gateway, epoch, last_seq, items in batches:
             marks.append((site, gateway, epoch, last_seq))
@@ -284,12 +286,15 @@ class TelemetryRecords:
                         flags | (HISTORICAL if item.historical else 0),
                     )
                 )
-                # a replay too, unless something newer is known
-                live.append((item.device, item.name, value, item.sensed_at))
+                # a replay too, unless something newer is known (the newest of the batch only:
+                # one row a series lets PostgreSQL take the upsert in one statement)
+                known = live.get((item.device, item.name))
+                if known is None or item.sensed_at >= known[3]:
+                    live[(item.device, item.name)] = (item.device, item.name, value, item.sensed_at)
         statements: list[Statement] = [
             (INSERT_SAMPLE, samples),
             (INSERT_EVENT, events),
-            (UPSERT_DEVICE_STATE, live),
+            (UPSERT_DEVICE_STATE, list(live.values())),
             (UPSERT_SEQUENCE, marks),
         ]
         await self._store.save_batch(statements)
@@ -426,20 +431,22 @@ def _chart_rows(
 def series_numbers(
     connection: SyncConnection, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
-    """On the database thread: each (device, name)'s series number, made if new."""
-    numbers = {}
-    for device, name in keys:
-        made = connection.execute(
-            "INSERT INTO series (device, name) VALUES (?, ?) "
-            "ON CONFLICT (device, name) DO NOTHING RETURNING id",
-            (device, name),
-        ).fetchone()
-        if made is None:
-            made = connection.execute(
-                "SELECT id FROM series WHERE device = ? AND name = ?", (device, name)
-            ).fetchone()
-        numbers[(device, name)] = int(made[0])
-    return numbers
+    """On the database thread: each (device, name)'s series number, made if new. Set-based:
+    a hub starting on thousands of beds meets tens of thousands of series in its first seconds."""
+    wanted = sorted(set(keys))
+    connection.executemany(
+        "INSERT INTO series (device, name) VALUES (?, ?) ON CONFLICT (device, name) DO NOTHING",
+        wanted,
+    )
+    numbers: dict[tuple[str, str], int] = {}
+    devices = sorted({device for device, _ in wanted})
+    for first in range(0, len(devices), CHUNK):
+        chunk = devices[first : first + CHUNK]
+        rows = connection.execute(
+            f"SELECT device, name, id FROM series WHERE device IN ({_marks(chunk)})", chunk
+        ).fetchall()
+        numbers.update(((str(row[0]), str(row[1])), int(row[2])) for row in rows)
+    return {key: numbers[key] for key in wanted}
 
 
 def sample_value(value: object) -> tuple[float | None, str | None, int]:
@@ -648,10 +655,9 @@ def _series_names(connection: SyncConnection, series: Iterable[int]) -> dict[int
     return names
 
 
-def _chunks(numbers: list[int], size: int = 500) -> Iterator[list[int]]:
-    """Lists short enough for a statement's parameters on either database."""
-    for first in range(0, len(numbers), size):
-        yield numbers[first : first + size]
+def _chunks(numbers: list[int]) -> Iterator[list[int]]:
+    for first in range(0, len(numbers), CHUNK):
+        yield numbers[first : first + CHUNK]
 
 
 def _points_of(

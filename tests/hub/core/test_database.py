@@ -77,6 +77,43 @@ async def test_rows_read_alike_on_both_databases(hub_database: Path | str) -> No
         await store.close()
 
 
+MANY_ROWS = [
+    (1, "tab\there", None, True),
+    (2, "back\\slash and\nnewline", 1.5, False),
+    (3, 'quote \' and "double"', -0.25, True),
+]
+
+
+async def test_many_rows_are_written_alike_on_both_databases(hub_database: Path | str) -> None:
+    # On PostgreSQL a plain insert goes by COPY and an upsert of distinct keys in one statement:
+    # the values must come back as a statement per row would have left them.
+    db = await open_database(hub_database)
+    try:
+        await db.execute("CREATE TABLE many (k INTEGER PRIMARY KEY, t TEXT, x REAL, b INTEGER)")
+        await db.executemany("INSERT INTO many (k, t, x, b) VALUES (?, ?, ?, ?)", MANY_ROWS)
+        await db.commit()
+        rows = await db.execute_fetchall("SELECT k, t, x, b FROM many ORDER BY k")
+        assert [tuple(row) for row in rows] == [(k, t, x, int(b)) for k, t, x, b in MANY_ROWS]
+
+        upsert = (
+            "INSERT INTO many (k, t, x, b) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (k) DO UPDATE SET t = excluded.t WHERE excluded.x >= many.x"
+        )
+        await db.executemany(upsert, [(1, "one", 0.0, 0), (2, "kept", 1.0, 0), (4, "new", 9.0, 1)])
+        # the same key twice: each row in turn, the later one last
+        await db.executemany(upsert, [(4, "first", 10.0, 1), (4, "second", 11.0, 1)])
+        await db.commit()
+        rows = await db.execute_fetchall("SELECT k, t FROM many ORDER BY k")
+        assert [tuple(row) for row in rows] == [
+            (1, MANY_ROWS[0][1]),  # x NULL: the WHERE is not true, nothing changes
+            (2, MANY_ROWS[1][1]),
+            (3, MANY_ROWS[2][1]),
+            (4, "second"),
+        ]
+    finally:
+        await db.close()
+
+
 async def test_the_hub_carries_on_after_postgresql_restarts(tmp_path: Path) -> None:
     with postgres() as server:
         store = await Store.open(server.create_database("restarts"))
