@@ -258,10 +258,11 @@ def _insert_many(
     cursor: psycopg.Cursor[Any], sql: str, values: str, rows: list[tuple[Any, ...]]
 ) -> None:
     """Rows sent in statements of ROWS_PER_STATEMENT rows: `VALUES (...), (...), ...`."""
+    statement, one_row = to_postgres(sql), to_postgres(values)  # translated once, not per row
     for first in range(0, len(rows), ROWS_PER_STATEMENT):
         chunk = rows[first : first + ROWS_PER_STATEMENT]
-        many = sql.replace(values, ", ".join([values] * len(chunk)), 1)
-        cursor.execute(to_postgres(many), [value for row in chunk for value in row])
+        many = statement.replace(one_row, ", ".join([one_row] * len(chunk)), 1)
+        cursor.execute(many, [value for row in chunk for value in row])
 
 
 def _connect(url: str, read_only: bool) -> psycopg.Connection[Any]:
