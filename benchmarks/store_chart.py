@@ -20,7 +20,8 @@ a row every minute its state is known), so the charts read as many rows.
 How it is built, for speed: the samples and the rollups of all but the last `--rolled-hours`
 hours are written in bulk (SQLite: executemany on a connection of its own; PostgreSQL: COPY),
 the rollups worked out with the hub's own functions (hub/telemetry/rollups.py: minute buckets
-of each series, hours from their minutes) from the same readings; then the hub's upkeep
+of each series; hours summed from their minutes as the hub's SQL does) from the same readings;
+then the hub's upkeep
 (`Maintenance.run_once()`) rolls up the last hours from the samples, and the last `--tail-s`
 seconds are written through ingest's own write (`TelemetryRecords.save_batches`), not rolled
 up. The hub never runs ANALYZE on SQLite, so neither does this; on PostgreSQL autovacuum would
@@ -219,7 +220,7 @@ def rollup_rows(
         for minute, bucket in buckets.items()
         if not bucket.empty and minute >= plan.minute_since
     ]
-    total = rollups.hour_bucket(buckets.values())
+    total = hour_of([bucket for bucket in buckets.values() if not bucket.empty])
     if not total.empty:
         rows.append((HOUR, series, hour, *total.row()))
     return rows
@@ -281,6 +282,21 @@ class PostgresSink:
 
 
 # --- building --------------------------------------------------------------------------------
+
+
+def hour_of(minutes: list[rollups.Bucket]) -> rollups.Bucket:
+    """An hour summed from its stored minutes, as the hub's SQL sums it (hub/telemetry/records.py,
+    _roll_up_hour): counts and totals added, extremes of extremes, time in state added where
+    known."""
+    known = [minute for minute in minutes if minute.known_s is not None]
+    return rollups.Bucket(
+        n=sum(minute.n for minute in minutes),
+        total=sum(minute.total for minute in minutes),
+        low=min((m.low for m in minutes if m.low is not None), default=None),
+        high=max((m.high for m in minutes if m.high is not None), default=None),
+        true_s=sum(m.true_s or 0.0 for m in known) if known else None,
+        known_s=sum(m.known_s or 0.0 for m in known) if known else None,
+    )
 
 
 async def prepare(target: Path | str, plan: Plan) -> None:
