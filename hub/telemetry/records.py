@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from hub.core.database import SyncConnection
 from hub.core.store import Statement, Store, StoredItem
@@ -66,12 +66,14 @@ CREATE INDEX IF NOT EXISTS samples_series_time ON samples (series, sensed_at);
 CREATE INDEX IF NOT EXISTS samples_id ON samples USING brin (id);
 CREATE TABLE IF NOT EXISTS samples_default PARTITION OF samples DEFAULT;
 """
+Item = TypeVar("Item")
 # flags of a sample
 HISTORICAL: Final = 1
 BOOLEAN: Final = 2
 WHOLE: Final = 4  # an integer, given back as one
 # Values in one statement's IN (...): well within either database's limit on parameters.
 CHUNK: Final = 500
+WINDOWS_PER_QUERY: Final = 250
 READINGS_VIEW: Final = """
 CREATE VIEW readings AS
 SELECT samples.id AS id, series.device AS device, series.name AS name,
@@ -614,36 +616,28 @@ def roll_up(
     """On the database thread: work out again every minute and hour these (series, sensed_at)
     fall in, from the raw samples numbered up to `up_to` (hub/telemetry/rollups.py).
 
-    Set-based, so that a step costs a few statements whatever the number of series it touches:
-    the series whose touched minutes make the same window are read in one query, every minute
-    is written in one batch, and the hours are summed from their minutes in the database."""
+    Set-based, so that a step costs a few statements whatever the number of series it touches
+    and however far apart in time its readings are (a gateway's replayed backlog): the points of
+    every window of touched minutes are read in one query, every minute is written in one batch,
+    and the hours are summed from their minutes in one statement."""
     minutes: dict[int, set[int]] = {}
     for series, sensed_at in touched:
         if math.isfinite(sensed_at):
             minutes.setdefault(series, set()).add(rollups.start_of(sensed_at, rollups.MINUTE))
-    windows: dict[tuple[int, int], list[tuple[int, list[int]]]] = {}
-    for series, wanted in minutes.items():
-        for run in rollups.runs(wanted):
-            windows.setdefault((run[0], run[-1] + rollups.MINUTE), []).append((series, run))
+    windows = [(series, run) for series, wanted in minutes.items() for run in rollups.runs(wanted)]
     names = _series_names(connection, minutes)
+    found = _points_of(connection, windows, up_to)
     rows: list[tuple[Any, ...]] = []
-    hours: dict[int, set[int]] = {}
-    for (start, end), members in windows.items():
-        found = _points_of(connection, [series for series, _ in members], start, end, up_to)
-        for series, run in members:
-            points, boolean = found.get(series, ([], False))
-            computed = rollups.held_minutes(run, points) if boolean else run
-            done = rollups.minute_buckets(
-                points, computed, boolean=boolean, name=names.get(series, ""), now=now
-            )
-            rows.extend(
-                (rollups.MINUTE, series, m, *b.row()) for m, b in done.items() if not b.empty
-            )
-            for minute in computed:
-                hours.setdefault(rollups.start_of(minute, rollups.HOUR), set()).add(series)
+    hours: set[tuple[int, int]] = set()
+    for (series, run), (points, boolean) in zip(windows, found, strict=True):
+        computed = rollups.held_minutes(run, points) if boolean else run
+        done = rollups.minute_buckets(
+            points, computed, boolean=boolean, name=names.get(series, ""), now=now
+        )
+        rows.extend((rollups.MINUTE, series, m, *b.row()) for m, b in done.items() if not b.empty)
+        hours.update((series, rollups.start_of(minute, rollups.HOUR)) for minute in computed)
     connection.executemany(UPSERT_ROLLUP, rows)
-    for hour, series_of_hour in hours.items():
-        _roll_up_hour(connection, sorted(series_of_hour), hour)
+    _roll_up_hours(connection, sorted(hours))
 
 
 def _series_names(connection: SyncConnection, series: Iterable[int]) -> dict[int, str]:
@@ -655,50 +649,65 @@ def _series_names(connection: SyncConnection, series: Iterable[int]) -> dict[int
     return names
 
 
-def _chunks(numbers: list[int]) -> Iterator[list[int]]:
-    for first in range(0, len(numbers), CHUNK):
-        yield numbers[first : first + CHUNK]
+def _chunks(items: Sequence[Item], size: int = CHUNK) -> Iterator[Sequence[Item]]:
+    for first in range(0, len(items), size):
+        yield items[first : first + size]
 
 
 def _points_of(
-    connection: SyncConnection, series: list[int], start: int, end: int, up_to: int
-) -> dict[int, tuple[list[rollups.Point], bool]]:
-    """Each series' points from LOOKBACK_S before `start` to LOOKBACK_S after `end`, numbered up
-    to `up_to`, and whether it is a yes/no series. (A yes/no reading before the window tells the
-    state at its start; the next one after it ends the last state.)"""
-    found: dict[int, tuple[list[rollups.Point], bool]] = {}
-    for chunk in _chunks(series):
+    connection: SyncConnection, windows: Sequence[tuple[int, list[int]]], up_to: int
+) -> list[tuple[list[rollups.Point], bool]]:
+    """For each (series, run of minutes): the series' points from LOOKBACK_S before the run to
+    LOOKBACK_S after it, numbered up to `up_to`, and whether it is a yes/no series. (A yes/no
+    reading before the run tells the state at its start; the next one after it ends the last
+    state.)"""
+    found: list[tuple[list[rollups.Point], bool]] = [([], False) for _ in windows]
+    for first in range(0, len(windows), WINDOWS_PER_QUERY):
+        chunk = windows[first : first + WINDOWS_PER_QUERY]
+        bounds = [
+            (
+                first + i,
+                series,
+                run[0] - rollups.LOOKBACK_S,
+                run[-1] + rollups.MINUTE + rollups.LOOKBACK_S,
+            )
+            for i, (series, run) in enumerate(chunk)
+        ]
         rows = connection.execute(
-            "SELECT series, sensed_at, value, flags FROM samples "
-            f"WHERE series IN ({_marks(chunk)}) AND sensed_at >= ? AND sensed_at < ? "
-            "AND id <= ? ORDER BY series, sensed_at",
-            (*chunk, start - rollups.LOOKBACK_S, end + rollups.LOOKBACK_S, up_to),
+            f"WITH w (i, series, low, high) AS (VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))}) "
+            "SELECT w.i, s.sensed_at, s.value, s.flags FROM w JOIN samples s "
+            "ON s.series = w.series AND s.sensed_at >= w.low AND s.sensed_at < w.high "
+            "WHERE s.id <= ? ORDER BY w.i, s.sensed_at",
+            (*itertools.chain.from_iterable(bounds), up_to),
         ).fetchall()
-        for number, group in itertools.groupby(rows, key=lambda row: int(row[0])):
+        for index, group in itertools.groupby(rows, key=lambda row: int(row[0])):
             readings = list(group)
             boolean = any(int(row[3]) & BOOLEAN for row in readings)
-            found[number] = ([_point(row[1:3]) for row in readings], boolean)
+            found[index] = ([_point(row[1:3]) for row in readings], boolean)
     return found
+
+
+def _roll_up_hours(connection: SyncConnection, hours: Sequence[tuple[int, int]]) -> None:
+    """Sum each (series, hour)'s minutes into the hour's rollup."""
+    for chunk in _chunks(hours, WINDOWS_PER_QUERY):
+        connection.execute(
+            f"WITH h (series, hour) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))}) "
+            "INSERT INTO rollups "
+            "(resolution, series, bucket, n, total, low, high, true_s, known_s) "
+            f"SELECT {rollups.HOUR}, h.series, h.hour, sum(r.n), sum(r.total), min(r.low), "
+            "max(r.high), sum(r.true_s), sum(r.known_s) FROM h JOIN rollups r "
+            f"ON r.resolution = {rollups.MINUTE} AND r.series = h.series "
+            f"AND r.bucket >= h.hour AND r.bucket < h.hour + {rollups.HOUR} "
+            "WHERE true GROUP BY h.series, h.hour "
+            "ON CONFLICT (resolution, series, bucket) DO UPDATE SET "
+            "n = excluded.n, total = excluded.total, low = excluded.low, high = excluded.high, "
+            "true_s = excluded.true_s, known_s = excluded.known_s",
+            list(itertools.chain.from_iterable(chunk)),
+        )
 
 
 def _point(row: Any) -> rollups.Point:
     return float(row[0]), None if row[1] is None else float(row[1])
-
-
-def _roll_up_hour(connection: SyncConnection, series: list[int], hour: int) -> None:
-    """Sum these series' minutes of an hour into the hour's rollup."""
-    for chunk in _chunks(series):
-        connection.execute(
-            "INSERT INTO rollups "
-            "(resolution, series, bucket, n, total, low, high, true_s, known_s) "
-            "SELECT ?, series, ?, sum(n), sum(total), min(low), max(high), sum(true_s), "
-            "sum(known_s) FROM rollups WHERE resolution = ? AND bucket >= ? AND bucket < ? "
-            f"AND series IN ({_marks(chunk)}) GROUP BY series "
-            "ON CONFLICT (resolution, series, bucket) DO UPDATE SET "
-            "n = excluded.n, total = excluded.total, low = excluded.low, high = excluded.high, "
-            "true_s = excluded.true_s, known_s = excluded.known_s",
-            (rollups.HOUR, hour, rollups.MINUTE, hour, hour + rollups.HOUR, *chunk),
-        )
 
 
 def prune_samples(connection: SyncConnection, received_before: float, limit: int) -> int:
