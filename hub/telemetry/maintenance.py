@@ -141,11 +141,11 @@ class Maintenance:
     ) -> int:
         """A step of `work` over as many rows as keep it near STEP_TARGET_S: the number is
         halved after a longer step and doubled after a shorter one, up to `step_rows`."""
-        rows = self._rows.get(kind, STARTING_ROWS)
-        done_rows = await self._step(done, lambda connection: work(connection, rows))
         ceiling = self._settings.step_rows
+        rows = min(ceiling, self._rows.get(kind, STARTING_ROWS))
+        done_rows = await self._step(done, lambda connection: work(connection, rows))
         if self._took > 2 * STEP_TARGET_S:
-            self._rows[kind] = max(MIN_ROWS, rows // 2)
+            self._rows[kind] = max(min(MIN_ROWS, ceiling), rows // 2)
         elif self._took < STEP_TARGET_S / 2:
             self._rows[kind] = min(ceiling, rows * 2)
         return done_rows
