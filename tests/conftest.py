@@ -23,6 +23,7 @@ from hub.access.auth import hash_password
 from hub.app import Hub
 from hub.config import HubConfig
 from hub.core.clock import Clock
+from tests.support.hub_template import make_hub_template
 from tests.support.mosquitto import MosquittoBroker, mosquitto
 from tests.support.paths import REPO
 from tests.support.postgres import PostgresServer, postgres
@@ -156,6 +157,28 @@ BOTH_DATABASES: Final = (
 )
 
 
+# The tests whose hub, on PostgreSQL, needs an EMPTY database (`postgres_url`) rather than a copy
+# of the session's hub template (`hub_postgres_url`): the database layer and the migrations,
+# which start from nothing or build an earlier shape of the hub's database first. Elsewhere, the
+# marker `empty_database` does the same for one test.
+EMPTY_DATABASES: Final = (
+    "tests/hub/core/",
+    "tests/hub/telemetry/test_first_layout.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "empty_database: on PostgreSQL, the test's `hub_database` is an empty database, not a "
+        "copy holding the hub's tables (a test that builds an earlier shape of it first)",
+    )
+
+
+def _relative_path(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "hub_database" not in metafunc.fixturenames:
         return
@@ -163,7 +186,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # Every hub of the suite on PostgreSQL (a check by hand; CI runs BOTH_DATABASES).
         metafunc.parametrize("hub_database", ["postgresql"], indirect=True)
         return
-    path = Path(str(metafunc.definition.path)).relative_to(REPO).as_posix()
+    path = _relative_path(metafunc.definition.path)
     if path.startswith(BOTH_DATABASES) and not metafunc.definition.get_closest_marker(
         "sqlite_only"
     ):
@@ -173,10 +196,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def hub_database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """The hub's database for this test: a SQLite file, or (in BOTH_DATABASES' second run) a
-    fresh database on the session's PostgreSQL."""
-    if getattr(request, "param", "sqlite") == "postgresql":
-        return str(request.getfixturevalue("postgres_url"))
-    return tmp_path / "hub.db"
+    database of its own on the session's PostgreSQL: a copy already holding the hub's tables
+    (`hub_postgres_url`), or an empty one (`postgres_url`) for EMPTY_DATABASES and tests marked
+    `empty_database`."""
+    if getattr(request, "param", "sqlite") != "postgresql":
+        return tmp_path / "hub.db"
+    wants_empty = request.node.get_closest_marker("empty_database") is not None or (
+        _relative_path(request.node.path).startswith(EMPTY_DATABASES)
+    )
+    return str(request.getfixturevalue("postgres_url" if wants_empty else "hub_postgres_url"))
 
 
 @pytest.fixture
@@ -235,7 +263,25 @@ def postgres_server() -> Iterator[PostgresServer]:
 _database_numbers = itertools.count(1)
 
 
+def _database_name() -> str:
+    return f"t_{next(_database_numbers)}_{os.getpid()}"
+
+
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database on the session's server, for this test alone; its URL."""
-    return postgres_server.create_database(f"t_{next(_database_numbers)}_{os.getpid()}")
+    return postgres_server.create_database(_database_name())
+
+
+@pytest.fixture(scope="session")
+def hub_postgres_template(postgres_server: PostgresServer) -> str:
+    """The name of a database on the session's server holding the hub's tables at the newest
+    schema version, and no rows (tests/support/hub_template.py): made once, copied per test."""
+    return make_hub_template(postgres_server)
+
+
+@pytest.fixture
+def hub_postgres_url(postgres_server: PostgresServer, hub_postgres_template: str) -> str:
+    """A database for this test alone, a copy of the hub template: a hub's store opens on it
+    with no migration to run and every table there; its URL."""
+    return postgres_server.create_database(_database_name(), template=hub_postgres_template)

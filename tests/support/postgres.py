@@ -4,6 +4,8 @@
 
     with postgres() as server:           # raises if Debian's postgresql is missing: never skips
         url = server.create_database("t_orders")   # postgresql://carewatch@127.0.0.1:PORT/t_orders
+        server.make_template("t_orders")            # no connections from now on; then copies:
+        server.create_database("t_copy", template="t_orders")
         server.url("postgres")           # the URL of any database on it
         ...
         server.stop()                    # an outage: fast shutdown, the port refuses connections
@@ -175,11 +177,27 @@ class PostgresServer:
         """postgresql://carewatch@127.0.0.1:PORT/DATABASE"""
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{quote(database, safe='')}"
 
-    def create_database(self, name: str) -> str:
-        """CREATE DATABASE `name` (from template1); returns its URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """CREATE DATABASE `name`, a copy of `template` (by default template1, which is
+        empty); returns its URL. PostgreSQL refuses to copy a database somebody is connected
+        to (it waits a few seconds for them to leave first)."""
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            connection.execute(statement)
         return self.url(name)
+
+    def make_template(self, name: str) -> None:
+        """Make database `name` a template that nobody can connect to any more: no connection
+        is ever open while `create_database(..., template=name)` copies it, and autovacuum
+        leaves it alone."""
+        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+                    sql.Identifier(name)
+                )
+            )
 
     @property
     def running(self) -> bool:

@@ -98,6 +98,28 @@ def test_two_databases_on_the_server_are_separate(
     assert user_tables(other_url) == []
 
 
+def test_a_template_is_copied_whole_and_takes_no_connection(
+    postgres_server: PostgresServer,
+) -> None:
+    name = f"tpl_{uuid.uuid4().hex}"
+    template_url = postgres_server.create_database(name)
+    with psycopg.connect(template_url) as connection:
+        connection.execute("CREATE TABLE kept (n integer)")
+        connection.execute("INSERT INTO kept VALUES (1)")
+    postgres_server.make_template(name)
+    with pytest.raises(psycopg.OperationalError, match="not currently accepting connections"):
+        psycopg.connect(template_url).close()
+
+    copies = [
+        postgres_server.create_database(f"copy_{run}_{uuid.uuid4().hex}", template=name)
+        for run in (1, 2)
+    ]
+    with psycopg.connect(copies[0]) as connection:
+        connection.execute("INSERT INTO kept VALUES (2)")
+    with psycopg.connect(copies[1]) as connection:
+        assert connection.execute("SELECT n FROM kept").fetchall() == [(1,)]
+
+
 def refuses(url: str) -> bool:
     try:
         psycopg.connect(url, connect_timeout=2).close()
